@@ -1,0 +1,60 @@
+//! Server options with nats-server's defaults.
+
+use std::time::Duration;
+
+/// nats-server's default client port.
+pub const DEFAULT_PORT: u16 = 4222;
+
+/// Everything the engine needs to know about its configuration.
+///
+/// `Options::default()` is nats-server's defaults; the command line (and later the
+/// configuration file) override fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Interface to listen on (`-a`, `listen`/`host`).
+    pub host: String,
+    /// Port to listen on; `None` means "any free port" (`-p -1`).
+    pub port: Option<u16>,
+    /// `server_name` in INFO; defaults to the server id.
+    pub server_name: Option<String>,
+    /// Largest PUB/HPUB payload accepted, in bytes.
+    pub max_payload: u32,
+    /// Longest control line accepted, in bytes.
+    pub max_control_line: u32,
+    /// Most client connections at once; `0` refuses every client (as in nats-server).
+    pub max_connections: u32,
+    /// Most subscriptions per connection; `0` means unlimited.
+    pub max_subscriptions: u32,
+    /// Most outbound bytes queued for one client before it is closed as a slow consumer.
+    pub max_pending: u64,
+    /// Time between server PINGs to an idle client.
+    pub ping_interval: Duration,
+    /// Unanswered PINGs tolerated before `Stale Connection`.
+    pub ping_max: u32,
+    /// Log debug lines (`-D`).
+    pub debug: bool,
+    /// Log protocol traces (`-V`).
+    pub trace: bool,
+    /// Disable the subject match cache (`disable_sublist_cache`).
+    pub disable_sublist_cache: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            host: "0.0.0.0".to_string(),
+            port: Some(DEFAULT_PORT),
+            server_name: None,
+            max_payload: 1024 * 1024,
+            max_control_line: 4096,
+            max_connections: 64 * 1024,
+            max_subscriptions: 0,
+            max_pending: 64 * 1024 * 1024,
+            ping_interval: Duration::from_secs(120),
+            ping_max: 2,
+            debug: false,
+            trace: false,
+            disable_sublist_cache: false,
+        }
+    }
+}

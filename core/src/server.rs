@@ -1,0 +1,1069 @@
+//! The engine: clients, subscriptions, routing, timers and back-pressure, driven by the runtime.
+//!
+//! See the crate documentation for the driving loop. Everything here is
+//! single-threaded and deterministic given the inputs, the seed and the times
+//! passed in.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::IoSlice;
+use std::rc::Rc;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+
+use crate::errors::{subscription_violation, ClientError, CloseReason};
+use crate::options::Options;
+use crate::outbound::{ChunkPool, Outbound};
+use crate::proto::encode::{decimal, Info};
+use crate::proto::{ConnectOptions, Op, ParseError, Parser, Publish};
+use crate::rng::Rng;
+use crate::subject::{is_valid_literal_subject, is_valid_subject, subject_matches};
+use crate::sublist::{Matches, SubKey, Sublist};
+use crate::time::Time;
+
+/// The nats-server version whose client protocol tenet speaks, reported in INFO
+/// (clients gate features on it).
+pub const PROTOCOL_VERSION: &str = "2.9.10";
+/// tenet's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The first server PING goes out this soon after CONNECT, to measure the RTT.
+const FIRST_PING_INTERVAL: Duration = Duration::from_secs(2);
+/// Above this many queued bytes for a receiver, publishers feeding it are paused.
+const STALL_HIGH_WATER: u64 = 1024 * 1024;
+/// Longest a publisher stays paused by one stall before it is read again anyway
+/// (a receiver that never drains then runs into `max_pending` and is dropped).
+const STALL_MAX: Duration = Duration::from_millis(10);
+/// The queue group name nats-server reserves for itself.
+const RESERVED_QUEUE: &[u8] = b"_sys_";
+/// The account every client belongs to until accounts land.
+const GLOBAL_ACCOUNT: &str = "$G";
+
+/// A connection, as named by the runtime. Ids are never reused while the runtime
+/// might still hold one: a stale id is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(u64);
+
+impl ClientId {
+    fn new(index: u32, generation: u32) -> ClientId {
+        ClientId((u64::from(generation) << 32) | u64::from(index))
+    }
+    fn index(self) -> usize {
+        (self.0 & 0xFFFF_FFFF) as usize
+    }
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    /// A number for the runtime's own tables (unique among live connections).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+    /// The id back from [`ClientId::as_u64`].
+    pub fn from_u64(raw: u64) -> ClientId {
+        ClientId(raw)
+    }
+}
+
+/// Log severity, as nats-server prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// `[TRC]`, protocol traces (`-V`).
+    Trace,
+    /// `[DBG]` (`-D`).
+    Debug,
+    /// `[INF]`.
+    Info,
+    /// `[WRN]`.
+    Warn,
+    /// `[ERR]`.
+    Error,
+}
+
+impl Level {
+    /// The tag nats-server prints, e.g. `[INF]`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Level::Trace => "[TRC]",
+            Level::Debug => "[DBG]",
+            Level::Info => "[INF]",
+            Level::Warn => "[WRN]",
+            Level::Error => "[ERR]",
+        }
+    }
+}
+
+/// Something the runtime must act on; drain with [`Server::poll_event`] after every input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The client has outbound bytes: write them ([`Server::outbound`], [`Server::handle_written`]).
+    Flush(ClientId),
+    /// Write what is still queued if possible, close the socket, then call
+    /// [`Server::handle_closed`].
+    Close(ClientId, CloseReason),
+    /// Reading from this client was paused ([`Server::can_read`]) and may resume.
+    Resume(ClientId),
+    /// A line for the log (already filtered by the debug/trace options).
+    Log(Level, String),
+}
+
+/// Where a client's address came from, for INFO, logs and monitoring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// IP address as text.
+    pub ip: String,
+    /// Remote port.
+    pub port: u16,
+}
+
+struct Subscription {
+    client: ClientId,
+    sid: Box<[u8]>,
+    subject: Box<[u8]>,
+    queue: Option<Box<[u8]>>,
+    /// Auto-unsubscribe after this many deliveries (0 = never).
+    max: u64,
+    delivered: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    Ping,
+    StallEnd,
+}
+
+struct Client {
+    id: ClientId,
+    /// nats-server's `cid`: a connection number that is never reused.
+    cid: u64,
+    peer: Peer,
+    parser: Parser,
+    opts: ConnectOptions,
+    /// A CONNECT was accepted.
+    connected: bool,
+    /// The core closed it and waits for the runtime's `handle_closed`.
+    closing: bool,
+    /// Client asked for headers (and the server supports them).
+    headers: bool,
+    subs: HashMap<Box<[u8]>, SubKey>,
+    out: Outbound,
+    flush_queued: bool,
+    last_activity: Time,
+    ping_due: Time,
+    pings_out: u32,
+    rtt_measured: bool,
+    sent_connect_info: bool,
+    /// Reading is paused until this time, or until the receiver drains.
+    paused_until: Option<Time>,
+    /// Publishers paused because this client's outbound queue is too long.
+    stalled_publishers: Vec<ClientId>,
+    in_msgs: u64,
+    in_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
+}
+
+struct Slot {
+    generation: u32,
+    client: Option<Client>,
+}
+
+/// An account's subject space (one for now: `$G`).
+struct Account {
+    name: String,
+    sublist: Sublist,
+}
+
+/// Server-wide counters (for `/varz` later).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages received from clients.
+    pub in_msgs: u64,
+    /// Payload bytes received from clients.
+    pub in_bytes: u64,
+    /// Messages delivered to clients.
+    pub out_msgs: u64,
+    /// Payload bytes delivered to clients.
+    pub out_bytes: u64,
+    /// Connections accepted since start.
+    pub total_connections: u64,
+    /// Clients closed as slow consumers.
+    pub slow_consumers: u64,
+    /// Clients closed for not answering PINGs.
+    pub stale_connections: u64,
+}
+
+/// The protocol engine. See the crate documentation for how to drive it.
+pub struct Server {
+    opts: Options,
+    server_id: String,
+    server_name: String,
+    /// The port clients connected to (INFO `port`), set by the runtime once bound.
+    port: u16,
+    rng: Rng,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    open_clients: usize,
+    next_cid: u64,
+    subs: Vec<Option<Subscription>>,
+    free_subs: Vec<u32>,
+    accounts: Vec<Account>,
+    events: VecDeque<Event>,
+    timers: BinaryHeap<Reverse<(Time, u64, u8)>>,
+    pool: ChunkPool,
+    stats: Stats,
+    stall_high_water: usize,
+}
+
+impl Server {
+    /// A server with these options; `seed` drives every random choice (server id,
+    /// queue member selection, ping jitter).
+    pub fn new(opts: Options, seed: u64) -> Server {
+        let mut rng = Rng::new(seed);
+        let server_id = random_server_id(&mut rng);
+        let server_name = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone());
+        let stall_high_water = (opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
+        let accounts = vec![Account {
+            name: GLOBAL_ACCOUNT.to_string(),
+            sublist: Sublist::with_cache(!opts.disable_sublist_cache),
+        }];
+        Server {
+            port: opts.port.unwrap_or(0),
+            opts,
+            server_id,
+            server_name,
+            rng,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            open_clients: 0,
+            next_cid: 1,
+            subs: Vec::new(),
+            free_subs: Vec::new(),
+            accounts,
+            events: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            pool: ChunkPool::default(),
+            stats: Stats::default(),
+            stall_high_water,
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// The server id (56 characters starting with `N`, like nats-server's).
+    pub fn server_id(&self) -> &str {
+        &self.server_id
+    }
+
+    /// The server name (defaults to the id).
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// Tells the engine which port it listens on (INFO reports it), once the
+    /// runtime has bound the socket (useful with a random port).
+    pub fn set_listen_port(&mut self, port: u16) {
+        self.port = port;
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Number of open client connections.
+    pub fn num_clients(&self) -> usize {
+        self.open_clients
+    }
+
+    /// Number of subscriptions across all clients.
+    pub fn num_subscriptions(&self) -> usize {
+        self.accounts.iter().map(|a| a.sublist.len()).sum()
+    }
+
+    // ----- inputs -------------------------------------------------------------
+
+    /// A new connection. Its INFO is queued at once; if the server is full it is
+    /// followed by `-ERR 'maximum connections exceeded'` and a `Close` event.
+    pub fn accept(&mut self, peer: Peer, now: Time) -> ClientId {
+        let index = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    client: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        let id = ClientId::new(index, slot.generation);
+        let cid = self.next_cid;
+        self.next_cid += 1;
+        self.stats.total_connections += 1;
+        let ping_due = now + self.opts.ping_interval;
+        let client = Client {
+            id,
+            cid,
+            peer,
+            parser: Parser::new(self.opts.max_control_line, self.opts.max_payload),
+            opts: ConnectOptions::default(),
+            connected: false,
+            closing: false,
+            headers: false,
+            subs: HashMap::new(),
+            out: Outbound::default(),
+            flush_queued: false,
+            last_activity: now,
+            ping_due,
+            pings_out: 0,
+            rtt_measured: false,
+            sent_connect_info: false,
+            paused_until: None,
+            stalled_publishers: Vec::new(),
+            in_msgs: 0,
+            in_bytes: 0,
+            out_msgs: 0,
+            out_bytes: 0,
+        };
+        self.slots[index as usize].client = Some(client);
+        self.open_clients += 1;
+        let info = self.info_line(index as usize, false);
+        self.send(index as usize, &info);
+        if self.open_clients > self.opts.max_connections as usize {
+            self.log_client(index as usize, Level::Error, "maximum connections exceeded");
+            self.close_with_error(index as usize, ClientError::MaxConnectionsExceeded);
+        } else {
+            self.log_client(index as usize, Level::Debug, "Client connection created");
+            self.timers
+                .push(Reverse((ping_due, id.0, Timer::Ping as u8)));
+        }
+        id
+    }
+
+    /// Bytes read from a client's socket.
+    pub fn handle_read(&mut self, id: ClientId, data: &[u8], now: Time) {
+        let Some(index) = self.open_index(id) else {
+            return;
+        };
+        let client = self.client_mut(index);
+        client.last_activity = now;
+        let mut parser = std::mem::replace(&mut client.parser, Parser::new(0, 0));
+        let mut pos = 0;
+        while pos < data.len() || parser.buffered() > 0 {
+            match parser.next(data, &mut pos) {
+                Ok(Some(op)) => {
+                    self.process_op(index, op, now);
+                    if self.client_ref(index).closing {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    self.parse_error(index, error);
+                    break;
+                }
+            }
+        }
+        if let Some(client) = self.slots[index].client.as_mut() {
+            client.parser = parser;
+        }
+    }
+
+    /// The client's socket is gone (closed by the peer, an I/O error, or after a
+    /// `Close` event). Frees everything the client held.
+    pub fn handle_closed(&mut self, id: ClientId) {
+        let Some(index) = self.live_index(id) else {
+            return;
+        };
+        if !self.client_ref(index).closing {
+            self.shut_client(index, CloseReason::ClientClosed);
+        }
+        let mut client = self.slots[index].client.take().expect("live");
+        client.out.clear(&mut self.pool);
+        self.free_slots.push(index as u32);
+    }
+
+    /// `n` bytes of the client's outbound queue were written.
+    pub fn handle_written(&mut self, id: ClientId, n: usize) {
+        let Some(index) = self.live_index(id) else {
+            return;
+        };
+        let low_water = self.stall_high_water / 2;
+        let client = self.slots[index].client.as_mut().expect("live");
+        client.out.consume(&mut self.pool, n);
+        if client.out.len() <= low_water && !client.stalled_publishers.is_empty() {
+            let stalled = std::mem::take(&mut client.stalled_publishers);
+            for publisher in stalled {
+                self.resume(publisher);
+            }
+        }
+    }
+
+    /// Time passed: fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        while let Some(&Reverse((due, raw, kind))) = self.timers.peek() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            let id = ClientId(raw);
+            let Some(index) = self.open_index(id) else {
+                continue;
+            };
+            if kind == Timer::Ping as u8 {
+                if self.client_ref(index).ping_due == due {
+                    self.ping_timer(index, now);
+                }
+            } else if self.client_ref(index).paused_until == Some(due) {
+                self.resume(id);
+            }
+        }
+    }
+
+    /// Closes every client (the runtime then sees a `Close` event for each).
+    pub fn shutdown(&mut self) {
+        for index in 0..self.slots.len() {
+            if self.slots[index]
+                .client
+                .as_ref()
+                .is_some_and(|c| !c.closing)
+            {
+                self.shut_client(index, CloseReason::ServerShutdown);
+            }
+        }
+    }
+
+    // ----- outputs ------------------------------------------------------------
+
+    /// The next event to act on.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        if let Event::Flush(id) = event {
+            if let Some(index) = self.live_index(id) {
+                self.client_mut(index).flush_queued = false;
+            }
+        }
+        Some(event)
+    }
+
+    /// When [`Server::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Fills `out` with the client's queued bytes (oldest first) for a vectored
+    /// write; returns how many slices were filled.
+    pub fn outbound<'a>(&'a self, id: ClientId, out: &mut [IoSlice<'a>]) -> usize {
+        match self.live_index(id) {
+            Some(index) => self.client_ref(index).out.slices(out),
+            None => 0,
+        }
+    }
+
+    /// Bytes queued for the client.
+    pub fn outbound_len(&self, id: ClientId) -> usize {
+        self.live_index(id)
+            .map_or(0, |i| self.client_ref(i).out.len())
+    }
+
+    /// Whether the runtime should read from this client now. False once it is
+    /// closing, and while it is paused because a receiver it feeds is backed up
+    /// (a `Resume` event says when to read again).
+    pub fn can_read(&self, id: ClientId) -> bool {
+        self.open_index(id)
+            .is_some_and(|i| self.client_ref(i).paused_until.is_none())
+    }
+
+    // ----- protocol -----------------------------------------------------------
+
+    fn process_op(&mut self, index: usize, op: Op<'_>, now: Time) {
+        if self.opts.trace {
+            self.trace_op(index, &op);
+        }
+        match op {
+            Op::Connect(json) => self.process_connect(index, json, now),
+            Op::Info(json) => {
+                if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
+                    self.close_silently(index, "invalid INFO from client");
+                }
+            }
+            Op::Pub(publish) => self.process_pub(index, &publish, now),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.process_sub(index, subject, queue, sid),
+            Op::Unsub { sid, max } => self.process_unsub(index, sid, max),
+            Op::Ping => self.process_ping(index),
+            Op::Pong => {
+                let client = self.client_mut(index);
+                client.pings_out = 0;
+                client.rtt_measured = true;
+            }
+            Op::Ok => {}
+            Op::Err(text) => {
+                let text = String::from_utf8_lossy(text).into_owned();
+                self.log_client(index, Level::Error, &format!("Client Error {text}"));
+                self.shut_client(index, CloseReason::ProtocolViolation);
+            }
+        }
+    }
+
+    fn process_connect(&mut self, index: usize, json: &[u8], now: Time) {
+        let client = self.client_mut(index);
+        if let Err(e) = client.opts.apply(json) {
+            self.close_silently(index, &format!("invalid CONNECT: {e}"));
+            return;
+        }
+        let opts = &self.client_ref(index).opts;
+        let error = if opts.account.is_some() || opts.new_account.is_some() {
+            Some(ClientError::AuthorizationViolation)
+        } else if !(0..=1).contains(&opts.protocol) {
+            Some(ClientError::InvalidClientProtocol)
+        } else if opts.no_responders && !opts.headers {
+            Some(ClientError::NoRespondersRequiresHeaders)
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            self.close_with_error(index, error);
+            return;
+        }
+        let first_connect = !self.client_ref(index).connected;
+        let jitter = self.first_ping_jitter();
+        let client = self.client_mut(index);
+        client.headers = client.opts.headers;
+        client.connected = true;
+        let verbose = client.opts.verbose;
+        if first_connect {
+            // An early PING measures the round trip, as nats-server does.
+            let first = self.opts.ping_interval.min(FIRST_PING_INTERVAL);
+            self.schedule_ping(index, now + first + jitter);
+        }
+        if verbose {
+            self.send(index, b"+OK\r\n");
+        }
+    }
+
+    fn first_ping_jitter(&mut self) -> Duration {
+        let first = self.opts.ping_interval.min(FIRST_PING_INTERVAL);
+        let max_jitter = (first / 5).as_micros() as usize;
+        Duration::from_micros(self.rng.below(max_jitter.max(1)) as u64)
+    }
+
+    fn process_ping(&mut self, index: usize) {
+        self.send(index, b"PONG\r\n");
+        let client = self.client_ref(index);
+        if client.connected && client.opts.protocol >= 1 && !client.sent_connect_info {
+            let info = self.info_line(index, true);
+            self.client_mut(index).sent_connect_info = true;
+            self.send(index, &info);
+        }
+    }
+
+    fn process_sub(&mut self, index: usize, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+        if !is_valid_subject(subject) || queue.is_some_and(|q| !is_valid_queue(q)) {
+            self.send_error(index, ClientError::InvalidSubject);
+            return;
+        }
+        if queue == Some(RESERVED_QUEUE) {
+            let text = subscription_violation(subject, queue);
+            self.send_error_text(index, &text);
+            return;
+        }
+        let max_subs = self.opts.max_subscriptions as usize;
+        let client = self.client_ref(index);
+        if client.subs.contains_key(sid) {
+            // nats-server ignores a duplicate sid (and still acknowledges it).
+            if client.opts.verbose {
+                self.send(index, b"+OK\r\n");
+            }
+            return;
+        }
+        if max_subs > 0 && client.subs.len() >= max_subs {
+            self.log_client(index, Level::Error, "maximum subscriptions exceeded");
+            self.send_error(index, ClientError::MaxSubscriptionsExceeded);
+            return;
+        }
+        let id = client.id;
+        let key = self.alloc_sub(Subscription {
+            client: id,
+            sid: sid.into(),
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            max: 0,
+            delivered: 0,
+        });
+        self.accounts[0].sublist.insert(subject, queue, key);
+        let client = self.client_mut(index);
+        client.subs.insert(sid.into(), key);
+        if client.opts.verbose {
+            self.send(index, b"+OK\r\n");
+        }
+    }
+
+    fn process_unsub(&mut self, index: usize, sid: &[u8], max: Option<u64>) {
+        let client = self.client_ref(index);
+        let verbose = client.opts.verbose;
+        if let Some(&key) = client.subs.get(sid) {
+            let sub = self.subs[key.0 as usize]
+                .as_mut()
+                .expect("client subs are live");
+            match max {
+                Some(max) if max > sub.delivered => sub.max = max,
+                _ => self.remove_sub(key),
+            }
+        }
+        if verbose {
+            self.send(index, b"+OK\r\n");
+        }
+    }
+
+    fn process_pub(&mut self, index: usize, publish: &Publish<'_>, now: Time) {
+        let client = self.client_mut(index);
+        if publish.has_headers() && !client.headers {
+            self.close_silently(index, "HPUB without headers support");
+            return;
+        }
+        client.in_msgs += 1;
+        client.in_bytes += publish.payload.len() as u64;
+        self.stats.in_msgs += 1;
+        self.stats.in_bytes += publish.payload.len() as u64;
+        let client = self.client_ref(index);
+        if client.opts.pedantic && !is_valid_literal_subject(publish.subject) {
+            // tenet drops the message; nats-server routes it anyway.
+            self.send_error(index, ClientError::InvalidPublishSubject);
+            return;
+        }
+        if client.opts.verbose {
+            self.send(index, b"+OK\r\n");
+        }
+        let matches = self.accounts[0].sublist.matches(publish.subject);
+        let delivered = self.deliver_all(index, &matches, publish, now);
+        if !delivered {
+            if let Some(reply) = publish.reply {
+                if self.client_ref(index).opts.no_responders {
+                    self.send_no_responders(index, reply);
+                }
+            }
+        }
+    }
+
+    /// Delivers to every plain subscriber and one member of each queue group;
+    /// returns whether anyone received the message.
+    fn deliver_all(
+        &mut self,
+        publisher: usize,
+        matches: &Rc<Matches>,
+        publish: &Publish<'_>,
+        now: Time,
+    ) -> bool {
+        let mut delivered = false;
+        for &key in &matches.plain {
+            delivered |= self.deliver(key, publisher, publish, now);
+        }
+        for group in &matches.queues {
+            let n = group.members.len();
+            let start = self.rng.below(n);
+            for i in 0..n {
+                if self.deliver(group.members[(start + i) % n], publisher, publish, now) {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    /// Appends the message for one subscription; false if it could not take it.
+    fn deliver(&mut self, key: SubKey, publisher: usize, publish: &Publish<'_>, now: Time) -> bool {
+        let Some(sub) = self.subs[key.0 as usize].as_mut() else {
+            return false;
+        };
+        let index = sub.client.index();
+        let Some(client) = self.slots[index].client.as_mut() else {
+            return false;
+        };
+        if client.closing || (index == publisher && !client.opts.echo) {
+            return false;
+        }
+        sub.delivered += 1;
+        let done = sub.max > 0 && sub.delivered >= sub.max;
+        let mut size_buf = [0u8; 20];
+        let mut parts = Parts::default();
+        let mut push = |part| parts.push(part);
+        let (payload, headers_kept) = match publish.header_size_token {
+            Some(hdr) if client.headers => {
+                push(b"HMSG ");
+                (publish.payload, Some(hdr))
+            }
+            _ => {
+                push(b"MSG ");
+                (&publish.payload[publish.header_len..], None)
+            }
+        };
+        push(publish.subject);
+        push(b" ");
+        push(&sub.sid);
+        push(b" ");
+        if let Some(reply) = publish.reply {
+            push(reply);
+            push(b" ");
+        }
+        if let Some(hdr) = headers_kept {
+            push(hdr);
+            push(b" ");
+        }
+        let size: &[u8] = if publish.header_len > 0 && headers_kept.is_none() {
+            decimal(payload.len(), &mut size_buf)
+        } else {
+            publish.size_token
+        };
+        push(size);
+        push(b"\r\n");
+        push(payload);
+        push(b"\r\n");
+        client.out.push_parts(&mut self.pool, parts.as_slice());
+        client.out_msgs += 1;
+        client.out_bytes += payload.len() as u64;
+        self.stats.out_msgs += 1;
+        self.stats.out_bytes += payload.len() as u64;
+        let id = client.id;
+        if !client.flush_queued {
+            client.flush_queued = true;
+            self.events.push_back(Event::Flush(id));
+        }
+        let queued = client.out.len();
+        if done {
+            self.remove_sub(key);
+        }
+        if queued as u64 > self.opts.max_pending {
+            self.slow_consumer(index);
+        } else if queued > self.stall_high_water {
+            self.stall(publisher, index, now);
+        }
+        true
+    }
+
+    fn send_no_responders(&mut self, index: usize, reply: &[u8]) {
+        let client = self.client_ref(index);
+        let sid = client.subs.values().find_map(|&key| {
+            let sub = self.subs[key.0 as usize].as_ref()?;
+            subject_matches(&sub.subject, reply).then(|| sub.sid.clone())
+        });
+        if let Some(sid) = sid {
+            let parts: [&[u8]; 5] = [
+                b"HMSG ",
+                reply,
+                b" ",
+                &sid,
+                b" 16 16\r\nNATS/1.0 503\r\n\r\n\r\n",
+            ];
+            self.send_parts(index, &parts);
+        }
+    }
+
+    // ----- back-pressure ------------------------------------------------------
+
+    /// Pauses reading from `publisher` because `receiver`'s queue is long.
+    fn stall(&mut self, publisher: usize, receiver: usize, now: Time) {
+        let until = now + STALL_MAX;
+        let pub_client = self.client_mut(publisher);
+        if pub_client.paused_until.is_some() {
+            return;
+        }
+        pub_client.paused_until = Some(until);
+        let pub_id = pub_client.id;
+        self.timers
+            .push(Reverse((until, pub_id.0, Timer::StallEnd as u8)));
+        let receiver = self.client_mut(receiver);
+        if !receiver.stalled_publishers.contains(&pub_id) {
+            receiver.stalled_publishers.push(pub_id);
+        }
+    }
+
+    fn resume(&mut self, id: ClientId) {
+        let Some(index) = self.open_index(id) else {
+            return;
+        };
+        if self.client_mut(index).paused_until.take().is_some() {
+            self.events.push_back(Event::Resume(id));
+        }
+    }
+
+    fn slow_consumer(&mut self, index: usize) {
+        self.stats.slow_consumers += 1;
+        let max = self.opts.max_pending;
+        self.log_client(
+            index,
+            Level::Info,
+            &format!("Slow Consumer Detected: MaxPending of {max} exceeded"),
+        );
+        let client = self.slots[index].client.as_mut().expect("live client");
+        client.out.clear(&mut self.pool);
+        self.shut_client(index, CloseReason::SlowConsumerPendingBytes);
+    }
+
+    // ----- timers -------------------------------------------------------------
+
+    fn schedule_ping(&mut self, index: usize, due: Time) {
+        let client = self.client_mut(index);
+        client.ping_due = due;
+        let id = client.id;
+        self.timers.push(Reverse((due, id.0, Timer::Ping as u8)));
+    }
+
+    fn ping_timer(&mut self, index: usize, now: Time) {
+        let interval = self.opts.ping_interval;
+        let ping_max = self.opts.ping_max;
+        let client = self.client_ref(index);
+        let need_rtt = client.connected && !client.rtt_measured;
+        let active = now.saturating_since(client.last_activity) < interval;
+        if need_rtt || !active {
+            if client.pings_out + 1 > ping_max {
+                self.stats.stale_connections += 1;
+                self.log_client(index, Level::Debug, "Stale Client Connection - Closing");
+                self.close_with_error(index, ClientError::StaleConnection);
+                return;
+            }
+            self.client_mut(index).pings_out += 1;
+            self.send(index, b"PING\r\n");
+        }
+        self.schedule_ping(index, now + interval);
+    }
+
+    // ----- closing ------------------------------------------------------------
+
+    fn parse_error(&mut self, index: usize, error: ParseError) {
+        match error {
+            ParseError::Err(e) => {
+                self.log_client(
+                    index,
+                    Level::Error,
+                    &format!("Client parser ERROR: {}", e.text()),
+                );
+                self.close_with_error(index, e);
+            }
+            ParseError::Silent => self.close_silently(index, "malformed protocol arguments"),
+        }
+    }
+
+    fn close_silently(&mut self, index: usize, why: &str) {
+        self.log_client(index, Level::Error, &format!("Protocol Violation: {why}"));
+        self.shut_client(index, CloseReason::ProtocolViolation);
+    }
+
+    fn close_with_error(&mut self, index: usize, error: ClientError) {
+        self.send_error(index, error);
+        self.shut_client(index, error.close_reason());
+    }
+
+    /// Removes the client's subscriptions, stops reading it, and tells the runtime
+    /// to close the socket once the queued bytes (e.g. an `-ERR`) are written.
+    fn shut_client(&mut self, index: usize, reason: CloseReason) {
+        let client = self.client_mut(index);
+        if client.closing {
+            return;
+        }
+        client.closing = true;
+        let id = client.id;
+        let keys: Vec<SubKey> = client.subs.values().copied().collect();
+        let stalled = std::mem::take(&mut client.stalled_publishers);
+        for key in keys {
+            self.remove_sub(key);
+        }
+        for publisher in stalled {
+            self.resume(publisher);
+        }
+        self.open_clients -= 1;
+        self.log_client(
+            index,
+            Level::Debug,
+            &format!("Client connection closed: {reason}"),
+        );
+        self.events.push_back(Event::Close(id, reason));
+    }
+
+    // ----- helpers ------------------------------------------------------------
+
+    fn alloc_sub(&mut self, sub: Subscription) -> SubKey {
+        match self.free_subs.pop() {
+            Some(i) => {
+                self.subs[i as usize] = Some(sub);
+                SubKey(i)
+            }
+            None => {
+                self.subs.push(Some(sub));
+                SubKey((self.subs.len() - 1) as u32)
+            }
+        }
+    }
+
+    fn remove_sub(&mut self, key: SubKey) {
+        let Some(sub) = self.subs[key.0 as usize].take() else {
+            return;
+        };
+        self.free_subs.push(key.0);
+        self.accounts[0]
+            .sublist
+            .remove(&sub.subject, sub.queue.as_deref(), key);
+        if let Some(client) = self.slots[sub.client.index()].client.as_mut() {
+            client.subs.remove(&sub.sid);
+        }
+    }
+
+    fn send(&mut self, index: usize, bytes: &[u8]) {
+        self.send_parts(index, &[bytes]);
+    }
+
+    fn send_parts(&mut self, index: usize, parts: &[&[u8]]) {
+        let client = self.slots[index].client.as_mut().expect("live client");
+        client.out.push_parts(&mut self.pool, parts);
+        if !client.flush_queued {
+            client.flush_queued = true;
+            self.events.push_back(Event::Flush(client.id));
+        }
+    }
+
+    fn send_error(&mut self, index: usize, error: ClientError) {
+        self.send_error_text(index, error.text());
+    }
+
+    fn send_error_text(&mut self, index: usize, text: &str) {
+        if self.opts.trace {
+            self.log_client(index, Level::Trace, &format!("->> [-ERR '{text}']"));
+        }
+        self.send_parts(index, &[b"-ERR '", text.as_bytes(), b"'\r\n"]);
+    }
+
+    fn info_line(&self, index: usize, connect_info: bool) -> Vec<u8> {
+        let client = self.client_ref(index);
+        Info {
+            server_id: &self.server_id,
+            server_name: &self.server_name,
+            version: PROTOCOL_VERSION,
+            proto: 1,
+            go: concat!("tenet ", env!("CARGO_PKG_VERSION")),
+            host: &self.opts.host,
+            port: self.port,
+            headers: true,
+            max_payload: self.opts.max_payload,
+            client_id: Some(client.cid),
+            client_ip: Some(&client.peer.ip),
+            connect_info,
+            remote_account: connect_info.then_some(self.accounts[0].name.as_str()),
+        }
+        .to_line()
+    }
+
+    fn log_client(&mut self, index: usize, level: Level, text: &str) {
+        let enabled = match level {
+            Level::Trace => self.opts.trace,
+            Level::Debug => self.opts.debug,
+            _ => true,
+        };
+        if enabled {
+            let c = self.client_ref(index);
+            let line = format!("{}:{} - cid:{} - {text}", c.peer.ip, c.peer.port, c.cid);
+            self.events.push_back(Event::Log(level, line));
+        }
+    }
+
+    fn trace_op(&mut self, index: usize, op: &Op<'_>) {
+        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let line = match op {
+            Op::Connect(j) => format!("<<- [CONNECT {}]", s(j)),
+            Op::Info(j) => format!("<<- [INFO {}]", s(j)),
+            Op::Pub(p) => {
+                let reply = p.reply.map(|r| format!(" {}", s(r))).unwrap_or_default();
+                match p.header_size_token {
+                    Some(h) => format!(
+                        "<<- [HPUB {}{reply} {} {}]",
+                        s(p.subject),
+                        s(h),
+                        s(p.size_token)
+                    ),
+                    None => format!("<<- [PUB {}{reply} {}]", s(p.subject), s(p.size_token)),
+                }
+            }
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
+                let queue = queue.map(|q| format!(" {}", s(q))).unwrap_or_default();
+                format!("<<- [SUB {}{queue} {}]", s(subject), s(sid))
+            }
+            Op::Unsub { sid, max } => match max {
+                Some(m) => format!("<<- [UNSUB {} {m}]", s(sid)),
+                None => format!("<<- [UNSUB {}]", s(sid)),
+            },
+            Op::Ping => "<<- [PING]".to_string(),
+            Op::Pong => "<<- [PONG]".to_string(),
+            Op::Ok => "<<- [+OK]".to_string(),
+            Op::Err(t) => format!("<<- [-ERR {}]", s(t)),
+        };
+        self.log_client(index, Level::Trace, &line);
+    }
+
+    /// The slot index of a live client (open or closing) with this id.
+    fn live_index(&self, id: ClientId) -> Option<usize> {
+        let slot = self.slots.get(id.index())?;
+        (slot.generation == id.generation() && slot.client.is_some()).then_some(id.index())
+    }
+
+    /// The slot index of an open (not closing) client with this id.
+    fn open_index(&self, id: ClientId) -> Option<usize> {
+        self.live_index(id).filter(|&i| !self.client_ref(i).closing)
+    }
+
+    fn client_ref(&self, index: usize) -> &Client {
+        self.slots[index].client.as_ref().expect("live client")
+    }
+
+    fn client_mut(&mut self, index: usize) -> &mut Client {
+        self.slots[index].client.as_mut().expect("live client")
+    }
+}
+
+/// The pieces of one MSG/HMSG, gathered on the stack and copied out in one go.
+#[derive(Default)]
+struct Parts<'a> {
+    parts: [&'a [u8]; 13],
+    len: usize,
+}
+
+impl<'a> Parts<'a> {
+    fn push(&mut self, part: &'a [u8]) {
+        self.parts[self.len] = part;
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[&'a [u8]] {
+        &self.parts[..self.len]
+    }
+}
+
+/// Queue names are single tokens of any non-whitespace bytes.
+fn is_valid_queue(queue: &[u8]) -> bool {
+    !queue.is_empty() && !queue.iter().any(|b| b.is_ascii_whitespace())
+}
+
+/// 56 characters from the base32 alphabet starting with `N`, shaped like the
+/// nkey public key nats-server uses as its id.
+fn random_server_id(rng: &mut Rng) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    while id.len() < 56 {
+        id.push(ALPHABET[rng.below(32)] as char);
+    }
+    id
+}

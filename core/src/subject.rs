@@ -1,0 +1,268 @@
+//! NATS subject rules on raw bytes: tokenizing, validation and wildcard matching.
+
+/// Separates the tokens of a subject.
+pub const SEP: u8 = b'.';
+/// A token that is exactly this byte matches any single token.
+pub const PWC: u8 = b'*';
+/// A token that is exactly this byte matches one or more trailing tokens.
+pub const FWC: u8 = b'>';
+
+#[inline]
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Whether `tok` is a wildcard token (`*` or `>` on its own).
+#[inline]
+pub fn is_wildcard_token(tok: &[u8]) -> bool {
+    matches!(tok, [PWC] | [FWC])
+}
+
+/// The `.`-separated tokens of `s`. An empty `s` yields one empty token, and
+/// empty tokens are yielded as they occur, so callers can reject them.
+#[inline]
+pub fn tokens(s: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
+    s.split(|&b| b == SEP)
+}
+
+/// Splits off the first token: `(token, rest after the separator)`, with
+/// `None` for the rest when `token` was the last one.
+#[inline]
+pub(crate) fn split_first_token(s: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match s.iter().position(|&b| b == SEP) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    }
+}
+
+/// Whether `s` is usable as a SUB subject: non-empty tokens, no whitespace,
+/// and `>` only as the final token.
+pub fn is_valid_subject(s: &[u8]) -> bool {
+    validate(s, true)
+}
+
+/// Whether `s` is a valid subject without wildcard tokens (a PUB subject
+/// under pedantic checking).
+pub fn is_valid_literal_subject(s: &[u8]) -> bool {
+    validate(s, false)
+}
+
+/// Whether no token of `s` is a wildcard. Does not check validity.
+pub fn is_literal(s: &[u8]) -> bool {
+    !tokens(s).any(is_wildcard_token)
+}
+
+fn validate(s: &[u8], allow_wildcards: bool) -> bool {
+    if s.is_empty() {
+        return false;
+    }
+    let mut after_fwc = false;
+    for tok in tokens(s) {
+        // Anything after `>` would never be reachable.
+        if tok.is_empty() || after_fwc || tok.iter().any(|&b| is_space(b)) {
+            return false;
+        }
+        match tok {
+            [PWC] | [FWC] if !allow_wildcards => return false,
+            [FWC] => after_fwc = true,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Whether `pattern` (a valid SUB subject) matches `subject`, whose tokens are
+/// all taken literally. A subject with an empty token matches nothing.
+pub fn subject_matches(pattern: &[u8], subject: &[u8]) -> bool {
+    let mut pats = tokens(pattern);
+    let mut subs = tokens(subject);
+    loop {
+        match (pats.next(), subs.next()) {
+            (None, None) => return true,
+            (Some(p), Some(s)) => {
+                if s.is_empty() {
+                    return false;
+                }
+                match p {
+                    // `>` swallows the rest, which must still be well formed.
+                    [FWC] => return subs.all(|t| !t.is_empty()),
+                    [PWC] => {}
+                    _ if p == s => {}
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn valid_subjects() {
+        for s in [
+            "foo",
+            "foo.bar",
+            "*",
+            ">",
+            "foo.*",
+            "foo.>",
+            "*.bar.>",
+            "foo*",
+            "a>b",
+            "foo.b*r.>",
+            "*.*",
+            ">a.b",
+            "a.*>",
+        ] {
+            assert!(is_valid_subject(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "",
+            ".",
+            "foo.",
+            ".foo",
+            "foo..bar",
+            ">.foo",
+            "foo.>.bar",
+            "foo bar",
+            "foo\tbar",
+            "foo\r",
+            "\nfoo",
+            "a.>.>",
+            " ",
+        ] {
+            assert!(!is_valid_subject(s.as_bytes()), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn literal_subjects() {
+        for s in ["foo", "foo.bar", "foo*", "a>b", "x.*y.>z"] {
+            assert!(is_valid_literal_subject(s.as_bytes()), "{s}");
+            assert!(is_literal(s.as_bytes()), "{s}");
+        }
+        for s in ["*", ">", "foo.*", "foo.>", "*.bar", "", "a..b", "a b"] {
+            assert!(!is_valid_literal_subject(s.as_bytes()), "{s:?}");
+        }
+        assert!(!is_literal(b"foo.*"));
+    }
+
+    #[test]
+    fn matching_rules() {
+        let m = |p: &str, s: &str| subject_matches(p.as_bytes(), s.as_bytes());
+        assert!(m("foo", "foo"));
+        assert!(!m("foo", "foo.bar"));
+        assert!(!m("foo.bar", "foo"));
+        assert!(m("foo.>", "foo.bar"));
+        assert!(m("foo.>", "foo.bar.baz"));
+        assert!(!m("foo.>", "foo"));
+        assert!(m("foo.*", "foo.bar"));
+        assert!(!m("foo.*", "foo"));
+        assert!(!m("foo.*", "foo.bar.baz"));
+        assert!(m("*.bar", "foo.bar"));
+        assert!(m(">", "a"));
+        assert!(m(">", "a.b.c"));
+        assert!(m("*", "a"));
+        assert!(!m("*", "a.b"));
+        // Wildcard characters inside a longer token are literal.
+        assert!(m("foo*", "foo*"));
+        assert!(!m("foo*", "foox"));
+        assert!(m("a>b", "a>b"));
+        assert!(!m("a>b", "a.b"));
+        // Wildcard tokens in the subject only meet wildcard (or equal) pattern tokens.
+        assert!(m("foo.*", "foo.*"));
+        assert!(m("foo.>", "foo.>"));
+        assert!(!m("foo.bar", "foo.*"));
+        // Empty tokens match nothing.
+        assert!(!m("foo.*", "foo."));
+        assert!(!m(">", ""));
+        assert!(!m(">", "a..b"));
+        assert!(!m("foo.>", "foo.a."));
+        assert!(!m("*", ""));
+    }
+
+    #[test]
+    fn tokens_and_split() {
+        let t: Vec<&[u8]> = tokens(b"a.bc..d").collect();
+        assert_eq!(t, [&b"a"[..], b"bc", b"", b"d"]);
+        assert_eq!(tokens(b"").count(), 1);
+        assert_eq!(split_first_token(b"a.b.c"), (&b"a"[..], Some(&b"b.c"[..])));
+        assert_eq!(split_first_token(b"abc"), (&b"abc"[..], None));
+        assert_eq!(split_first_token(b"a."), (&b"a"[..], Some(&b""[..])));
+    }
+
+    fn naive_valid(s: &[u8]) -> bool {
+        let s = String::from_utf8_lossy(s);
+        if s.is_empty() || s.contains([' ', '\t', '\r', '\n']) {
+            return false;
+        }
+        let toks: Vec<&str> = s.split('.').collect();
+        toks.iter().all(|t| !t.is_empty()) && !toks[..toks.len() - 1].contains(&">")
+    }
+
+    fn naive_matches(pattern: &[u8], subject: &[u8]) -> bool {
+        let p: Vec<&[u8]> = pattern.split(|&b| b == b'.').collect();
+        let s: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+        if s.iter().any(|t| t.is_empty()) {
+            return false;
+        }
+        fn go(p: &[&[u8]], s: &[&[u8]]) -> bool {
+            match (p.first(), s.first()) {
+                (None, None) => true,
+                (Some(&b">"), Some(_)) => true,
+                (Some(&b"*"), Some(_)) => go(&p[1..], &s[1..]),
+                (Some(pt), Some(st)) => pt == st && go(&p[1..], &s[1..]),
+                _ => false,
+            }
+        }
+        go(&p, &s)
+    }
+
+    fn valid_pattern() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::collection::vec(prop::sample::select(vec!["a", "b", "*", "a*", ">b"]), 0..4),
+            prop::sample::select(vec!["a", "b", "*", ">"]),
+        )
+            .prop_map(|(mut toks, last)| {
+                toks.push(last);
+                toks.join(".").into_bytes()
+            })
+    }
+
+    fn any_subject() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop::sample::select(vec!["a", "b", "*", ">", "", "a*"]),
+            0..5,
+        )
+        .prop_map(|toks| toks.join(".").into_bytes())
+    }
+
+    proptest! {
+        #[test]
+        fn matches_agrees_with_naive(p in valid_pattern(), s in any_subject()) {
+            prop_assert!(is_valid_subject(&p));
+            prop_assert_eq!(subject_matches(&p, &s), naive_matches(&p, &s));
+        }
+
+        #[test]
+        fn validity_agrees_with_naive(
+            s in prop::collection::vec(prop::sample::select(vec![b'a', b'.', b'*', b'>', b' ']), 0..9)
+        ) {
+            prop_assert_eq!(is_valid_subject(&s), naive_valid(&s));
+            let literal = naive_valid(&s)
+                && !s.split(|&b| b == b'.').any(|t| t == b"*" || t == b">");
+            prop_assert_eq!(is_valid_literal_subject(&s), literal);
+        }
+
+        #[test]
+        fn arbitrary_bytes_do_not_panic(p in any::<Vec<u8>>(), s in any::<Vec<u8>>()) {
+            let _ = subject_matches(&p, &s);
+            let _ = is_valid_subject(&p);
+            let _ = is_valid_literal_subject(&s);
+        }
+    }
+}
