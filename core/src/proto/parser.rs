@@ -376,7 +376,7 @@ impl Parser {
             line_len,
             payload_len,
         };
-        if self.carry.len() >= line_len + payload_len + 1 {
+        if self.carry.len() > line_len + payload_len {
             // The byte after the payload is already here and can be checked early.
             check_payload_end(&self.carry[line_len + payload_len..])?;
         }
