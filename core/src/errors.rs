@@ -140,6 +140,18 @@ impl std::fmt::Display for CloseReason {
     }
 }
 
+/// `Permissions Violation for Subscription to "<subject>"[ using queue "<queue>"]`,
+/// quoted as nats-server quotes it. Sent with the connection kept open.
+pub fn subscription_violation(subject: &[u8], queue: Option<&[u8]>) -> String {
+    let mut text = String::from("Permissions Violation for Subscription to ");
+    crate::proto::encode::go_quote(subject, &mut text);
+    if let Some(queue) = queue {
+        text.push_str(" using queue ");
+        crate::proto::encode::go_quote(queue, &mut text);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,16 +185,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// `Permissions Violation for Subscription to "<subject>"[ using queue "<queue>"]`,
-/// quoted as nats-server quotes it. Sent with the connection kept open.
-pub fn subscription_violation(subject: &[u8], queue: Option<&[u8]>) -> String {
-    let mut text = String::from("Permissions Violation for Subscription to ");
-    crate::proto::encode::go_quote(subject, &mut text);
-    if let Some(queue) = queue {
-        text.push_str(" using queue ");
-        crate::proto::encode::go_quote(queue, &mut text);
-    }
-    text
 }
