@@ -60,6 +60,7 @@
 
 pub mod cli;
 pub mod errors;
+pub mod log;
 pub mod options;
 pub mod outbound;
 pub mod proto;
@@ -73,3 +74,14 @@ pub use errors::{ClientError, CloseReason};
 pub use options::Options;
 pub use server::{ClientId, Event, Level, Peer, Server, Stats, PROTOCOL_VERSION, VERSION};
 pub use time::Time;
+
+#[cfg(test)]
+mod send_check {
+    /// Runtimes move the engine onto their event-loop thread, and a sharded
+    /// runtime may later run several: the engine must stay `Send`.
+    #[test]
+    fn server_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<crate::Server>();
+    }
+}

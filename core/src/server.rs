@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::IoSlice;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::HashMap;
@@ -661,7 +661,7 @@ impl Server {
     fn deliver_all(
         &mut self,
         publisher: usize,
-        matches: &Rc<Matches>,
+        matches: &Arc<Matches>,
         publish: &Publish<'_>,
         now: Time,
     ) -> bool {

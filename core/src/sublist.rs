@@ -1,6 +1,6 @@
 //! Per-account subject trie mapping subjects to subscription keys, with a match cache.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
@@ -284,10 +284,10 @@ pub struct Sublist {
     count: usize,
     generation: u64,
     cache_enabled: bool,
-    cache: HashMap<Box<[u8]>, Rc<Matches>>,
+    cache: HashMap<Box<[u8]>, Arc<Matches>>,
     /// Shared answer for subjects that can match nothing, so rejecting them
     /// does not allocate.
-    empty: Rc<Matches>,
+    empty: Arc<Matches>,
     inserts: u64,
     removes: u64,
     match_calls: u64,
@@ -315,7 +315,7 @@ impl Sublist {
             generation: 0,
             cache_enabled: enabled,
             cache: HashMap::new(),
-            empty: Rc::new(Matches::default()),
+            empty: Arc::new(Matches::default()),
             inserts: 0,
             removes: 0,
             match_calls: 0,
@@ -440,16 +440,16 @@ impl Sublist {
 
     /// The subscriptions a message published on `subject` reaches. A subject
     /// that is empty or has an empty token reaches nothing.
-    pub fn matches(&mut self, subject: &[u8]) -> Rc<Matches> {
+    pub fn matches(&mut self, subject: &[u8]) -> Arc<Matches> {
         self.match_calls += 1;
         if let Some(hit) = self.cache.get(subject) {
             self.cache_hits += 1;
-            return Rc::clone(hit);
+            return Arc::clone(hit);
         }
         if subject::tokens(subject).any(<[u8]>::is_empty) {
-            return Rc::clone(&self.empty);
+            return Arc::clone(&self.empty);
         }
-        let result = Rc::new(self.collect(subject));
+        let result = Arc::new(self.collect(subject));
         if self.cache_enabled {
             if self.cache.len() >= CACHE_MAX {
                 // Keep an arbitrary few; the subject being added makes up the rest.
@@ -460,7 +460,7 @@ impl Sublist {
                     k
                 });
             }
-            self.cache.insert(subject.into(), Rc::clone(&result));
+            self.cache.insert(subject.into(), Arc::clone(&result));
         }
         result
     }
@@ -747,7 +747,7 @@ mod tests {
         let first = sl.matches(b"foo.bar");
         assert_eq!(sl.cache_len(), 1);
         let again = sl.matches(b"foo.bar");
-        assert!(Rc::ptr_eq(&first, &again));
+        assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(sl.stats().cache_hits, 1);
 
         sl.insert(b"foo.*", None, k(2));
@@ -760,7 +760,7 @@ mod tests {
         let before = sl.matches(b"foo.bar");
         sl.insert(b"other", None, k(9));
         sl.insert(b"x.*", None, k(9));
-        assert!(Rc::ptr_eq(&before, &sl.matches(b"foo.bar")));
+        assert!(Arc::ptr_eq(&before, &sl.matches(b"foo.bar")));
 
         sl.insert(b"many.>", None, k(4));
         for i in 0..5000u32 {

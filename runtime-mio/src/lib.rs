@@ -1,1 +1,352 @@
+//! tenet-mio: drives the tenet engine from one mio event loop thread.
+//!
+//! The loop owns the [`Server`], so the hot path takes no lock. Each pass: wait
+//! for readiness or the engine's next deadline, accept, read every readable
+//! client until `WouldBlock` (or until the engine pauses it), fire timers, then
+//! drain the engine's events, writing each dirty client once with a vectored
+//! write. Everything protocol-related lives in `tenet-core`.
 
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener as StdListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// Bytes read from one client per pass before others get their turn.
+const READ_BUDGET: usize = 1024 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
+/// Slices handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Where log lines go.
+pub type Logger = Box<dyn FnMut(Level, &str) + Send>;
+
+/// A logger that prints nats-server style lines to stderr.
+pub fn stderr_logger() -> Logger {
+    let pid = std::process::id();
+    Box::new(move |level, text| {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        eprintln!("{}", tenet_core::log::format_line(pid, micros, level, text));
+    })
+}
+
+/// Asks a running event loop to stop, from any thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    /// Makes the loop close every client and return.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// A bound server, ready to run.
+pub struct EventLoop {
+    server: Server,
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    conns: HashMap<u64, TcpStream>,
+    /// Clients to read again without waiting for readiness (budget used up, or resumed).
+    read_again: Vec<ClientId>,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    origin: Instant,
+    log: Logger,
+}
+
+impl EventLoop {
+    /// Binds the listening socket described by `opts`.
+    pub fn bind(opts: Options, log: Logger) -> io::Result<EventLoop> {
+        let port = opts.port.unwrap_or(0);
+        let std_listener = StdListener::bind((opts.host.as_str(), port))?;
+        std_listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(std_listener);
+        let local_addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+        let mut server = Server::new(opts, seed);
+        server.set_listen_port(local_addr.port());
+        Ok(EventLoop {
+            server,
+            poll,
+            listener,
+            local_addr,
+            conns: HashMap::new(),
+            read_again: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            waker,
+            origin: Instant::now(),
+            log,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops the loop.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            stop: self.stop.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Logs a line through this loop's logger.
+    pub fn log(&mut self, level: Level, text: &str) {
+        (self.log)(level, text);
+    }
+
+    /// The engine (for the startup banner).
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Runs until stopped; then closes every client and returns.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut buf = vec![0u8; READ_BUFFER];
+        loop {
+            let timeout = if self.read_again.is_empty() {
+                self.server
+                    .poll_timeout()
+                    .map(|t| t.saturating_since(self.now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    Token(raw) => {
+                        let id = ClientId::from_u64(raw as u64);
+                        if event.is_writable() {
+                            self.flush(id);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(id, &mut buf);
+                        }
+                    }
+                }
+            }
+            for id in std::mem::take(&mut self.read_again) {
+                self.read(id, &mut buf);
+            }
+            self.server.handle_timeout(self.now());
+            self.drain_events();
+            if self.stop.load(Ordering::SeqCst) {
+                self.server.shutdown();
+                self.drain_events();
+                return Ok(());
+            }
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time::from_nanos(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    let peer = Peer {
+                        ip: addr.ip().to_string(),
+                        port: addr.port(),
+                    };
+                    let id = self.server.accept(peer, self.now());
+                    let token = Token(id.as_u64() as usize);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        (self.log)(Level::Error, &format!("registering a client failed: {e}"));
+                        self.server.handle_closed(id);
+                        continue;
+                    }
+                    self.conns.insert(id.as_u64(), stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of file descriptors and the like: log and try again next pass.
+                    (self.log)(
+                        Level::Error,
+                        &format!("Error accepting client connection: {e}"),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads until `WouldBlock`, the engine pauses the client, or the budget is used.
+    fn read(&mut self, id: ClientId, buf: &mut [u8]) {
+        let mut budget = READ_BUDGET;
+        while self.server.can_read(id) {
+            let Some(stream) = self.conns.get_mut(&id.as_u64()) else {
+                return;
+            };
+            match stream.read(buf) {
+                Ok(0) => return self.drop_conn(id),
+                Ok(n) => {
+                    let now = self.now();
+                    self.server.handle_read(id, &buf[..n], now);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.read_again.push(id);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.drop_conn(id),
+            }
+        }
+    }
+
+    /// Writes the client's queued bytes until done or the socket is full.
+    /// Returns false if the connection failed.
+    fn flush(&mut self, id: ClientId) -> bool {
+        loop {
+            let Some(stream) = self.conns.get_mut(&id.as_u64()) else {
+                return false;
+            };
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = self.server.outbound(id, &mut slices);
+                if n == 0 {
+                    return true;
+                }
+                stream.write_vectored(&slices[..n])
+            };
+            match result {
+                Ok(0) => {
+                    self.drop_conn(id);
+                    return false;
+                }
+                Ok(n) => self.server.handle_written(id, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.drop_conn(id);
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                Event::Flush(id) => {
+                    self.flush(id);
+                }
+                Event::Close(id, _reason) => {
+                    // Best effort: the -ERR that explains the close, if the socket takes it.
+                    if self.flush(id) {
+                        if let Some(stream) = self.conns.get(&id.as_u64()) {
+                            let _ = stream.shutdown(Shutdown::Both);
+                        }
+                        self.drop_conn(id);
+                    }
+                }
+                Event::Resume(id) => self.read_again.push(id),
+                Event::Log(level, line) => (self.log)(level, &line),
+            }
+        }
+    }
+
+    /// Forgets the socket and tells the engine it is gone.
+    fn drop_conn(&mut self, id: ClientId) {
+        if let Some(mut stream) = self.conns.remove(&id.as_u64()) {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        self.server.handle_closed(id);
+    }
+}
+
+/// A server running on a background thread (for tests and embedding).
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: StopHandle,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl ServerHandle {
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> io::Result<()> {
+        self.stop.stop();
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("server thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Binds per `opts` and runs the server on a new thread; logs go to stderr.
+pub fn spawn(opts: Options) -> io::Result<ServerHandle> {
+    let event_loop = EventLoop::bind(opts, stderr_logger())?;
+    let addr = event_loop.local_addr();
+    let stop = event_loop.stop_handle();
+    let thread = std::thread::Builder::new()
+        .name("tenet-mio".into())
+        .spawn(move || event_loop.run())?;
+    Ok(ServerHandle {
+        addr,
+        stop,
+        thread: Some(thread),
+    })
+}
