@@ -1,1 +1,657 @@
+//! Harness for tenet's black-box suites: starts a server on 127.0.0.1 (the real
+//! `tenet-mio` binary, tenet in-process, or the reference nats-server named by
+//! `TENET_TEST_BINARY`) and talks the raw NATS protocol to it with exact-byte checks.
 
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any single expectation waits for the server.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a server may take to start accepting connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// The CONNECT a well-behaved raw client sends (real clients turn verbose and pedantic off).
+pub const CONNECT: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\n";
+/// The CONNECT of a raw client that also wants headers.
+pub const CONNECT_HEADERS: &[u8] =
+    b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true}\r\n";
+
+/// True when the suites run against the reference nats-server
+/// (`TENET_TEST_BINARY` names a `nats-server` executable).
+pub fn is_reference_server() -> bool {
+    std::env::var_os("TENET_TEST_BINARY").is_some_and(|p| {
+        Path::new(&p)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("nats-server"))
+    })
+}
+
+/// For tests of tenet's intentional differences from nats-server: returns true
+/// (and prints why) when the target is the reference server, so the test returns early.
+pub fn skip_on_reference(why: &str) -> bool {
+    if is_reference_server() {
+        println!("note: skipped against nats-server (tenet differs on purpose): {why}");
+        true
+    } else {
+        false
+    }
+}
+
+/// The server executable under test: `TENET_TEST_BINARY`, or `tenet-mio` built
+/// once per test process into the same target directory and profile as the test.
+pub fn server_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| match std::env::var_os("TENET_TEST_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => build_tenet_mio(),
+    })
+}
+
+fn build_tenet_mio() -> PathBuf {
+    // current_exe() is <target>/<profile>/deps/<test executable>.
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("<target>/<profile>");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "-p", "tenet-mio", "--bin", "tenet-mio"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo build for tenet-mio");
+    assert!(
+        out.status.success(),
+        "building tenet-mio failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let binary = profile_dir.join("tenet-mio");
+    assert!(binary.exists(), "{} was not built", binary.display());
+    binary
+}
+
+/// A port nobody listens on right now (the kernel picks it; a race with another
+/// process is possible, so process starts retry on "address in use").
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Log lines captured from a server process, with a condition variable to wait on.
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    changed: Condvar,
+}
+
+impl Log {
+    fn append_lines_from(self: Arc<Self>, reader: impl Read + Send + 'static) {
+        thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                let mut text = self.text.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+                self.changed.notify_all();
+            }
+        });
+    }
+
+    fn snapshot(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Waits until `found` accepts the log text; returns its answer or None on timeout.
+    fn wait_for<T>(&self, timeout: Duration, found: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.text.lock().unwrap();
+        loop {
+            if let Some(v) = found(&text) {
+                return Some(v);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            text = self.changed.wait_timeout(text, deadline - now).unwrap().0;
+        }
+    }
+}
+
+enum Running {
+    Process {
+        child: Child,
+        log: Arc<Log>,
+        config: Option<PathBuf>,
+    },
+    InProcess(#[allow(dead_code)] tenet_mio::ServerHandle),
+}
+
+/// A server under test; killed (or shut down) when dropped.
+pub struct TestServer {
+    port: u16,
+    running: Running,
+}
+
+impl TestServer {
+    /// The server binary with default options.
+    pub fn start() -> TestServer {
+        Self::start_with_args(&[])
+    }
+
+    /// The server binary with `-a 127.0.0.1 -p <free port>` plus `args`.
+    pub fn start_with_args(args: &[&str]) -> TestServer {
+        Self::start_binary(args, None)
+    }
+
+    fn start_binary(args: &[&str], config: Option<PathBuf>) -> TestServer {
+        let mut last_log = String::new();
+        // A free port can be taken between choosing and binding it: retry a few times.
+        for _ in 0..3 {
+            let port = free_port();
+            let port_text = port.to_string();
+            let mut full = vec!["-a", "127.0.0.1", "-p", &port_text];
+            full.extend_from_slice(args);
+            let config_arg;
+            if let Some(path) = &config {
+                config_arg = path.to_string_lossy().into_owned();
+                full.extend_from_slice(&["-c", &config_arg]);
+            }
+            let (mut child, log) = spawn_process(&full);
+            match wait_until_accepting(port, &mut child) {
+                Ok(()) => {
+                    return TestServer {
+                        port,
+                        running: Running::Process { child, log, config },
+                    }
+                }
+                Err(why) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_log = format!("{why}\n{}", log.snapshot());
+                    if !last_log.to_lowercase().contains("in use") {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(path) = config {
+            let _ = std::fs::remove_file(path);
+        }
+        panic!("{} did not start:\n{last_log}", server_binary().display());
+    }
+
+    /// The server binary with exactly `args` (no `-a`/`-p` added); the port is read
+    /// from the `Listening for client connections on <host>:<port>` log line.
+    pub fn start_with_exact_args(args: &[&str]) -> TestServer {
+        let (mut child, log) = spawn_process(args);
+        let port = log.wait_for(START_TIMEOUT, |text| {
+            let rest = text.split("Listening for client connections on ").nth(1)?;
+            let addr = rest.split_whitespace().next()?;
+            addr.rsplit(':').next()?.parse::<u16>().ok()
+        });
+        match port {
+            Some(port) => TestServer {
+                port,
+                running: Running::Process {
+                    child,
+                    log,
+                    config: None,
+                },
+            },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no listening line in the log:\n{}", log.snapshot());
+            }
+        }
+    }
+
+    /// A server with limits that have no command-line flag. tenet runs in-process
+    /// (`tenet_mio::spawn`); the reference server gets an equivalent config file.
+    pub fn with_options(opts: tenet_core::Options) -> TestServer {
+        if is_reference_server() {
+            let (path, args) = write_reference_config(&opts);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            return Self::start_binary(&args, Some(path));
+        }
+        let mut opts = opts;
+        opts.host = "127.0.0.1".to_string();
+        opts.port = None;
+        let handle = tenet_mio::spawn(opts).expect("tenet_mio::spawn");
+        TestServer {
+            port: handle.port(),
+            running: Running::InProcess(handle),
+        }
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `nats://127.0.0.1:<port>`, for real clients.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// A raw client that has read the server's INFO.
+    pub fn client(&self) -> RawClient {
+        RawClient::connect(self.port)
+    }
+
+    fn process(&mut self) -> (&mut Child, &Arc<Log>) {
+        match &mut self.running {
+            Running::Process { child, log, .. } => (child, log),
+            Running::InProcess(_) => panic!("an in-process server has no process or log"),
+        }
+    }
+
+    /// Everything the server process has logged so far.
+    pub fn logs(&mut self) -> String {
+        self.process().1.snapshot()
+    }
+
+    /// Waits (bounded) for a log line containing `needle`; true if it appeared.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> bool {
+        self.process()
+            .1
+            .wait_for(timeout, |t| t.contains(needle).then_some(()))
+            .is_some()
+    }
+
+    /// The server process id.
+    pub fn pid(&mut self) -> u32 {
+        self.process().0.id()
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`) to the server process.
+    pub fn signal(&mut self, signal: i32) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// Waits (bounded) for the process to exit; None if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.process().0;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Running::Process { child, config, .. } = &mut self.running {
+            let _ = child.kill();
+            let _ = child.wait();
+            if let Some(path) = config {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+fn spawn_process(args: &[&str]) -> (Child, Arc<Log>) {
+    let mut child = Command::new(server_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", server_binary().display()));
+    let log = Arc::new(Log::default());
+    log.clone()
+        .append_lines_from(child.stderr.take().expect("stderr"));
+    log.clone()
+        .append_lines_from(child.stdout.take().expect("stdout"));
+    (child, log)
+}
+
+/// Polls the port until a connection gets the server's INFO line, or the process
+/// exits, or the start timeout passes.
+fn wait_until_accepting(port: u16, child: &mut Child) -> Result<(), String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!("server exited early with {status}"));
+        }
+        if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            // Read the INFO so the probe is a complete, cleanly closed connection.
+            stream.set_read_timeout(Some(TIMEOUT)).ok();
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("INFO ") {
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("port {port} not accepting after {START_TIMEOUT:?}"));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Writes a nats-server config file equivalent to `opts`; returns it and extra flags.
+fn write_reference_config(opts: &tenet_core::Options) -> (PathBuf, Vec<String>) {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let mut conf = format!(
+        "max_payload: {}\nmax_control_line: {}\nmax_connections: {}\n\
+         max_subscriptions: {}\nmax_pending: {}\nping_interval: \"{}ms\"\nping_max: {}\n",
+        opts.max_payload,
+        opts.max_control_line,
+        opts.max_connections,
+        opts.max_subscriptions,
+        opts.max_pending,
+        opts.ping_interval.as_millis(),
+        opts.ping_max,
+    );
+    if let Some(name) = &opts.server_name {
+        conf.push_str(&format!("server_name: \"{name}\"\n"));
+    }
+    let path = std::env::temp_dir().join(format!(
+        "tenet-tests-{}-{}.conf",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, conf).expect("write config file");
+    let mut args = Vec::new();
+    if opts.debug {
+        args.push("-D".to_string());
+    }
+    if opts.trace {
+        args.push("-V".to_string());
+    }
+    (path, args)
+}
+
+/// Printable form of protocol bytes for failure messages (long runs are elided).
+pub fn show(bytes: &[u8]) -> String {
+    let escaped = |b: &[u8]| b.escape_ascii().to_string();
+    if bytes.len() <= 600 {
+        format!("\"{}\" ({} bytes)", escaped(bytes), bytes.len())
+    } else {
+        format!(
+            "\"{}\" ... \"{}\" ({} bytes)",
+            escaped(&bytes[..300]),
+            escaped(&bytes[bytes.len() - 300..]),
+            bytes.len()
+        )
+    }
+}
+
+enum Fill {
+    Data,
+    Eof,
+    Timeout,
+    Error(io::Error),
+}
+
+/// A TCP client that speaks raw protocol bytes and checks the server's bytes exactly.
+pub struct RawClient {
+    stream: TcpStream,
+    /// Bytes received but not yet consumed by an expectation.
+    pending: Vec<u8>,
+    info: Value,
+    /// A CONNECT with `"protocol":1` was sent and no PONG has been read since:
+    /// tenet follows that first PONG with an INFO carrying `connect_info`.
+    connect_info_due: bool,
+}
+
+impl RawClient {
+    /// Connects and reads the server's INFO line.
+    pub fn connect(port: u16) -> RawClient {
+        let mut client = Self::connect_tcp(port);
+        client.info = client.read_info();
+        client
+    }
+
+    /// Connects without reading anything.
+    pub fn connect_tcp(port: u16) -> RawClient {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT)
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            pending: Vec::new(),
+            info: Value::Null,
+            connect_info_due: false,
+        }
+    }
+
+    /// The INFO read at connect time.
+    pub fn info(&self) -> &Value {
+        &self.info
+    }
+
+    /// The local port of this connection (the server's view of `client_port`).
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().expect("local_addr").port()
+    }
+
+    fn fill(&mut self, deadline: Instant) -> Fill {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Fill::Timeout;
+            }
+            let wait = (deadline - now).max(Duration::from_millis(1));
+            self.stream.set_read_timeout(Some(wait)).expect("timeout");
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Fill::Eof,
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    return Fill::Data;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Fill::Error(e),
+            }
+        }
+    }
+
+    /// Reads one line (through `\r\n`) and returns it with the terminator.
+    pub fn read_line(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(i) = self.pending.windows(2).position(|w| w == b"\r\n") {
+                return self.pending.drain(..i + 2).collect();
+            }
+            match self.fill(deadline) {
+                Fill::Data => {}
+                Fill::Eof => panic!("closed while reading a line; got {}", show(&self.pending)),
+                Fill::Timeout => panic!(
+                    "no complete line within {TIMEOUT:?}; got {}",
+                    show(&self.pending)
+                ),
+                Fill::Error(e) => panic!(
+                    "error while reading a line: {e}; got {}",
+                    show(&self.pending)
+                ),
+            }
+        }
+    }
+
+    /// Reads an `INFO <json> \r\n` line and returns the JSON.
+    pub fn read_info(&mut self) -> Value {
+        let line = self.read_line();
+        let json = line
+            .strip_prefix(b"INFO ")
+            .unwrap_or_else(|| panic!("expected an INFO line, got {}", show(&line)));
+        serde_json::from_slice(json)
+            .unwrap_or_else(|e| panic!("INFO JSON does not parse ({e}): {}", show(&line)))
+    }
+
+    /// Writes all of `bytes`, panicking on an error.
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        let bytes = bytes.as_ref();
+        if let Err(e) = self.try_send(bytes) {
+            panic!("sending {} failed: {e}", show(bytes));
+        }
+    }
+
+    /// Writes all of `bytes`, returning any error (for peers expected to close).
+    pub fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> io::Result<()> {
+        let bytes = bytes.as_ref();
+        if bytes.windows(8).any(|w| w == b"CONNECT ") {
+            self.connect_info_due = bytes.windows(12).any(|w| w == b"\"protocol\":1");
+        }
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+
+    /// Reads exactly `want.len()` bytes and fails with a readable diff unless they
+    /// are `want`. Fails as soon as a received byte differs.
+    pub fn expect(&mut self, want: impl AsRef<[u8]>) {
+        let want = want.as_ref();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let n = self.pending.len().min(want.len());
+            if self.pending[..n] != want[..n] {
+                // Read a little more so the failure shows what the server was saying.
+                let _ = self.fill(Instant::now() + Duration::from_millis(100));
+                let at = self
+                    .pending
+                    .iter()
+                    .zip(want)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                panic!(
+                    "unexpected bytes from the server (first difference at byte {at})\n  \
+                     expected: {}\n  received: {}",
+                    show(want),
+                    show(&self.pending)
+                );
+            }
+            if self.pending.len() >= want.len() {
+                self.pending.drain(..want.len());
+                return;
+            }
+            let why = match self.fill(deadline) {
+                Fill::Data => continue,
+                Fill::Eof => "the connection was closed".to_string(),
+                Fill::Timeout => format!("timed out after {TIMEOUT:?}"),
+                Fill::Error(e) => format!("read error: {e}"),
+            };
+            panic!(
+                "{why}\n  expected: {}\n  received: {}",
+                show(want),
+                show(&self.pending)
+            );
+        }
+    }
+
+    /// Sends `PING` and expects `PONG` (a barrier: the server has processed
+    /// everything sent before). The first PONG after a protocol-1 CONNECT is
+    /// followed, on tenet only, by an INFO with `connect_info`, which is checked here.
+    pub fn ping(&mut self) {
+        self.send(b"PING\r\n");
+        self.expect_pong();
+    }
+
+    /// Expects `PONG\r\n` (plus tenet's connect-info INFO when due, see [`RawClient::ping`]).
+    pub fn expect_pong(&mut self) {
+        self.expect(b"PONG\r\n");
+        if std::mem::take(&mut self.connect_info_due) && !is_reference_server() {
+            let info = self.read_info();
+            assert_eq!(info["connect_info"], true, "second INFO: {info}");
+            assert_eq!(info["remote_account"], "$G", "second INFO: {info}");
+        }
+    }
+
+    /// Sends the standard CONNECT and completes a PING/PONG round trip.
+    pub fn handshake(&mut self) {
+        self.send(CONNECT);
+        self.ping();
+    }
+
+    /// Sends the header-enabled CONNECT and completes a PING/PONG round trip.
+    pub fn handshake_headers(&mut self) {
+        self.send(CONNECT_HEADERS);
+        self.ping();
+    }
+
+    /// Everything received within `duration` (stops early on close).
+    pub fn read_for(&mut self, duration: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + duration;
+        while let Fill::Data = self.fill(deadline) {}
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Fails if anything arrives, or the connection closes, within `duration`.
+    pub fn expect_nothing(&mut self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        loop {
+            if !self.pending.is_empty() {
+                panic!("expected nothing, received {}", show(&self.pending));
+            }
+            match self.fill(deadline) {
+                Fill::Data => {}
+                Fill::Timeout => return,
+                Fill::Eof => panic!("expected nothing, but the connection was closed"),
+                Fill::Error(e) => panic!("expected nothing, but got a read error: {e}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes (EOF or reset) and returns what arrived
+    /// before; fails if the connection is still open after the timeout.
+    pub fn read_until_closed(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.fill(deadline) {
+                Fill::Data => {}
+                Fill::Eof | Fill::Error(_) => return std::mem::take(&mut self.pending),
+                Fill::Timeout => panic!(
+                    "connection still open after {TIMEOUT:?}; received {}",
+                    show(&self.pending)
+                ),
+            }
+        }
+    }
+
+    /// Expects the server to close the connection without sending anything more.
+    pub fn expect_closed(&mut self) {
+        let rest = self.read_until_closed();
+        assert!(
+            rest.is_empty(),
+            "expected a close with nothing more, received {}",
+            show(&rest)
+        );
+    }
+}

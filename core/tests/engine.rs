@@ -1,0 +1,381 @@
+//! The engine driven through its public API with a fake clock and no sockets:
+//! timers, stale connections, slow consumers, back-pressure, delivery rules.
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::time::Duration;
+
+use tenet_core::{ClientId, CloseReason, Event, Options, Peer, Server, Time};
+
+/// A simulated runtime: collects what each client would receive.
+struct Sim {
+    server: Server,
+    now: Time,
+    received: HashMap<ClientId, Vec<u8>>,
+    closed: HashMap<ClientId, CloseReason>,
+    resumed: Vec<ClientId>,
+    /// Clients whose socket is "full": their bytes stay queued in the engine.
+    stuck: Vec<ClientId>,
+}
+
+impl Sim {
+    fn new(opts: Options) -> Sim {
+        Sim {
+            server: Server::new(opts, 1),
+            now: Time::from_millis(1_000),
+            received: HashMap::new(),
+            closed: HashMap::new(),
+            resumed: Vec::new(),
+            stuck: Vec::new(),
+        }
+    }
+
+    fn connect(&mut self, connect_json: &str) -> ClientId {
+        let id = self.server.accept(
+            Peer {
+                ip: "127.0.0.1".into(),
+                port: 1,
+            },
+            self.now,
+        );
+        self.pump();
+        let info = self.take(id);
+        assert!(info.starts_with(b"INFO {") && info.ends_with(b"} \r\n"));
+        self.send(id, format!("CONNECT {connect_json}\r\n").as_bytes());
+        id
+    }
+
+    fn send(&mut self, id: ClientId, bytes: &[u8]) {
+        self.server.handle_read(id, bytes, self.now);
+        self.pump();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(t) = self.server.poll_timeout().filter(|&t| t <= until) {
+            self.now = self.now.max(t);
+            self.server.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = until;
+    }
+
+    fn pump(&mut self) {
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                Event::Flush(id) if !self.stuck.contains(&id) => self.drain(id),
+                Event::Flush(_) | Event::Log(..) => {}
+                Event::Close(id, reason) => {
+                    self.drain(id);
+                    self.closed.insert(id, reason);
+                    self.server.handle_closed(id);
+                }
+                Event::Resume(id) => self.resumed.push(id),
+            }
+        }
+    }
+
+    fn drain(&mut self, id: ClientId) {
+        loop {
+            let mut slices = [IoSlice::new(&[]); 16];
+            let n = self.server.outbound(id, &mut slices);
+            if n == 0 {
+                return;
+            }
+            let bytes: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+            self.server.handle_written(id, bytes.len());
+            self.received.entry(id).or_default().extend(bytes);
+        }
+    }
+
+    fn take(&mut self, id: ClientId) -> Vec<u8> {
+        self.received.remove(&id).unwrap_or_default()
+    }
+
+    fn take_str(&mut self, id: ClientId) -> String {
+        String::from_utf8(self.take(id)).unwrap()
+    }
+}
+
+const QUIET: &str = r#"{"verbose":false,"pedantic":false,"protocol":1}"#;
+
+fn opts_with_pings(interval_ms: u64, max: u32) -> Options {
+    Options {
+        ping_interval: Duration::from_millis(interval_ms),
+        ping_max: max,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn silent_client_goes_stale_after_ping_max_unanswered_pings() {
+    let mut sim = Sim::new(opts_with_pings(1_000, 2));
+    let c = sim.connect(QUIET);
+    // First PING ~1s (+ up to 20% jitter) after CONNECT, to measure the RTT.
+    sim.advance(Duration::from_millis(999));
+    assert_eq!(sim.take_str(c), "");
+    sim.advance(Duration::from_millis(201));
+    assert_eq!(sim.take_str(c), "PING\r\n");
+    sim.advance(Duration::from_millis(1_000));
+    assert_eq!(sim.take_str(c), "PING\r\n");
+    assert!(sim.closed.is_empty());
+    sim.advance(Duration::from_millis(1_000));
+    assert_eq!(sim.take_str(c), "-ERR 'Stale Connection'\r\n");
+    assert_eq!(sim.closed.get(&c), Some(&CloseReason::StaleConnection));
+    assert_eq!(sim.server.stats().stale_connections, 1);
+}
+
+#[test]
+fn answering_pings_keeps_the_connection() {
+    let mut sim = Sim::new(opts_with_pings(1_000, 2));
+    let c = sim.connect(QUIET);
+    let mut pings = 0;
+    for _ in 0..20 {
+        sim.advance(Duration::from_millis(500));
+        let got = sim.take_str(c);
+        if got == "PING\r\n" {
+            pings += 1;
+            sim.send(c, b"PONG\r\n");
+        } else {
+            assert_eq!(got, "");
+        }
+    }
+    assert!(sim.closed.is_empty());
+    // PONGs are client activity too, so PINGs go out about every other interval.
+    assert!((4..=10).contains(&pings), "{pings} pings in 10s");
+}
+
+#[test]
+fn client_activity_suppresses_pings_once_the_rtt_is_known() {
+    let mut sim = Sim::new(opts_with_pings(1_000, 2));
+    let c = sim.connect(QUIET);
+    sim.advance(Duration::from_millis(1_200));
+    assert_eq!(sim.take_str(c), "PING\r\n");
+    sim.send(c, b"PONG\r\n");
+    for _ in 0..20 {
+        sim.advance(Duration::from_millis(400));
+        sim.send(c, b"PUB nobody 0\r\n\r\n");
+    }
+    assert_eq!(sim.take_str(c), "", "an active client is not pinged");
+    assert!(sim.closed.is_empty());
+}
+
+#[test]
+fn slow_consumer_is_closed_without_an_error_and_the_publisher_carries_on() {
+    let opts = Options {
+        max_pending: 64 * 1024,
+        ..Options::default()
+    };
+    let mut sim = Sim::new(opts);
+    let sub = sim.connect(QUIET);
+    let publisher = sim.connect(QUIET);
+    sim.send(sub, b"SUB big 1\r\n");
+    sim.stuck.push(sub);
+    let msg = [
+        b"PUB big 1000\r\n".to_vec(),
+        vec![b'x'; 1000],
+        b"\r\n".to_vec(),
+    ]
+    .concat();
+    for _ in 0..100 {
+        sim.send(publisher, &msg);
+        if sim.closed.contains_key(&sub) {
+            break;
+        }
+        // Stalls end by themselves after a short while even if the receiver never drains.
+        sim.advance(Duration::from_millis(20));
+    }
+    assert_eq!(
+        sim.closed.get(&sub),
+        Some(&CloseReason::SlowConsumerPendingBytes)
+    );
+    assert_eq!(
+        sim.take(sub),
+        b"",
+        "no -ERR and no queued messages are written to a slow consumer"
+    );
+    assert_eq!(sim.server.stats().slow_consumers, 1);
+    sim.advance(Duration::from_millis(20));
+    sim.send(publisher, b"PING\r\n");
+    assert!(sim.take_str(publisher).starts_with("PONG\r\n"));
+    assert!(sim.server.can_read(publisher));
+}
+
+#[test]
+fn a_backed_up_receiver_pauses_its_publisher_until_it_drains() {
+    let mut sim = Sim::new(Options::default());
+    let sub = sim.connect(QUIET);
+    let publisher = sim.connect(QUIET);
+    sim.send(sub, b"SUB s 1\r\n");
+    sim.stuck.push(sub);
+    let msg = [
+        b"PUB s 10000\r\n".to_vec(),
+        vec![b'x'; 10_000],
+        b"\r\n".to_vec(),
+    ]
+    .concat();
+    let mut sent = 0;
+    while sim.server.can_read(publisher) {
+        sim.send(publisher, &msg);
+        sent += 1;
+        assert!(sent < 1000, "the publisher was never paused");
+    }
+    assert!(sim.server.outbound_len(sub) > 1024 * 1024);
+    // The receiver drains: the publisher is resumed.
+    sim.stuck.clear();
+    sim.drain(sub);
+    sim.pump();
+    assert_eq!(sim.resumed, vec![publisher]);
+    assert!(sim.server.can_read(publisher));
+    assert_eq!(
+        sim.take(sub).len(),
+        sent * b"MSG s 1 10000\r\n".len() + sent * 10_002
+    );
+}
+
+#[test]
+fn a_pause_ends_by_itself_after_a_short_time() {
+    let mut sim = Sim::new(Options::default());
+    let sub = sim.connect(QUIET);
+    let publisher = sim.connect(QUIET);
+    sim.send(sub, b"SUB s 1\r\n");
+    sim.stuck.push(sub);
+    let msg = [
+        b"PUB s 100000\r\n".to_vec(),
+        vec![b'x'; 100_000],
+        b"\r\n".to_vec(),
+    ]
+    .concat();
+    while sim.server.can_read(publisher) {
+        sim.send(publisher, &msg);
+    }
+    sim.advance(Duration::from_millis(11));
+    assert_eq!(sim.resumed, vec![publisher]);
+    assert!(sim.server.can_read(publisher));
+}
+
+#[test]
+fn max_connections_sends_info_then_the_error_and_closes() {
+    let mut sim = Sim::new(Options {
+        max_connections: 1,
+        ..Options::default()
+    });
+    let first = sim.connect(QUIET);
+    let second = sim.server.accept(
+        Peer {
+            ip: "127.0.0.1".into(),
+            port: 2,
+        },
+        sim.now,
+    );
+    sim.pump();
+    let got = sim.take_str(second);
+    assert!(got.starts_with("INFO {"), "{got}");
+    assert!(
+        got.ends_with("} \r\n-ERR 'maximum connections exceeded'\r\n"),
+        "{got}"
+    );
+    assert_eq!(
+        sim.closed.get(&second),
+        Some(&CloseReason::MaxConnectionsExceeded)
+    );
+    assert!(!sim.closed.contains_key(&first));
+    // The refused connection frees its place: a later one is admitted once the first leaves.
+    sim.server.handle_closed(first);
+    let third = sim.connect(QUIET);
+    assert!(!sim.closed.contains_key(&third));
+}
+
+#[test]
+fn stale_ids_are_ignored_after_close() {
+    let mut sim = Sim::new(Options::default());
+    let a = sim.connect(QUIET);
+    sim.server.handle_closed(a);
+    let b = sim.connect(QUIET);
+    assert_ne!(a, b);
+    sim.send(a, b"SUB x 1\r\n");
+    sim.send(b, b"PUB x 1\r\nz\r\nPING\r\n");
+    assert!(
+        sim.take_str(b).starts_with("PONG\r\n"),
+        "the stale id's SUB must not exist"
+    );
+    assert_eq!(sim.server.num_subscriptions(), 0);
+}
+
+#[test]
+fn queue_groups_deliver_each_message_once_and_spread_it() {
+    let mut sim = Sim::new(Options::default());
+    let members: Vec<ClientId> = (0..3).map(|_| sim.connect(QUIET)).collect();
+    for &m in &members {
+        sim.send(m, b"SUB work q 1\r\n");
+    }
+    let plain = sim.connect(QUIET);
+    sim.send(plain, b"SUB work 9\r\n");
+    let publisher = sim.connect(QUIET);
+    for _ in 0..300 {
+        sim.send(publisher, b"PUB work 1\r\nx\r\n");
+    }
+    let counts: Vec<usize> = members
+        .iter()
+        .map(|&m| sim.take(m).len() / b"MSG work 1 1\r\nx\r\n".len())
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 300);
+    assert!(counts.iter().all(|&c| c > 60), "{counts:?}");
+    assert_eq!(sim.take(plain).len(), 300 * b"MSG work 9 1\r\nx\r\n".len());
+}
+
+#[test]
+fn auto_unsubscribe_delivers_exactly_max() {
+    let mut sim = Sim::new(Options::default());
+    let c = sim.connect(QUIET);
+    sim.send(c, b"SUB foo 1\r\nUNSUB 1 2\r\n");
+    for _ in 0..5 {
+        sim.send(c, b"PUB foo 1\r\nx\r\n");
+    }
+    assert_eq!(sim.take_str(c), "MSG foo 1 1\r\nx\r\nMSG foo 1 1\r\nx\r\n");
+    assert_eq!(sim.server.num_subscriptions(), 0);
+}
+
+#[test]
+fn echo_off_skips_own_messages_and_no_responders_answers_503() {
+    let mut sim = Sim::new(Options::default());
+    let c = sim.connect(r#"{"verbose":false,"pedantic":false,"protocol":1,"echo":false,"headers":true,"no_responders":true}"#);
+    sim.send(
+        c,
+        b"SUB _INBOX.a.* 7\r\nSUB req 8\r\nPUB req _INBOX.a.1 2\r\nhi\r\n",
+    );
+    // Its own SUB on `req` does not count as a responder with echo off.
+    assert_eq!(
+        sim.take_str(c),
+        "HMSG _INBOX.a.1 7 16 16\r\nNATS/1.0 503\r\n\r\n\r\n"
+    );
+}
+
+#[test]
+fn headers_are_stripped_for_subscribers_without_header_support() {
+    let mut sim = Sim::new(Options::default());
+    let plain = sim.connect(QUIET);
+    let with_headers = sim.connect(r#"{"verbose":false,"pedantic":false,"headers":true}"#);
+    sim.send(plain, b"SUB h 1\r\n");
+    sim.send(
+        with_headers,
+        b"SUB h 2\r\nHPUB h r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+    );
+    assert_eq!(sim.take_str(plain), "MSG h 1 r 2\r\nhi\r\n");
+    assert_eq!(
+        sim.take_str(with_headers),
+        "HMSG h 2 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+    );
+}
+
+#[test]
+fn shutdown_closes_everyone() {
+    let mut sim = Sim::new(Options::default());
+    let a = sim.connect(QUIET);
+    let b = sim.connect(QUIET);
+    sim.server.shutdown();
+    sim.pump();
+    assert_eq!(sim.closed.get(&a), Some(&CloseReason::ServerShutdown));
+    assert_eq!(sim.closed.get(&b), Some(&CloseReason::ServerShutdown));
+    assert_eq!(sim.server.num_clients(), 0);
+}
