@@ -152,6 +152,20 @@ pub fn subscription_violation(subject: &[u8], queue: Option<&[u8]>) -> String {
     text
 }
 
+/// `Permissions Violation for Publish to "<subject>"`. Sent with the connection kept open.
+pub fn publish_violation(subject: &[u8]) -> String {
+    let mut text = String::from("Permissions Violation for Publish to ");
+    crate::proto::encode::go_quote(subject, &mut text);
+    text
+}
+
+/// `Permissions Violation for Publish with Reply of "<reply>"`, for a reserved reply prefix.
+pub fn reply_violation(reply: &[u8]) -> String {
+    let mut text = String::from("Permissions Violation for Publish with Reply of ");
+    crate::proto::encode::go_quote(reply, &mut text);
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

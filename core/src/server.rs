@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use hashbrown::HashMap;
 
-use crate::errors::{subscription_violation, ClientError, CloseReason};
+use crate::errors::{
+    publish_violation, reply_violation, subscription_violation, ClientError, CloseReason,
+};
 use crate::options::Options;
 use crate::outbound::{ChunkPool, Outbound};
 use crate::proto::encode::{decimal, Info};
@@ -36,6 +38,10 @@ const STALL_HIGH_WATER: u64 = 1024 * 1024;
 const STALL_MAX: Duration = Duration::from_millis(10);
 /// The queue group name nats-server reserves for itself.
 const RESERVED_QUEUE: &[u8] = b"_sys_";
+/// Subjects clients may not publish to (gateway replies).
+const RESERVED_PUBLISH_PREFIXES: [&[u8]; 1] = [b"_GR_."];
+/// Reply prefixes clients may not use: service-import, JetStream-ack and gateway replies.
+const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
 /// The account every client belongs to until accounts land.
 const GLOBAL_ACCOUNT: &str = "$G";
 
@@ -640,6 +646,22 @@ impl Server {
         if client.opts.pedantic && !is_valid_literal_subject(publish.subject) {
             // tenet drops the message; nats-server routes it anyway.
             self.send_error(index, ClientError::InvalidPublishSubject);
+            return;
+        }
+        if RESERVED_PUBLISH_PREFIXES
+            .iter()
+            .any(|p| publish.subject.starts_with(p))
+        {
+            let text = publish_violation(publish.subject);
+            self.send_error_text(index, &text);
+            return;
+        }
+        if let Some(reply) = publish
+            .reply
+            .filter(|r| RESERVED_REPLY_PREFIXES.iter().any(|p| r.starts_with(p)))
+        {
+            let text = reply_violation(reply);
+            self.send_error_text(index, &text);
             return;
         }
         if client.opts.verbose {

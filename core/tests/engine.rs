@@ -379,3 +379,22 @@ fn shutdown_closes_everyone() {
     assert_eq!(sim.closed.get(&b), Some(&CloseReason::ServerShutdown));
     assert_eq!(sim.server.num_clients(), 0);
 }
+
+#[test]
+fn reserved_subjects_are_refused_and_the_connection_stays_open() {
+    let mut sim = Sim::new(Options::default());
+    let c = sim.connect(QUIET);
+    sim.send(c, b"SUB > 1\r\nPUB _GR_.x 1\r\nx\r\nPUB foo _R_.x 1\r\nx\r\nPUB foo $JS.ACK.x 1\r\nx\r\nPUB foo _GR_.y 1\r\nx\r\nPING\r\n");
+    let got = sim.take_str(c);
+    assert!(
+        got.starts_with(concat!(
+            "-ERR 'Permissions Violation for Publish to \"_GR_.x\"'\r\n",
+            "-ERR 'Permissions Violation for Publish with Reply of \"_R_.x\"'\r\n",
+            "-ERR 'Permissions Violation for Publish with Reply of \"$JS.ACK.x\"'\r\n",
+            "-ERR 'Permissions Violation for Publish with Reply of \"_GR_.y\"'\r\n",
+            "PONG\r\n"
+        )),
+        "{got}"
+    );
+    assert!(sim.closed.is_empty());
+}
