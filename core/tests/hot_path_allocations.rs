@@ -92,7 +92,7 @@ fn publishing_allocates_nothing_per_message() {
     }
     let (first, second) = batch.split_at(batch.len() / 2 + 7);
 
-    let mut run = |server: &mut Server| {
+    let run = |server: &mut Server| {
         server.handle_read(publisher, first, Time::ZERO);
         server.handle_read(publisher, second, Time::ZERO);
         pump(server)
