@@ -96,18 +96,32 @@ enum Keyword {
     Err,
 }
 
-const KEYWORDS: [(&[u8], Keyword); 10] = [
-    (b"CONNECT", Keyword::Connect),
-    (b"INFO", Keyword::Info),
-    (b"PUB", Keyword::Pub),
-    (b"HPUB", Keyword::Hpub),
-    (b"SUB", Keyword::Sub),
-    (b"UNSUB", Keyword::Unsub),
-    (b"PING", Keyword::Ping),
-    (b"PONG", Keyword::Pong),
-    (b"+OK", Keyword::Ok),
-    (b"-ERR", Keyword::Err),
-];
+const CONNECT: (&[u8], Keyword) = (b"CONNECT", Keyword::Connect);
+const INFO: (&[u8], Keyword) = (b"INFO", Keyword::Info);
+const PUB: (&[u8], Keyword) = (b"PUB", Keyword::Pub);
+const HPUB: (&[u8], Keyword) = (b"HPUB", Keyword::Hpub);
+const SUB: (&[u8], Keyword) = (b"SUB", Keyword::Sub);
+const UNSUB: (&[u8], Keyword) = (b"UNSUB", Keyword::Unsub);
+const PING: (&[u8], Keyword) = (b"PING", Keyword::Ping);
+const PONG: (&[u8], Keyword) = (b"PONG", Keyword::Pong);
+const OK: (&[u8], Keyword) = (b"+OK", Keyword::Ok);
+const ERR: (&[u8], Keyword) = (b"-ERR", Keyword::Err);
+
+/// The keywords a line starting with `first` can be (one table lookup per line
+/// instead of comparing against every keyword).
+fn candidates(first: u8) -> &'static [(&'static [u8], Keyword)] {
+    match first.to_ascii_uppercase() {
+        b'P' => &[PUB, PING, PONG],
+        b'S' => &[SUB],
+        b'H' => &[HPUB],
+        b'U' => &[UNSUB],
+        b'C' => &[CONNECT],
+        b'I' => &[INFO],
+        b'+' => &[OK],
+        b'-' => &[ERR],
+        _ => &[],
+    }
+}
 
 impl Keyword {
     /// PUB, HPUB, SUB and UNSUB need whitespace after the keyword; the others take
@@ -137,8 +151,11 @@ enum LineStart {
 }
 
 fn classify(line: &[u8]) -> LineStart {
+    let Some(&first) = line.first() else {
+        return LineStart::Undecided;
+    };
     let mut undecided = false;
-    for &(word, kw) in &KEYWORDS {
+    for &(word, kw) in candidates(first) {
         let n = word.len().min(line.len());
         if !line[..n].eq_ignore_ascii_case(&word[..n]) {
             continue;
@@ -409,7 +426,7 @@ impl Parser {
                 Ok((kw, args))
             }
             // A complete line that is a bare keyword: only the no-argument ops allow it.
-            LineStart::Undecided => KEYWORDS
+            LineStart::Undecided => candidates(line.first().copied().unwrap_or_default())
                 .iter()
                 .find(|(w, kw)| w.eq_ignore_ascii_case(line) && !kw.needs_separator())
                 .map(|&(_, kw)| (kw, &line[line.len()..]))
