@@ -425,6 +425,8 @@ pub struct RawClient {
     /// A CONNECT with `"protocol":1` was sent and no PONG has been read since:
     /// tenet follows that first PONG with an INFO carrying `connect_info`.
     connect_info_due: bool,
+    /// The control line being sent, to spot a CONNECT even when sent byte by byte.
+    sent_line: Vec<u8>,
 }
 
 impl RawClient {
@@ -446,6 +448,7 @@ impl RawClient {
             pending: Vec::new(),
             info: Value::Null,
             connect_info_due: false,
+            sent_line: Vec::new(),
         }
     }
 
@@ -528,11 +531,24 @@ impl RawClient {
     /// Writes all of `bytes`, returning any error (for peers expected to close).
     pub fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> io::Result<()> {
         let bytes = bytes.as_ref();
-        if bytes.windows(8).any(|w| w == b"CONNECT ") {
-            self.connect_info_due = bytes.windows(12).any(|w| w == b"\"protocol\":1");
-        }
+        self.note_connect(bytes);
         self.stream.write_all(bytes)?;
         self.stream.flush()
+    }
+
+    fn note_connect(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b != b'\n' {
+                if self.sent_line.len() < 64 * 1024 {
+                    self.sent_line.push(b);
+                }
+                continue;
+            }
+            let line = std::mem::take(&mut self.sent_line);
+            if line.len() > 8 && line[..8].eq_ignore_ascii_case(b"CONNECT ") {
+                self.connect_info_due = line.windows(12).any(|w| w == b"\"protocol\":1");
+            }
+        }
     }
 
     /// Reads exactly `want.len()` bytes and fails with a readable diff unless they
