@@ -365,9 +365,14 @@ impl Server {
         while pos < data.len() || parser.buffered() > 0 {
             match parser.next(data, &mut pos) {
                 Ok(Some(op)) => {
+                    let connect = matches!(op, Op::Connect(_));
                     self.process_op(index, op, now);
-                    if self.client_ref(index).closing {
+                    let client = self.client_ref(index);
+                    if client.closing {
                         break;
+                    }
+                    if connect {
+                        parser.set_headers(client.headers);
                     }
                 }
                 Ok(None) => break,
@@ -389,7 +394,7 @@ impl Server {
             return;
         };
         if !self.client_ref(index).closing {
-            self.shut_client(index, CloseReason::ClientClosed);
+            self.shut_client(index, CloseReason::ClientClosed, false);
         }
         let mut client = self.slots[index].client.take().expect("live");
         client.out.clear(&mut self.pool);
@@ -441,7 +446,7 @@ impl Server {
                 .as_ref()
                 .is_some_and(|c| !c.closing)
             {
-                self.shut_client(index, CloseReason::ServerShutdown);
+                self.shut_client(index, CloseReason::ServerShutdown, true);
             }
         }
     }
@@ -517,7 +522,7 @@ impl Server {
             Op::Err(text) => {
                 let text = String::from_utf8_lossy(text).into_owned();
                 self.log_client(index, Level::Error, &format!("Client Error {text}"));
-                self.shut_client(index, CloseReason::ProtocolViolation);
+                self.shut_client(index, CloseReason::ProtocolViolation, true);
             }
         }
     }
@@ -634,10 +639,6 @@ impl Server {
 
     fn process_pub(&mut self, index: usize, publish: &Publish<'_>, now: Time) {
         let client = self.client_mut(index);
-        if publish.has_headers() && !client.headers {
-            self.close_silently(index, "HPUB without headers support");
-            return;
-        }
         client.in_msgs += 1;
         client.in_bytes += publish.payload.len() as u64;
         self.stats.in_msgs += 1;
@@ -752,6 +753,7 @@ impl Server {
         push(b"\r\n");
         push(payload);
         push(b"\r\n");
+        let trace = self.opts.trace.then(|| outbound_trace(parts.as_slice()));
         client.out.push_parts(&mut self.pool, parts.as_slice());
         client.out_msgs += 1;
         client.out_bytes += payload.len() as u64;
@@ -763,6 +765,9 @@ impl Server {
             self.events.push_back(Event::Flush(id));
         }
         let queued = client.out.len();
+        if let Some(line) = trace {
+            self.log_client(index, Level::Trace, &line);
+        }
         if done {
             self.remove_sub(key);
         }
@@ -778,7 +783,7 @@ impl Server {
         let client = self.client_ref(index);
         let sid = client.subs.values().find_map(|&key| {
             let sub = self.subs[key.0 as usize].as_ref()?;
-            subject_matches(&sub.subject, reply).then(|| sub.sid.clone())
+            (sub.queue.is_none() && subject_matches(&sub.subject, reply)).then(|| sub.sid.clone())
         });
         if let Some(sid) = sid {
             let parts: [&[u8]; 5] = [
@@ -830,7 +835,7 @@ impl Server {
         );
         let client = self.slots[index].client.as_mut().expect("live client");
         client.out.clear(&mut self.pool);
-        self.shut_client(index, CloseReason::SlowConsumerPendingBytes);
+        self.shut_client(index, CloseReason::SlowConsumerPendingBytes, true);
     }
 
     // ----- timers -------------------------------------------------------------
@@ -879,17 +884,18 @@ impl Server {
 
     fn close_silently(&mut self, index: usize, why: &str) {
         self.log_client(index, Level::Error, &format!("Protocol Violation: {why}"));
-        self.shut_client(index, CloseReason::ProtocolViolation);
+        self.shut_client(index, CloseReason::ProtocolViolation, true);
     }
 
     fn close_with_error(&mut self, index: usize, error: ClientError) {
         self.send_error(index, error);
-        self.shut_client(index, error.close_reason());
+        self.shut_client(index, error.close_reason(), true);
     }
 
-    /// Removes the client's subscriptions, stops reading it, and tells the runtime
-    /// to close the socket once the queued bytes (e.g. an `-ERR`) are written.
-    fn shut_client(&mut self, index: usize, reason: CloseReason) {
+    /// Removes the client's subscriptions and stops reading it. With
+    /// `tell_runtime`, asks the runtime to close the socket once the queued bytes
+    /// (e.g. an `-ERR`) are written; without, the runtime closed it already.
+    fn shut_client(&mut self, index: usize, reason: CloseReason, tell_runtime: bool) {
         let client = self.client_mut(index);
         if client.closing {
             return;
@@ -910,7 +916,9 @@ impl Server {
             Level::Debug,
             &format!("Client connection closed: {reason}"),
         );
-        self.events.push_back(Event::Close(id, reason));
+        if tell_runtime {
+            self.events.push_back(Event::Close(id, reason));
+        }
     }
 
     // ----- helpers ------------------------------------------------------------
@@ -946,6 +954,9 @@ impl Server {
     }
 
     fn send_parts(&mut self, index: usize, parts: &[&[u8]]) {
+        if self.opts.trace {
+            self.trace_out(index, parts);
+        }
         let client = self.slots[index].client.as_mut().expect("live client");
         client.out.push_parts(&mut self.pool, parts);
         if !client.flush_queued {
@@ -959,9 +970,6 @@ impl Server {
     }
 
     fn send_error_text(&mut self, index: usize, text: &str) {
-        if self.opts.trace {
-            self.log_client(index, Level::Trace, &format!("->> [-ERR '{text}']"));
-        }
         self.send_parts(index, &[b"-ERR '", text.as_bytes(), b"'\r\n"]);
     }
 
@@ -996,6 +1004,11 @@ impl Server {
             let line = format!("{}:{} - cid:{} - {text}", c.peer.ip, c.peer.port, c.cid);
             self.events.push_back(Event::Log(level, line));
         }
+    }
+
+    fn trace_out(&mut self, index: usize, parts: &[&[u8]]) {
+        let line = outbound_trace(parts);
+        self.log_client(index, Level::Trace, &line);
     }
 
     fn trace_op(&mut self, index: usize, op: &Op<'_>) {
@@ -1033,6 +1046,12 @@ impl Server {
             Op::Err(t) => format!("<<- [-ERR {}]", s(t)),
         };
         self.log_client(index, Level::Trace, &line);
+        if let Op::Pub(p) = op {
+            let mut payload = String::from("<<- MSG_PAYLOAD: [");
+            crate::proto::encode::go_quote(p.payload, &mut payload);
+            payload.push(']');
+            self.log_client(index, Level::Trace, &payload);
+        }
     }
 
     /// The slot index of a live client (open or closing) with this id.
@@ -1053,6 +1072,14 @@ impl Server {
     fn client_mut(&mut self, index: usize) -> &mut Client {
         self.slots[index].client.as_mut().expect("live client")
     }
+}
+
+/// The trace of what is sent: its first line, e.g. `->> [PONG]`, `->> [MSG foo 1 2]`.
+fn outbound_trace(parts: &[&[u8]]) -> String {
+    let bytes = parts.concat();
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    format!("->> [{}]", String::from_utf8_lossy(line))
 }
 
 /// The pieces of one MSG/HMSG, gathered on the stack and copied out in one go.

@@ -55,13 +55,21 @@ impl StopHandle {
     }
 }
 
+/// A client socket.
+struct Conn {
+    stream: TcpStream,
+    /// The peer closed its side: close ours once the queued bytes are written
+    /// (so `printf 'PING\r\n' | nc -N host 4222` still gets its PONG).
+    read_closed: bool,
+}
+
 /// A bound server, ready to run.
 pub struct EventLoop {
     server: Server,
     poll: Poll,
     listener: TcpListener,
     local_addr: SocketAddr,
-    conns: HashMap<u64, TcpStream>,
+    conns: HashMap<u64, Conn>,
     /// Clients to read again without waiting for readiness (budget used up, or resumed).
     read_again: Vec<ClientId>,
     stop: Arc<AtomicBool>,
@@ -194,7 +202,13 @@ impl EventLoop {
                         self.server.handle_closed(id);
                         continue;
                     }
-                    self.conns.insert(id.as_u64(), stream);
+                    self.conns.insert(
+                        id.as_u64(),
+                        Conn {
+                            stream,
+                            read_closed: false,
+                        },
+                    );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -214,11 +228,20 @@ impl EventLoop {
     fn read(&mut self, id: ClientId, buf: &mut [u8]) {
         let mut budget = READ_BUDGET;
         while self.server.can_read(id) {
-            let Some(stream) = self.conns.get_mut(&id.as_u64()) else {
+            let Some(conn) = self.conns.get_mut(&id.as_u64()) else {
                 return;
             };
-            match stream.read(buf) {
-                Ok(0) => return self.drop_conn(id),
+            if conn.read_closed {
+                return;
+            }
+            match conn.stream.read(buf) {
+                Ok(0) => {
+                    conn.read_closed = true;
+                    if self.server.outbound_len(id) == 0 {
+                        self.drop_conn(id);
+                    }
+                    return;
+                }
                 Ok(n) => {
                     let now = self.now();
                     self.server.handle_read(id, &buf[..n], now);
@@ -236,19 +259,23 @@ impl EventLoop {
     }
 
     /// Writes the client's queued bytes until done or the socket is full.
-    /// Returns false if the connection failed.
+    /// Returns false if the connection is gone.
     fn flush(&mut self, id: ClientId) -> bool {
         loop {
-            let Some(stream) = self.conns.get_mut(&id.as_u64()) else {
+            let Some(conn) = self.conns.get_mut(&id.as_u64()) else {
                 return false;
             };
             let result = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let n = self.server.outbound(id, &mut slices);
                 if n == 0 {
+                    if conn.read_closed {
+                        self.drop_conn(id);
+                        return false;
+                    }
                     return true;
                 }
-                stream.write_vectored(&slices[..n])
+                conn.stream.write_vectored(&slices[..n])
             };
             match result {
                 Ok(0) => {
@@ -275,8 +302,8 @@ impl EventLoop {
                 Event::Close(id, _reason) => {
                     // Best effort: the -ERR that explains the close, if the socket takes it.
                     if self.flush(id) {
-                        if let Some(stream) = self.conns.get(&id.as_u64()) {
-                            let _ = stream.shutdown(Shutdown::Both);
+                        if let Some(conn) = self.conns.get(&id.as_u64()) {
+                            let _ = conn.stream.shutdown(Shutdown::Both);
                         }
                         self.drop_conn(id);
                     }
@@ -289,8 +316,8 @@ impl EventLoop {
 
     /// Forgets the socket and tells the engine it is gone.
     fn drop_conn(&mut self, id: ClientId) {
-        if let Some(mut stream) = self.conns.remove(&id.as_u64()) {
-            let _ = self.poll.registry().deregister(&mut stream);
+        if let Some(mut conn) = self.conns.remove(&id.as_u64()) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
         }
         self.server.handle_closed(id);
     }

@@ -33,11 +33,11 @@ pub fn is_reference_server() -> bool {
     })
 }
 
-/// For tests of tenet's intentional differences from nats-server: returns true
-/// (and prints why) when the target is the reference server, so the test returns early.
+/// For tests of tenet-only behaviour: returns true (and prints why) when the
+/// target is the reference server, so the test returns early.
 pub fn skip_on_reference(why: &str) -> bool {
     if is_reference_server() {
-        println!("note: skipped against nats-server (tenet differs on purpose): {why}");
+        println!("note: skipped against nats-server: {why}");
         true
     } else {
         false
@@ -443,6 +443,10 @@ impl RawClient {
         let stream = TcpStream::connect_timeout(&addr, TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream.set_nodelay(true).expect("nodelay");
+        // Writes are bounded too: a server that stops reading must not hang a test.
+        stream
+            .set_write_timeout(Some(TIMEOUT))
+            .expect("write timeout");
         RawClient {
             stream,
             pending: Vec::new(),
@@ -460,6 +464,52 @@ impl RawClient {
     /// The local port of this connection (the server's view of `client_port`).
     pub fn local_port(&self) -> u16 {
         self.stream.local_addr().expect("local_addr").port()
+    }
+
+    /// Shuts down the sending side (the server reads EOF; it can still write).
+    pub fn shutdown_write(&self) {
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown(Write)");
+    }
+
+    /// Closes the connection with a TCP reset (SO_LINGER 0) instead of a FIN.
+    pub fn abort(self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on a socket we own, with a pointer to a live linger.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+        drop(self.stream);
+    }
+
+    /// Shrinks the kernel receive buffer (SO_RCVBUF), so a client that stops
+    /// reading backs data up into the server quickly.
+    pub fn set_recv_buffer(&self, bytes: usize) {
+        use std::os::fd::AsRawFd;
+        let size = libc::c_int::try_from(bytes).expect("buffer size");
+        // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt(SO_RCVBUF)");
     }
 
     fn fill(&mut self, deadline: Instant) -> Fill {
@@ -490,22 +540,24 @@ impl RawClient {
 
     /// Reads one line (through `\r\n`) and returns it with the terminator.
     pub fn read_line(&mut self) -> Vec<u8> {
+        match self.try_read_line() {
+            Ok(line) => line,
+            Err(why) => panic!("{why} while reading a line; got {}", show(&self.pending)),
+        }
+    }
+
+    /// Like [`RawClient::read_line`], but a close, reset or timeout is an `Err`.
+    pub fn try_read_line(&mut self) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(i) = self.pending.windows(2).position(|w| w == b"\r\n") {
-                return self.pending.drain(..i + 2).collect();
+                return Ok(self.pending.drain(..i + 2).collect());
             }
             match self.fill(deadline) {
                 Fill::Data => {}
-                Fill::Eof => panic!("closed while reading a line; got {}", show(&self.pending)),
-                Fill::Timeout => panic!(
-                    "no complete line within {TIMEOUT:?}; got {}",
-                    show(&self.pending)
-                ),
-                Fill::Error(e) => panic!(
-                    "error while reading a line: {e}; got {}",
-                    show(&self.pending)
-                ),
+                Fill::Eof => return Err("the connection was closed".into()),
+                Fill::Timeout => return Err(format!("no complete line within {TIMEOUT:?}")),
+                Fill::Error(e) => return Err(format!("read error: {e}")),
             }
         }
     }
@@ -556,9 +608,11 @@ impl RawClient {
     pub fn expect(&mut self, want: impl AsRef<[u8]>) {
         let want = want.as_ref();
         let deadline = Instant::now() + TIMEOUT;
+        // Bytes already compared: each read only checks what it added.
+        let mut checked = 0;
         loop {
             let n = self.pending.len().min(want.len());
-            if self.pending[..n] != want[..n] {
+            if self.pending[checked..n] != want[checked..n] {
                 // Read a little more so the failure shows what the server was saying.
                 let _ = self.fill(Instant::now() + Duration::from_millis(100));
                 let at = self
@@ -578,6 +632,7 @@ impl RawClient {
                 self.pending.drain(..want.len());
                 return;
             }
+            checked = n;
             let why = match self.fill(deadline) {
                 Fill::Data => continue,
                 Fill::Eof => "the connection was closed".to_string(),
@@ -603,6 +658,12 @@ impl RawClient {
     /// Expects `PONG\r\n` (plus tenet's connect-info INFO when due, see [`RawClient::ping`]).
     pub fn expect_pong(&mut self) {
         self.expect(b"PONG\r\n");
+        self.expect_connect_info_if_due();
+    }
+
+    /// After a PONG read by other means: on tenet, reads and checks the INFO with
+    /// `connect_info` that follows the first PONG after a protocol-1 CONNECT.
+    pub fn expect_connect_info_if_due(&mut self) {
         if std::mem::take(&mut self.connect_info_due) && !is_reference_server() {
             let info = self.read_info();
             assert_eq!(info["connect_info"], true, "second INFO: {info}");

@@ -99,8 +99,27 @@ struct ConnectJson {
 impl ConnectOptions {
     /// Applies a CONNECT's JSON on top of these options. Malformed JSON is an
     /// error (nats-server closes the connection without a message).
+    ///
+    /// Like Go's JSON decoder (which nats-server uses), field names match
+    /// case-insensitively and `null` sets nothing.
     pub fn apply(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
-        let c: ConnectJson = serde_json::from_slice(json)?;
+        let value: serde_json::Value = serde_json::from_slice(json)?;
+        let value = match value {
+            serde_json::Value::Null => return Ok(()),
+            serde_json::Value::Object(map) => {
+                // Exact-case keys win over other spellings of the same name.
+                let mut lowered = serde_json::Map::new();
+                for (key, v) in map.iter().filter(|(k, _)| k.to_lowercase() != **k) {
+                    lowered.insert(key.to_lowercase(), v.clone());
+                }
+                for (key, v) in map.into_iter().filter(|(k, _)| k.to_lowercase() == *k) {
+                    lowered.insert(key, v);
+                }
+                serde_json::Value::Object(lowered)
+            }
+            other => other,
+        };
+        let c: ConnectJson = serde_json::from_value(value)?;
         macro_rules! set {
             ($($field:ident),*) => {$(
                 if let Some(v) = c.$field { self.$field = v; }
@@ -154,6 +173,16 @@ mod tests {
             (o.name.as_deref(), o.lang.as_deref(), o.protocol),
             (Some("n"), Some("rust"), 1)
         );
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_and_null_sets_nothing() {
+        let mut o = ConnectOptions::default();
+        o.apply(br#"{"VERBOSE":false,"Echo":false,"echo":true}"#)
+            .unwrap();
+        assert!(!o.verbose && o.echo);
+        o.apply(b"null").unwrap();
+        assert!(!o.verbose);
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl Keyword {
     fn needs_separator(self) -> bool {
         matches!(
             self,
-            Keyword::Pub | Keyword::Hpub | Keyword::Sub | Keyword::Unsub
+            Keyword::Pub | Keyword::Hpub | Keyword::Sub | Keyword::Unsub | Keyword::Err
         )
     }
 
@@ -220,7 +220,11 @@ struct PubLine<'a> {
 }
 
 impl<'a> PubLine<'a> {
-    fn parse(kw: Keyword, args: &'a [u8], max_payload: usize) -> Result<Self, ParseError> {
+    fn parse(kw: Keyword, args: &'a [u8], limits: &Parser) -> Result<Self, ParseError> {
+        if kw == Keyword::Hpub && !limits.headers {
+            // nats-server closes at the control line, before any payload.
+            return Err(ParseError::Silent);
+        }
         let mut a: [&[u8]; 4] = [&[]; 4];
         let n = split_args(args, &mut a);
         let (subject, reply, hdr, total) = match (kw, n) {
@@ -237,7 +241,9 @@ impl<'a> PubLine<'a> {
                 .ok_or(ParseError::Silent)?,
             None => 0,
         };
-        if size > max_payload {
+        // An empty header block is no headers at all: delivered as a plain MSG.
+        let hdr = hdr.filter(|_| header_len > 0);
+        if size > limits.max_payload {
             return Err(ParseError::Err(ClientError::MaxPayloadViolation));
         }
         Ok(PubLine {
@@ -281,6 +287,8 @@ pub struct Parser {
     state: State,
     max_control_line: usize,
     max_payload: usize,
+    /// HPUB is allowed (the client's CONNECT enabled headers).
+    headers: bool,
 }
 
 impl Parser {
@@ -291,7 +299,14 @@ impl Parser {
             state: State::Line,
             max_control_line: max_control_line as usize,
             max_payload: max_payload as usize,
+            headers: false,
         }
+    }
+
+    /// Allows HPUB (after a CONNECT with `"headers":true`); otherwise an HPUB
+    /// closes the connection silently, as in nats-server.
+    pub fn set_headers(&mut self, headers: bool) {
+        self.headers = headers;
     }
 
     /// Changes the payload limit (account limits can lower it per connection).
@@ -354,7 +369,7 @@ impl Parser {
             let (line, _) = split_line(&self.carry);
             let (kw, args) = self.op_line(line)?;
             if matches!(kw, Keyword::Pub | Keyword::Hpub) {
-                let payload_len = PubLine::parse(kw, args, self.max_payload)?.size;
+                let payload_len = PubLine::parse(kw, args, self)?.size;
                 self.state = State::Payload {
                     line_len,
                     payload_len,
@@ -376,7 +391,7 @@ impl Parser {
             *pos = after;
             return Ok(Some(simple_op(kw, args)?));
         }
-        let publish = PubLine::parse(kw, args, self.max_payload)?;
+        let publish = PubLine::parse(kw, args, self)?;
         let end = after + publish.size;
         if data.len() >= end + 2 {
             check_payload_end(&data[end..end + 2])?;
@@ -407,7 +422,7 @@ impl Parser {
     ) -> Result<Op<'_>, ParseError> {
         let (line, _) = split_line(&self.carry[..line_len]);
         let (kw, args) = self.op_line(line)?;
-        let publish = PubLine::parse(kw, args, self.max_payload)?;
+        let publish = PubLine::parse(kw, args, self)?;
         let payload_end = line_len + payload_len;
         check_payload_end(&self.carry[payload_end..payload_end + 2])?;
         Ok(Op::Pub(
@@ -533,6 +548,7 @@ mod tests {
 
     fn parse_chunks(chunks: &[&[u8]]) -> Vec<Owned> {
         let mut parser = Parser::new(4096, 1024 * 1024);
+        parser.set_headers(true);
         let mut out = Vec::new();
         for chunk in chunks {
             let mut pos = 0;
@@ -668,6 +684,21 @@ mod tests {
                 "{input:?}"
             );
         }
+    }
+
+    #[test]
+    fn hpub_needs_headers_enabled_and_an_empty_header_block_is_a_plain_pub() {
+        let mut parser = Parser::new(4096, 1024);
+        let mut pos = 0;
+        assert_eq!(
+            parser.next(b"HPUB foo 12 12\r\n", &mut pos),
+            Err(ParseError::Silent)
+        );
+        assert_eq!(
+            parse(b"HPUB a 0 2\r\nhi\r\n"),
+            ops(&["PUB a None None 2 0 hi"])
+        );
+        assert_eq!(parse(b"-ERR\r\n"), vec![UNKNOWN]);
     }
 
     #[test]
