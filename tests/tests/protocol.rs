@@ -70,6 +70,20 @@ fn info_has_the_documented_fields_and_a_trailing_space() {
 }
 
 #[test]
+fn info_reports_the_protocol_version_tenet_speaks() {
+    if skip_on_reference("nats-server reports its own version and Go version") {
+        return;
+    }
+    let server = TestServer::start();
+    let c = server.client();
+    // Clients gate features on `version`, so tenet reports the nats-server
+    // version whose protocol it implements; `go` names the implementation.
+    assert_eq!(c.info()["version"], "2.9.10");
+    let go = c.info()["go"].as_str().expect("go").to_string();
+    assert!(go.starts_with("tenet "), "go: {go}");
+}
+
+#[test]
 fn client_ids_differ_between_connections() {
     let server = TestServer::start();
     let a = server.client();
