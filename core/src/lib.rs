@@ -59,6 +59,7 @@
 //!   reads a clock.
 
 pub mod cli;
+pub mod config;
 pub mod errors;
 pub mod log;
 pub mod options;

@@ -2,8 +2,12 @@
 
 use crate::server::{Level, Server, PROTOCOL_VERSION, VERSION};
 
-/// `[pid] 2006/01/02 15:04:05.000000 [INF] text`, the time in UTC.
-pub fn format_line(pid: u32, unix_micros: u64, level: Level, text: &str) -> String {
+/// `[pid] 2006/01/02 15:04:05.000000 [INF] text`, the time in UTC; without a
+/// time (`logtime: false`), `[pid] [INF] text`.
+pub fn format_line(pid: u32, unix_micros: Option<u64>, level: Level, text: &str) -> String {
+    let Some(unix_micros) = unix_micros else {
+        return format!("[{pid}] {} {text}", level.tag());
+    };
     let secs = unix_micros / 1_000_000;
     let micros = unix_micros % 1_000_000;
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
@@ -50,9 +54,10 @@ mod tests {
         // 2026-11-23 14:32:19.141716 UTC
         let micros = 1_795_444_339_141_716;
         assert_eq!(
-            format_line(4551, micros, Level::Info, "Server is ready"),
+            format_line(4551, Some(micros), Level::Info, "Server is ready"),
             "[4551] 2026/11/23 14:32:19.141716 [INF] Server is ready"
         );
+        assert_eq!(format_line(7, None, Level::Error, "x"), "[7] [ERR] x");
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }

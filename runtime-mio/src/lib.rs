@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod host;
+
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
@@ -29,15 +31,9 @@ const MAX_IOVECS: usize = 64;
 /// Where log lines go.
 pub type Logger = Box<dyn FnMut(Level, &str) + Send>;
 
-/// A logger that prints nats-server style lines to stderr.
+/// A logger that prints nats-server style lines, with timestamps, to stderr.
 pub fn stderr_logger() -> Logger {
-    let pid = std::process::id();
-    Box::new(move |level, text| {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        eprintln!("{}", tenet_core::log::format_line(pid, micros, level, text));
-    })
+    host::logger(None, true).expect("stderr needs no opening")
 }
 
 /// Asks a running event loop to stop, from any thread.

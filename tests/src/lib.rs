@@ -133,13 +133,12 @@ impl Log {
     }
 }
 
-enum Running {
-    Process {
-        child: Child,
-        log: Arc<Log>,
-        config: Option<PathBuf>,
-    },
-    InProcess(#[allow(dead_code)] tenet_mio::ServerHandle),
+/// The server process and what belongs to it.
+struct Running {
+    child: Child,
+    log: Arc<Log>,
+    /// A configuration file written for this server, removed with it.
+    config: Option<PathBuf>,
 }
 
 /// A server under test; killed (or shut down) when dropped.
@@ -177,7 +176,7 @@ impl TestServer {
                 Ok(()) => {
                     return TestServer {
                         port,
-                        running: Running::Process { child, log, config },
+                        running: Running { child, log, config },
                     }
                 }
                 Err(why) => {
@@ -208,7 +207,7 @@ impl TestServer {
         match port {
             Some(port) => TestServer {
                 port,
-                running: Running::Process {
+                running: Running {
                     child,
                     log,
                     config: None,
@@ -222,25 +221,14 @@ impl TestServer {
         }
     }
 
-    /// A server with limits that have no command-line flag. tenet runs in-process
-    /// (`tenet_mio::spawn`); the reference server gets an equivalent config file.
+    /// A server with limits that have no command-line flag: the real binary with
+    /// an equivalent configuration file (the same file works for nats-server).
     pub fn with_options(opts: tenet_core::Options) -> TestServer {
-        if is_reference_server() {
-            let (path, args) = write_reference_config(&opts);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            return Self::start_binary(&args, Some(path));
-        }
-        let mut opts = opts;
-        opts.host = "127.0.0.1".to_string();
-        opts.port = None;
-        let handle = tenet_mio::spawn(opts).expect("tenet_mio::spawn");
-        TestServer {
-            port: handle.port(),
-            running: Running::InProcess(handle),
-        }
+        let (path, args) = write_reference_config(&opts);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_binary(&args, Some(path))
     }
 
-    /// The client port.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -261,10 +249,7 @@ impl TestServer {
     }
 
     fn process(&mut self) -> (&mut Child, &Arc<Log>) {
-        match &mut self.running {
-            Running::Process { child, log, .. } => (child, log),
-            Running::InProcess(_) => panic!("an in-process server has no process or log"),
-        }
+        (&mut self.running.child, &self.running.log)
     }
 
     /// Everything the server process has logged so far.
@@ -311,12 +296,11 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Running::Process { child, config, .. } = &mut self.running {
-            let _ = child.kill();
-            let _ = child.wait();
-            if let Some(path) = config {
-                let _ = std::fs::remove_file(path);
-            }
+        let Running { child, config, .. } = &mut self.running;
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Some(path) = config {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

@@ -1,0 +1,10 @@
+//! Configuration files in nats-server's format: the value tree, the parser, typed options.
+
+mod duration;
+mod lex;
+pub mod options;
+pub mod parse;
+pub mod value;
+
+pub use parse::{parse, parse_file, ConfigError, MapResolver, Resolver};
+pub use value::{Key, Pos, Value, ValueKind};

@@ -1,0 +1,903 @@
+//! Typed server options read from a configuration value tree.
+//!
+//! This layer turns what the file says into plain data: server options for the
+//! engine, and the authorization and account settings as written (later layers
+//! compile those into permission checks). Keys are matched case-insensitively,
+//! as nats-server does. A key nats-server knows but tenet does not implement
+//! yet is an error naming it: a setting, above all a security setting, is never
+//! silently ignored.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::duration::parse_duration;
+use super::parse::{ConfigError, Parsed};
+use super::value::{Key, Pos, Value, ValueKind};
+use crate::options::{Options, DEFAULT_PORT};
+use crate::subject::is_valid_subject;
+
+/// Everything a configuration file sets.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    /// Engine options (listen address, limits, pings, debug/trace).
+    pub server: Options,
+    /// Log file (`log_file`), instead of stderr.
+    pub log_file: Option<String>,
+    /// Timestamps in log lines (`logtime`, default true).
+    pub log_time: Option<bool>,
+    /// File to write the process id to (`pid_file`).
+    pub pid_file: Option<String>,
+    /// The `authorization` block.
+    pub authorization: Option<Authorization>,
+    /// The `accounts` block.
+    pub accounts: Vec<AccountConfig>,
+    /// `system_account`.
+    pub system_account: Option<String>,
+    /// `no_auth_user`.
+    pub no_auth_user: Option<String>,
+    /// Monitoring listen address (`http`, `http_port`).
+    pub http: Option<(String, u16)>,
+}
+
+/// The `authorization` block.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Authorization {
+    /// Single user name (`user`).
+    pub user: Option<String>,
+    /// Single user password (`password`), plain or bcrypt.
+    pub password: Option<String>,
+    /// Token (`token`), plain or bcrypt.
+    pub token: Option<String>,
+    /// Time allowed for CONNECT (`timeout`).
+    pub timeout: Option<Duration>,
+    /// The `users` list.
+    pub users: Vec<User>,
+    /// Permissions of users in this block that have none of their own.
+    pub default_permissions: Option<Permissions>,
+}
+
+/// A user (password or nkey) from a `users` list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct User {
+    /// User name; `None` for nkey users.
+    pub name: Option<String>,
+    /// Password, plain or bcrypt.
+    pub password: Option<String>,
+    /// nkey public key (`U...`).
+    pub nkey: Option<String>,
+    /// The user's own permissions.
+    pub permissions: Option<Permissions>,
+    /// Where the user was defined, for error messages.
+    pub pos: Option<Pos>,
+}
+
+/// Publish and subscribe permissions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// `publish`; `None` = unrestricted.
+    pub publish: Option<SubjectPermission>,
+    /// `subscribe`; `None` = unrestricted.
+    pub subscribe: Option<SubjectPermission>,
+    /// `allow_responses`.
+    pub allow_responses: Option<ResponsePermission>,
+}
+
+/// Allow and deny lists of subjects (subscribe entries may carry a queue: `"foo q"`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubjectPermission {
+    /// Subjects allowed; empty means everything (nats-server's rule).
+    pub allow: Vec<String>,
+    /// Subjects denied; deny wins over allow.
+    pub deny: Vec<String>,
+}
+
+/// `allow_responses`: replies allowed to requests this user received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponsePermission {
+    /// Replies allowed per request; `None` = unlimited.
+    pub max: Option<u64>,
+    /// How long after the request a reply is allowed; `None` = forever.
+    pub expires: Option<Duration>,
+}
+
+impl Default for ResponsePermission {
+    /// `allow_responses: true`: one reply within two minutes.
+    fn default() -> Self {
+        ResponsePermission {
+            max: Some(1),
+            expires: Some(Duration::from_secs(120)),
+        }
+    }
+}
+
+/// One account of the `accounts` block.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountConfig {
+    /// Account name.
+    pub name: String,
+    /// Users that log in to this account.
+    pub users: Vec<User>,
+    /// Permissions of this account's users that have none of their own.
+    pub default_permissions: Option<Permissions>,
+    /// Streams and services this account offers.
+    pub exports: Vec<Export>,
+    /// Streams and services this account takes from others.
+    pub imports: Vec<Import>,
+    /// `limits`.
+    pub limits: AccountLimits,
+    /// Where the account was defined.
+    pub pos: Option<Pos>,
+}
+
+/// An export entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Export {
+    /// `service` (true) or `stream` (false).
+    pub service: bool,
+    /// The exported subject.
+    pub subject: String,
+    /// Accounts allowed to import it; `None` = public.
+    pub accounts: Option<Vec<String>>,
+    /// Service response type: `singleton` (default), `stream` or `chunked`.
+    pub response_type: Option<String>,
+    /// Service response threshold.
+    pub response_threshold: Option<Duration>,
+}
+
+/// An import entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    /// `service` (true) or `stream` (false).
+    pub service: bool,
+    /// The exporting account.
+    pub account: String,
+    /// The subject in the exporting account.
+    pub subject: String,
+    /// Local subject for a service (`to`) or a remapped stream.
+    pub to: Option<String>,
+    /// Prefix for an imported stream.
+    pub prefix: Option<String>,
+}
+
+/// Account `limits` (None = unlimited).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccountLimits {
+    /// Total connections of the account.
+    pub max_connections: Option<u32>,
+    /// Subscriptions per connection.
+    pub max_subscriptions: Option<u32>,
+    /// Payload per message.
+    pub max_payload: Option<u32>,
+}
+
+/// What a known key becomes once tenet implements it.
+const NOT_YET: &[(&str, &str)] = &[
+    ("cluster", "clustering"),
+    ("gateway", "gateways"),
+    ("gateways", "gateways"),
+    ("leaf", "leaf nodes"),
+    ("leafnodes", "leaf nodes"),
+    ("mqtt", "MQTT"),
+    ("websocket", "websockets"),
+    ("ws", "websockets"),
+    ("operator", "operator mode"),
+    ("operators", "operator mode"),
+    ("root", "operator mode"),
+    ("roots", "operator mode"),
+    ("trusted_operators", "operator mode"),
+    ("trusted", "operator mode"),
+    ("trusted_keys", "operator mode"),
+    ("resolver", "operator mode"),
+    ("account_resolver", "operator mode"),
+    ("accounts_resolver", "operator mode"),
+    ("resolver_tls", "operator mode"),
+    ("resolver_preload", "operator mode"),
+    ("resolver_pinned_accounts", "operator mode"),
+    ("system_account", "accounts"),
+    ("system", "accounts"),
+    ("no_system_account", "accounts"),
+    ("no_system", "accounts"),
+    ("no_sys_acc", "accounts"),
+    ("tls", "TLS"),
+    ("ocsp", "TLS"),
+    ("allow_non_tls", "TLS"),
+    ("ocsp_cache", "TLS"),
+    ("https", "monitoring"),
+    ("https_port", "monitoring"),
+    ("http", "monitoring"),
+    ("http_port", "monitoring"),
+    ("monitor_port", "monitoring"),
+    ("http_base_path", "monitoring"),
+    ("jetstream", "JetStream"),
+    ("store_dir", "JetStream"),
+    ("storedir", "JetStream"),
+    ("default_js_domain", "JetStream"),
+    ("mappings", "subject mappings"),
+    ("maps", "subject mappings"),
+    ("syslog", "syslog"),
+    ("remote_syslog", "syslog"),
+    ("client_advertise", "clustering"),
+    ("ports_file_dir", "ports files"),
+    ("prof_port", "profiling"),
+    ("lame_duck_duration", "lame duck mode"),
+    ("lame_duck_grace_period", "lame duck mode"),
+    ("write_deadline", "write deadlines"),
+    ("max_sub_tokens", "max_sub_tokens"),
+    ("no_header_support", "turning headers off"),
+    ("server_tags", "server tags"),
+    ("logfile_size_limit", "log rotation"),
+    ("log_size_limit", "log rotation"),
+    ("max_traced_msg_len", "trace truncation"),
+    ("trace_verbose", "verbose tracing"),
+    ("logtime_utc", "UTC log times"),
+    ("connect_error_reports", "error report intervals"),
+    ("reconnect_error_reports", "error report intervals"),
+    ("max_closed_clients", "monitoring"),
+];
+
+/// Reads a parsed file into typed options. The configuration is returned even
+/// when there are errors (best effort, so every error can be reported at once);
+/// callers must refuse to run when the error list is not empty.
+pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
+    let mut r = Reader {
+        used_variables: &parsed.used_variables,
+        errors: Vec::new(),
+    };
+    let mut config = Config::default();
+    let mut port: Option<(i64, Pos)> = None;
+    let mut host: Option<String> = None;
+    for (key, value) in &parsed.map {
+        match key.name.to_ascii_lowercase().as_str() {
+            "listen" => {
+                if let Some((h, p)) = r.host_port(value) {
+                    host = h.or(host);
+                    port = p.map(|p| (p, value.pos.clone())).or(port);
+                }
+            }
+            "port" => port = r.int(value).map(|p| (p, value.pos.clone())),
+            "host" | "net" => host = r.string(value),
+            "server_name" => config.server.server_name = r.string(value),
+            "debug" => config.server.debug = r.boolean(value).unwrap_or(false),
+            "trace" => config.server.trace = r.boolean(value).unwrap_or(false),
+            "logtime" => config.log_time = r.boolean(value),
+            "logfile" | "log_file" => config.log_file = r.string(value),
+            "pidfile" | "pid_file" => config.pid_file = r.string(value),
+            "max_control_line" => {
+                config.server.max_control_line =
+                    r.limit(value, 1, i64::from(i32::MAX)).unwrap_or(4096)
+            }
+            "max_payload" => {
+                config.server.max_payload =
+                    r.limit(value, 1, i64::from(i32::MAX)).unwrap_or(1 << 20)
+            }
+            "max_pending" => {
+                if let Some(n) = r.limit(value, 1, i64::MAX) {
+                    config.server.max_pending = n as u64;
+                }
+            }
+            // 0 in a file refuses every client, as in nats-server 2.10+.
+            "max_connections" | "max_conn" => {
+                config.server.max_connections = r.limit(value, 0, i64::from(u32::MAX)).unwrap_or(0)
+            }
+            "max_subscriptions" | "max_subs" => {
+                config.server.max_subscriptions =
+                    r.limit(value, 0, i64::from(u32::MAX)).unwrap_or(0)
+            }
+            "ping_interval" => {
+                if let Some(d) = r.duration_or_seconds(value) {
+                    config.server.ping_interval = d;
+                }
+            }
+            "ping_max" => {
+                config.server.ping_max = r.limit(value, 0, i64::from(u32::MAX)).unwrap_or(2)
+            }
+            "disable_sublist_cache" | "no_sublist_cache" => {
+                config.server.disable_sublist_cache = r.boolean(value).unwrap_or(false)
+            }
+            "authorization" => config.authorization = r.authorization(value),
+            "accounts" => config.accounts = r.accounts(value),
+            "no_auth_user" => config.no_auth_user = r.string(value),
+            name => r.other_key(key, name),
+        }
+    }
+    if let Some(host) = host {
+        config.server.host = host;
+    }
+    if let Some((p, pos)) = port {
+        config.server.port = match p {
+            -1 => None,
+            0 => Some(DEFAULT_PORT),
+            1..=65535 => Some(p as u16),
+            _ => {
+                r.error(
+                    &pos,
+                    format!("invalid port {p} (use 1-65535, or -1 for a random port)"),
+                );
+                config.server.port
+            }
+        };
+    }
+    if config.server.max_payload as u64 > config.server.max_pending {
+        r.errors.push(ConfigError {
+            pos: None,
+            message: format!(
+                "max_payload ({}) can not be larger than max_pending ({})",
+                config.server.max_payload, config.server.max_pending
+            ),
+        });
+    }
+    r.gate_unimplemented(&parsed.map);
+    // In file order, errors without a position last.
+    r.errors.sort_by(|a, b| match (&a.pos, &b.pos) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (a, b) => b.is_some().cmp(&a.is_some()),
+    });
+    (config, r.errors)
+}
+
+struct Reader<'a> {
+    used_variables: &'a HashSet<Pos>,
+    errors: Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    fn error(&mut self, pos: &Pos, message: String) {
+        self.errors.push(ConfigError {
+            pos: Some(pos.clone()),
+            message,
+        });
+    }
+
+    fn wrong_type(&mut self, key_hint: &str, value: &Value, wanted: &str) {
+        let message = format!("{key_hint}: expected {wanted}, got {}", value.type_name());
+        self.error(&value.pos, message);
+    }
+
+    /// A key that is not an implemented option: a variable definition, a known
+    /// nats-server key tenet refuses later, or an unknown field.
+    fn other_key(&mut self, key: &Key, lower: &str) {
+        if self.used_variables.contains(&key.pos) || NOT_YET.iter().any(|(k, _)| *k == lower) {
+            return;
+        }
+        let message = format!("unknown field {:?}", key.name);
+        self.error(&key.pos, message);
+    }
+
+    /// Refuses keys nats-server knows but tenet does not implement yet, and the
+    /// blocks that are read but not enforced yet.
+    fn gate_unimplemented(&mut self, map: &[(Key, Value)]) {
+        for (key, _) in map {
+            let lower = key.name.to_ascii_lowercase();
+            if self.used_variables.contains(&key.pos) {
+                continue;
+            }
+            let feature = match lower.as_str() {
+                "authorization" | "no_auth_user" => Some("authentication and permissions"),
+                "accounts" => Some("accounts"),
+                _ => NOT_YET.iter().find(|(k, _)| *k == lower).map(|(_, f)| *f),
+            };
+            if let Some(feature) = feature {
+                let message = format!(
+                    "{:?} is not supported by tenet yet (it arrives with {feature})",
+                    key.name
+                );
+                self.error(&key.pos, message);
+            }
+        }
+    }
+
+    fn string(&mut self, value: &Value) -> Option<String> {
+        match &value.kind {
+            ValueKind::String(s) => Some(s.clone()),
+            _ => {
+                self.wrong_type("value", value, "a string");
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, value: &Value) -> Option<i64> {
+        match value.kind {
+            ValueKind::Integer(n) => Some(n),
+            _ => {
+                self.wrong_type("value", value, "an integer");
+                None
+            }
+        }
+    }
+
+    fn limit(&mut self, value: &Value, min: i64, max: i64) -> Option<u32> {
+        let n = self.int(value)?;
+        if n < min || n > max {
+            self.error(&value.pos, format!("{n} is out of range ({min} to {max})"));
+            return None;
+        }
+        Some(n.min(i64::from(u32::MAX)) as u32)
+    }
+
+    fn boolean(&mut self, value: &Value) -> Option<bool> {
+        match value.kind {
+            ValueKind::Bool(b) => Some(b),
+            _ => {
+                self.wrong_type("value", value, "a boolean");
+                None
+            }
+        }
+    }
+
+    /// A duration string, or a number of seconds (nats-server accepts both).
+    fn duration_or_seconds(&mut self, value: &Value) -> Option<Duration> {
+        match &value.kind {
+            ValueKind::Integer(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
+            ValueKind::Float(f) if *f >= 0.0 && f.is_finite() => Some(Duration::from_secs_f64(*f)),
+            ValueKind::String(s) => match parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.error(&value.pos, e);
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(
+                    "duration",
+                    value,
+                    "a duration string like \"2s\" or a number of seconds",
+                );
+                None
+            }
+        }
+    }
+
+    /// `listen`: `"host:port"`, `":port"`, `port` or `"host"`.
+    fn host_port(&mut self, value: &Value) -> Option<(Option<String>, Option<i64>)> {
+        match &value.kind {
+            ValueKind::Integer(p) => Some((None, Some(*p))),
+            ValueKind::String(s) => match s.rsplit_once(':') {
+                Some((h, p)) => match p.parse::<i64>() {
+                    Ok(p) => {
+                        let h = h.trim_start_matches('[').trim_end_matches(']');
+                        Some(((!h.is_empty()).then(|| h.to_string()), Some(p)))
+                    }
+                    Err(_) => {
+                        self.error(
+                            &value.pos,
+                            format!("could not parse port {p:?} in listen address {s:?}"),
+                        );
+                        None
+                    }
+                },
+                None => Some((Some(s.clone()), None)),
+            },
+            _ => {
+                self.wrong_type("listen", value, "\"host:port\" or a port number");
+                None
+            }
+        }
+    }
+
+    fn map<'v>(&mut self, what: &str, value: &'v Value) -> Option<&'v [(Key, Value)]> {
+        let map = value.as_map();
+        if map.is_none() {
+            self.wrong_type(what, value, "a map");
+        }
+        map
+    }
+
+    fn unknown_in(&mut self, key: &Key, block: &str) {
+        if !self.used_variables.contains(&key.pos) {
+            let message = format!("unknown field {:?} parsing {block}", key.name);
+            self.error(&key.pos, message);
+        }
+    }
+
+    fn authorization(&mut self, value: &Value) -> Option<Authorization> {
+        let map = self.map("authorization", value)?;
+        let mut auth = Authorization::default();
+        for (key, v) in map {
+            match key.name.to_ascii_lowercase().as_str() {
+                "user" | "username" => auth.user = self.string(v),
+                "pass" | "password" => auth.password = self.string(v),
+                "token" => auth.token = self.string(v),
+                "timeout" => auth.timeout = self.duration_or_seconds(v),
+                "users" => auth.users = self.users(v),
+                "default_permissions" | "default_permission" | "permissions" | "permission" => {
+                    auth.default_permissions = self.permissions(v)
+                }
+                _ => self.unknown_in(key, "authorization"),
+            }
+        }
+        let conflicts = [
+            (
+                auth.token.is_some() && auth.user.is_some(),
+                "can not have a token and a user/password",
+            ),
+            (
+                auth.token.is_some() && !auth.users.is_empty(),
+                "can not have a token and a users array",
+            ),
+            (
+                auth.user.is_some() && !auth.users.is_empty(),
+                "can not have a single user/pass and a users array",
+            ),
+        ];
+        for (conflict, message) in conflicts {
+            if conflict {
+                self.error(&value.pos, format!("authorization: {message}"));
+            }
+        }
+        Some(auth)
+    }
+
+    fn users(&mut self, value: &Value) -> Vec<User> {
+        let Some(list) = value.as_array() else {
+            self.wrong_type("users", value, "an array of users");
+            return Vec::new();
+        };
+        let mut users = Vec::new();
+        for entry in list {
+            let Some(map) = self.map("user", entry) else {
+                continue;
+            };
+            let mut user = User {
+                pos: Some(entry.pos.clone()),
+                ..User::default()
+            };
+            for (key, v) in map {
+                match key.name.to_ascii_lowercase().as_str() {
+                    "user" | "username" => user.name = self.string(v),
+                    "pass" | "password" => user.password = self.string(v),
+                    "nkey" => user.nkey = self.string(v),
+                    "permissions" | "permission" | "authorization" => {
+                        user.permissions = self.permissions(v)
+                    }
+                    "allowed_connection_types"
+                    | "connection_types"
+                    | "clients_connection_types" => {
+                        let message = format!("{:?} is not supported by tenet yet", key.name);
+                        self.error(&key.pos, message);
+                    }
+                    _ => self.unknown_in(key, "user"),
+                }
+            }
+            match (&user.name, &user.nkey) {
+                (None, None) => self.error(
+                    &entry.pos,
+                    "a user needs a \"user\" or an \"nkey\"".to_string(),
+                ),
+                (Some(_), Some(_)) => self.error(
+                    &entry.pos,
+                    "a user has either a \"user\" or an \"nkey\", not both".to_string(),
+                ),
+                _ => {}
+            }
+            if let Some(nkey) = &user.nkey {
+                if !nkey.starts_with('U') || nkey.len() != 56 {
+                    self.error(&entry.pos, format!("not a valid user nkey: {nkey:?}"));
+                }
+            }
+            users.push(user);
+        }
+        users
+    }
+
+    fn permissions(&mut self, value: &Value) -> Option<Permissions> {
+        let map = self.map("permissions", value)?;
+        let mut perms = Permissions::default();
+        for (key, v) in map {
+            match key.name.to_ascii_lowercase().as_str() {
+                "publish" | "pub" | "import" => perms.publish = self.subject_permission(v, false),
+                "subscribe" | "sub" | "export" => {
+                    perms.subscribe = self.subject_permission(v, true)
+                }
+                "allow_responses" | "publish_allow_responses" => {
+                    perms.allow_responses = self.allow_responses(v)
+                }
+                _ => self.unknown_in(key, "permissions"),
+            }
+        }
+        Some(perms)
+    }
+
+    /// A subject, a list of subjects, or `{allow, deny}`.
+    fn subject_permission(
+        &mut self,
+        value: &Value,
+        queues_allowed: bool,
+    ) -> Option<SubjectPermission> {
+        let mut perm = SubjectPermission::default();
+        match &value.kind {
+            ValueKind::Map(map) => {
+                for (key, v) in map {
+                    match key.name.to_ascii_lowercase().as_str() {
+                        "allow" => perm.allow = self.subjects(v, queues_allowed),
+                        "deny" => perm.deny = self.subjects(v, queues_allowed),
+                        _ => {
+                            let message = format!(
+                                "Unknown field name {:?} parsing subject permissions, only 'allow' or 'deny' are permitted",
+                                key.name
+                            );
+                            self.error(&key.pos, message);
+                        }
+                    }
+                }
+            }
+            _ => perm.allow = self.subjects(value, queues_allowed),
+        }
+        Some(perm)
+    }
+
+    fn subjects(&mut self, value: &Value, queues_allowed: bool) -> Vec<String> {
+        let items: Vec<&Value> = match &value.kind {
+            ValueKind::Array(list) => list.iter().collect(),
+            _ => vec![value],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(text) = self.string(item) else {
+                continue;
+            };
+            let mut parts = text.split(' ').filter(|p| !p.is_empty());
+            let subject = parts.next().unwrap_or_default();
+            let queue = parts.next();
+            let valid = is_valid_subject(subject.as_bytes())
+                && parts.next().is_none()
+                && (queue.is_none() || queues_allowed);
+            if !valid {
+                let message = if queue.is_some() && !queues_allowed {
+                    format!(
+                        "subject {text:?}: a queue group is only allowed in subscribe permissions"
+                    )
+                } else {
+                    format!("subject {text:?} is not a valid subject")
+                };
+                self.error(&item.pos, message);
+                continue;
+            }
+            out.push(text);
+        }
+        out
+    }
+
+    fn allow_responses(&mut self, value: &Value) -> Option<ResponsePermission> {
+        match &value.kind {
+            ValueKind::Bool(true) => Some(ResponsePermission::default()),
+            ValueKind::Bool(false) => None,
+            ValueKind::Map(map) => {
+                let mut rp = ResponsePermission::default();
+                for (key, v) in map {
+                    match key.name.to_ascii_lowercase().as_str() {
+                        "max" | "max_msgs" | "max_messages" | "max_responses" => {
+                            // 0 means the default (1); negative means unlimited.
+                            rp.max = match self.int(v) {
+                                Some(n) if n < 0 => None,
+                                Some(0) | None => Some(1),
+                                Some(n) => Some(n as u64),
+                            }
+                        }
+                        "expires" | "expiration" | "ttl" => {
+                            rp.expires = match &v.kind {
+                                ValueKind::String(s) if s.trim().starts_with('-') => None,
+                                ValueKind::String(s) => match parse_duration(s) {
+                                    Ok(d) if d.is_zero() => Some(Duration::from_secs(120)),
+                                    Ok(d) => Some(d),
+                                    Err(e) => {
+                                        self.error(&v.pos, e);
+                                        rp.expires
+                                    }
+                                },
+                                ValueKind::Integer(0) => Some(Duration::from_secs(120)),
+                                _ => {
+                                    self.wrong_type("expires", v, "a duration string like \"1m\"");
+                                    rp.expires
+                                }
+                            }
+                        }
+                        _ => self.unknown_in(key, "allow_responses"),
+                    }
+                }
+                Some(rp)
+            }
+            _ => {
+                self.wrong_type("allow_responses", value, "true, false or {max, expires}");
+                None
+            }
+        }
+    }
+
+    fn accounts(&mut self, value: &Value) -> Vec<AccountConfig> {
+        let mut accounts = Vec::new();
+        match &value.kind {
+            // A plain list of names.
+            ValueKind::Array(list) => {
+                for item in list {
+                    if let Some(name) = self.string(item) {
+                        accounts.push(AccountConfig {
+                            name,
+                            pos: Some(item.pos.clone()),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+            ValueKind::Map(map) => {
+                for (key, v) in map {
+                    if self.used_variables.contains(&key.pos) {
+                        continue;
+                    }
+                    if key.name == "$G" {
+                        self.error(&key.pos, "\"$G\" is a reserved account name".to_string());
+                        continue;
+                    }
+                    accounts.push(self.account(key, v));
+                }
+            }
+            _ => self.wrong_type("accounts", value, "a map of accounts or a list of names"),
+        }
+        accounts
+    }
+
+    fn account(&mut self, name: &Key, value: &Value) -> AccountConfig {
+        let mut account = AccountConfig {
+            name: name.name.clone(),
+            pos: Some(name.pos.clone()),
+            ..Default::default()
+        };
+        let Some(map) = self.map("account", value) else {
+            return account;
+        };
+        for (key, v) in map {
+            match key.name.to_ascii_lowercase().as_str() {
+                "users" => account.users = self.users(v),
+                "default_permissions" | "default_permission" => {
+                    account.default_permissions = self.permissions(v)
+                }
+                "exports" => account.exports = self.list(v, |r, e| r.export(e)),
+                "imports" => account.imports = self.list(v, |r, e| r.import(e)),
+                "limits" => account.limits = self.account_limits(v),
+                "nkey" | "jetstream" | "mappings" | "maps" | "msg_trace" | "trace_dest" => {
+                    let message =
+                        format!("{:?} in an account is not supported by tenet yet", key.name);
+                    self.error(&key.pos, message);
+                }
+                _ => self.unknown_in(key, "account"),
+            }
+        }
+        account
+    }
+
+    fn list<T>(
+        &mut self,
+        value: &Value,
+        mut item: impl FnMut(&mut Self, &Value) -> Option<T>,
+    ) -> Vec<T> {
+        match value.as_array() {
+            Some(list) => list.iter().filter_map(|e| item(self, e)).collect(),
+            None => {
+                self.wrong_type("list", value, "an array");
+                Vec::new()
+            }
+        }
+    }
+
+    fn export(&mut self, value: &Value) -> Option<Export> {
+        let map = self.map("export", value)?;
+        let mut export: Option<Export> = None;
+        let mut accounts = None;
+        let mut response_type = None;
+        let mut response_threshold = None;
+        for (key, v) in map {
+            match key.name.to_ascii_lowercase().as_str() {
+                kind @ ("stream" | "service") => {
+                    let subject = self.string(v)?;
+                    if !is_valid_subject(subject.as_bytes()) {
+                        self.error(
+                            &v.pos,
+                            format!("subject {subject:?} is not a valid subject"),
+                        );
+                    }
+                    export = Some(Export {
+                        service: kind == "service",
+                        subject,
+                        accounts: None,
+                        response_type: None,
+                        response_threshold: None,
+                    });
+                }
+                "accounts" => accounts = Some(self.list(v, |r, e| r.string(e))),
+                "response" | "response_type" => response_type = self.string(v),
+                "threshold" | "response_threshold" | "response_max_time" => {
+                    response_threshold = self.duration_or_seconds(v)
+                }
+                _ => self.unknown_in(key, "export"),
+            }
+        }
+        let Some(mut export) = export else {
+            self.error(
+                &value.pos,
+                "an export needs a \"stream\" or a \"service\" subject".to_string(),
+            );
+            return None;
+        };
+        export.accounts = accounts;
+        export.response_type = response_type;
+        export.response_threshold = response_threshold;
+        Some(export)
+    }
+
+    fn import(&mut self, value: &Value) -> Option<Import> {
+        let map = self.map("import", value)?;
+        let mut import: Option<Import> = None;
+        let (mut to, mut prefix) = (None, None);
+        for (key, v) in map {
+            match key.name.to_ascii_lowercase().as_str() {
+                kind @ ("stream" | "service") => {
+                    let source = self.map(kind, v)?;
+                    let (mut account, mut subject) = (None, None);
+                    for (k, sv) in source {
+                        match k.name.to_ascii_lowercase().as_str() {
+                            "account" => account = self.string(sv),
+                            "subject" => subject = self.string(sv),
+                            _ => self.unknown_in(k, "import source"),
+                        }
+                    }
+                    match (account, subject) {
+                        (Some(account), Some(subject)) => {
+                            import = Some(Import {
+                                service: kind == "service",
+                                account,
+                                subject,
+                                to: None,
+                                prefix: None,
+                            })
+                        }
+                        _ => self.error(
+                            &v.pos,
+                            format!("an import {kind} needs an \"account\" and a \"subject\""),
+                        ),
+                    }
+                }
+                "to" => to = self.string(v),
+                "prefix" => prefix = self.string(v),
+                _ => self.unknown_in(key, "import"),
+            }
+        }
+        let Some(mut import) = import else {
+            self.error(
+                &value.pos,
+                "an import needs a \"stream\" or a \"service\"".to_string(),
+            );
+            return None;
+        };
+        if to.is_some() && prefix.is_some() {
+            self.error(
+                &value.pos,
+                "an import can not have both \"prefix\" and \"to\"".to_string(),
+            );
+        }
+        import.to = to;
+        import.prefix = prefix;
+        Some(import)
+    }
+
+    fn account_limits(&mut self, value: &Value) -> AccountLimits {
+        let mut limits = AccountLimits::default();
+        let Some(map) = self.map("limits", value) else {
+            return limits;
+        };
+        for (key, v) in map {
+            // Negative means unlimited.
+            let n = || match v.kind {
+                ValueKind::Integer(n) if n >= 0 => Some(n.min(i64::from(u32::MAX)) as u32),
+                _ => None,
+            };
+            match key.name.to_ascii_lowercase().as_str() {
+                "max_connections" | "max_conn" => limits.max_connections = n(),
+                "max_subscriptions" | "max_subs" => limits.max_subscriptions = n(),
+                "max_payload" | "max_pay" => limits.max_payload = n(),
+                "max_leafnodes" | "max_leafs" => {}
+                _ => self.unknown_in(key, "limits"),
+            }
+        }
+        limits
+    }
+}

@@ -1,0 +1,309 @@
+//! Typed options from configuration text: server keys, authorization and
+//! permissions, accounts, unknown and not-yet-supported keys.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tenet_core::config::options::{
+    read_config, Config, Permissions, ResponsePermission, SubjectPermission,
+};
+use tenet_core::config::{parse, ConfigError, MapResolver};
+
+fn read(text: &str) -> (Config, Vec<ConfigError>) {
+    let resolver = MapResolver(HashMap::new());
+    let env = |name: &str| (name == "TENET_TEST_PORT").then(|| "4999".to_string());
+    let parsed = parse("test.conf", text, &resolver, &env).expect("syntax");
+    read_config(&parsed)
+}
+
+fn messages(errors: &[ConfigError]) -> Vec<String> {
+    errors.iter().map(|e| e.to_string()).collect()
+}
+
+fn perm(allow: &[&str], deny: &[&str]) -> Option<SubjectPermission> {
+    Some(SubjectPermission {
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        deny: deny.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+#[test]
+fn server_options_with_aliases_and_case_insensitive_keys() {
+    let (c, errors) = read(
+        "listen: 127.0.0.1:4333\nSERVER_NAME: n1\nmax_payload: 1MB\nmax_pending: 64MB\nmax_conn: 10\n\
+         max_subs: 5\nmax_control_line: 512\nping_interval: \"30s\"\nping_max: 4\ndebug: true\n\
+         trace: false\nlogtime: false\nlog_file: /tmp/x.log\npid_file: /tmp/x.pid\nno_sublist_cache: true\n",
+    );
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    let s = &c.server;
+    assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", Some(4333)));
+    assert_eq!(s.server_name.as_deref(), Some("n1"));
+    assert_eq!(
+        (s.max_payload, s.max_pending, s.max_connections),
+        (1 << 20, 64 << 20, 10)
+    );
+    assert_eq!(
+        (s.max_subscriptions, s.max_control_line, s.ping_max),
+        (5, 512, 4)
+    );
+    assert_eq!(s.ping_interval, Duration::from_secs(30));
+    assert!(s.debug && !s.trace && s.disable_sublist_cache);
+    assert_eq!(
+        (c.log_time, c.log_file.as_deref(), c.pid_file.as_deref()),
+        (Some(false), Some("/tmp/x.log"), Some("/tmp/x.pid"))
+    );
+}
+
+#[test]
+fn listen_forms_and_env_variables() {
+    assert_eq!(read("listen: 4333").0.server.port, Some(4333));
+    assert_eq!(read("listen: \":4333\"").0.server.port, Some(4333));
+    assert_eq!(read("port: -1").0.server.port, None);
+    assert_eq!(
+        read("host: 10.0.0.1\nport: $TENET_TEST_PORT").0.server.port,
+        Some(4999)
+    );
+    assert_eq!(read("host: 10.0.0.1").0.server.host, "10.0.0.1");
+    // A bare integer ping interval is seconds, as in nats-server.
+    assert_eq!(
+        read("ping_interval: 5").0.server.ping_interval,
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn bad_values_name_their_position() {
+    // Columns follow nats-server: 0-based on the first line, 1-based after it;
+    // a quoted string's column is its first character inside the quote.
+    let (_, errors) = read("port: 70000\nmax_payload: \"big\"\nping_interval: \"5 minutes\"\n");
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:6: invalid port 70000 (use 1-65535, or -1 for a random port)",
+            "test.conf:2:15: value: expected an integer, got string",
+            "test.conf:3:17: invalid duration \"5 minutes\" (use a number and a unit: ns, us, ms, s, m, h)",
+        ]
+        .map(String::from)
+    );
+    let (_, errors) = read("max_payload: 2MB\nmax_pending: 1MB\n");
+    assert_eq!(
+        messages(&errors),
+        ["max_payload (2097152) can not be larger than max_pending (1048576)"]
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_but_referenced_variables_are_not() {
+    let (_, errors) = read("PORT_VAR = 4333\nport: $PORT_VAR\nmonitoring_port: 8222\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:3:1: unknown field \"monitoring_port\""]
+    );
+    // A variable nobody references is an unknown field, as in nats-server 2.9.10.
+    let (_, errors) = read("UNUSED = 1\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:1:0: unknown field \"UNUSED\""]
+    );
+}
+
+#[test]
+fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
+    let (_, errors) = read("cluster { port: 6222 }\njetstream: enabled\ntls { cert_file: x }\nwrite_deadline: \"2s\"\n");
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:0: \"cluster\" is not supported by tenet yet (it arrives with clustering)",
+            "test.conf:2:1: \"jetstream\" is not supported by tenet yet (it arrives with JetStream)",
+            "test.conf:3:1: \"tls\" is not supported by tenet yet (it arrives with TLS)",
+            "test.conf:4:1: \"write_deadline\" is not supported by tenet yet (it arrives with write deadlines)",
+        ]
+        .map(String::from)
+    );
+}
+
+/// The seed configuration of the configuration issue.
+const SEED: &str = r#"
+authorization {
+  ADMIN = { publish = ">", subscribe = ">" }
+  REQUESTOR = { publish = ["req.foo", "req.bar"], subscribe = "_INBOX.>" }
+  DEFAULT_PERMISSIONS = { publish = "SANDBOX.*", subscribe = ["PUBLIC.>", "_INBOX.>"] }
+  PASS: abcdefghijklmnopqrstuvwxwz0123456789
+  users = [
+    {user: alice, password: foo, permissions: $ADMIN}
+    {user: bob,   password: bar, permissions: $REQUESTOR}
+    {user: joe,   password: $PASS}
+  ]
+}
+"#;
+
+#[test]
+fn seed_configuration_parses_to_the_expected_users_and_permissions() {
+    let (config, errors) = read(SEED);
+    // Read completely; refused only because enforcement arrives with authentication.
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:2:1: \"authorization\" is not supported by tenet yet (it arrives with authentication and permissions)"]
+    );
+    let auth = config.authorization.expect("authorization");
+    let users: Vec<(&str, &str, Option<&Permissions>)> = auth
+        .users
+        .iter()
+        .map(|u| {
+            (
+                u.name.as_deref().unwrap(),
+                u.password.as_deref().unwrap(),
+                u.permissions.as_ref(),
+            )
+        })
+        .collect();
+    let admin = Permissions {
+        publish: perm(&[">"], &[]),
+        subscribe: perm(&[">"], &[]),
+        allow_responses: None,
+    };
+    let requestor = Permissions {
+        publish: perm(&["req.foo", "req.bar"], &[]),
+        subscribe: perm(&["_INBOX.>"], &[]),
+        allow_responses: None,
+    };
+    assert_eq!(
+        users,
+        [
+            ("alice", "foo", Some(&admin)),
+            ("bob", "bar", Some(&requestor)),
+            ("joe", "abcdefghijklmnopqrstuvwxwz0123456789", None),
+        ]
+    );
+    // DEFAULT_PERMISSIONS written as a variable is the default_permissions setting (keys are case-insensitive).
+    assert_eq!(
+        auth.default_permissions,
+        Some(Permissions {
+            publish: perm(&["SANDBOX.*"], &[]),
+            subscribe: perm(&["PUBLIC.>", "_INBOX.>"], &[]),
+            allow_responses: None
+        })
+    );
+}
+
+#[test]
+fn permission_forms_and_allow_responses() {
+    let (config, _) = read(
+        r#"authorization { users = [
+             {user: a, password: x, permissions: {publish: {allow: ["a.>"], deny: "a.secret"}, subscribe: {deny: ["b.*", "> *.prod"]}, allow_responses: true}}
+             {user: b, password: x, permissions: {publish: "p", allow_responses: {max: 10, expires: "50ms"}}}
+             {user: c, password: x, permissions: {allow_responses: {max: -1, ttl: "-1s"}}}
+           ] }"#,
+    );
+    let perms: Vec<Permissions> = config
+        .authorization
+        .unwrap()
+        .users
+        .into_iter()
+        .map(|u| u.permissions.unwrap())
+        .collect();
+    assert_eq!(perms[0].publish, perm(&["a.>"], &["a.secret"]));
+    assert_eq!(perms[0].subscribe, perm(&[], &["b.*", "> *.prod"]));
+    assert_eq!(
+        perms[0].allow_responses,
+        Some(ResponsePermission {
+            max: Some(1),
+            expires: Some(Duration::from_secs(120))
+        })
+    );
+    assert_eq!(
+        perms[1].allow_responses,
+        Some(ResponsePermission {
+            max: Some(10),
+            expires: Some(Duration::from_millis(50))
+        })
+    );
+    assert_eq!(
+        perms[2].allow_responses,
+        Some(ResponsePermission {
+            max: None,
+            expires: None
+        })
+    );
+}
+
+#[test]
+fn permission_mistakes_are_reported() {
+    let (_, errors) = read(
+        r#"authorization { users = [
+             {user: a, password: x, permissions: {publish: "foo..bar", inboxes: 1}}
+             {user: b, password: x, permissions: {subscribe: {allow: "x", denied: "y"}}}
+             {user: c, password: x, permissions: {publish: "foo q"}}
+             {password: x}
+           ] }"#,
+    );
+    let m = messages(&errors);
+    assert!(
+        m.iter()
+            .any(|e| e.ends_with("subject \"foo..bar\" is not a valid subject")),
+        "{m:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|e| e.ends_with("unknown field \"inboxes\" parsing permissions")),
+        "{m:?}"
+    );
+    assert!(
+        m.iter().any(|e| e.ends_with(
+            "Unknown field name \"denied\" parsing subject permissions, only 'allow' or 'deny' are permitted"
+        )),
+        "{m:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|e| e.ends_with("a queue group is only allowed in subscribe permissions")),
+        "{m:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|e| e.ends_with("a user needs a \"user\" or an \"nkey\"")),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn authorization_conflicts() {
+    let (_, errors) = read("authorization { token: t, user: u, password: p }");
+    assert!(messages(&errors)
+        .iter()
+        .any(|e| e.ends_with("can not have a token and a user/password")));
+}
+
+#[test]
+fn accounts_are_read() {
+    let (config, errors) = read(
+        r#"accounts {
+             A: { users: [{user: a, password: x}], default_permissions: {subscribe: "a.>"},
+                  exports: [{stream: "pub.>"}, {service: "svc.>", accounts: [B], response: stream}],
+                  limits: {max_connections: 5, max_subs: 10, max_payload: 32k} }
+             B: { users: [{user: b, password: y}],
+                  imports: [{stream: {account: A, subject: "pub.>"}, prefix: from_a}, {service: {account: A, subject: "svc.x"}, to: "req.a"}] }
+           }"#,
+    );
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:1:0: \"accounts\" is not supported by tenet yet (it arrives with accounts)"]
+    );
+    let [a, b] = &config.accounts[..] else {
+        panic!("{:?}", config.accounts)
+    };
+    assert_eq!((a.name.as_str(), b.name.as_str()), ("A", "B"));
+    assert_eq!(a.exports.len(), 2);
+    assert!(a.exports[1].service && a.exports[1].accounts == Some(vec!["B".to_string()]));
+    assert_eq!(a.exports[1].response_type.as_deref(), Some("stream"));
+    assert_eq!(
+        (
+            a.limits.max_connections,
+            a.limits.max_subscriptions,
+            a.limits.max_payload
+        ),
+        (Some(5), Some(10), Some(32_000))
+    );
+    assert_eq!(b.imports[0].prefix.as_deref(), Some("from_a"));
+    assert!(b.imports[1].service && b.imports[1].to.as_deref() == Some("req.a"));
+}
