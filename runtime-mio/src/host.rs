@@ -80,30 +80,31 @@ pub fn send_signal(
     target: Option<&str>,
     binary: &str,
 ) -> Result<i32, String> {
-    let pid =
-        match target {
-            Some(t) => match t.parse::<i32>() {
-                Ok(pid) => pid,
-                Err(_) => {
-                    let text = fs::read_to_string(t)
-                        .map_err(|e| format!("could not read pid file {t}: {e}"))?;
-                    text.trim().parse().map_err(|_| {
-                        format!("pid file {t} does not hold a pid: {:?}", text.trim())
-                    })?
-                }
-            },
-            None => {
-                let mut pids = processes_named(binary);
-                pids.retain(|&p| p != std::process::id() as i32);
-                match pids[..] {
-                    [pid] => pid,
-                    [] => return Err(format!("no {binary} process is running")),
-                    _ => return Err(format!(
+    let pid = match target {
+        Some(t) => match t.parse::<i32>() {
+            Ok(pid) => pid,
+            Err(_) => {
+                let text = fs::read_to_string(t)
+                    .map_err(|e| format!("could not read pid file {t}: {e}"))?;
+                text.trim()
+                    .parse()
+                    .map_err(|_| format!("pid file {t} does not hold a pid: {:?}", text.trim()))?
+            }
+        },
+        None => {
+            let mut pids = processes_named(binary);
+            pids.retain(|&p| p != std::process::id() as i32);
+            match pids[..] {
+                [pid] => pid,
+                [] => return Err(format!("no {binary} process is running")),
+                _ => {
+                    return Err(format!(
                         "several {binary} processes are running; name one: --signal <signal>=<pid>"
-                    )),
+                    ))
                 }
             }
-        };
+        }
+    };
     if pid <= 0 {
         return Err(format!("invalid pid {pid}"));
     }

@@ -185,13 +185,31 @@ impl<'a> Cursor<'a> {
         let start_line = self.line;
         let quote = self.bump().unwrap_or('"');
         let pos = self.here();
+        let name = self.until_quote(quote, || {
+            format!("unterminated quoted key starting on line {start_line}")
+        })?;
+        Ok(RawKey {
+            name,
+            pos,
+            ended_by_space: false,
+        })
+    }
+
+    /// The raw text up to the closing `quote`, which is consumed; `what` names
+    /// the unterminated thing for the error.
+    fn until_quote(
+        &mut self,
+        quote: char,
+        what: impl FnOnce() -> String,
+    ) -> Result<String, LexError> {
         let start = self.pos;
         loop {
             match self.peek() {
                 None => {
+                    let what = what();
                     return Err(self.error(format!(
-                        "unterminated quoted key starting on line {start_line}: expected a closing {quote}, found end of file"
-                    )))
+                        "{what}: expected a closing {quote}, found end of file"
+                    )));
                 }
                 Some(c) if c == quote => break,
                 Some(_) => {
@@ -199,13 +217,9 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        let name = self.text[start..self.pos].to_string();
+        let text = self.text[start..self.pos].to_string();
         self.bump();
-        Ok(RawKey {
-            name,
-            pos,
-            ended_by_space: false,
-        })
+        Ok(text)
     }
 
     /// A bare key: everything up to whitespace, `=` or `:` (or the end of the text).
@@ -240,22 +254,7 @@ impl<'a> Cursor<'a> {
             Some(q @ ('"' | '\'')) => {
                 self.bump();
                 let pos = self.here();
-                let start = self.pos;
-                loop {
-                    match self.peek() {
-                        None => {
-                            return Err(self.error(format!(
-                            "unterminated include path: expected a closing {q}, found end of file"
-                        )))
-                        }
-                        Some(c) if c == q => break,
-                        Some(_) => {
-                            self.bump();
-                        }
-                    }
-                }
-                let path = self.text[start..self.pos].to_string();
-                self.bump();
+                let path = self.until_quote(q, || "unterminated include path".to_string())?;
                 return Ok((path, pos));
             }
             Some('[') => "the start of an array",
