@@ -1,17 +1,156 @@
-//! Process-level services around the engine: configuration files, the pid file,
-//! log output, and `--signal` to another server process.
+//! Process-level services around the engine, shared by every tenet binary: the
+//! command line and configuration file, the pid file, log output, signals, and
+//! `--signal` to another server process.
+//!
+//! A runtime implements [`Runtime`]; its binary's `main` is one call to [`main`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tenet_core::cli::SignalCommand;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tenet_core::cli::{self, Command, SignalCommand};
 use tenet_core::config::Resolver;
-use tenet_core::Level;
+use tenet_core::{Level, Options, Server};
 
-use crate::Logger;
+/// Where log lines go.
+pub type Logger = Box<dyn FnMut(Level, &str) + Send>;
+
+/// What an event loop offers the shared binary driver.
+pub trait Runtime: Sized {
+    /// Binds the listening socket; log lines of the running server go to `log`.
+    fn bind(opts: Options, log: Logger) -> io::Result<Self>;
+    /// The address clients connect to.
+    fn local_addr(&self) -> SocketAddr;
+    /// The engine, for the startup banner.
+    fn server(&self) -> &Server;
+    /// A function that makes [`Runtime::run`] close every client and return; callable from any thread.
+    fn stopper(&self) -> Box<dyn Fn() + Send>;
+    /// Serves until stopped.
+    fn run(self) -> io::Result<()>;
+}
+
+/// The whole life of a server binary: flags, configuration, `-t`, `--signal`,
+/// pid and log files, signals, and the runtime's loop. Returns the exit status.
+pub fn main<R: Runtime>(binary: &str) -> ExitCode {
+    let flags = match cli::parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(flags)) => flags,
+        Ok(Command::Signal { signal, target }) => {
+            return match send_signal(signal, target.as_deref(), binary) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{binary}: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Ok(Command::Help) => {
+            print!("{}", cli::usage(binary));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("{binary}: v{}", tenet_core::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{binary}: {e}\n\n{}", cli::usage(binary));
+            return ExitCode::from(1);
+        }
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match flags.load_config(&FsResolver, &env) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("{binary}: {error}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if flags.check_config {
+        return match &flags.config_file {
+            Some(file) => {
+                println!("{binary}: configuration file {file} is valid");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("{binary}: -t needs a configuration file (-c FILE)");
+                ExitCode::from(1)
+            }
+        };
+    }
+
+    let log_time = config.log_time.unwrap_or(true);
+    let new_logger = || logger(config.log_file.as_deref(), log_time);
+    let (mut log, loop_log, mut signal_log) = match (new_logger(), new_logger(), new_logger()) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            eprintln!("{binary}: cannot open log file: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let opts = config.server.clone();
+    let runtime = match R::bind(opts.clone(), loop_log) {
+        Ok(r) => r,
+        Err(e) => {
+            let addr = format!("{}:{}", opts.host, opts.port.unwrap_or(0));
+            log(Level::Error, &format!("Error listening on port: {addr}, {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    for line in tenet_core::log::startup_banner(runtime.server()) {
+        log(Level::Info, &line);
+    }
+    if let Some(file) = &flags.config_file {
+        log(Level::Info, &format!("Using configuration file: {file}"));
+    }
+    let _pid_file = match config.pid_file.as_deref().map(PidFile::create).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            log(Level::Error, &format!("Could not write pid file: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    log(Level::Info, &format!("Listening for client connections on {}", runtime.local_addr()));
+
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            log(Level::Error, &format!("cannot install signal handlers: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let stop = runtime.stopper();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            match signal {
+                SIGHUP => signal_log(Level::Warn, "Configuration reload is not supported yet; ignoring SIGHUP"),
+                _ => {
+                    let name = if signal == SIGINT { "interrupt" } else { "terminated" };
+                    signal_log(Level::Info, &format!("Trapped \"{name}\" signal"));
+                    stop();
+                }
+            }
+        }
+    });
+
+    log(Level::Info, "Server is ready");
+    match runtime.run() {
+        Ok(()) => {
+            log(Level::Info, "Server Exiting..");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log(Level::Error, &format!("event loop failed: {e}"));
+            ExitCode::from(1)
+        }
+    }
+}
 
 /// Reads configuration files from disk; an include is relative to the file that
 /// includes it, as in nats-server.

@@ -28,8 +28,7 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
-/// Where log lines go.
-pub type Logger = Box<dyn FnMut(Level, &str) + Send>;
+pub use host::Logger;
 
 /// A logger that prints nats-server style lines, with timestamps, to stderr.
 pub fn stderr_logger() -> Logger {
@@ -130,7 +129,11 @@ impl EventLoop {
     }
 
     /// Runs until stopped; then closes every client and returns.
-    pub fn run(mut self) -> io::Result<()> {
+    pub fn run(self) -> io::Result<()> {
+        self.serve()
+    }
+
+    fn serve(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; READ_BUFFER];
         loop {
@@ -316,6 +319,25 @@ impl EventLoop {
             let _ = self.poll.registry().deregister(&mut conn.stream);
         }
         self.server.handle_closed(id);
+    }
+}
+
+impl host::Runtime for EventLoop {
+    fn bind(opts: Options, log: Logger) -> io::Result<Self> {
+        EventLoop::bind(opts, log)
+    }
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+    fn server(&self) -> &Server {
+        &self.server
+    }
+    fn stopper(&self) -> Box<dyn Fn() + Send> {
+        let stop = self.stop_handle();
+        Box::new(move || stop.stop())
+    }
+    fn run(self) -> io::Result<()> {
+        self.serve()
     }
 }
 
