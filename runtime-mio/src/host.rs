@@ -99,7 +99,10 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             let addr = format!("{}:{}", opts.host, opts.port.unwrap_or(0));
-            log(Level::Error, &format!("Error listening on port: {addr}, {e}"));
+            log(
+                Level::Error,
+                &format!("Error listening on port: {addr}, {e}"),
+            );
             return ExitCode::from(1);
         }
     };
@@ -116,12 +119,21 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    log(Level::Info, &format!("Listening for client connections on {}", runtime.local_addr()));
+    log(
+        Level::Info,
+        &format!(
+            "Listening for client connections on {}",
+            runtime.local_addr()
+        ),
+    );
 
     let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
-            log(Level::Error, &format!("cannot install signal handlers: {e}"));
+            log(
+                Level::Error,
+                &format!("cannot install signal handlers: {e}"),
+            );
             return ExitCode::from(1);
         }
     };
@@ -129,9 +141,16 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
     std::thread::spawn(move || {
         for signal in signals.forever() {
             match signal {
-                SIGHUP => signal_log(Level::Warn, "Configuration reload is not supported yet; ignoring SIGHUP"),
+                SIGHUP => signal_log(
+                    Level::Warn,
+                    "Configuration reload is not supported yet; ignoring SIGHUP",
+                ),
                 _ => {
-                    let name = if signal == SIGINT { "interrupt" } else { "terminated" };
+                    let name = if signal == SIGINT {
+                        "interrupt"
+                    } else {
+                        "terminated"
+                    };
                     signal_log(Level::Info, &format!("Trapped \"{name}\" signal"));
                     stop();
                 }

@@ -44,17 +44,33 @@ pub fn skip_on_reference(why: &str) -> bool {
     }
 }
 
-/// The server executable under test: `TENET_TEST_BINARY`, or `tenet-mio` built
-/// once per test process into the same target directory and profile as the test.
+/// The tenet binary a test executable exercises. Every suite is compiled twice
+/// (see tests/Cargo.toml): targets named `*_async_std` run `tenet-async-std`,
+/// the others `tenet-mio`.
+pub fn runtime_binary_name() -> &'static str {
+    let exe = std::env::current_exe().expect("current_exe");
+    let name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.contains("_async_std") {
+        "tenet-async-std"
+    } else {
+        "tenet-mio"
+    }
+}
+
+/// The server executable under test: `TENET_TEST_BINARY`, or the runtime's binary
+/// built once per test process into the same target directory and profile as the test.
 pub fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| match std::env::var_os("TENET_TEST_BINARY") {
         Some(path) => PathBuf::from(path),
-        None => build_tenet_mio(),
+        None => build_binary(runtime_binary_name()),
     })
 }
 
-fn build_tenet_mio() -> PathBuf {
+fn build_binary(name: &str) -> PathBuf {
     // current_exe() is <target>/<profile>/deps/<test executable>.
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
@@ -64,7 +80,7 @@ fn build_tenet_mio() -> PathBuf {
     let target_dir = profile_dir.parent().expect("<target>/<profile>");
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "-p", "tenet-mio", "--bin", "tenet-mio"])
+    cmd.args(["build", "--quiet", "-p", name, "--bin", name])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -72,13 +88,13 @@ fn build_tenet_mio() -> PathBuf {
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
-    let out = cmd.output().expect("run cargo build for tenet-mio");
+    let out = cmd.output().expect("run cargo build");
     assert!(
         out.status.success(),
-        "building tenet-mio failed:\n{}",
+        "building {name} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let binary = profile_dir.join("tenet-mio");
+    let binary = profile_dir.join(name);
     assert!(binary.exists(), "{} was not built", binary.display());
     binary
 }

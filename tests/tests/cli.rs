@@ -3,7 +3,7 @@
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tenet_tests::{is_reference_server, server_binary, RawClient, TestServer};
+use tenet_tests::{is_reference_server, runtime_binary_name, server_binary, RawClient, TestServer};
 
 /// Runs the binary to completion (bounded); returns its status and stdout+stderr.
 fn run(args: &[&str]) -> (ExitStatus, String) {
@@ -212,4 +212,19 @@ fn sigterm_exits_cleanly() {
 fn sigint_exits_cleanly() {
     let status = exits_on(libc::SIGINT);
     assert_eq!(status.code(), Some(0), "SIGINT: {status}");
+}
+
+#[test]
+fn each_suite_runs_the_runtime_it_is_named_for() {
+    if is_reference_server() {
+        return;
+    }
+    // `<suite>` targets drive tenet-mio and `<suite>_async_std` targets tenet-async-std.
+    let (status, out) = run(&["-v"]);
+    assert!(status.success());
+    assert!(
+        out.starts_with(&format!("{}: v", runtime_binary_name())),
+        "{out}"
+    );
+    assert!(server_binary().ends_with(runtime_binary_name()));
 }

@@ -6,7 +6,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tenet_tests::{free_port, server_binary, skip_on_reference, RawClient, TestServer};
+use tenet_tests::{
+    free_port, runtime_binary_name, server_binary, skip_on_reference, RawClient, TestServer,
+};
 
 /// A scratch directory for this test's files, removed on drop.
 struct Scratch(PathBuf);
@@ -71,7 +73,10 @@ fn test_flag_accepts_a_good_file() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         text(&out),
-        format!("tenet-mio: configuration file {conf} is valid\n")
+        format!(
+            "{}: configuration file {conf} is valid\n",
+            runtime_binary_name()
+        )
     );
 }
 
@@ -89,7 +94,7 @@ fn test_flag_reports_a_syntax_error_with_its_position() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = text(&out);
     assert!(
-        report.starts_with(&format!("tenet-mio: {conf}:4:")),
+        report.starts_with(&format!("{}: {conf}:4:", runtime_binary_name())),
         "{report}"
     );
 }
@@ -105,7 +110,10 @@ fn test_flag_refuses_what_tenet_does_not_implement_naming_file_line_and_key() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out),
-        format!("tenet-mio: {conf}:3:1: \"cluster\" is not supported by tenet yet (it arrives with clustering)\n")
+        format!(
+            "{}: {conf}:3:1: \"cluster\" is not supported by tenet yet (it arrives with clustering)\n",
+            runtime_binary_name()
+        )
     );
     // The server refuses to start on it too.
     let out = run(&["-c", &conf]);
@@ -166,7 +174,7 @@ fn the_file_configures_the_server_and_flags_override_it() {
 
 #[test]
 fn pid_file_and_signal_quit_stop_the_server() {
-    if skip_on_reference("signals tenet-mio by name") {
+    if skip_on_reference("tenet's --signal") {
         return;
     }
     let dir = Scratch::new();

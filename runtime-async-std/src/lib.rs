@@ -1,0 +1,395 @@
+//! tenet-async-std: drives the tenet engine from async-std tasks.
+//!
+//! One task owns the [`Server`]; each connection has a reader task and a writer
+//! task that exchange messages with it over channels, so the engine itself needs
+//! no lock. Reads are paced by credits: a reader reads again only once the engine
+//! has taken its last chunk (and is not pausing that client for back-pressure),
+//! returning the buffer with the credit. Bytes handed to a writer stay counted
+//! in the engine's outbound queue until the writer reports them written, so slow
+//! consumers are detected exactly as in the mio runtime.
+//!
+//! The code sticks to the `futures` I/O traits (through `futures-lite`), so a
+//! move to smol, which async-std's authors recommend, would be small.
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, SocketAddr, TcpListener as StdListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_std::channel::{bounded, unbounded, Receiver, Sender};
+use async_std::net::{TcpListener, TcpStream};
+use async_std::task;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use tenet_core::{ClientId, Event, Options, Peer, Server, Time};
+use tenet_mio::host::{Logger, Runtime};
+
+/// Bytes a reader asks for in one read.
+const READ_BUFFER: usize = 64 * 1024;
+/// Inputs handled before the engine's events are drained (batches writes).
+const BATCH: usize = 64;
+/// How long a shutdown waits for writers to deliver what they hold.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Slices gathered from the engine per flush.
+const MAX_SLICES: usize = 64;
+
+/// What the connection tasks and the outside world tell the engine task.
+enum Input {
+    Accepted(TcpStream, SocketAddr),
+    Data(ClientId, Vec<u8>),
+    /// The peer closed its side (or reading failed).
+    ReadClosed(ClientId),
+    Written(ClientId, usize),
+    WriteFailed(ClientId),
+    Stop,
+}
+
+/// What the engine tells a writer task.
+enum Output {
+    Bytes(Vec<u8>),
+    /// Write what came before, then close the socket.
+    Close,
+}
+
+/// The engine task's view of one connection.
+struct Conn {
+    writer: Sender<Output>,
+    /// Returns a buffer to the reader: permission to read again.
+    credit: Sender<Vec<u8>>,
+    /// A buffer kept back while the engine pauses this client.
+    owed_credit: Option<Vec<u8>>,
+    /// Bytes handed to the writer but not yet reported written.
+    in_flight: usize,
+    read_closed: bool,
+}
+
+/// A bound server, ready to run on async-std.
+pub struct AsyncStdRuntime {
+    server: Server,
+    listener: StdListener,
+    local_addr: SocketAddr,
+    inputs: (Sender<Input>, Receiver<Input>),
+    log: Logger,
+}
+
+impl Runtime for AsyncStdRuntime {
+    fn bind(opts: Options, log: Logger) -> io::Result<Self> {
+        let listener = StdListener::bind((opts.host.as_str(), opts.port.unwrap_or(0)))?;
+        let local_addr = listener.local_addr()?;
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+        let mut server = Server::new(opts, seed);
+        server.set_listen_port(local_addr.port());
+        Ok(AsyncStdRuntime {
+            server,
+            listener,
+            local_addr,
+            inputs: unbounded(),
+            log,
+        })
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn server(&self) -> &Server {
+        &self.server
+    }
+
+    fn stopper(&self) -> Box<dyn Fn() + Send> {
+        let inputs = self.inputs.0.clone();
+        Box::new(move || {
+            let _ = inputs.try_send(Input::Stop);
+        })
+    }
+
+    fn run(self) -> io::Result<()> {
+        task::block_on(self.serve())
+    }
+}
+
+impl AsyncStdRuntime {
+    async fn serve(self) -> io::Result<()> {
+        let AsyncStdRuntime {
+            server,
+            listener,
+            inputs: (tx, rx),
+            log,
+            ..
+        } = self;
+        let listener = TcpListener::from(listener);
+        let acceptor = task::spawn(accept_loop(listener, tx.clone()));
+        let live_writers = Arc::new(AtomicUsize::new(0));
+        let mut engine = Engine {
+            server,
+            conns: HashMap::new(),
+            live_writers: live_writers.clone(),
+            tx,
+            origin: Instant::now(),
+            log,
+        };
+        let result = engine.run(rx).await;
+        acceptor.cancel().await;
+        // Let writers deliver what they hold (the -ERRs of a shutdown, for instance).
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while live_writers.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            task::sleep(Duration::from_millis(5)).await;
+        }
+        result
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tx: Sender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                if tx.send(Input::Accepted(stream, addr)).await.is_err() {
+                    return;
+                }
+            }
+            // Out of file descriptors and the like: back off a little and go on.
+            Err(_) => task::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// Reads whenever the engine hands back a buffer.
+async fn reader(
+    id: ClientId,
+    mut stream: TcpStream,
+    credits: Receiver<Vec<u8>>,
+    tx: Sender<Input>,
+) {
+    while let Ok(mut buf) = credits.recv().await {
+        buf.resize(READ_BUFFER, 0);
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(Input::Data(id, buf)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = tx.send(Input::ReadClosed(id)).await;
+}
+
+/// Writes what the engine sends, reporting each write back to it; `live` counts
+/// running writers (a shutdown waits for them).
+async fn writer(
+    id: ClientId,
+    mut stream: TcpStream,
+    outputs: Receiver<Output>,
+    tx: Sender<Input>,
+    live: Arc<AtomicUsize>,
+) {
+    while let Ok(output) = outputs.recv().await {
+        match output {
+            Output::Bytes(bytes) => {
+                if stream.write_all(&bytes).await.is_err() {
+                    let _ = tx.send(Input::WriteFailed(id)).await;
+                    break;
+                }
+                let _ = tx.send(Input::Written(id, bytes.len())).await;
+            }
+            Output::Close => break,
+        }
+    }
+    let _ = stream.flush().await;
+    let _ = stream.shutdown(Shutdown::Both);
+    live.fetch_sub(1, Ordering::SeqCst);
+}
+
+struct Engine {
+    server: Server,
+    conns: HashMap<ClientId, Conn>,
+    live_writers: Arc<AtomicUsize>,
+    tx: Sender<Input>,
+    origin: Instant,
+    log: Logger,
+}
+
+impl Engine {
+    fn now(&self) -> Time {
+        Time::from_nanos(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    async fn run(&mut self, rx: Receiver<Input>) -> io::Result<()> {
+        loop {
+            let first = match self.server.poll_timeout() {
+                Some(deadline) => {
+                    let wait = deadline.saturating_since(self.now());
+                    match async_std::future::timeout(wait, rx.recv()).await {
+                        Ok(received) => {
+                            Some(received.map_err(|_| io::Error::other("input channel closed"))?)
+                        }
+                        Err(_) => None,
+                    }
+                }
+                None => Some(
+                    rx.recv()
+                        .await
+                        .map_err(|_| io::Error::other("input channel closed"))?,
+                ),
+            };
+            let mut stop = false;
+            if let Some(input) = first {
+                stop |= self.handle(input);
+                for _ in 1..BATCH {
+                    match rx.try_recv() {
+                        Ok(input) => stop |= self.handle(input),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let now = self.now();
+            self.server.handle_timeout(now);
+            self.drain_events();
+            if stop {
+                self.server.shutdown();
+                self.drain_events();
+                return Ok(());
+            }
+        }
+    }
+
+    /// Feeds one input to the engine; true for a stop request.
+    fn handle(&mut self, input: Input) -> bool {
+        let now = self.now();
+        match input {
+            Input::Accepted(stream, addr) => {
+                let id = self.server.accept(
+                    Peer {
+                        ip: addr.ip().to_string(),
+                        port: addr.port(),
+                    },
+                    now,
+                );
+                let (out_tx, out_rx) = unbounded();
+                let (credit_tx, credit_rx) = bounded(1);
+                let _ = credit_tx.try_send(Vec::with_capacity(READ_BUFFER));
+                task::spawn(reader(id, stream.clone(), credit_rx, self.tx.clone()));
+                self.live_writers.fetch_add(1, Ordering::SeqCst);
+                task::spawn(writer(
+                    id,
+                    stream,
+                    out_rx,
+                    self.tx.clone(),
+                    self.live_writers.clone(),
+                ));
+                self.conns.insert(
+                    id,
+                    Conn {
+                        writer: out_tx,
+                        credit: credit_tx,
+                        owed_credit: None,
+                        in_flight: 0,
+                        read_closed: false,
+                    },
+                );
+            }
+            Input::Data(id, buf) => {
+                self.server.handle_read(id, &buf, now);
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    if self.server.can_read(id) {
+                        let _ = conn.credit.try_send(buf);
+                    } else {
+                        conn.owed_credit = Some(buf);
+                    }
+                }
+            }
+            Input::ReadClosed(id) => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.read_closed = true;
+                }
+                self.close_if_done(id);
+            }
+            Input::Written(id, n) => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.in_flight -= n.min(conn.in_flight);
+                    self.server.handle_written(id, n);
+                    // A flush hands over at most MAX_SLICES chunks: send the rest now.
+                    if conn.in_flight == 0 && self.server.outbound_len(id) > 0 {
+                        self.flush(id);
+                    }
+                }
+                self.close_if_done(id);
+            }
+            Input::WriteFailed(id) => self.drop_conn(id),
+            Input::Stop => return true,
+        }
+        false
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                Event::Flush(id) => self.flush(id),
+                Event::Close(id, _reason) => {
+                    self.flush(id);
+                    self.drop_conn(id);
+                }
+                Event::Resume(id) => {
+                    if let Some(conn) = self.conns.get_mut(&id) {
+                        if let Some(buf) = conn.owed_credit.take() {
+                            let _ = conn.credit.try_send(buf);
+                        }
+                    }
+                }
+                Event::Log(level, line) => (self.log)(level, &line),
+            }
+        }
+    }
+
+    /// Hands the writer whatever the engine has queued beyond what it already holds.
+    fn flush(&mut self, id: ClientId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = self.server.outbound(id, &mut slices);
+        let mut skip = conn.in_flight;
+        let mut bytes = Vec::new();
+        for slice in &slices[..n] {
+            if skip >= slice.len() {
+                skip -= slice.len();
+                continue;
+            }
+            bytes.extend_from_slice(&slice[skip..]);
+            skip = 0;
+        }
+        if !bytes.is_empty() {
+            conn.in_flight += bytes.len();
+            let _ = conn.writer.try_send(Output::Bytes(bytes));
+        }
+        // Beyond MAX_SLICES chunks, the rest goes when these are reported written.
+    }
+
+    /// A peer that closed its side gets its queued replies before the close.
+    fn close_if_done(&mut self, id: ClientId) {
+        let done = self
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.read_closed && c.in_flight == 0);
+        if done && self.server.outbound_len(id) == 0 {
+            self.drop_conn(id);
+        } else if done {
+            self.flush(id);
+        }
+    }
+
+    /// Tells the writer to finish and close, and the engine that the client is gone.
+    fn drop_conn(&mut self, id: ClientId) {
+        if let Some(conn) = self.conns.remove(&id) {
+            let _ = conn.writer.try_send(Output::Close);
+            conn.credit.close();
+        }
+        self.server.handle_closed(id);
+    }
+}
