@@ -44,9 +44,9 @@ pub fn skip_on_reference(why: &str) -> bool {
     }
 }
 
-/// The tenet binary a test executable exercises. Every suite is compiled twice
-/// (see tests/Cargo.toml): targets named `*_async_std` run `tenet-async-std`,
-/// the others `tenet-mio`.
+/// The tenet binary a test executable exercises. Every suite in `tests/suites/`
+/// is compiled into two test targets: `<suite>_async_std` runs `tenet-async-std`,
+/// `<suite>` runs `tenet-mio`.
 pub fn runtime_binary_name() -> &'static str {
     let exe = std::env::current_exe().expect("current_exe");
     let name = exe

@@ -1,0 +1,4 @@
+//! The client suite (tests/suites/client.rs) against tenet-async-std.
+
+#[path = "../suites/client.rs"]
+mod suite;
