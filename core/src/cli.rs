@@ -3,6 +3,7 @@
 //! Parsing records only the flags that were given, so that they can override a
 //! configuration file afterwards, as nats-server's do.
 
+use crate::auth::Users;
 use crate::config::options::{read_config, Config};
 use crate::config::parse::{parse_file, ConfigError, Resolver};
 use crate::options::DEFAULT_PORT;
@@ -117,7 +118,7 @@ Logging Options:
     -V, --trace                      Trace the raw protocol
     -DV                              Debug and trace
 
-Authorization Options (arrive with authentication):
+Authorization Options:
     --user <user>                    User required for connections
     --pass <password>                Password required for connections
     --auth <token>                   Authorization token required for connections
@@ -252,24 +253,31 @@ impl Flags {
             None => (Config::default(), Vec::new()),
         };
         self.apply(&mut config);
-        let not_yet = [
-            (self.user.is_some(), "--user", "authentication"),
-            (self.pass.is_some(), "--pass", "authentication"),
-            (self.auth.is_some(), "--auth", "authentication"),
-            (self.http_port.is_some(), "--http_port", "monitoring"),
-        ];
-        for (given, flag, feature) in not_yet {
-            if given {
-                let message =
-                    format!("{flag} is not supported by tenet yet (it arrives with {feature})");
-                errors.push(ConfigError { pos: None, message });
-            }
+        if self.http_port.is_some() {
+            let message = "--http_port is not supported by tenet yet (it arrives with monitoring)";
+            errors.push(ConfigError {
+                pos: None,
+                message: message.to_string(),
+            });
         }
         if errors.is_empty() {
             Ok(config)
         } else {
             Err(errors)
         }
+    }
+
+    /// Who may log in: the file's `authorization` block and `no_auth_user`, with
+    /// `--user`, `--pass` and `--auth` over them, as in nats-server.
+    pub fn users(&self, config: &Config) -> Result<Users, ConfigError> {
+        Users::new(
+            config.authorization.as_ref(),
+            config.no_auth_user.as_deref(),
+            self.user.as_deref(),
+            self.pass.as_deref(),
+            self.auth.as_deref(),
+        )
+        .map_err(|message| ConfigError { pos: None, message })
     }
 
     /// Overrides what the file said with what the command line says.
@@ -414,13 +422,13 @@ mod tests {
         assert_eq!(config.server.port, Some(6000));
         assert_eq!(config.server.server_name.as_deref(), Some("from_file"));
         assert!(!config.server.debug);
-        let errors = flags(&["--user", "u"])
+        let errors = flags(&["-m", "8222"])
             .unwrap()
             .load_config(&resolver, &|_| None)
             .unwrap_err();
         assert_eq!(
             errors[0].message,
-            "--user is not supported by tenet yet (it arrives with authentication)"
+            "--http_port is not supported by tenet yet (it arrives with monitoring)"
         );
     }
 }

@@ -58,12 +58,14 @@
 //! - Time is whatever monotonic [`Time`] the runtime passes in; the engine never
 //!   reads a clock.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod errors;
 pub mod log;
 pub mod options;
 pub mod outbound;
+pub mod perms;
 pub mod proto;
 pub mod rng;
 pub mod server;

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use hashbrown::HashMap;
 
+use crate::auth::{encode_nonce, Users};
 use crate::errors::{
     publish_violation, reply_violation, subscription_violation, ClientError, CloseReason,
 };
 use crate::options::Options;
 use crate::outbound::{ChunkPool, Outbound};
+use crate::perms::{Permissions, PublishCache, ReplyTracker, SubscribeDecision};
 use crate::proto::encode::{decimal, Info};
 use crate::proto::{ConnectOptions, Op, ParseError, Parser, Publish};
 use crate::rng::Rng;
@@ -129,12 +131,15 @@ struct Subscription {
     /// Auto-unsubscribe after this many deliveries (0 = never).
     max: u64,
     delivered: u64,
+    /// The subscription overlaps a subscribe deny entry: each delivery is checked.
+    filtered: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     Ping,
     StallEnd,
+    AuthTimeout,
 }
 
 struct Client {
@@ -162,6 +167,20 @@ struct Client {
     paused_until: Option<Time>,
     /// Publishers paused because this client's outbound queue is too long.
     stalled_publishers: Vec<ClientId>,
+    /// The nonce sent in INFO (nkey users sign it).
+    nonce: Option<String>,
+    /// Authenticated (always true when no authentication is configured).
+    authenticated: bool,
+    /// Until when the client may take to authenticate.
+    auth_due: Option<Time>,
+    /// The authenticated user's name, for logs.
+    user: Option<String>,
+    /// The user's permissions; `None` is unrestricted.
+    perms: Option<Arc<Permissions>>,
+    /// Recent publish decisions (only used with publish restrictions).
+    publish_cache: PublishCache,
+    /// Replies this client may send under `allow_responses`.
+    replies: Option<ReplyTracker>,
     in_msgs: u64,
     in_bytes: u64,
     out_msgs: u64,
@@ -218,12 +237,20 @@ pub struct Server {
     pool: ChunkPool,
     stats: Stats,
     stall_high_water: usize,
+    users: Users,
+    /// Compiled permissions per user entry, shared by that user's connections.
+    compiled_perms: HashMap<usize, Arc<Permissions>>,
 }
 
 impl Server {
-    /// A server with these options; `seed` drives every random choice (server id,
-    /// queue member selection, ping jitter).
+    /// A server with these options and no authentication; `seed` drives every
+    /// random choice (server id, nonces, queue member selection, ping jitter).
     pub fn new(opts: Options, seed: u64) -> Server {
+        Server::with_users(opts, Users::none(), seed)
+    }
+
+    /// A server whose clients authenticate against `users`.
+    pub fn with_users(opts: Options, users: Users, seed: u64) -> Server {
         let mut rng = Rng::new(seed);
         let server_id = random_server_id(&mut rng);
         let server_name = opts
@@ -253,6 +280,8 @@ impl Server {
             pool: ChunkPool::default(),
             stats: Stats::default(),
             stall_high_water,
+            users,
+            compiled_perms: HashMap::new(),
         }
     }
 
@@ -314,6 +343,15 @@ impl Server {
         self.next_cid += 1;
         self.stats.total_connections += 1;
         let ping_due = now + self.opts.ping_interval;
+        let nonce = self.users.needs_nonce().then(|| {
+            let mut random = [0u8; 11];
+            for chunk in random.chunks_mut(8) {
+                let bytes = self.rng.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&bytes[..chunk.len()]);
+            }
+            encode_nonce(random)
+        });
+        let auth_due = self.users.enabled().then(|| now + self.users.timeout());
         let client = Client {
             id,
             cid,
@@ -333,6 +371,13 @@ impl Server {
             sent_connect_info: false,
             paused_until: None,
             stalled_publishers: Vec::new(),
+            nonce,
+            authenticated: auth_due.is_none(),
+            auth_due,
+            user: None,
+            perms: None,
+            publish_cache: PublishCache::new(),
+            replies: None,
             in_msgs: 0,
             in_bytes: 0,
             out_msgs: 0,
@@ -349,6 +394,10 @@ impl Server {
             self.log_client(index as usize, Level::Debug, "Client connection created");
             self.timers
                 .push(Reverse((ping_due, id.0, Timer::Ping as u8)));
+            if let Some(due) = auth_due {
+                self.timers
+                    .push(Reverse((due, id.0, Timer::AuthTimeout as u8)));
+            }
         }
         id
     }
@@ -432,6 +481,12 @@ impl Server {
                 if self.client_ref(index).ping_due == due {
                     self.ping_timer(index, now);
                 }
+            } else if kind == Timer::AuthTimeout as u8 {
+                let client = self.client_ref(index);
+                if !client.authenticated && client.auth_due == Some(due) {
+                    self.log_client(index, Level::Error, "Authentication Timeout");
+                    self.close_with_error(index, ClientError::AuthenticationTimeout);
+                }
             } else if self.client_ref(index).paused_until == Some(due) {
                 self.resume(id);
             }
@@ -498,6 +553,14 @@ impl Server {
         if self.opts.trace {
             self.trace_op(index, &op);
         }
+        // With authentication on, the first op must be a CONNECT, unless
+        // `no_auth_user` lets a client without credentials in.
+        if !self.client_ref(index).authenticated
+            && !matches!(op, Op::Connect(_))
+            && !self.authenticate(index)
+        {
+            return;
+        }
         match op {
             Op::Connect(json) => self.process_connect(index, json, now),
             Op::Info(json) => {
@@ -534,9 +597,16 @@ impl Server {
             return;
         }
         let opts = &self.client_ref(index).opts;
-        let error = if opts.account.is_some() || opts.new_account.is_some() {
-            Some(ClientError::AuthorizationViolation)
-        } else if !(0..=1).contains(&opts.protocol) {
+        if opts.account.is_some() || opts.new_account.is_some() {
+            // The legacy account fields are refused, as nats-server does.
+            self.close_with_error(index, ClientError::AuthorizationViolation);
+            return;
+        }
+        if !self.authenticate(index) {
+            return;
+        }
+        let opts = &self.client_ref(index).opts;
+        let error = if !(0..=1).contains(&opts.protocol) {
             Some(ClientError::InvalidClientProtocol)
         } else if opts.no_responders && !opts.headers {
             Some(ClientError::NoRespondersRequiresHeaders)
@@ -561,6 +631,74 @@ impl Server {
         if verbose {
             self.send(index, b"+OK\r\n");
         }
+    }
+
+    /// Authenticates the client with what its CONNECT said (or, without one, as
+    /// `no_auth_user`) and installs its permissions. On failure sends
+    /// `Authorization Violation`, closes, and returns false.
+    fn authenticate(&mut self, index: usize) -> bool {
+        let client = self.slots[index].client.as_ref().expect("live client");
+        let Some(user) = self
+            .users
+            .authenticate(&client.opts, client.nonce.as_deref())
+        else {
+            let who = client
+                .opts
+                .user
+                .clone()
+                .or_else(|| client.opts.nkey.clone())
+                .unwrap_or_default();
+            self.log_client(
+                index,
+                Level::Error,
+                &format!("authentication error - User {who:?}"),
+            );
+            self.close_with_error(index, ClientError::AuthorizationViolation);
+            return false;
+        };
+        let compiled = &mut self.compiled_perms;
+        let perms = user.permissions.map(|cfg| {
+            Arc::clone(
+                compiled
+                    .entry(user.index)
+                    .or_insert_with(|| Arc::new(Permissions::compile(cfg))),
+            )
+        });
+        let name = (!user.name.is_empty()).then(|| user.name.to_string());
+        let client = self.slots[index].client.as_mut().expect("live client");
+        client.authenticated = true;
+        client.auth_due = None;
+        client.user = name;
+        client.replies = perms
+            .as_ref()
+            .and_then(|p| p.responses())
+            .map(ReplyTracker::new);
+        client.publish_cache.clear();
+        client.perms = perms;
+        true
+    }
+
+    /// Whether this client may publish to `subject`: its allow/deny lists
+    /// (cached), then a reply owed under `allow_responses`.
+    fn publish_allowed(&mut self, index: usize, subject: &[u8], now: Time) -> bool {
+        let client = self.slots[index].client.as_mut().expect("live client");
+        let Some(perms) = client.perms.as_ref().filter(|p| p.restricts_publish()) else {
+            return true;
+        };
+        let allowed = match client.publish_cache.get(subject) {
+            Some(allowed) => allowed,
+            None => {
+                let allowed = perms.can_publish(subject);
+                client.publish_cache.insert(subject, allowed);
+                allowed
+            }
+        };
+        // Replies allowed by tracking are not cached: each uses up an allowance.
+        allowed
+            || client
+                .replies
+                .as_mut()
+                .is_some_and(|r| r.allow_reply(subject, now))
     }
 
     fn first_ping_jitter(&mut self) -> Duration {
@@ -589,6 +727,22 @@ impl Server {
             self.send_error_text(index, &text);
             return;
         }
+        let decision = self
+            .client_ref(index)
+            .perms
+            .as_ref()
+            .map(|p| p.can_subscribe(subject, queue));
+        if decision == Some(SubscribeDecision::Denied) {
+            let text = subscription_violation(subject, queue);
+            self.log_client(
+                index,
+                Level::Error,
+                &format!("Subscription Violation - {text}"),
+            );
+            self.send_error_text(index, &text);
+            return;
+        }
+        let filtered = decision == Some(SubscribeDecision::AllowedFiltered);
         let max_subs = self.opts.max_subscriptions as usize;
         let client = self.client_ref(index);
         if client.subs.contains_key(sid) {
@@ -611,6 +765,7 @@ impl Server {
             queue: queue.map(Into::into),
             max: 0,
             delivered: 0,
+            filtered,
         });
         self.accounts[0].sublist.insert(subject, queue, key);
         let client = self.client_mut(index);
@@ -649,6 +804,13 @@ impl Server {
             self.send_error(index, ClientError::InvalidPublishSubject);
             return;
         }
+        // The subject's permission first, then reserved names, as nats-server orders them.
+        if !self.publish_allowed(index, publish.subject, now) {
+            let text = publish_violation(publish.subject);
+            self.log_client(index, Level::Error, &format!("Publish Violation - {text}"));
+            self.send_error_text(index, &text);
+            return;
+        }
         if RESERVED_PUBLISH_PREFIXES
             .iter()
             .any(|p| publish.subject.starts_with(p))
@@ -665,7 +827,7 @@ impl Server {
             self.send_error_text(index, &text);
             return;
         }
-        if client.opts.verbose {
+        if self.client_ref(index).opts.verbose {
             self.send(index, b"+OK\r\n");
         }
         let matches = self.accounts[0].sublist.matches(publish.subject);
@@ -716,6 +878,25 @@ impl Server {
         };
         if client.closing || (index == publisher && !client.opts.echo) {
             return false;
+        }
+        // A wildcard subscription that overlaps a subscribe deny entry.
+        if sub.filtered
+            && client
+                .perms
+                .as_ref()
+                .is_some_and(|p| p.delivery_denied(publish.subject, sub.queue.as_deref()))
+        {
+            return false;
+        }
+        // A responder with `allow_responses` may answer this request once it is delivered.
+        if let (Some(reply), Some(tracker)) = (publish.reply, client.replies.as_mut()) {
+            let may_publish = client
+                .perms
+                .as_ref()
+                .is_none_or(|p| !p.restricts_publish() || p.can_publish(reply));
+            if !may_publish {
+                tracker.record(reply, now);
+            }
         }
         sub.delivered += 1;
         let done = sub.max > 0 && sub.delivered >= sub.max;
@@ -985,8 +1166,10 @@ impl Server {
             port: self.port,
             headers: true,
             max_payload: self.opts.max_payload,
+            auth_required: self.users.auth_required(),
             client_id: Some(client.cid),
             client_ip: Some(&client.peer.ip),
+            nonce: client.nonce.as_deref(),
             connect_info,
             remote_account: connect_info.then_some(self.accounts[0].name.as_str()),
         }

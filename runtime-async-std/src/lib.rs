@@ -22,6 +22,7 @@ use async_std::channel::{bounded, unbounded, Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use tenet_core::auth::Users;
 use tenet_core::{ClientId, Event, Options, Peer, Server, Time};
 use tenet_mio::host::{Logger, Runtime};
 
@@ -74,14 +75,14 @@ pub struct AsyncStdRuntime {
 }
 
 impl Runtime for AsyncStdRuntime {
-    fn bind(opts: Options, log: Logger) -> io::Result<Self> {
+    fn bind(opts: Options, users: Users, log: Logger) -> io::Result<Self> {
         let listener = StdListener::bind((opts.host.as_str(), opts.port.unwrap_or(0)))?;
         let local_addr = listener.local_addr()?;
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id());
-        let mut server = Server::new(opts, seed);
+        let mut server = Server::with_users(opts, users, seed);
         server.set_listen_port(local_addr.port());
         Ok(AsyncStdRuntime {
             server,

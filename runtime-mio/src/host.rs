@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tenet_core::auth::Users;
 use tenet_core::cli::{self, Command, SignalCommand};
 use tenet_core::config::Resolver;
 use tenet_core::{Level, Options, Server};
@@ -23,8 +24,9 @@ pub type Logger = Box<dyn FnMut(Level, &str) + Send>;
 
 /// What an event loop offers the shared binary driver.
 pub trait Runtime: Sized {
-    /// Binds the listening socket; log lines of the running server go to `log`.
-    fn bind(opts: Options, log: Logger) -> io::Result<Self>;
+    /// Binds the listening socket; clients authenticate against `users`; log
+    /// lines of the running server go to `log`.
+    fn bind(opts: Options, users: Users, log: Logger) -> io::Result<Self>;
     /// The address clients connect to.
     fn local_addr(&self) -> SocketAddr;
     /// The engine, for the startup banner.
@@ -94,8 +96,21 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let users = match flags.users(&config) {
+        Ok(users) => users,
+        Err(error) => {
+            eprintln!("{binary}: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    if users.has_plaintext_passwords() {
+        log(
+            Level::Warn,
+            "Plaintext passwords detected, use nkeys or bcrypt",
+        );
+    }
     let opts = config.server.clone();
-    let runtime = match R::bind(opts.clone(), loop_log) {
+    let runtime = match R::bind(opts.clone(), users, loop_log) {
         Ok(r) => r,
         Err(e) => {
             let addr = format!("{}:{}", opts.host, opts.port.unwrap_or(0));

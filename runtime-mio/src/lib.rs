@@ -18,6 +18,7 @@ pub mod host;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use tenet_core::auth::Users;
 use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -74,8 +75,8 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    /// Binds the listening socket described by `opts`.
-    pub fn bind(opts: Options, log: Logger) -> io::Result<EventLoop> {
+    /// Binds the listening socket described by `opts`; clients authenticate against `users`.
+    pub fn bind(opts: Options, users: Users, log: Logger) -> io::Result<EventLoop> {
         let port = opts.port.unwrap_or(0);
         let std_listener = StdListener::bind((opts.host.as_str(), port))?;
         std_listener.set_nonblocking(true)?;
@@ -89,7 +90,7 @@ impl EventLoop {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id());
-        let mut server = Server::new(opts, seed);
+        let mut server = Server::with_users(opts, users, seed);
         server.set_listen_port(local_addr.port());
         Ok(EventLoop {
             server,
@@ -323,8 +324,8 @@ impl EventLoop {
 }
 
 impl host::Runtime for EventLoop {
-    fn bind(opts: Options, log: Logger) -> io::Result<Self> {
-        EventLoop::bind(opts, log)
+    fn bind(opts: Options, users: Users, log: Logger) -> io::Result<Self> {
+        EventLoop::bind(opts, users, log)
     }
     fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -382,8 +383,9 @@ impl Drop for ServerHandle {
 }
 
 /// Binds per `opts` and runs the server on a new thread; logs go to stderr.
-pub fn spawn(opts: Options) -> io::Result<ServerHandle> {
-    let event_loop = EventLoop::bind(opts, stderr_logger())?;
+/// Clients authenticate against `users` ([`Users::none`] for an open server).
+pub fn spawn(opts: Options, users: Users) -> io::Result<ServerHandle> {
+    let event_loop = EventLoop::bind(opts, users, stderr_logger())?;
     let addr = event_loop.local_addr();
     let stop = event_loop.stop_handle();
     let thread = std::thread::Builder::new()

@@ -245,6 +245,12 @@ impl TestServer {
         Self::start_binary(&args, Some(path))
     }
 
+    /// The server binary with `-c <file>` (plus `args`), the file holding `config`;
+    /// the file is removed with the server. The same text works for nats-server.
+    pub fn with_config(config: &str, args: &[&str]) -> TestServer {
+        Self::start_binary(args, Some(write_config_file(config)))
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -392,6 +398,19 @@ fn write_reference_config(opts: &tenet_core::Options) -> (PathBuf, Vec<String>) 
         args.push("-V".to_string());
     }
     (path, args)
+}
+
+/// Writes `config` to a new file in the temporary directory and returns its path
+/// (the caller removes it; [`TestServer::with_config`] does that itself).
+pub fn write_config_file(config: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "tenet-tests-{}-cfg{}.conf",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, config).expect("write config file");
+    path
 }
 
 /// Printable form of protocol bytes for failure messages (long runs are elided).

@@ -372,7 +372,6 @@ impl Reader<'_> {
                 continue;
             }
             let feature = match lower.as_str() {
-                "authorization" | "no_auth_user" => Some("authentication and permissions"),
                 "accounts" => Some("accounts"),
                 _ => NOT_YET.iter().find(|(k, _)| *k == lower).map(|(_, f)| *f),
             };

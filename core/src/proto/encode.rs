@@ -66,6 +66,9 @@ pub struct Info<'a> {
     pub port: u16,
     /// Headers supported.
     pub headers: bool,
+    /// Clients must authenticate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub auth_required: bool,
     /// Largest accepted payload.
     pub max_payload: u32,
     /// Connection id.
@@ -74,6 +77,9 @@ pub struct Info<'a> {
     /// The client's address as the server sees it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<&'a str>,
+    /// Random text nkey users sign to authenticate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
     /// Set in the INFO that follows the first PING.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub connect_info: bool,
@@ -131,8 +137,10 @@ mod tests {
             host: "0.0.0.0",
             port: 4222,
             headers: true,
+            auth_required: false,
             max_payload: 1048576,
             client_id: Some(3),
+            nonce: None,
             client_ip: Some("127.0.0.1"),
             connect_info: false,
             remote_account: None,

@@ -1,0 +1,4 @@
+//! The auth suite (tests/suites/auth.rs) against tenet-mio.
+
+#[path = "../suites/auth.rs"]
+mod suite;

@@ -1,0 +1,4 @@
+//! The scenarios suite (tests/suites/scenarios.rs) against tenet-async-std.
+
+#[path = "../suites/scenarios.rs"]
+mod suite;
