@@ -685,14 +685,9 @@ impl Server {
         let Some(perms) = client.perms.as_ref().filter(|p| p.restricts_publish()) else {
             return true;
         };
-        let allowed = match client.publish_cache.get(subject) {
-            Some(allowed) => allowed,
-            None => {
-                let allowed = perms.can_publish(subject);
-                client.publish_cache.insert(subject, allowed);
-                allowed
-            }
-        };
+        let allowed = client
+            .publish_cache
+            .decide(subject, || perms.can_publish(subject));
         // Replies allowed by tracking are not cached: each uses up an allowance.
         allowed
             || client

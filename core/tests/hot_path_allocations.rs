@@ -6,6 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tenet_core::auth::Users;
+use tenet_core::config::options::{Authorization, Permissions, SubjectPermission, User};
 use tenet_core::{ClientId, Event, Options, Peer, Server, Time};
 
 struct Counting;
@@ -33,6 +35,9 @@ static GLOBAL: Counting = Counting;
 fn pump(server: &mut Server) -> usize {
     let mut written = 0;
     while let Some(event) = server.poll_event() {
+        if let Event::Log(_, line) = &event {
+            eprintln!("{line}");
+        }
         if let Event::Flush(id) = event {
             loop {
                 let n = {
@@ -61,7 +66,7 @@ fn connect(server: &mut Server, port: u16, subs: &[u8]) -> ClientId {
     );
     server.handle_read(
         id,
-        b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n",
+        b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"user\":\"u\",\"pass\":\"p\"}\r\n",
         Time::ZERO,
     );
     server.handle_read(id, subs, Time::ZERO);
@@ -69,9 +74,59 @@ fn connect(server: &mut Server, port: u16, subs: &[u8]) -> ClientId {
     id
 }
 
+/// A user whose publish and subscribe rights are checked on every message.
+fn restricted_users() -> Users {
+    let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let perms = Permissions {
+        publish: Some(SubjectPermission {
+            allow: list(&["bench.>", "metrics.*"]),
+            deny: list(&["bench.secret"]),
+        }),
+        subscribe: Some(SubjectPermission {
+            allow: list(&["bench.*", ">"]),
+            deny: list(&["bench.secret"]),
+        }),
+        allow_responses: None,
+    };
+    let user = User {
+        name: Some("u".into()),
+        password: Some("p".into()),
+        permissions: Some(perms),
+        ..User::default()
+    };
+    Users::new(
+        Some(&Authorization {
+            users: vec![user],
+            ..Authorization::default()
+        }),
+        None,
+        None,
+        None,
+        None,
+    )
+    .unwrap()
+}
+
+/// The allocation counter is process-wide: the tests must not run at the same time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn publishing_allocates_nothing_per_message() {
-    let mut server = Server::new(Options::default(), 7);
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert_no_allocations(Server::new(Options::default(), 7));
+}
+
+#[test]
+fn publishing_with_permissions_allocates_nothing_per_message() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert_no_allocations(Server::with_users(
+        Options::default(),
+        restricted_users(),
+        7,
+    ));
+}
+
+fn assert_no_allocations(mut server: Server) {
     connect(
         &mut server,
         1,
