@@ -16,7 +16,7 @@ use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, TcpListener as StdListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_std::channel::{bounded, unbounded, Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream};
@@ -24,7 +24,7 @@ use async_std::task;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tenet_core::auth::Users;
 use tenet_core::{ClientId, Event, Options, Peer, Server, Time};
-use tenet_mio::host::{Logger, Runtime};
+use tenet_mio::host::{self, Logger, Runtime};
 
 /// Bytes a reader asks for in one read.
 const READ_BUFFER: usize = 64 * 1024;
@@ -76,14 +76,7 @@ pub struct AsyncStdRuntime {
 
 impl Runtime for AsyncStdRuntime {
     fn bind(opts: Options, users: Users, log: Logger) -> io::Result<Self> {
-        let listener = StdListener::bind((opts.host.as_str(), opts.port.unwrap_or(0)))?;
-        let local_addr = listener.local_addr()?;
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id());
-        let mut server = Server::with_users(opts, users, seed);
-        server.set_listen_port(local_addr.port());
+        let (listener, local_addr, server) = host::bind_engine(opts, users)?;
         Ok(AsyncStdRuntime {
             server,
             listener,

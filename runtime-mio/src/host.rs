@@ -37,6 +37,23 @@ pub trait Runtime: Sized {
     fn run(self) -> io::Result<()>;
 }
 
+/// Binds the client listener described by `opts` and builds the engine for it,
+/// seeded from the clock and the process id: the part every runtime shares.
+pub fn bind_engine(
+    opts: Options,
+    users: Users,
+) -> io::Result<(std::net::TcpListener, SocketAddr, Server)> {
+    let listener = std::net::TcpListener::bind((opts.host.as_str(), opts.port.unwrap_or(0)))?;
+    let local_addr = listener.local_addr()?;
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    let mut server = Server::with_users(opts, users, seed);
+    server.set_listen_port(local_addr.port());
+    Ok((listener, local_addr, server))
+}
+
 /// The whole life of a server binary: flags, configuration, `-t`, `--signal`,
 /// pid and log files, signals, and the runtime's loop. Returns the exit status.
 pub fn main<R: Runtime>(binary: &str) -> ExitCode {

@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener as StdListener};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub mod host;
 
@@ -77,21 +77,13 @@ pub struct EventLoop {
 impl EventLoop {
     /// Binds the listening socket described by `opts`; clients authenticate against `users`.
     pub fn bind(opts: Options, users: Users, log: Logger) -> io::Result<EventLoop> {
-        let port = opts.port.unwrap_or(0);
-        let std_listener = StdListener::bind((opts.host.as_str(), port))?;
+        let (std_listener, local_addr, server) = host::bind_engine(opts, users)?;
         std_listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(std_listener);
-        let local_addr = listener.local_addr()?;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id());
-        let mut server = Server::with_users(opts, users, seed);
-        server.set_listen_port(local_addr.port());
         Ok(EventLoop {
             server,
             poll,
