@@ -140,6 +140,8 @@ enum Timer {
     Ping,
     StallEnd,
     AuthTimeout,
+    /// Drop expired `allow_responses` entries.
+    ReplyPrune,
 }
 
 struct Client {
@@ -181,6 +183,8 @@ struct Client {
     publish_cache: PublishCache,
     /// Replies this client may send under `allow_responses`.
     replies: Option<ReplyTracker>,
+    /// When the reply tracker is next pruned (one timer per client at most).
+    prune_due: Option<Time>,
     in_msgs: u64,
     in_bytes: u64,
     out_msgs: u64,
@@ -378,6 +382,7 @@ impl Server {
             perms: None,
             publish_cache: PublishCache::new(),
             replies: None,
+            prune_due: None,
             in_msgs: 0,
             in_bytes: 0,
             out_msgs: 0,
@@ -481,6 +486,8 @@ impl Server {
                 if self.client_ref(index).ping_due == due {
                     self.ping_timer(index, now);
                 }
+            } else if kind == Timer::ReplyPrune as u8 {
+                self.prune_replies(index, due, now);
             } else if kind == Timer::AuthTimeout as u8 {
                 let client = self.client_ref(index);
                 if !client.authenticated && client.auth_due == Some(due) {
@@ -676,6 +683,32 @@ impl Server {
         client.publish_cache.clear();
         client.perms = perms;
         true
+    }
+
+    /// Expires `allow_responses` entries on the engine's clock, and schedules the
+    /// next pruning while entries remain.
+    fn prune_replies(&mut self, index: usize, due: Time, now: Time) {
+        let client = self.slots[index].client.as_mut().expect("live client");
+        if client.prune_due != Some(due) {
+            return;
+        }
+        client.prune_due = None;
+        let Some(tracker) = client.replies.as_mut() else {
+            return;
+        };
+        tracker.prune(now);
+        if let Some(next) = tracker.next_expiry() {
+            client.prune_due = Some(next);
+            self.timers
+                .push(Reverse((next, client.id.0, Timer::ReplyPrune as u8)));
+        }
+    }
+
+    /// Replies a client may still send under `allow_responses` (for monitoring).
+    pub fn tracked_replies(&self, id: ClientId) -> usize {
+        self.live_index(id)
+            .and_then(|i| self.client_ref(i).replies.as_ref().map(|r| r.len()))
+            .unwrap_or(0)
     }
 
     /// Whether this client may publish to `subject`: its allow/deny lists
@@ -891,6 +924,13 @@ impl Server {
                 .is_none_or(|p| !p.restricts_publish() || p.can_publish(reply));
             if !may_publish {
                 tracker.record(reply, now);
+                if client.prune_due.is_none() {
+                    if let Some(due) = tracker.next_expiry() {
+                        client.prune_due = Some(due);
+                        self.timers
+                            .push(Reverse((due, client.id.0, Timer::ReplyPrune as u8)));
+                    }
+                }
             }
         }
         sub.delivered += 1;

@@ -20,8 +20,12 @@ struct Sim {
 
 impl Sim {
     fn new(opts: Options) -> Sim {
+        Sim::with_server(Server::new(opts, 1))
+    }
+
+    fn with_server(server: Server) -> Sim {
         Sim {
-            server: Server::new(opts, 1),
+            server,
             now: Time::from_millis(1_000),
             received: HashMap::new(),
             closed: HashMap::new(),
@@ -394,4 +398,60 @@ fn reserved_subjects_are_refused_and_the_connection_stays_open() {
         "{got}"
     );
     assert!(sim.closed.is_empty());
+}
+
+#[test]
+fn allow_responses_entries_expire_on_the_engines_clock() {
+    use tenet_core::auth::Users;
+    use tenet_core::config::options::{
+        Authorization, Permissions, ResponsePermission, SubjectPermission, User,
+    };
+    let responder = User {
+        name: Some("svc".into()),
+        password: Some("p".into()),
+        permissions: Some(Permissions {
+            publish: None,
+            subscribe: Some(SubjectPermission {
+                allow: vec!["req".into()],
+                deny: vec![],
+            }),
+            allow_responses: Some(ResponsePermission {
+                max: Some(1),
+                expires: Some(Duration::from_millis(100)),
+            }),
+        }),
+        ..User::default()
+    };
+    let requester = User {
+        name: Some("r".into()),
+        password: Some("p".into()),
+        ..User::default()
+    };
+    let auth = Authorization {
+        users: vec![responder, requester],
+        ..Authorization::default()
+    };
+    let users = Users::new(Some(&auth), None, None, None, None).unwrap();
+    let mut sim = Sim::with_server(Server::with_users(Options::default(), users, 1));
+    let svc = sim.connect(r#"{"verbose":false,"pedantic":false,"user":"svc","pass":"p"}"#);
+    let req = sim.connect(r#"{"verbose":false,"pedantic":false,"user":"r","pass":"p"}"#);
+    sim.send(svc, b"SUB req 1\r\n");
+    for i in 0..50 {
+        sim.send(req, format!("PUB req _INBOX.{i} 0\r\n\r\n").as_bytes());
+    }
+    assert_eq!(sim.server.tracked_replies(svc), 50);
+    // Within the window a reply goes out; the entries of unanswered requests
+    // expire on the engine's timer, with no traffic from the responder.
+    sim.send(req, b"SUB _INBOX.> 9\r\n");
+    sim.send(svc, b"PUB _INBOX.0 2\r\nhi\r\n");
+    assert_eq!(sim.server.tracked_replies(svc), 49);
+    sim.advance(Duration::from_millis(150));
+    assert_eq!(sim.server.tracked_replies(svc), 0);
+    sim.take(svc);
+    sim.send(svc, b"PUB _INBOX.1 2\r\nhi\r\nPING\r\n");
+    assert_eq!(
+        sim.take_str(svc),
+        "-ERR 'Permissions Violation for Publish to \"_INBOX.1\"'\r\nPONG\r\n"
+    );
+    assert!(sim.take_str(req).starts_with("MSG _INBOX.0 9 2\r\nhi\r\n"));
 }
