@@ -133,6 +133,22 @@ impl Keyword {
         )
     }
 
+    /// Length of the keyword's text.
+    fn word_len(self) -> usize {
+        match self {
+            Keyword::Connect => CONNECT.0.len(),
+            Keyword::Info => INFO.0.len(),
+            Keyword::Pub => PUB.0.len(),
+            Keyword::Hpub => HPUB.0.len(),
+            Keyword::Sub => SUB.0.len(),
+            Keyword::Unsub => UNSUB.0.len(),
+            Keyword::Ping => PING.0.len(),
+            Keyword::Pong => PONG.0.len(),
+            Keyword::Ok => OK.0.len(),
+            Keyword::Err => ERR.0.len(),
+        }
+    }
+
     /// Whether the text after the keyword is an argument (and so counts against
     /// `max_control_line`).
     fn has_args(self) -> bool {
@@ -363,8 +379,12 @@ impl Parser {
                 self.check_partial_line()?;
                 return Ok(None);
             };
-            self.carry.extend_from_slice(&rest[..=i]);
+            // Checked (and compacted) before the newline goes in, as a partial
+            // line would be, so the carry stays within the limits.
+            self.carry.extend_from_slice(&rest[..i]);
             *pos += i + 1;
+            self.check_partial_line()?;
+            self.carry.push(b'\n');
             let line_len = self.carry.len();
             let (line, _) = split_line(&self.carry);
             let (kw, args) = self.op_line(line)?;
@@ -452,7 +472,11 @@ impl Parser {
 
     /// Rejects a line still missing its newline as early as nats-server would: a
     /// bad op name, or arguments already longer than `max_control_line`.
-    fn check_partial_line(&self) -> Result<(), ParseError> {
+    ///
+    /// Also keeps the partial line from growing without bound while it waits for
+    /// its newline: what follows PING/PONG/+OK is dropped (it is ignored anyway),
+    /// and whitespace after the keyword is cut to one separator.
+    fn check_partial_line(&mut self) -> Result<(), ParseError> {
         // A trailing `\r` belongs to the line ending, not to the arguments.
         let line = self.carry.strip_suffix(b"\r").unwrap_or(&self.carry);
         match classify(line) {
@@ -462,7 +486,16 @@ impl Parser {
             {
                 Err(ParseError::Err(ClientError::MaxControlLineExceeded))
             }
-            _ => Ok(()),
+            LineStart::Op(kw, start) => {
+                let word = kw.word_len();
+                if !kw.has_args() {
+                    self.carry.truncate(word);
+                } else if start > word + 1 {
+                    self.carry.drain(word + 1..start);
+                }
+                Ok(())
+            }
+            LineStart::Undecided => Ok(()),
         }
     }
 }
@@ -544,6 +577,43 @@ mod tests {
     enum Owned {
         Op(String),
         Error(ParseError),
+    }
+
+    /// Found by the `parser` fuzz target: a PING followed by bytes without a
+    /// newline, or a keyword followed by endless whitespace, was buffered
+    /// without limit across reads.
+    #[test]
+    fn partial_line_carry_is_bounded() {
+        for (start, filler, end, op) in [
+            (&b"PING"[..], &b"x"[..], &b"\r\n"[..], "Ping"),
+            (b"+OK", b"\xec?", b"\n", "Ok"),
+            (b"SUB", b" \t", b"foo 1\r\n", "Sub"),
+        ] {
+            // The rest of the line arriving in the read that ends it.
+            let mut p = Parser::new(16, 16);
+            let mut pos = 0;
+            assert_eq!(p.next(start, &mut pos), Ok(None));
+            let mut last = filler.repeat(1000);
+            last.extend_from_slice(end);
+            pos = 0;
+            let got = format!("{:?}", p.next(&last, &mut pos));
+            let want = format!("Ok(Some({op}");
+            assert!(got.starts_with(&want), "{got}");
+            assert!(p.buffered() <= 32, "{op}: {} bytes buffered", p.buffered());
+
+            let mut p = Parser::new(16, 16);
+            let mut pos = 0;
+            assert_eq!(p.next(start, &mut pos), Ok(None));
+            for _ in 0..1000 {
+                pos = 0;
+                assert_eq!(p.next(filler, &mut pos), Ok(None));
+                assert!(p.buffered() <= 8, "{op}: {} bytes buffered", p.buffered());
+            }
+            pos = 0;
+            let got = format!("{:?}", p.next(end, &mut pos));
+            let want = format!("Ok(Some({op}");
+            assert!(got.starts_with(&want), "{got}");
+        }
     }
 
     fn parse_chunks(chunks: &[&[u8]]) -> Vec<Owned> {
