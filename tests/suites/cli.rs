@@ -1,35 +1,11 @@
 //! The server binary from the outside: flags, exit codes, log lines and signals.
 
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
-use tenet_tests::{is_reference_server, runtime_binary_name, server_binary, RawClient, TestServer};
-
-/// Runs the binary to completion (bounded); returns its status and stdout+stderr.
-fn run(args: &[&str]) -> (ExitStatus, String) {
-    let mut child = Command::new(server_binary())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the server binary");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("`{}` did not exit within 10 s", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().expect("output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status, text)
-}
+use tenet_tests::{
+    is_reference_server, run_binary, runtime_binary_name, server_binary, RawClient, TestServer,
+};
 
 /// True if `text` contains something shaped like a version number (`1.2.3`).
 fn has_version_number(text: &str) -> bool {
@@ -43,7 +19,7 @@ fn has_version_number(text: &str) -> bool {
 #[test]
 fn help_prints_usage_and_exits_0() {
     for flag in ["-h", "--help"] {
-        let (status, text) = run(&[flag]);
+        let (status, text) = run_binary(&[flag]);
         assert_eq!(status.code(), Some(0), "{flag}: {text}");
         assert!(text.contains("Usage:"), "{flag}: {text}");
         assert!(text.contains("-p, --port"), "{flag}: {text}");
@@ -54,7 +30,7 @@ fn help_prints_usage_and_exits_0() {
 #[test]
 fn version_prints_a_version_and_exits_0() {
     for flag in ["-v", "--version"] {
-        let (status, text) = run(&[flag]);
+        let (status, text) = run_binary(&[flag]);
         assert_eq!(status.code(), Some(0), "{flag}: {text}");
         assert!(has_version_number(&text), "{flag}: no version in {text:?}");
         assert!(!text.contains("Usage"), "{flag}: {text}");
@@ -63,7 +39,7 @@ fn version_prints_a_version_and_exits_0() {
 
 #[test]
 fn unknown_flag_is_named_and_fails() {
-    let (status, text) = run(&["--bogus"]);
+    let (status, text) = run_binary(&["--bogus"]);
     assert!(
         text.contains("bogus"),
         "the message does not name the flag: {text}"
@@ -80,7 +56,7 @@ fn unknown_flag_is_named_and_fails() {
 
 #[test]
 fn bad_port_fails() {
-    let (status, text) = run(&["-p", "70000"]);
+    let (status, text) = run_binary(&["-p", "70000"]);
     assert!(!status.success(), "-p 70000 exited {status}: {text}");
 }
 
@@ -220,7 +196,7 @@ fn each_suite_runs_the_runtime_it_is_named_for() {
         return;
     }
     // `<suite>` targets drive tenet-mio and `<suite>_async_std` targets tenet-async-std.
-    let (status, out) = run(&["-v"]);
+    let (status, out) = run_binary(&["-v"]);
     assert!(status.success());
     assert!(
         out.starts_with(&format!("{}: v", runtime_binary_name())),

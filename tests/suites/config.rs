@@ -2,12 +2,11 @@
 //! `-P` with `--signal`, `-l` and `-T`.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tenet_tests::{
-    free_port, runtime_binary_name, server_binary, skip_on_reference, RawClient, TestServer,
+    free_port, run_binary, runtime_binary_name, skip_on_reference, RawClient, TestServer,
 };
 
 /// A scratch directory for this test's files, removed on drop.
@@ -42,25 +41,6 @@ impl Drop for Scratch {
     }
 }
 
-fn run(args: &[&str]) -> Output {
-    let child = Command::new(server_binary())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the binary");
-    child.wait_with_output().expect("output")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn test_flag_accepts_a_good_file() {
     if skip_on_reference("tenet's -t wording") {
@@ -69,10 +49,10 @@ fn test_flag_accepts_a_good_file() {
     let dir = Scratch::new();
     let inc = dir.file("limits.conf", "max_payload: 512KB\n");
     let conf = dir.file("good.conf", &format!("port: 4333\ninclude \"{inc}\"\n"));
-    let out = run(&["-t", "-c", &conf]);
-    assert!(out.status.success(), "{}", text(&out));
+    let (status, out) = run_binary(&["-t", "-c", &conf]);
+    assert!(status.success(), "{}", out);
     assert_eq!(
-        text(&out),
+        out,
         format!(
             "{}: configuration file {conf} is valid\n",
             runtime_binary_name()
@@ -90,9 +70,9 @@ fn test_flag_reports_a_syntax_error_with_its_position() {
         "bad.conf",
         "port: 4333\nauthorization {\n  user: a\n  password: b foo\n}\n",
     );
-    let out = run(&["-t", "-c", &conf]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let report = text(&out);
+    let (status, out) = run_binary(&["-t", "-c", &conf]);
+    assert_eq!(status.code(), Some(1), "{}", out);
+    let report = out;
     assert!(
         report.starts_with(&format!("{}: {conf}:4:", runtime_binary_name())),
         "{report}"
@@ -106,34 +86,30 @@ fn test_flag_refuses_what_tenet_does_not_implement_naming_file_line_and_key() {
     }
     let dir = Scratch::new();
     let conf = dir.file("cluster.conf", "port: 4333\n\ncluster {\n  port: 6222\n}\n");
-    let out = run(&["-t", "-c", &conf]);
-    assert_eq!(out.status.code(), Some(1));
+    let (status, out) = run_binary(&["-t", "-c", &conf]);
+    assert_eq!(status.code(), Some(1));
     assert_eq!(
-        text(&out),
+        out,
         format!(
             "{}: {conf}:3:1: \"cluster\" is not supported by tenet yet (it arrives with clustering)\n",
             runtime_binary_name()
         )
     );
     // The server refuses to start on it too.
-    let out = run(&["-c", &conf]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (status, out) = run_binary(&["-c", &conf]);
+    assert_eq!(status.code(), Some(1), "{}", out);
 }
 
 #[test]
 fn unknown_keys_and_missing_files_are_errors() {
     let dir = Scratch::new();
     let conf = dir.file("typo.conf", "port: 4333\nmax_payloads: 10\n");
-    let out = run(&["-t", "-c", &conf]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(
-        text(&out).contains("unknown field \"max_payloads\""),
-        "{}",
-        text(&out)
-    );
-    let out = run(&["-t", "-c", &dir.path("missing.conf")]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out).contains("missing.conf"), "{}", text(&out));
+    let (status, out) = run_binary(&["-t", "-c", &conf]);
+    assert_ne!(status.code(), Some(0));
+    assert!(out.contains("unknown field \"max_payloads\""), "{}", out);
+    let (status, out) = run_binary(&["-t", "-c", &dir.path("missing.conf")]);
+    assert_ne!(status.code(), Some(0));
+    assert!(out.contains("missing.conf"), "{}", out);
 }
 
 #[test]
@@ -186,8 +162,8 @@ fn pid_file_and_signal_quit_stop_the_server() {
         .parse()
         .expect("a pid");
     assert_eq!(pid, server.pid());
-    let out = run(&["--signal", &format!("quit={pid_file}")]);
-    assert!(out.status.success(), "{}", text(&out));
+    let (status, out) = run_binary(&["--signal", &format!("quit={pid_file}")]);
+    assert!(status.success(), "{}", out);
     let status = server
         .wait_exit(Duration::from_secs(5))
         .expect("the server exits on quit");
@@ -197,14 +173,11 @@ fn pid_file_and_signal_quit_stop_the_server() {
         "the pid file is removed on exit"
     );
 
-    let out = run(&["--signal", "reload=999999999"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let out = run(&["--signal", &format!("quit={}", dir.path("nope.pid"))]);
-    assert!(
-        text(&out).contains("could not read pid file"),
-        "{}",
-        text(&out)
-    );
+    let (status, out) = run_binary(&["--signal", "reload=999999999"]);
+    assert_eq!(status.code(), Some(1), "{}", out);
+    let (status, out) = run_binary(&["--signal", &format!("quit={}", dir.path("nope.pid"))]);
+    assert_eq!(status.code(), Some(1), "{}", out);
+    assert!(out.contains("could not read pid file"), "{}", out);
 }
 
 #[test]

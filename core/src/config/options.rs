@@ -35,8 +35,6 @@ pub struct Config {
     pub system_account: Option<String>,
     /// `no_auth_user`.
     pub no_auth_user: Option<String>,
-    /// Monitoring listen address (`http`, `http_port`).
-    pub http: Option<(String, u16)>,
 }
 
 /// The `authorization` block.

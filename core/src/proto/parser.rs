@@ -62,13 +62,6 @@ pub struct Publish<'a> {
     pub payload: &'a [u8],
 }
 
-impl Publish<'_> {
-    /// Whether this came from `HPUB`.
-    pub fn has_headers(&self) -> bool {
-        self.header_size_token.is_some()
-    }
-}
-
 /// What went wrong; the connection is closed in every case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParseError {
@@ -323,11 +316,6 @@ impl Parser {
     /// closes the connection silently, as in nats-server.
     pub fn set_headers(&mut self, headers: bool) {
         self.headers = headers;
-    }
-
-    /// Changes the payload limit (account limits can lower it per connection).
-    pub fn set_max_payload(&mut self, max_payload: u32) {
-        self.max_payload = max_payload as usize;
     }
 
     /// Bytes held over from earlier reads (an op split across reads).
