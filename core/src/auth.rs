@@ -14,7 +14,8 @@ use data_encoding::{BASE32_NOPAD, BASE64, BASE64URL_NOPAD};
 use ed25519_dalek::{Signature, VerifyingKey};
 use subtle::ConstantTimeEq;
 
-use crate::config::options::{Authorization, Permissions};
+use crate::account::{Accounts, GLOBAL_ACCOUNT};
+use crate::config::options::{AccountConfig, Authorization, Permissions, User};
 use crate::proto::ConnectOptions;
 
 /// nats-server's authorization timeout when none (or zero) is configured.
@@ -25,6 +26,23 @@ const NKEY_USER_PREFIX: u8 = 20 << 3;
 
 /// bcrypt's accepted cost range.
 const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
+
+/// Everything the engine needs to admit clients: who may log in, and the
+/// accounts they log in to.
+#[derive(Clone, Debug, Default)]
+pub struct Auth {
+    /// The identities and their credentials and permissions.
+    pub users: Users,
+    /// The accounts the identities belong to.
+    pub accounts: Accounts,
+}
+
+impl Auth {
+    /// No authentication; every client in `$G`.
+    pub fn none() -> Auth {
+        Auth::default()
+    }
+}
 
 /// Who may log in, compiled from the `authorization` block and the command line.
 #[derive(Clone, Debug)]
@@ -54,6 +72,8 @@ pub struct AuthUser<'a> {
     /// Stable id of the identity (`0..` in configuration order), for the
     /// engine's compiled-permissions table.
     pub index: usize,
+    /// The account the identity logs in to (`$G` outside `accounts`).
+    pub account: &'a str,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +81,7 @@ struct Entry {
     name: String,
     credential: Credential,
     permissions: Option<Permissions>,
+    account: String,
 }
 
 #[derive(Clone)]
@@ -92,6 +113,12 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
 }
 
+impl Default for Users {
+    fn default() -> Self {
+        Users::none()
+    }
+}
+
 impl Users {
     /// No authentication: every client is the unrestricted anonymous identity.
     pub fn none() -> Users {
@@ -100,6 +127,7 @@ impl Users {
                 name: String::new(),
                 credential: Credential::Anonymous,
                 permissions: None,
+                account: GLOBAL_ACCOUNT.to_string(),
             }],
             by_name: BTreeMap::new(),
             by_nkey: BTreeMap::new(),
@@ -110,13 +138,15 @@ impl Users {
         }
     }
 
-    /// Compiles the `authorization` block (`None` = none) and the command-line
-    /// flags `--user`, `--pass`, `--auth`, which override the block's single
-    /// user, password and token field by field, as in nats-server.
+    /// Compiles the `authorization` block (`None` = none), the users of the
+    /// `accounts` block, and the command-line flags `--user`, `--pass`,
+    /// `--auth`, which override the block's single user, password and token
+    /// field by field, as in nats-server.
     ///
     /// `no_auth_user` names the identity of clients that present no
-    /// credentials; it must exist. The block's `default_permissions` go to
-    /// every identity of the block without permissions of its own.
+    /// credentials; it must exist. A block's `default_permissions` go to every
+    /// identity of that block without permissions of its own: the
+    /// `authorization` defaults do not reach account users.
     ///
     /// Errors where nats-server would silently ignore a setting: a token
     /// together with a user/password or a users list, a single user together
@@ -125,6 +155,7 @@ impl Users {
     /// authentication), duplicate users, invalid nkeys, malformed bcrypt hashes.
     pub fn new(
         auth: Option<&Authorization>,
+        accounts: &[AccountConfig],
         no_auth_user: Option<&str>,
         flag_user: Option<&str>,
         flag_pass: Option<&str>,
@@ -157,10 +188,12 @@ impl Users {
         if password.is_some() && user.is_none() {
             return conflict("a password needs a user");
         }
-        if token.is_some() && !auth.users.is_empty() {
+        let list_users =
+            !auth.users.is_empty() || accounts.iter().any(|a| !a.users.is_empty());
+        if token.is_some() && list_users {
             return conflict("can not have a token and a users array");
         }
-        if user.is_some() && !auth.users.is_empty() {
+        if user.is_some() && list_users {
             return conflict("can not have a single user/pass and a users array");
         }
 
@@ -179,46 +212,12 @@ impl Users {
         };
         let default = &auth.default_permissions;
         for u in &auth.users {
-            let index = users.entries.len();
-            let permissions = u.permissions.clone().or_else(|| default.clone());
-            let entry = match (&u.name, &u.nkey) {
-                (Some(name), None) => {
-                    if name.is_empty() {
-                        return Err("authorization: a user name can not be empty".into());
-                    }
-                    let password = u.password.clone().unwrap_or_default();
-                    check_bcrypt(&password, &format!("password of user {name:?}"))?;
-                    users.plaintext |= !looks_like_bcrypt(&password);
-                    if users.by_name.insert(name.clone(), index).is_some() {
-                        return Err(format!("Duplicate user {name:?} detected"));
-                    }
-                    Entry {
-                        name: name.clone(),
-                        credential: Credential::Password(password),
-                        permissions,
-                    }
-                }
-                (None, Some(nkey)) => {
-                    if u.password.is_some() {
-                        return Err(format!("nkey user {nkey:?} can not have a password"));
-                    }
-                    let key = decode_user_nkey(nkey)
-                        .ok_or_else(|| format!("not a valid user nkey: {nkey:?}"))?;
-                    if users.by_nkey.insert(nkey.clone(), index).is_some() {
-                        return Err(format!("Duplicate user {nkey:?} detected"));
-                    }
-                    Entry {
-                        name: nkey.clone(),
-                        credential: Credential::Nkey(key),
-                        permissions,
-                    }
-                }
-                (Some(_), Some(_)) => {
-                    return Err("a user has either a \"user\" or an \"nkey\", not both".into())
-                }
-                (None, None) => return Err("a user needs a \"user\" or an \"nkey\"".into()),
-            };
-            users.entries.push(entry);
+            users.add_list_user(u, default, GLOBAL_ACCOUNT)?;
+        }
+        for account in accounts {
+            for u in &account.users {
+                users.add_list_user(u, &account.default_permissions, &account.name)?;
+            }
         }
 
         // At most one of these (checked above); the block's defaults apply to
@@ -228,11 +227,13 @@ impl Users {
                 name: user.to_string(),
                 credential: Credential::Password(password.unwrap_or("").to_string()),
                 permissions: default.clone(),
+                account: GLOBAL_ACCOUNT.to_string(),
             }),
             (None, Some(token)) => Some(Entry {
                 name: String::new(),
                 credential: Credential::Token(token.to_string()),
                 permissions: default.clone(),
+                account: GLOBAL_ACCOUNT.to_string(),
             }),
             (None, None) => None,
         };
@@ -250,6 +251,7 @@ impl Users {
                 name: String::new(),
                 credential: Credential::Anonymous,
                 permissions: default.clone(),
+                account: GLOBAL_ACCOUNT.to_string(),
             });
         }
 
@@ -270,6 +272,58 @@ impl Users {
             }
         }
         Ok(users)
+    }
+
+    /// Adds a user of a `users` list (of `authorization` or of an account).
+    fn add_list_user(
+        &mut self,
+        u: &User,
+        default: &Option<Permissions>,
+        account: &str,
+    ) -> Result<(), String> {
+        let index = self.entries.len();
+        let permissions = u.permissions.clone().or_else(|| default.clone());
+        let entry = match (&u.name, &u.nkey) {
+            (Some(name), None) => {
+                if name.is_empty() {
+                    return Err("authorization: a user name can not be empty".into());
+                }
+                let password = u.password.clone().unwrap_or_default();
+                check_bcrypt(&password, &format!("password of user {name:?}"))?;
+                self.plaintext |= !looks_like_bcrypt(&password);
+                if self.by_name.insert(name.clone(), index).is_some() {
+                    return Err(format!("Duplicate user {name:?} detected"));
+                }
+                Entry {
+                    name: name.clone(),
+                    credential: Credential::Password(password),
+                    permissions,
+                    account: account.to_string(),
+                }
+            }
+            (None, Some(nkey)) => {
+                if u.password.is_some() {
+                    return Err(format!("nkey user {nkey:?} can not have a password"));
+                }
+                let key = decode_user_nkey(nkey)
+                    .ok_or_else(|| format!("not a valid user nkey: {nkey:?}"))?;
+                if self.by_nkey.insert(nkey.clone(), index).is_some() {
+                    return Err(format!("Duplicate user {nkey:?} detected"));
+                }
+                Entry {
+                    name: nkey.clone(),
+                    credential: Credential::Nkey(key),
+                    permissions,
+                    account: account.to_string(),
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err("a user has either a \"user\" or an \"nkey\", not both".into())
+            }
+            (None, None) => return Err("a user needs a \"user\" or an \"nkey\"".into()),
+        };
+        self.entries.push(entry);
+        Ok(())
     }
 
     /// Anyone must authenticate (INFO `auth_required`). False when
@@ -306,6 +360,7 @@ impl Users {
             name: &e.name,
             permissions: e.permissions.as_ref(),
             index,
+            account: &e.account,
         })
     }
 
@@ -503,7 +558,7 @@ mod tests {
     }
 
     fn users(auth: &Authorization) -> Users {
-        Users::new(Some(auth), None, None, None, None).unwrap()
+        Users::new(Some(auth), &[], None, None, None, None).unwrap()
     }
 
     fn name_of(users: &Users, json: &str) -> Option<String> {
@@ -569,6 +624,7 @@ mod tests {
         ] {
             let err = Users::new(
                 Some(&with_users(vec![password_user("alice", bad)])),
+                &[],
                 None,
                 None,
                 None,
@@ -633,11 +689,11 @@ mod tests {
             password: Some("x".into()),
             ..Authorization::default()
         };
-        let u = Users::new(Some(&auth), None, Some("b"), Some("y"), None).unwrap();
+        let u = Users::new(Some(&auth), &[], None, Some("b"), Some("y"), None).unwrap();
         assert!(name_of(&u, r#"{"user":"b","pass":"y"}"#).is_some());
         assert!(name_of(&u, r#"{"user":"a","pass":"x"}"#).is_none());
         // Field by field: only the password replaced.
-        let u = Users::new(Some(&auth), None, None, Some("y"), None).unwrap();
+        let u = Users::new(Some(&auth), &[], None, None, Some("y"), None).unwrap();
         assert!(name_of(&u, r#"{"user":"a","pass":"y"}"#).is_some());
         assert!(name_of(&u, r#"{"user":"a","pass":"x"}"#).is_none());
         // A token flag replaces the block's token.
@@ -645,13 +701,13 @@ mod tests {
             token: Some("old".into()),
             ..Authorization::default()
         };
-        let u = Users::new(Some(&auth), None, None, None, Some("new")).unwrap();
+        let u = Users::new(Some(&auth), &[], None, None, None, Some("new")).unwrap();
         assert!(name_of(&u, r#"{"auth_token":"new"}"#).is_some());
         assert!(name_of(&u, r#"{"auth_token":"old"}"#).is_none());
         // Flags alone enable authentication; empty flags count as absent.
-        let u = Users::new(None, None, None, None, Some("t")).unwrap();
+        let u = Users::new(None, &[], None, None, None, Some("t")).unwrap();
         assert!(u.enabled() && name_of(&u, r#"{"auth_token":"t"}"#).is_some());
-        let u = Users::new(None, None, Some(""), Some(""), Some("")).unwrap();
+        let u = Users::new(None, &[], None, Some(""), Some(""), Some("")).unwrap();
         assert!(!u.enabled());
     }
 
@@ -670,28 +726,28 @@ mod tests {
             (None, [Some("u"), Some("p"), Some("t")]),
         ];
         for (auth, [user, pass, tok]) in cases {
-            let err = Users::new(auth, None, user, pass, tok).unwrap_err();
+            let err = Users::new(auth, &[], None, user, pass, tok).unwrap_err();
             assert!(err.contains("--user, --pass and --auth"), "{err}");
         }
         let both = Authorization {
             password: Some("p".into()),
             ..Authorization::default()
         };
-        let err = Users::new(Some(&both), None, None, None, None).unwrap_err();
+        let err = Users::new(Some(&both), &[], None, None, None, None).unwrap_err();
         assert_eq!(err, "authorization: a password needs a user");
         // With a users list, a lone block password (a `PASS` variable) is ignored, as in nats-server.
         let pass_variable = Authorization {
             password: Some("p".into()),
             ..with_users(vec![password_user("a", "1")])
         };
-        let users = Users::new(Some(&pass_variable), None, None, None, None).expect("accepted");
+        let users = Users::new(Some(&pass_variable), &[], None, None, None, None).expect("accepted");
         assert_eq!(
             name_of(&users, r#"{"user":"a","pass":"1"}"#).as_deref(),
             Some("a")
         );
         assert_eq!(name_of(&users, r#"{"pass":"p"}"#), None);
         let dup = with_users(vec![password_user("a", "1"), password_user("a", "2")]);
-        let err = Users::new(Some(&dup), None, None, None, None).unwrap_err();
+        let err = Users::new(Some(&dup), &[], None, None, None, None).unwrap_err();
         assert_eq!(err, "Duplicate user \"a\" detected");
     }
 
@@ -764,6 +820,7 @@ mod tests {
         for bad in [broken.as_str(), account.as_str(), "UABC", ""] {
             let err = Users::new(
                 Some(&with_users(vec![nkey_user(bad)])),
+                &[],
                 None,
                 None,
                 None,
@@ -780,7 +837,7 @@ mod tests {
             password_user("alice", "pw"),
             password_user("bob", "pw2"),
         ]);
-        let u = Users::new(Some(&auth), Some("bob"), None, None, None).unwrap();
+        let u = Users::new(Some(&auth), &[], Some("bob"), None, None, None).unwrap();
         assert!(u.enabled() && !u.auth_required());
         assert_eq!(name_of(&u, "{}").as_deref(), Some("bob"));
         assert_eq!(
@@ -805,7 +862,7 @@ mod tests {
         // An nkey no-auth user needs no signature when nothing is presented.
         let public = nkeys::KeyPair::new_user().public_key();
         let auth = with_users(vec![nkey_user(&public)]);
-        let u = Users::new(Some(&auth), Some(&public), None, None, None).unwrap();
+        let u = Users::new(Some(&auth), &[], Some(&public), None, None, None).unwrap();
         assert!(u.needs_nonce() && !u.auth_required());
         assert_eq!(name_of(&u, "{}"), Some(public.clone()));
         let c = connect(&format!(r#"{{"nkey":"{public}"}}"#));
@@ -815,18 +872,18 @@ mod tests {
     #[test]
     fn no_auth_user_must_exist() {
         let auth = with_users(vec![password_user("alice", "pw")]);
-        let err = Users::new(Some(&auth), Some("ghost"), None, None, None).unwrap_err();
+        let err = Users::new(Some(&auth), &[], Some("ghost"), None, None, None).unwrap_err();
         assert!(err.contains("\"ghost\" not present"), "{err}");
         let token = Authorization {
             token: Some("t".into()),
             ..Authorization::default()
         };
         for auth in [None, Some(&token)] {
-            let err = Users::new(auth, Some("alice"), None, None, None).unwrap_err();
+            let err = Users::new(auth, &[], Some("alice"), None, None, None).unwrap_err();
             assert!(err.contains("users/nkeys are not defined"), "{err}");
         }
         // "" means unset, as in nats-server.
-        assert!(Users::new(None, Some(""), None, None, None).is_ok());
+        assert!(Users::new(None, &[], Some(""), None, None, None).is_ok());
     }
 
     #[test]
@@ -861,7 +918,7 @@ mod tests {
     fn no_authorization_means_an_unrestricted_anonymous_user() {
         let empty = Authorization::default();
         for auth in [None, Some(&empty)] {
-            let u = Users::new(auth, None, None, None, None).unwrap();
+            let u = Users::new(auth, &[], None, None, None, None).unwrap();
             assert!(!u.enabled() && !u.auth_required() && !u.needs_nonce());
             assert!(!u.has_plaintext_passwords());
             assert_eq!(u.timeout(), Duration::from_secs(2));
@@ -869,6 +926,7 @@ mod tests {
                 name: "",
                 permissions: None,
                 index: 0,
+                account: "$G",
             };
             for json in ["{}", r#"{"user":"x","pass":"y","auth_token":"z"}"#] {
                 assert_eq!(u.authenticate(&connect(json), None), Some(anonymous));

@@ -3,7 +3,8 @@
 //! Parsing records only the flags that were given, so that they can override a
 //! configuration file afterwards, as nats-server's do.
 
-use crate::auth::Users;
+use crate::account::Accounts;
+use crate::auth::{Auth, Users};
 use crate::config::options::{read_config, Config};
 use crate::config::parse::{parse_file, ConfigError, Resolver};
 use crate::options::DEFAULT_PORT;
@@ -267,17 +268,22 @@ impl Flags {
         }
     }
 
-    /// Who may log in: the file's `authorization` block and `no_auth_user`, with
-    /// `--user`, `--pass` and `--auth` over them, as in nats-server.
-    pub fn users(&self, config: &Config) -> Result<Users, ConfigError> {
-        Users::new(
+    /// Who may log in and into which account: the file's `authorization` and
+    /// `accounts` blocks and `no_auth_user`, with `--user`, `--pass` and
+    /// `--auth` over them, as in nats-server.
+    pub fn auth(&self, config: &Config) -> Result<Auth, ConfigError> {
+        let error = |message| ConfigError { pos: None, message };
+        let accounts = Accounts::from_config(config).map_err(error)?;
+        let users = Users::new(
             config.authorization.as_ref(),
+            &config.accounts,
             config.no_auth_user.as_deref(),
             self.user.as_deref(),
             self.pass.as_deref(),
             self.auth.as_deref(),
         )
-        .map_err(|message| ConfigError { pos: None, message })
+        .map_err(error)?;
+        Ok(Auth { users, accounts })
     }
 
     /// Overrides what the file said with what the command line says.

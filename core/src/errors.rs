@@ -22,6 +22,8 @@ pub enum ClientError {
     StaleConnection,
     /// The server is at `max_connections`.
     MaxConnectionsExceeded,
+    /// The client's account is at its `max_connections` limit.
+    MaxAccountConnectionsExceeded,
     /// A SUB over the per-connection subscription limit.
     MaxSubscriptionsExceeded,
     /// CONNECT `protocol` outside 0..=1.
@@ -45,6 +47,9 @@ impl ClientError {
             ClientError::AuthenticationTimeout => "Authentication Timeout",
             ClientError::StaleConnection => "Stale Connection",
             ClientError::MaxConnectionsExceeded => "maximum connections exceeded",
+            ClientError::MaxAccountConnectionsExceeded => {
+                "maximum account active connections exceeded"
+            }
             ClientError::MaxSubscriptionsExceeded => "maximum subscriptions exceeded",
             ClientError::InvalidClientProtocol => "invalid client protocol",
             ClientError::NoRespondersRequiresHeaders => "no responders requires headers support",
@@ -73,6 +78,9 @@ impl ClientError {
             ClientError::AuthenticationTimeout => CloseReason::AuthenticationTimeout,
             ClientError::StaleConnection => CloseReason::StaleConnection,
             ClientError::MaxConnectionsExceeded => CloseReason::MaxConnectionsExceeded,
+            ClientError::MaxAccountConnectionsExceeded => {
+                CloseReason::MaxAccountConnectionsExceeded
+            }
             ClientError::InvalidClientProtocol => CloseReason::BadClientProtocolVersion,
             ClientError::NoRespondersRequiresHeaders => CloseReason::NoRespondersRequiresHeaders,
             ClientError::MaxSubscriptionsExceeded
@@ -101,6 +109,8 @@ pub enum CloseReason {
     ProtocolViolation,
     /// The server was at `max_connections`.
     MaxConnectionsExceeded,
+    /// The account was at its `max_connections` limit.
+    MaxAccountConnectionsExceeded,
     /// A PUB/HPUB over `max_payload`.
     MaxPayloadExceeded,
     /// A control line over `max_control_line`.
@@ -125,6 +135,7 @@ impl CloseReason {
             CloseReason::StaleConnection => "Stale Connection",
             CloseReason::ProtocolViolation => "Protocol Violation",
             CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
             CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
@@ -180,6 +191,7 @@ mod tests {
             ClientError::AuthenticationTimeout,
             ClientError::StaleConnection,
             ClientError::MaxConnectionsExceeded,
+            ClientError::MaxAccountConnectionsExceeded,
             ClientError::MaxSubscriptionsExceeded,
             ClientError::InvalidClientProtocol,
             ClientError::NoRespondersRequiresHeaders,

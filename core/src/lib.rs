@@ -58,6 +58,7 @@
 //! - Time is whatever monotonic [`Time`] the runtime passes in; the engine never
 //!   reads a clock.
 
+pub mod account;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -73,6 +74,8 @@ pub mod subject;
 pub mod sublist;
 pub mod time;
 
+pub use account::Accounts;
+pub use auth::{Auth, Users};
 pub use errors::{ClientError, CloseReason};
 pub use options::Options;
 pub use server::{ClientId, Event, Level, Peer, Server, Stats, PROTOCOL_VERSION, VERSION};

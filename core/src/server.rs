@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use hashbrown::HashMap;
 
-use crate::auth::{encode_nonce, Users};
+use crate::account::{Account, Accounts, PendingResponse, ResponseType, Target, SERVICE_REPLY_PREFIX};
+use crate::auth::{encode_nonce, Auth, Users};
 use crate::errors::{
     publish_violation, reply_violation, subscription_violation, ClientError, CloseReason,
 };
@@ -22,8 +23,10 @@ use crate::perms::{Permissions, PublishCache, ReplyTracker, SubscribeDecision};
 use crate::proto::encode::{decimal, Info};
 use crate::proto::{ConnectOptions, Op, ParseError, Parser, Publish};
 use crate::rng::Rng;
-use crate::subject::{is_valid_literal_subject, is_valid_subject, subject_matches};
-use crate::sublist::{Matches, SubKey, Sublist};
+use crate::subject::{
+    is_literal, is_valid_literal_subject, is_valid_subject, map_subject, subject_matches,
+};
+use crate::sublist::{Matches, SubKey};
 use crate::time::Time;
 
 /// The nats-server version whose client protocol tenet speaks, reported in INFO
@@ -44,8 +47,6 @@ const RESERVED_QUEUE: &[u8] = b"_sys_";
 const RESERVED_PUBLISH_PREFIXES: [&[u8]; 1] = [b"_GR_."];
 /// Reply prefixes clients may not use: service-import, JetStream-ack and gateway replies.
 const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
-/// The account every client belongs to until accounts land.
-const GLOBAL_ACCOUNT: &str = "$G";
 
 /// A connection, as named by the runtime. Ids are never reused while the runtime
 /// might still hold one: a stale id is ignored.
@@ -125,6 +126,8 @@ pub struct Peer {
 
 struct Subscription {
     client: ClientId,
+    /// The account whose sublist holds it.
+    account: u32,
     sid: Box<[u8]>,
     subject: Box<[u8]>,
     queue: Option<Box<[u8]>>,
@@ -142,6 +145,8 @@ enum Timer {
     AuthTimeout,
     /// Drop expired `allow_responses` entries.
     ReplyPrune,
+    /// Drop service responses no longer awaited (server-wide).
+    ResponsePrune,
 }
 
 struct Client {
@@ -185,6 +190,16 @@ struct Client {
     replies: Option<ReplyTracker>,
     /// When the reply tracker is next pruned (one timer per client at most).
     prune_due: Option<Time>,
+    /// The account the client authenticated into (`$G` until then).
+    account: usize,
+    /// Counted in its account's connections.
+    counted: bool,
+    /// Subscriptions allowed (0 = unlimited): the server's and the account's limit.
+    max_subs: u32,
+    /// Largest payload: the server's and the account's limit.
+    max_payload: u32,
+    /// Headers or limits changed: the parser must be told.
+    parser_stale: bool,
     in_msgs: u64,
     in_bytes: u64,
     out_msgs: u64,
@@ -194,12 +209,6 @@ struct Client {
 struct Slot {
     generation: u32,
     client: Option<Client>,
-}
-
-/// An account's subject space (one for now: `$G`).
-struct Account {
-    name: String,
-    sublist: Sublist,
 }
 
 /// Server-wide counters (for `/varz` later).
@@ -244,7 +253,18 @@ pub struct Server {
     users: Users,
     /// Compiled permissions per user entry, shared by that user's connections.
     compiled_perms: HashMap<usize, Arc<Permissions>>,
+    /// Account indices by name.
+    account_index: HashMap<String, usize>,
+    /// When service responses are next pruned.
+    response_prune_due: Option<Time>,
+    /// Subjects rewritten by imports, reused so routing does not allocate.
+    route_buf: Vec<u8>,
+    /// `(account, start, end)` of each rewritten subject in `route_buf`.
+    route_spans: Vec<(usize, usize, usize)>,
 }
+
+/// The timer id of server-wide timers (no client has generation 0).
+const SERVER_TIMER: u64 = 0;
 
 impl Server {
     /// A server with these options and no authentication; `seed` drives every
@@ -253,8 +273,17 @@ impl Server {
         Server::with_users(opts, Users::none(), seed)
     }
 
-    /// A server whose clients authenticate against `users`.
+    /// A server whose clients authenticate against `users`, all in `$G`.
     pub fn with_users(opts: Options, users: Users, seed: u64) -> Server {
+        let accounts = Accounts::global();
+        Server::with_auth(opts, Auth { users, accounts }, seed)
+    }
+
+    /// A server with users and accounts: each user logs in to the account
+    /// [`Users`] names for it (a name missing from the accounts refuses the
+    /// user).
+    pub fn with_auth(opts: Options, auth: Auth, seed: u64) -> Server {
+        let Auth { users, accounts } = auth;
         let mut rng = Rng::new(seed);
         let server_id = random_server_id(&mut rng);
         let server_name = opts
@@ -262,10 +291,13 @@ impl Server {
             .clone()
             .unwrap_or_else(|| server_id.clone());
         let stall_high_water = (opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
-        let accounts = vec![Account {
-            name: GLOBAL_ACCOUNT.to_string(),
-            sublist: Sublist::with_cache(!opts.disable_sublist_cache),
-        }];
+        let accounts =
+            accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut rng));
+        let account_index = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
         Server {
             port: opts.port.unwrap_or(0),
             opts,
@@ -286,6 +318,10 @@ impl Server {
             stall_high_water,
             users,
             compiled_perms: HashMap::new(),
+            account_index,
+            response_prune_due: None,
+            route_buf: Vec::new(),
+            route_spans: Vec::new(),
         }
     }
 
@@ -383,6 +419,14 @@ impl Server {
             publish_cache: PublishCache::new(),
             replies: None,
             prune_due: None,
+            account: 0,
+            counted: false,
+            max_subs: match self.opts.max_subscriptions {
+                0 => u32::MAX,
+                n => n,
+            },
+            max_payload: self.opts.max_payload,
+            parser_stale: false,
             in_msgs: 0,
             in_bytes: 0,
             out_msgs: 0,
@@ -419,14 +463,15 @@ impl Server {
         while pos < data.len() || parser.buffered() > 0 {
             match parser.next(data, &mut pos) {
                 Ok(Some(op)) => {
-                    let connect = matches!(op, Op::Connect(_));
                     self.process_op(index, op, now);
-                    let client = self.client_ref(index);
+                    let client = self.client_mut(index);
                     if client.closing {
                         break;
                     }
-                    if connect {
+                    if client.parser_stale {
+                        client.parser_stale = false;
                         parser.set_headers(client.headers);
+                        parser.set_max_payload(client.max_payload);
                     }
                 }
                 Ok(None) => break,
@@ -478,6 +523,10 @@ impl Server {
                 break;
             }
             self.timers.pop();
+            if kind == Timer::ResponsePrune as u8 {
+                self.prune_responses(due, now);
+                continue;
+            }
             let id = ClientId(raw);
             let Some(index) = self.open_index(id) else {
                 continue;
@@ -628,6 +677,7 @@ impl Server {
         let jitter = self.first_ping_jitter();
         let client = self.client_mut(index);
         client.headers = client.opts.headers;
+        client.parser_stale = true;
         client.connected = true;
         let verbose = client.opts.verbose;
         if first_connect {
@@ -663,6 +713,20 @@ impl Server {
             self.close_with_error(index, ClientError::AuthorizationViolation);
             return false;
         };
+        let user_index = user.index;
+        let Some(&account) = self.account_index.get(user.account) else {
+            let text = format!("user {:?} names unknown account {:?}", user.name, user.account);
+            self.log_client(index, Level::Error, &text);
+            self.close_with_error(index, ClientError::AuthorizationViolation);
+            return false;
+        };
+        if !self.join_account(index, account) {
+            return false;
+        }
+        let user = self
+            .users
+            .identity(user_index)
+            .expect("an authenticated identity exists");
         let compiled = &mut self.compiled_perms;
         let perms = user.permissions.map(|cfg| {
             Arc::clone(
@@ -682,6 +746,55 @@ impl Server {
             .map(ReplyTracker::new);
         client.publish_cache.clear();
         client.perms = perms;
+        true
+    }
+
+    /// Moves the client into `account` (it starts in `$G`), within the
+    /// account's connection limit, and applies the account's per-connection
+    /// limits. Subscriptions made in another account are dropped: they belong
+    /// to another tenant's subject space. False if the client was closed.
+    fn join_account(&mut self, index: usize, account: usize) -> bool {
+        let client = self.client_ref(index);
+        let (old, counted) = (client.account, client.counted);
+        if counted && old == account {
+            return true;
+        }
+        let acc = &self.accounts[account];
+        if acc
+            .limits
+            .max_connections
+            .is_some_and(|max| acc.connections >= max)
+        {
+            self.log_client(
+                index,
+                Level::Error,
+                "maximum account active connections exceeded",
+            );
+            self.close_with_error(index, ClientError::MaxAccountConnectionsExceeded);
+            return false;
+        }
+        if counted {
+            self.accounts[old].connections -= 1;
+            let keys: Vec<SubKey> = self.client_ref(index).subs.values().copied().collect();
+            for key in keys {
+                self.remove_sub(key);
+            }
+        }
+        let limits = self.accounts[account].limits;
+        self.accounts[account].connections += 1;
+        let (server_subs, server_payload) = (self.opts.max_subscriptions, self.opts.max_payload);
+        let client = self.client_mut(index);
+        client.account = account;
+        client.counted = true;
+        // The server's 0 is unlimited; an account's 0 allows none, as in nats-server.
+        let server_subs = if server_subs == 0 { u32::MAX } else { server_subs };
+        client.max_subs = limits
+            .max_subscriptions
+            .map_or(server_subs, |n| n.min(server_subs));
+        client.max_payload = limits
+            .max_payload
+            .map_or(server_payload, |n| n.min(server_payload));
+        client.parser_stale = true;
         true
     }
 
@@ -771,8 +884,8 @@ impl Server {
             return;
         }
         let filtered = decision == Some(SubscribeDecision::AllowedFiltered);
-        let max_subs = self.opts.max_subscriptions as usize;
         let client = self.client_ref(index);
+        let max_subs = client.max_subs as usize;
         if client.subs.contains_key(sid) {
             // nats-server ignores a duplicate sid (and still acknowledges it).
             if client.opts.verbose {
@@ -780,14 +893,15 @@ impl Server {
             }
             return;
         }
-        if max_subs > 0 && client.subs.len() >= max_subs {
+        if client.subs.len() >= max_subs {
             self.log_client(index, Level::Error, "maximum subscriptions exceeded");
             self.send_error(index, ClientError::MaxSubscriptionsExceeded);
             return;
         }
-        let id = client.id;
+        let (id, account) = (client.id, client.account);
         let key = self.alloc_sub(Subscription {
             client: id,
+            account: account as u32,
             sid: sid.into(),
             subject: subject.into(),
             queue: queue.map(Into::into),
@@ -795,7 +909,7 @@ impl Server {
             delivered: 0,
             filtered,
         });
-        self.accounts[0].sublist.insert(subject, queue, key);
+        self.accounts[account].sublist.insert(subject, queue, key);
         let client = self.client_mut(index);
         client.subs.insert(sid.into(), key);
         if client.opts.verbose {
@@ -858,15 +972,219 @@ impl Server {
         if self.client_ref(index).opts.verbose {
             self.send(index, b"+OK\r\n");
         }
-        let matches = self.accounts[0].sublist.matches(publish.subject);
-        let delivered = self.deliver_all(index, &matches, publish, now);
-        if !delivered {
+        if !self.route(index, publish, now) {
             if let Some(reply) = publish.reply {
                 if self.client_ref(index).opts.no_responders {
                     self.send_no_responders(index, reply);
                 }
             }
         }
+    }
+
+    /// Delivers a client's message in its account, then along the account's
+    /// routes: streams other accounts import, services it imports, answers
+    /// owed to requesters elsewhere. Returns whether the message went anywhere
+    /// (a request handed to a service import counts, as in nats-server).
+    fn route(&mut self, publisher: usize, publish: &Publish<'_>, now: Time) -> bool {
+        let acc = self.client_ref(publisher).account;
+        let matches = self.accounts[acc].sublist.matches(publish.subject);
+        let mut delivered = self.deliver_all(publisher, &matches, publish, now);
+        let account = &self.accounts[acc];
+        let (streams, services) = (!account.streams_out.is_empty(), !account.services_in.is_empty());
+        let answers = !account.responses.is_empty();
+        if streams {
+            delivered |= self.export_stream(acc, publisher, publish, now);
+        }
+        if services {
+            delivered |= self.import_service(acc, publisher, publish, now);
+        }
+        if answers && publish.subject.starts_with(SERVICE_REPLY_PREFIX) {
+            delivered |= self.answer_service(acc, publisher, publish, now);
+        }
+        delivered
+    }
+
+    /// Delivers a message published in `acc` to the accounts importing it as
+    /// a stream, each on its own subject for it, at most once per account and
+    /// subject.
+    fn export_stream(
+        &mut self,
+        acc: usize,
+        publisher: usize,
+        publish: &Publish<'_>,
+        now: Time,
+    ) -> bool {
+        let routes = self.accounts[acc].streams_out.matching(publish.subject);
+        if routes.plain.is_empty() {
+            return false;
+        }
+        let mut buf = std::mem::take(&mut self.route_buf);
+        let mut spans = std::mem::take(&mut self.route_spans);
+        for &key in &routes.plain {
+            let route = self.accounts[acc].streams_out.get(key);
+            let start = buf.len();
+            match &route.target {
+                Target::Same => buf.extend_from_slice(publish.subject),
+                Target::Prefix(prefix) => {
+                    buf.extend_from_slice(prefix);
+                    buf.push(b'.');
+                    buf.extend_from_slice(publish.subject);
+                }
+                Target::Map(to) => map_subject(&route.source, to, publish.subject, &mut buf),
+            }
+            let span = (route.importer, start, buf.len());
+            let duplicate = spans
+                .iter()
+                .any(|&(a, s, e)| a == span.0 && buf[s..e] == buf[span.1..span.2]);
+            if duplicate {
+                buf.truncate(start);
+            } else {
+                spans.push(span);
+            }
+        }
+        let mut delivered = false;
+        for &(importer, start, end) in &spans {
+            let imported = Publish {
+                subject: &buf[start..end],
+                ..*publish
+            };
+            let matches = self.accounts[importer].sublist.matches(imported.subject);
+            delivered |= self.deliver_all(publisher, &matches, &imported, now);
+        }
+        buf.clear();
+        spans.clear();
+        self.route_buf = buf;
+        self.route_spans = spans;
+        delivered
+    }
+
+    /// Hands a request published in `acc` to the service it imports on that
+    /// subject (the first such import), with a reply subject that routes the
+    /// service's answer back.
+    fn import_service(
+        &mut self,
+        acc: usize,
+        publisher: usize,
+        publish: &Publish<'_>,
+        now: Time,
+    ) -> bool {
+        let routes = self.accounts[acc].services_in.matching(publish.subject);
+        let Some(&key) = routes.plain.first() else {
+            return false;
+        };
+        let mut buf = std::mem::take(&mut self.route_buf);
+        let route = self.accounts[acc].services_in.get(key);
+        let (exporter, response, threshold) = (route.exporter, route.response, route.threshold);
+        if is_literal(&route.remote) {
+            buf.extend_from_slice(&route.remote);
+        } else {
+            map_subject(&route.local, &route.remote, publish.subject, &mut buf);
+        }
+        let subject_end = buf.len();
+        if let Some(reply) = publish.reply {
+            let prefix = self.accounts[acc].reply_prefix;
+            let responses = &self.accounts[exporter].responses;
+            loop {
+                buf.truncate(subject_end);
+                buf.extend_from_slice(SERVICE_REPLY_PREFIX);
+                buf.extend_from_slice(&prefix);
+                buf.push(b'.');
+                buf.extend_from_slice(&random_token(&mut self.rng));
+                if !responses.contains_key(&buf[subject_end..]) {
+                    break;
+                }
+            }
+            let expires = now + threshold;
+            self.accounts[exporter].responses.insert(
+                buf[subject_end..].into(),
+                PendingResponse {
+                    account: acc,
+                    reply: reply.into(),
+                    response,
+                    threshold,
+                    expires,
+                },
+            );
+            self.schedule_response_prune(expires);
+        }
+        let (subject, reply) = buf.split_at(subject_end);
+        let request = Publish {
+            subject,
+            reply: publish.reply.map(|_| reply),
+            ..*publish
+        };
+        let matches = self.accounts[exporter].sublist.matches(subject);
+        self.deliver_all(publisher, &matches, &request, now);
+        buf.clear();
+        self.route_buf = buf;
+        true
+    }
+
+    /// Routes a service's answer (published in `acc` on an `_R_` subject) to
+    /// the requester's own reply subject in the requester's account.
+    fn answer_service(
+        &mut self,
+        acc: usize,
+        publisher: usize,
+        publish: &Publish<'_>,
+        now: Time,
+    ) -> bool {
+        let responses = &mut self.accounts[acc].responses;
+        let Some(pending) = responses.get_mut(publish.subject) else {
+            return false;
+        };
+        // An empty message ends a streamed or chunked answer.
+        let last = pending.response == ResponseType::Singleton || publish.payload.is_empty();
+        let target = pending.account;
+        let mut buf = std::mem::take(&mut self.route_buf);
+        buf.extend_from_slice(&pending.reply);
+        if last {
+            responses.remove(publish.subject);
+        } else {
+            pending.expires = now + pending.threshold;
+            let expires = pending.expires;
+            self.schedule_response_prune(expires);
+        }
+        let answer = Publish {
+            subject: &buf,
+            ..*publish
+        };
+        let matches = self.accounts[target].sublist.matches(answer.subject);
+        let delivered = self.deliver_all(publisher, &matches, &answer, now);
+        buf.clear();
+        self.route_buf = buf;
+        delivered
+    }
+
+    fn schedule_response_prune(&mut self, due: Time) {
+        if self.response_prune_due.is_none_or(|d| due < d) {
+            self.response_prune_due = Some(due);
+            self.timers
+                .push(Reverse((due, SERVER_TIMER, Timer::ResponsePrune as u8)));
+        }
+    }
+
+    /// Forgets service answers no longer awaited, and schedules the next pruning.
+    fn prune_responses(&mut self, due: Time, now: Time) {
+        if self.response_prune_due != Some(due) {
+            return;
+        }
+        self.response_prune_due = None;
+        let mut next: Option<Time> = None;
+        for account in &mut self.accounts {
+            account.responses.retain(|_, p| p.expires > now);
+            for p in account.responses.values() {
+                next = Some(next.map_or(p.expires, |n| n.min(p.expires)));
+            }
+        }
+        if let Some(next) = next {
+            self.schedule_response_prune(next);
+        }
+    }
+
+    /// Service answers awaited by requesters in other accounts (for monitoring and tests).
+    pub fn pending_responses(&self) -> usize {
+        self.accounts.iter().map(|a| a.responses.len()).sum()
     }
 
     /// Delivers to every plain subscriber and one member of each queue group;
@@ -1127,6 +1445,11 @@ impl Server {
             self.resume(publisher);
         }
         self.open_clients -= 1;
+        let client = self.client_ref(index);
+        if client.counted {
+            let account = client.account;
+            self.accounts[account].connections -= 1;
+        }
         self.log_client(
             index,
             Level::Debug,
@@ -1157,7 +1480,7 @@ impl Server {
             return;
         };
         self.free_subs.push(key.0);
-        self.accounts[0]
+        self.accounts[sub.account as usize]
             .sublist
             .remove(&sub.subject, sub.queue.as_deref(), key);
         if let Some(client) = self.slots[sub.client.index()].client.as_mut() {
@@ -1200,13 +1523,13 @@ impl Server {
             host: &self.opts.host,
             port: self.port,
             headers: true,
-            max_payload: self.opts.max_payload,
+            max_payload: client.max_payload,
             auth_required: self.users.auth_required(),
             client_id: Some(client.cid),
             client_ip: Some(&client.peer.ip),
             nonce: client.nonce.as_deref(),
             connect_info,
-            remote_account: connect_info.then_some(self.accounts[0].name.as_str()),
+            remote_account: connect_info.then_some(self.accounts[client.account].name.as_str()),
         }
         .to_line()
     }
@@ -1321,6 +1644,16 @@ impl<'a> Parts<'a> {
 /// Queue names are single tokens of any non-whitespace bytes.
 fn is_valid_queue(queue: &[u8]) -> bool {
     !queue.is_empty() && !queue.iter().any(|b| b.is_ascii_whitespace())
+}
+
+/// Six random characters from `[a-zA-Z0-9]`, for `_R_` reply subjects.
+fn random_token(rng: &mut Rng) -> [u8; 6] {
+    const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut token = [0u8; 6];
+    for b in &mut token {
+        *b = ALPHABET[rng.below(ALPHABET.len())];
+    }
+    token
 }
 
 /// 56 characters from the base32 alphabet starting with `N`, shaped like the

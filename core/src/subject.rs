@@ -96,10 +96,109 @@ pub fn subject_matches(pattern: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Whether every subject `pattern` matches is also matched by `of` (both valid
+/// SUB subjects): `foo.bar` and `foo.*` are within `foo.>`, `foo.>` is not
+/// within `foo.*`.
+pub fn is_subset(pattern: &[u8], of: &[u8]) -> bool {
+    let mut pats = tokens(pattern);
+    let mut ofs = tokens(of);
+    loop {
+        match (pats.next(), ofs.next()) {
+            (None, None) => return true,
+            (Some(_), Some([FWC])) => return true,
+            (Some(p), Some(o)) => match (p, o) {
+                ([FWC], _) => return false,
+                (_, [PWC]) => {}
+                ([PWC], _) => return false,
+                _ if p == o => {}
+                _ => return false,
+            },
+            _ => return false,
+        }
+    }
+}
+
+/// The wildcard tokens of `pattern` in order, e.g. `[*, >]` for `a.*.b.>`:
+/// two patterns can be mapped onto each other when these agree.
+pub fn wildcard_signature(pattern: &[u8]) -> impl Iterator<Item = &[u8]> {
+    tokens(pattern).filter(|t| is_wildcard_token(t))
+}
+
+/// Rewrites `subject`, which `from` matches, onto `to`, appending to `out`:
+/// the n-th wildcard token of `to` becomes what the n-th wildcard of `from`
+/// matched (`*` one token, `>` the rest). A `to` without wildcards is copied
+/// as it is. The caller ensures the wildcards of `to` are those of `from`.
+pub fn map_subject(from: &[u8], to: &[u8], subject: &[u8], out: &mut Vec<u8>) {
+    let mut captures = captures(from, subject);
+    for (i, tok) in tokens(to).enumerate() {
+        if i > 0 {
+            out.push(SEP);
+        }
+        if is_wildcard_token(tok) {
+            out.extend_from_slice(captures.next().unwrap_or(tok));
+        } else {
+            out.extend_from_slice(tok);
+        }
+    }
+}
+
+/// What each wildcard of `pattern` matched in `subject`, in order.
+fn captures<'a>(pattern: &'a [u8], subject: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+    let mut rest = Some(subject);
+    tokens(pattern).filter_map(move |p| {
+        let s = rest?;
+        if p == [FWC] {
+            rest = None;
+            return Some(s);
+        }
+        let (token, after) = split_first_token(s);
+        rest = after;
+        (p == [PWC]).then_some(token)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn subsets() {
+        for (a, b) in [
+            ("foo", "foo"),
+            ("foo.bar", "foo.*"),
+            ("foo.*", "foo.>"),
+            ("foo.>", "foo.>"),
+            ("foo.bar.>", "foo.>"),
+            ("a.*.c", "*.*.c"),
+            ("a", ">"),
+        ] {
+            assert!(is_subset(a.as_bytes(), b.as_bytes()), "{a} within {b}");
+        }
+        for (a, b) in [
+            ("foo.>", "foo.*"),
+            ("foo", "foo.>"),
+            ("foo.*", "foo.bar"),
+            ("foo.bar", "foo.baz"),
+            ("foo.bar.baz", "foo.*"),
+            (">", "*"),
+        ] {
+            assert!(!is_subset(a.as_bytes(), b.as_bytes()), "{a} not within {b}");
+        }
+    }
+
+    #[test]
+    fn mapping_subjects() {
+        let map = |from: &str, to: &str, subject: &str| {
+            let mut out = Vec::new();
+            map_subject(from.as_bytes(), to.as_bytes(), subject.as_bytes(), &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(map("svc.>", "asvc.>", "svc.a.b"), "asvc.a.b");
+        assert_eq!(map("a.*.c.>", "x.*.>", "a.1.c.2.3"), "x.1.2.3");
+        assert_eq!(map("a.*", "fixed", "a.1"), "fixed");
+        assert_eq!(map("a.b", "c.d", "a.b"), "c.d");
+    }
 
     #[test]
     fn valid_subjects() {

@@ -431,7 +431,7 @@ fn allow_responses_entries_expire_on_the_engines_clock() {
         users: vec![responder, requester],
         ..Authorization::default()
     };
-    let users = Users::new(Some(&auth), None, None, None, None).unwrap();
+    let users = Users::new(Some(&auth), &[], None, None, None, None).unwrap();
     let mut sim = Sim::with_server(Server::with_users(Options::default(), users, 1));
     let svc = sim.connect(r#"{"verbose":false,"pedantic":false,"user":"svc","pass":"p"}"#);
     let req = sim.connect(r#"{"verbose":false,"pedantic":false,"user":"r","pass":"p"}"#);

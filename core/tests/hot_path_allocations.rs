@@ -99,6 +99,7 @@ fn restricted_users() -> Users {
             users: vec![user],
             ..Authorization::default()
         }),
+        &[],
         None,
         None,
         None,

@@ -22,7 +22,7 @@ use async_std::channel::{bounded, unbounded, Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use tenet_core::auth::Users;
+use tenet_core::Auth;
 use tenet_core::{ClientId, Event, Options, Peer, Server, Time};
 use tenet_mio::host::{self, Logger, Runtime};
 
@@ -75,8 +75,8 @@ pub struct AsyncStdRuntime {
 }
 
 impl Runtime for AsyncStdRuntime {
-    fn bind(opts: Options, users: Users, log: Logger) -> io::Result<Self> {
-        let (listener, local_addr, server) = host::bind_engine(opts, users)?;
+    fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<Self> {
+        let (listener, local_addr, server) = host::bind_engine(opts, auth)?;
         Ok(AsyncStdRuntime {
             server,
             listener,

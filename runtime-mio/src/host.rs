@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tenet_core::auth::Users;
+use tenet_core::Auth;
 use tenet_core::cli::{self, Command, SignalCommand};
 use tenet_core::config::Resolver;
 use tenet_core::{Level, Options, Server};
@@ -24,9 +24,9 @@ pub type Logger = Box<dyn FnMut(Level, &str) + Send>;
 
 /// What an event loop offers the shared binary driver.
 pub trait Runtime: Sized {
-    /// Binds the listening socket; clients authenticate against `users`; log
+    /// Binds the listening socket; clients authenticate against `auth`; log
     /// lines of the running server go to `log`.
-    fn bind(opts: Options, users: Users, log: Logger) -> io::Result<Self>;
+    fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<Self>;
     /// The address clients connect to.
     fn local_addr(&self) -> SocketAddr;
     /// The engine, for the startup banner.
@@ -41,7 +41,7 @@ pub trait Runtime: Sized {
 /// seeded from the clock and the process id: the part every runtime shares.
 pub fn bind_engine(
     opts: Options,
-    users: Users,
+    auth: Auth,
 ) -> io::Result<(std::net::TcpListener, SocketAddr, Server)> {
     let listener = std::net::TcpListener::bind((opts.host.as_str(), opts.port.unwrap_or(0)))?;
     let local_addr = listener.local_addr()?;
@@ -49,7 +49,7 @@ pub fn bind_engine(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    let mut server = Server::with_users(opts, users, seed);
+    let mut server = Server::with_auth(opts, auth, seed);
     server.set_listen_port(local_addr.port());
     Ok((listener, local_addr, server))
 }
@@ -113,21 +113,21 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let users = match flags.users(&config) {
-        Ok(users) => users,
+    let auth = match flags.auth(&config) {
+        Ok(auth) => auth,
         Err(error) => {
             eprintln!("{binary}: {error}");
             return ExitCode::from(1);
         }
     };
-    if users.has_plaintext_passwords() {
+    if auth.users.has_plaintext_passwords() {
         log(
             Level::Warn,
             "Plaintext passwords detected, use nkeys or bcrypt",
         );
     }
     let opts = config.server.clone();
-    let runtime = match R::bind(opts.clone(), users, loop_log) {
+    let runtime = match R::bind(opts.clone(), auth, loop_log) {
         Ok(r) => r,
         Err(e) => {
             let addr = format!("{}:{}", opts.host, opts.port.unwrap_or(0));

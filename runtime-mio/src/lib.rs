@@ -18,7 +18,7 @@ pub mod host;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use tenet_core::auth::Users;
+use tenet_core::Auth;
 use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -75,9 +75,9 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    /// Binds the listening socket described by `opts`; clients authenticate against `users`.
-    pub fn bind(opts: Options, users: Users, log: Logger) -> io::Result<EventLoop> {
-        let (std_listener, local_addr, server) = host::bind_engine(opts, users)?;
+    /// Binds the listening socket described by `opts`; clients authenticate against `auth`.
+    pub fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<EventLoop> {
+        let (std_listener, local_addr, server) = host::bind_engine(opts, auth)?;
         std_listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(std_listener);
         let poll = Poll::new()?;
@@ -316,8 +316,8 @@ impl EventLoop {
 }
 
 impl host::Runtime for EventLoop {
-    fn bind(opts: Options, users: Users, log: Logger) -> io::Result<Self> {
-        EventLoop::bind(opts, users, log)
+    fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<Self> {
+        EventLoop::bind(opts, auth, log)
     }
     fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -375,9 +375,9 @@ impl Drop for ServerHandle {
 }
 
 /// Binds per `opts` and runs the server on a new thread; logs go to stderr.
-/// Clients authenticate against `users` ([`Users::none`] for an open server).
-pub fn spawn(opts: Options, users: Users) -> io::Result<ServerHandle> {
-    let event_loop = EventLoop::bind(opts, users, stderr_logger())?;
+/// Clients authenticate against `auth` ([`Auth::none`] for an open server).
+pub fn spawn(opts: Options, auth: Auth) -> io::Result<ServerHandle> {
+    let event_loop = EventLoop::bind(opts, auth, stderr_logger())?;
     let addr = event_loop.local_addr();
     let stop = event_loop.stop_handle();
     let thread = std::thread::Builder::new()

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use tenet_core::auth::Users;
+use tenet_core::Auth;
 use tenet_core::Options;
 
 #[test]
@@ -15,7 +15,7 @@ fn spawned_server_serves_clients_and_shuts_down() {
         max_payload: 64,
         ..Options::default()
     };
-    let handle = tenet_mio::spawn(opts, Users::none()).expect("spawn");
+    let handle = tenet_mio::spawn(opts, Auth::none()).expect("spawn");
     let mut stream = TcpStream::connect(handle.addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))

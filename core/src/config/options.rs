@@ -33,6 +33,8 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// `system_account`.
     pub system_account: Option<String>,
+    /// `no_system_account`: do not create `$SYS`.
+    pub no_system_account: bool,
     /// `no_auth_user`.
     pub no_auth_user: Option<String>,
 }
@@ -191,11 +193,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("resolver_tls", "operator mode"),
     ("resolver_preload", "operator mode"),
     ("resolver_pinned_accounts", "operator mode"),
-    ("system_account", "accounts"),
-    ("system", "accounts"),
-    ("no_system_account", "accounts"),
-    ("no_system", "accounts"),
-    ("no_sys_acc", "accounts"),
     ("tls", "TLS"),
     ("ocsp", "TLS"),
     ("allow_non_tls", "TLS"),
@@ -294,6 +291,10 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             }
             "authorization" => config.authorization = r.authorization(value),
             "accounts" => config.accounts = r.accounts(value),
+            "system_account" | "system" => config.system_account = r.string(value),
+            "no_system_account" | "no_system" | "no_sys_acc" => {
+                config.no_system_account = r.boolean(value).unwrap_or(false)
+            }
             "no_auth_user" => config.no_auth_user = r.string(value),
             name => r.other_key(key, name),
         }
@@ -361,18 +362,14 @@ impl Reader<'_> {
         self.error(&key.pos, message);
     }
 
-    /// Refuses keys nats-server knows but tenet does not implement yet, and the
-    /// blocks that are read but not enforced yet.
+    /// Refuses keys nats-server knows but tenet does not implement yet.
     fn gate_unimplemented(&mut self, map: &[(Key, Value)]) {
         for (key, _) in map {
             let lower = key.name.to_ascii_lowercase();
             if self.used_variables.contains(&key.pos) {
                 continue;
             }
-            let feature = match lower.as_str() {
-                "accounts" => Some("accounts"),
-                _ => NOT_YET.iter().find(|(k, _)| *k == lower).map(|(_, f)| *f),
-            };
+            let feature = NOT_YET.iter().find(|(k, _)| *k == lower).map(|(_, f)| *f);
             if let Some(feature) = feature {
                 let message = format!(
                     "{:?} is not supported by tenet yet (it arrives with {feature})",

@@ -318,6 +318,11 @@ impl Parser {
         self.headers = headers;
     }
 
+    /// Lowers (or raises) the payload limit, e.g. to the client's account limit.
+    pub fn set_max_payload(&mut self, max_payload: u32) {
+        self.max_payload = max_payload as usize;
+    }
+
     /// Bytes held over from earlier reads (an op split across reads).
     pub fn buffered(&self) -> usize {
         self.carry.len()

@@ -1,0 +1,557 @@
+//! Accounts: each tenant's own subject space, the streams and services it shares, and its limits.
+//!
+//! [`Accounts`] is compiled once from the `accounts` block: it checks every
+//! import against the exporter's exports (nats-server's "stream import not
+//! authorized") and turns each pair into a route. The engine keeps one
+//! [`Account`] per entry, with its sublist and the routes that leave it:
+//!
+//! - a *stream route* lives in the exporting account: a message published there
+//!   on a subject the importer takes is delivered again in the importer, on the
+//!   same subject, under a `prefix`, or remapped with `to`;
+//! - a *service route* lives in the importing account: a request published
+//!   there on the import's local subject is delivered in the exporter, with its
+//!   reply subject replaced by a fresh `_R_.<prefix>.<id>`; the exporter's
+//!   answer to that subject is routed back to the original reply
+//!   ([`PendingResponse`]).
+//!
+//! Routes are followed once: a message that reached an account through an
+//! import is not exported again from there (as in nats-server), so imports can
+//! never loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+
+use crate::config::options::{AccountConfig, AccountLimits, Config, Export, Import};
+use crate::subject::{
+    is_literal, is_subset, is_valid_literal_subject, is_valid_subject, wildcard_signature,
+};
+use crate::sublist::{Matches, SubKey, Sublist};
+use crate::time::Time;
+
+/// The account of users not assigned to any configured account.
+pub const GLOBAL_ACCOUNT: &str = "$G";
+/// The system account created when the configuration names none.
+pub const SYSTEM_ACCOUNT: &str = "$SYS";
+/// How long a service's answer is awaited when the export sets no `threshold`.
+const DEFAULT_RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
+/// Reply subjects of requests that crossed into another account start with this.
+pub const SERVICE_REPLY_PREFIX: &[u8] = b"_R_.";
+
+/// How many messages a service sends back for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseType {
+    /// One response (the default).
+    Singleton,
+    /// Any number, until the response threshold passes without one.
+    Stream,
+    /// Any number, until an empty message ends them or the threshold passes.
+    Chunked,
+}
+
+impl ResponseType {
+    fn parse(text: Option<&str>) -> Result<ResponseType, String> {
+        match text.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("single" | "singleton") => Ok(ResponseType::Singleton),
+            Some("stream") => Ok(ResponseType::Stream),
+            Some("chunk" | "chunked") => Ok(ResponseType::Chunked),
+            Some(other) => Err(format!(
+                "unknown response type {other:?} (expected singleton, stream or chunked)"
+            )),
+        }
+    }
+}
+
+/// The accounts of a configuration, checked: `$G` first, then the configured
+/// ones in order, then `$SYS` unless the configuration names a system account.
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    specs: Vec<AccountSpec>,
+    /// `None` with `no_system_account`.
+    system: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct AccountSpec {
+    name: String,
+    limits: AccountLimits,
+    stream_routes: Vec<StreamRoute>,
+    service_routes: Vec<ServiceRoute>,
+}
+
+/// Where a stream import puts the exporter's subject in the importer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// On the same subject.
+    Same,
+    /// Under `<prefix>.`.
+    Prefix(Box<[u8]>),
+    /// Mapped onto this pattern (wildcards positionally).
+    Map(Box<[u8]>),
+}
+
+/// Messages published in the exporter on `source` go to `importer`.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamRoute {
+    pub importer: usize,
+    pub source: Box<[u8]>,
+    pub target: Target,
+}
+
+/// Requests published in the importer on `local` go to `exporter` on `remote`.
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceRoute {
+    pub exporter: usize,
+    pub local: Box<[u8]>,
+    pub remote: Box<[u8]>,
+    pub response: ResponseType,
+    pub threshold: Duration,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Accounts::global()
+    }
+}
+
+impl Accounts {
+    /// No `accounts` block: everyone is in `$G`, and `$SYS` exists.
+    pub fn global() -> Accounts {
+        Accounts::new(&[], None, false).expect("no accounts is a valid configuration")
+    }
+
+    /// The accounts a configuration file declares.
+    pub fn from_config(config: &Config) -> Result<Accounts, String> {
+        Accounts::new(
+            &config.accounts,
+            config.system_account.as_deref(),
+            config.no_system_account,
+        )
+    }
+
+    /// Checks the `accounts` block and `system_account` (`no_system` skips
+    /// creating `$SYS`). Errors name the account and the import or export at
+    /// fault.
+    pub fn new(
+        configs: &[AccountConfig],
+        system_account: Option<&str>,
+        no_system: bool,
+    ) -> Result<Accounts, String> {
+        let mut specs = vec![AccountSpec::new(GLOBAL_ACCOUNT, AccountLimits::default())];
+        for config in configs {
+            if specs.iter().any(|s| s.name == config.name) {
+                return Err(format!("duplicate account {:?}", config.name));
+            }
+            if config.name == GLOBAL_ACCOUNT {
+                return Err(format!("{GLOBAL_ACCOUNT:?} is a reserved account name"));
+            }
+            specs.push(AccountSpec::new(&config.name, config.limits));
+        }
+        let system = match system_account {
+            Some(name) => Some(
+                specs
+                    .iter()
+                    .position(|s| s.name == name)
+                    .ok_or_else(|| format!("system account {name:?} is not defined"))?,
+            ),
+            None => match specs.iter().position(|s| s.name == SYSTEM_ACCOUNT) {
+                Some(i) => Some(i),
+                None if no_system => None,
+                None => {
+                    specs.push(AccountSpec::new(SYSTEM_ACCOUNT, AccountLimits::default()));
+                    Some(specs.len() - 1)
+                }
+            },
+        };
+        let mut accounts = Accounts { specs, system };
+        for (i, config) in configs.iter().enumerate() {
+            for export in &config.exports {
+                check_export(&config.name, export)?;
+            }
+            for import in &config.imports {
+                accounts.add_import(i + 1, import, configs)?;
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// Number of accounts, `$G` and the system account included.
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    /// Never true: `$G` always exists.
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// The account names, in index order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.specs.iter().map(|s| s.name.as_str())
+    }
+
+    /// The system account's name (`None` with `no_system_account`).
+    pub fn system_account(&self) -> Option<&str> {
+        self.system.map(|i| self.specs[i].name.as_str())
+    }
+
+    fn add_import(
+        &mut self,
+        importer: usize,
+        import: &Import,
+        configs: &[AccountConfig],
+    ) -> Result<(), String> {
+        let kind = if import.service { "service" } else { "stream" };
+        let subject = &import.subject;
+        let Some(exporter) = self.specs.iter().position(|s| s.name == import.account) else {
+            return Err(format!(
+                "{:?} account not defined for {kind} import",
+                import.account
+            ));
+        };
+        if exporter == importer {
+            return Err(format!(
+                "account {:?} can not import from itself",
+                import.account
+            ));
+        }
+        let importer_name = self.specs[importer].name.clone();
+        let fail = |why: &str| Err(format!("Error adding {kind} import {subject:?}: {why}"));
+        if !is_valid_subject(subject.as_bytes()) {
+            return fail("not a valid subject");
+        }
+        let exports = configs
+            .iter()
+            .find(|c| c.name == import.account)
+            .map_or(&[][..], |c| &c.exports[..]);
+        let export = exports.iter().find(|e| {
+            e.service == import.service
+                && is_subset(subject.as_bytes(), e.subject.as_bytes())
+                && e.accounts
+                    .as_ref()
+                    .is_none_or(|list| list.contains(&importer_name))
+        });
+        let Some(export) = export else {
+            return fail(&format!("{kind} import not authorized"));
+        };
+        if import.service {
+            if import.prefix.is_some() {
+                return fail("a service import takes \"to\", not \"prefix\"");
+            }
+            let local = import.to.as_deref().unwrap_or(subject);
+            if !is_valid_subject(local.as_bytes()) {
+                return fail(&format!("\"to\" {local:?} is not a valid subject"));
+            }
+            if !is_literal(subject.as_bytes()) && !same_wildcards(local, subject) {
+                return fail(&format!(
+                    "\"to\" {local:?} must have the same wildcards as the imported subject"
+                ));
+            }
+            let response = ResponseType::parse(export.response_type.as_deref()).map_err(|why| {
+                format!("Error adding {kind} import {subject:?}: {why}")
+            })?;
+            self.specs[importer].service_routes.push(ServiceRoute {
+                exporter,
+                local: local.as_bytes().into(),
+                remote: subject.as_bytes().into(),
+                response,
+                threshold: export
+                    .response_threshold
+                    .unwrap_or(DEFAULT_RESPONSE_THRESHOLD),
+            });
+        } else {
+            let target = match (&import.prefix, &import.to) {
+                (Some(prefix), None) => {
+                    if !is_literal(prefix.as_bytes()) {
+                        return fail("stream import prefix can not contain wildcard tokens");
+                    }
+                    let prefix = prefix.trim_end_matches('.');
+                    if !is_valid_literal_subject(prefix.as_bytes()) {
+                        return fail(&format!("prefix {prefix:?} is not a valid subject"));
+                    }
+                    Target::Prefix(prefix.as_bytes().into())
+                }
+                (None, Some(to)) => {
+                    if !is_valid_subject(to.as_bytes())
+                        || !(is_literal(to.as_bytes()) || same_wildcards(to, subject))
+                    {
+                        return fail(&format!(
+                            "\"to\" {to:?} must be a valid subject with the imported subject's wildcards"
+                        ));
+                    }
+                    Target::Map(to.as_bytes().into())
+                }
+                (None, None) => Target::Same,
+                (Some(_), Some(_)) => return fail("can not have both \"prefix\" and \"to\""),
+            };
+            self.specs[exporter].stream_routes.push(StreamRoute {
+                importer,
+                source: subject.as_bytes().into(),
+                target,
+            });
+        }
+        Ok(())
+    }
+
+    /// The engine's live accounts for this configuration. `reply_prefix`
+    /// draws the random middle token of each account's `_R_` reply subjects.
+    pub(crate) fn instantiate(
+        &self,
+        cache: bool,
+        mut reply_prefix: impl FnMut() -> [u8; 6],
+    ) -> Vec<Account> {
+        self.specs
+            .iter()
+            .map(|spec| Account {
+                name: spec.name.clone(),
+                sublist: Sublist::with_cache(cache),
+                limits: spec.limits,
+                connections: 0,
+                streams_out: Routes::new(spec.stream_routes.clone(), |r| &r.source),
+                services_in: Routes::new(spec.service_routes.clone(), |r| &r.local),
+                responses: HashMap::new(),
+                reply_prefix: reply_prefix(),
+            })
+            .collect()
+    }
+}
+
+impl AccountSpec {
+    fn new(name: &str, limits: AccountLimits) -> AccountSpec {
+        AccountSpec {
+            name: name.to_string(),
+            limits,
+            stream_routes: Vec::new(),
+            service_routes: Vec::new(),
+        }
+    }
+}
+
+fn check_export(account: &str, export: &Export) -> Result<(), String> {
+    if !is_valid_subject(export.subject.as_bytes()) {
+        return Err(format!(
+            "account {account:?}: export {:?} is not a valid subject",
+            export.subject
+        ));
+    }
+    if !export.service && export.response_type.is_some() {
+        return Err(format!(
+            "account {account:?}: stream export {:?} can not have a response type",
+            export.subject
+        ));
+    }
+    ResponseType::parse(export.response_type.as_deref())
+        .map(drop)
+        .map_err(|why| format!("account {account:?}: export {:?}: {why}", export.subject))
+}
+
+fn same_wildcards(a: &str, b: &str) -> bool {
+    wildcard_signature(a.as_bytes()).eq(wildcard_signature(b.as_bytes()))
+}
+
+/// One account as the engine runs it.
+pub(crate) struct Account {
+    pub name: String,
+    pub sublist: Sublist,
+    pub limits: AccountLimits,
+    /// Connections authenticated into this account.
+    pub connections: u32,
+    /// Streams other accounts import from this one, by source subject.
+    pub streams_out: Routes<StreamRoute>,
+    /// Services this account imports, by local subject.
+    pub services_in: Routes<ServiceRoute>,
+    /// Answers owed to requesters in other accounts, by `_R_` subject.
+    pub responses: HashMap<Box<[u8]>, PendingResponse>,
+    /// The middle token of `_R_` replies for requests this account sends.
+    pub reply_prefix: [u8; 6],
+}
+
+/// A request that crossed into a service's account and awaits its answer.
+pub(crate) struct PendingResponse {
+    /// The requester's account.
+    pub account: usize,
+    /// The requester's own reply subject.
+    pub reply: Box<[u8]>,
+    pub response: ResponseType,
+    pub threshold: Duration,
+    /// Forgotten after this time (refreshed by each streamed answer).
+    pub expires: Time,
+}
+
+/// Routes indexed by subject pattern, matched with the same sublist (and
+/// cache) as subscriptions.
+pub(crate) struct Routes<T> {
+    index: Sublist,
+    routes: Vec<T>,
+}
+
+impl<T> Routes<T> {
+    fn new(routes: Vec<T>, pattern: impl Fn(&T) -> &[u8]) -> Routes<T> {
+        let mut index = Sublist::with_cache(true);
+        for (i, route) in routes.iter().enumerate() {
+            index.insert(pattern(route), None, SubKey(i as u32));
+        }
+        Routes { index, routes }
+    }
+
+    /// No routes at all: the common case, checked before matching.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The routes whose pattern matches `subject`, in configuration order.
+    pub fn matching(&mut self, subject: &[u8]) -> Arc<Matches> {
+        self.index.matches(subject)
+    }
+
+    pub fn get(&self, key: SubKey) -> &T {
+        &self.routes[key.0 as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(name: &str, exports: Vec<Export>, imports: Vec<Import>) -> AccountConfig {
+        AccountConfig {
+            name: name.into(),
+            exports,
+            imports,
+            ..Default::default()
+        }
+    }
+
+    fn export(service: bool, subject: &str, accounts: Option<&[&str]>) -> Export {
+        Export {
+            service,
+            subject: subject.into(),
+            accounts: accounts.map(|a| a.iter().map(|s| s.to_string()).collect()),
+            response_type: None,
+            response_threshold: None,
+        }
+    }
+
+    fn import(service: bool, from: &str, subject: &str) -> Import {
+        Import {
+            service,
+            account: from.into(),
+            subject: subject.into(),
+            to: None,
+            prefix: None,
+        }
+    }
+
+    #[test]
+    fn global_and_system_accounts_always_exist() {
+        let a = Accounts::global();
+        assert_eq!(a.names().collect::<Vec<_>>(), ["$G", "$SYS"]);
+        assert_eq!(a.system_account(), Some("$SYS"));
+        let none = Accounts::new(&[], None, true).unwrap();
+        assert_eq!((none.len(), none.system_account()), (1, None));
+        let configs = [account("SYS", vec![], vec![]), account("A", vec![], vec![])];
+        let a = Accounts::new(&configs, Some("SYS"), false).unwrap();
+        assert_eq!(a.names().collect::<Vec<_>>(), ["$G", "SYS", "A"]);
+        assert_eq!(a.system_account(), Some("SYS"));
+        let err = Accounts::new(&configs, Some("NOPE"), false).unwrap_err();
+        assert_eq!(err, "system account \"NOPE\" is not defined");
+    }
+
+    #[test]
+    fn imports_must_be_exported_to_the_importer() {
+        let a = account(
+            "A",
+            vec![
+                export(false, "pub.>", None),
+                export(true, "svc.>", None),
+                export(false, "priv", Some(&["C"])),
+            ],
+            vec![],
+        );
+        let check = |imp: Import| {
+            let b = account("B", vec![], vec![imp.clone()]);
+            let c = account("C", vec![], vec![imp]);
+            (
+                Accounts::new(&[a.clone(), b, account("C", vec![], vec![])], None, false).map(drop),
+                Accounts::new(&[a.clone(), account("B", vec![], vec![]), c], None, false).map(drop),
+            )
+        };
+        assert_eq!(check(import(false, "A", "pub.x.>")), (Ok(()), Ok(())));
+        assert_eq!(check(import(true, "A", "svc.a")), (Ok(()), Ok(())));
+        let (b, c) = check(import(false, "A", "priv"));
+        assert_eq!(
+            b.unwrap_err(),
+            "Error adding stream import \"priv\": stream import not authorized"
+        );
+        assert_eq!(c, Ok(()));
+        let (b, _) = check(import(true, "A", "pub.>"));
+        assert_eq!(
+            b.unwrap_err(),
+            "Error adding service import \"pub.>\": service import not authorized"
+        );
+        let (b, _) = check(import(false, "A", "nope"));
+        assert!(b.unwrap_err().ends_with("stream import not authorized"));
+        let (b, _) = check(import(false, "Z", "pub.>"));
+        assert_eq!(b.unwrap_err(), "\"Z\" account not defined for stream import");
+        let wildcard_prefix = Import {
+            prefix: Some("x.*".into()),
+            ..import(false, "A", "pub.>")
+        };
+        assert_eq!(
+            check(wildcard_prefix).0.unwrap_err(),
+            "Error adding stream import \"pub.>\": stream import prefix can not contain wildcard tokens"
+        );
+        let bad_to = Import {
+            to: Some("x".into()),
+            ..import(true, "A", "svc.>")
+        };
+        assert!(check(bad_to).0.unwrap_err().contains("same wildcards"));
+    }
+
+    #[test]
+    fn routes_land_in_the_right_account() {
+        let a = account(
+            "A",
+            vec![export(false, "pub.>", None), export(true, "svc.>", None)],
+            vec![],
+        );
+        let b = account(
+            "B",
+            vec![],
+            vec![
+                Import {
+                    prefix: Some("froma".into()),
+                    ..import(false, "A", "pub.>")
+                },
+                Import {
+                    to: Some("asvc.>".into()),
+                    ..import(true, "A", "svc.>")
+                },
+            ],
+        );
+        let accounts = Accounts::new(&[a, b], None, false).unwrap();
+        let mut live = accounts.instantiate(true, || *b"abcdef");
+        let exporter = &mut live[1];
+        let m = exporter.streams_out.matching(b"pub.x");
+        let route = exporter.streams_out.get(m.plain[0]);
+        assert_eq!(
+            (route.importer, &route.target),
+            (2, &Target::Prefix(b"froma"[..].into()))
+        );
+        let importer = &mut live[2];
+        let m = importer.services_in.matching(b"asvc.q");
+        let route = importer.services_in.get(m.plain[0]);
+        assert_eq!((route.exporter, &*route.remote), (1, &b"svc.>"[..]));
+        assert_eq!(route.response, ResponseType::Singleton);
+        assert!(importer.services_in.matching(b"svc.q").is_empty());
+    }
+
+    #[test]
+    fn response_types_parse_and_unknown_ones_are_refused() {
+        assert_eq!(ResponseType::parse(None), Ok(ResponseType::Singleton));
+        assert_eq!(ResponseType::parse(Some("Stream")), Ok(ResponseType::Stream));
+        assert_eq!(ResponseType::parse(Some("chunk")), Ok(ResponseType::Chunked));
+        assert!(ResponseType::parse(Some("many")).is_err());
+    }
+}
