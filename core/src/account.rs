@@ -248,9 +248,8 @@ impl Accounts {
                     "\"to\" {local:?} must have the same wildcards as the imported subject"
                 ));
             }
-            let response = ResponseType::parse(export.response_type.as_deref()).map_err(|why| {
-                format!("Error adding {kind} import {subject:?}: {why}")
-            })?;
+            let response = ResponseType::parse(export.response_type.as_deref())
+                .map_err(|why| format!("Error adding {kind} import {subject:?}: {why}"))?;
             self.specs[importer].service_routes.push(ServiceRoute {
                 exporter,
                 local: local.as_bytes().into(),
@@ -493,7 +492,10 @@ mod tests {
         let (b, _) = check(import(false, "A", "nope"));
         assert!(b.unwrap_err().ends_with("stream import not authorized"));
         let (b, _) = check(import(false, "Z", "pub.>"));
-        assert_eq!(b.unwrap_err(), "\"Z\" account not defined for stream import");
+        assert_eq!(
+            b.unwrap_err(),
+            "\"Z\" account not defined for stream import"
+        );
         let wildcard_prefix = Import {
             prefix: Some("x.*".into()),
             ..import(false, "A", "pub.>")
@@ -550,8 +552,14 @@ mod tests {
     #[test]
     fn response_types_parse_and_unknown_ones_are_refused() {
         assert_eq!(ResponseType::parse(None), Ok(ResponseType::Singleton));
-        assert_eq!(ResponseType::parse(Some("Stream")), Ok(ResponseType::Stream));
-        assert_eq!(ResponseType::parse(Some("chunk")), Ok(ResponseType::Chunked));
+        assert_eq!(
+            ResponseType::parse(Some("Stream")),
+            Ok(ResponseType::Stream)
+        );
+        assert_eq!(
+            ResponseType::parse(Some("chunk")),
+            Ok(ResponseType::Chunked)
+        );
         assert!(ResponseType::parse(Some("many")).is_err());
     }
 }

@@ -188,8 +188,7 @@ impl Users {
         if password.is_some() && user.is_none() {
             return conflict("a password needs a user");
         }
-        let list_users =
-            !auth.users.is_empty() || accounts.iter().any(|a| !a.users.is_empty());
+        let list_users = !auth.users.is_empty() || accounts.iter().any(|a| !a.users.is_empty());
         if token.is_some() && list_users {
             return conflict("can not have a token and a users array");
         }
@@ -740,7 +739,8 @@ mod tests {
             password: Some("p".into()),
             ..with_users(vec![password_user("a", "1")])
         };
-        let users = Users::new(Some(&pass_variable), &[], None, None, None, None).expect("accepted");
+        let users =
+            Users::new(Some(&pass_variable), &[], None, None, None, None).expect("accepted");
         assert_eq!(
             name_of(&users, r#"{"user":"a","pass":"1"}"#).as_deref(),
             Some("a")

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use hashbrown::HashMap;
 
-use crate::account::{Account, Accounts, PendingResponse, ResponseType, Target, SERVICE_REPLY_PREFIX};
+use crate::account::{
+    Account, Accounts, PendingResponse, ResponseType, Target, SERVICE_REPLY_PREFIX,
+};
 use crate::auth::{encode_nonce, Auth, Users};
 use crate::errors::{
     publish_violation, reply_violation, subscription_violation, ClientError, CloseReason,
@@ -291,8 +293,7 @@ impl Server {
             .clone()
             .unwrap_or_else(|| server_id.clone());
         let stall_high_water = (opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
-        let accounts =
-            accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut rng));
+        let accounts = accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut rng));
         let account_index = accounts
             .iter()
             .enumerate()
@@ -715,7 +716,10 @@ impl Server {
         };
         let user_index = user.index;
         let Some(&account) = self.account_index.get(user.account) else {
-            let text = format!("user {:?} names unknown account {:?}", user.name, user.account);
+            let text = format!(
+                "user {:?} names unknown account {:?}",
+                user.name, user.account
+            );
             self.log_client(index, Level::Error, &text);
             self.close_with_error(index, ClientError::AuthorizationViolation);
             return false;
@@ -787,7 +791,11 @@ impl Server {
         client.account = account;
         client.counted = true;
         // The server's 0 is unlimited; an account's 0 allows none, as in nats-server.
-        let server_subs = if server_subs == 0 { u32::MAX } else { server_subs };
+        let server_subs = if server_subs == 0 {
+            u32::MAX
+        } else {
+            server_subs
+        };
         client.max_subs = limits
             .max_subscriptions
             .map_or(server_subs, |n| n.min(server_subs));
@@ -990,7 +998,10 @@ impl Server {
         let matches = self.accounts[acc].sublist.matches(publish.subject);
         let mut delivered = self.deliver_all(publisher, &matches, publish, now);
         let account = &self.accounts[acc];
-        let (streams, services) = (!account.streams_out.is_empty(), !account.services_in.is_empty());
+        let (streams, services) = (
+            !account.streams_out.is_empty(),
+            !account.services_in.is_empty(),
+        );
         let answers = !account.responses.is_empty();
         if streams {
             delivered |= self.export_stream(acc, publisher, publish, now);

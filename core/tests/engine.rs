@@ -1,105 +1,12 @@
 //! The engine driven through its public API with a fake clock and no sockets:
 //! timers, stale connections, slow consumers, back-pressure, delivery rules.
 
-use std::collections::HashMap;
-use std::io::IoSlice;
+mod support;
+
 use std::time::Duration;
 
-use tenet_core::{ClientId, CloseReason, Event, Options, Peer, Server, Time};
-
-/// A simulated runtime: collects what each client would receive.
-struct Sim {
-    server: Server,
-    now: Time,
-    received: HashMap<ClientId, Vec<u8>>,
-    closed: HashMap<ClientId, CloseReason>,
-    resumed: Vec<ClientId>,
-    /// Clients whose socket is "full": their bytes stay queued in the engine.
-    stuck: Vec<ClientId>,
-}
-
-impl Sim {
-    fn new(opts: Options) -> Sim {
-        Sim::with_server(Server::new(opts, 1))
-    }
-
-    fn with_server(server: Server) -> Sim {
-        Sim {
-            server,
-            now: Time::from_millis(1_000),
-            received: HashMap::new(),
-            closed: HashMap::new(),
-            resumed: Vec::new(),
-            stuck: Vec::new(),
-        }
-    }
-
-    fn connect(&mut self, connect_json: &str) -> ClientId {
-        let id = self.server.accept(
-            Peer {
-                ip: "127.0.0.1".into(),
-                port: 1,
-            },
-            self.now,
-        );
-        self.pump();
-        let info = self.take(id);
-        assert!(info.starts_with(b"INFO {") && info.ends_with(b"} \r\n"));
-        self.send(id, format!("CONNECT {connect_json}\r\n").as_bytes());
-        id
-    }
-
-    fn send(&mut self, id: ClientId, bytes: &[u8]) {
-        self.server.handle_read(id, bytes, self.now);
-        self.pump();
-    }
-
-    fn advance(&mut self, d: Duration) {
-        let until = self.now + d;
-        while let Some(t) = self.server.poll_timeout().filter(|&t| t <= until) {
-            self.now = self.now.max(t);
-            self.server.handle_timeout(self.now);
-            self.pump();
-        }
-        self.now = until;
-    }
-
-    fn pump(&mut self) {
-        while let Some(event) = self.server.poll_event() {
-            match event {
-                Event::Flush(id) if !self.stuck.contains(&id) => self.drain(id),
-                Event::Flush(_) | Event::Log(..) => {}
-                Event::Close(id, reason) => {
-                    self.drain(id);
-                    self.closed.insert(id, reason);
-                    self.server.handle_closed(id);
-                }
-                Event::Resume(id) => self.resumed.push(id),
-            }
-        }
-    }
-
-    fn drain(&mut self, id: ClientId) {
-        loop {
-            let mut slices = [IoSlice::new(&[]); 16];
-            let n = self.server.outbound(id, &mut slices);
-            if n == 0 {
-                return;
-            }
-            let bytes: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
-            self.server.handle_written(id, bytes.len());
-            self.received.entry(id).or_default().extend(bytes);
-        }
-    }
-
-    fn take(&mut self, id: ClientId) -> Vec<u8> {
-        self.received.remove(&id).unwrap_or_default()
-    }
-
-    fn take_str(&mut self, id: ClientId) -> String {
-        String::from_utf8(self.take(id)).unwrap()
-    }
-}
+use support::Sim;
+use tenet_core::{ClientId, CloseReason, Options, Peer, Server};
 
 const QUIET: &str = r#"{"verbose":false,"pedantic":false,"protocol":1}"#;
 

@@ -14,9 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tenet_core::Auth;
 use tenet_core::cli::{self, Command, SignalCommand};
 use tenet_core::config::Resolver;
+use tenet_core::Auth;
 use tenet_core::{Level, Options, Server};
 
 /// Where log lines go.
