@@ -322,3 +322,27 @@ fn logging_in_again_as_another_tenant_drops_the_old_subscriptions() {
     assert!(got.contains("\"remote_account\":\"B\""), "{got}");
     assert_eq!(sim.server.num_subscriptions(), 0);
 }
+
+#[test]
+fn imports_in_a_cycle_are_accepted_and_cannot_loop() {
+    // nats-server refuses this file ("import forms a cycle"); tenet routes one
+    // hop, so each side gets the other's messages once.
+    let mut sim = Sim::with_server(server_from_config(
+        r#"accounts {
+             A: { users: [{user: a, password: p}], exports: [{stream: "x.>"}, {service: "s.>"}]
+                  imports: [{stream: {account: B, subject: "x.>"}}, {service: {account: B, subject: "s.>"}}] }
+             B: { users: [{user: b, password: p}], exports: [{stream: "x.>"}, {service: "s.>"}]
+                  imports: [{stream: {account: A, subject: "x.>"}}, {service: {account: A, subject: "s.>"}}] }
+           }"#,
+    ));
+    let a = sim.connect(&login("a"));
+    let b = sim.connect(&login("b"));
+    sim.send(a, b"SUB x.> 1\r\nSUB s.> 2\r\n");
+    sim.send(b, b"SUB x.> 1\r\nSUB s.> 2\r\n");
+    sim.send(a, b"PUB x.1 1\r\n1\r\n");
+    assert_eq!(sim.take_str(a), "MSG x.1 1 1\r\n1\r\n");
+    assert_eq!(sim.take_str(b), "MSG x.1 1 1\r\n1\r\n");
+    sim.send(a, b"PUB s.1 1\r\n1\r\n");
+    assert_eq!(sim.take_str(a), "MSG s.1 2 1\r\n1\r\n");
+    assert_eq!(sim.take_str(b), "MSG s.1 2 1\r\n1\r\n");
+}

@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use tenet_core::config::options::read_config;
 use tenet_core::config::parse::Parsed;
 use tenet_core::config::{parse_file, ConfigError, Resolver};
+use tenet_core::{Accounts, Users};
 
 /// Reads files under one top folder (`conf/`, `server/` or `test/`), naming them as
 /// nats-server does: an include is relative to the including file's directory
@@ -77,9 +78,24 @@ fn expectation(verdict: &str, message: &str) -> Expect {
 /// refused only for features tenet does not implement yet, each named with its
 /// position.
 fn typed_verdict(parsed: &Parsed) -> (String, bool) {
-    let (_, errors) = read_config(parsed);
+    let (config, errors) = read_config(parsed);
     if errors.is_empty() {
-        return ("accepted".to_string(), true);
+        // The accounts and users must compile too (imports checked against
+        // exports, users unique, credentials well formed).
+        let compiled = Accounts::from_config(&config).and_then(|_| {
+            Users::new(
+                config.authorization.as_ref(),
+                &config.accounts,
+                config.no_auth_user.as_deref(),
+                None,
+                None,
+                None,
+            )
+        });
+        return match compiled {
+            Ok(_) => ("accepted".to_string(), true),
+            Err(e) => (format!("WRONG: {e}"), false),
+        };
     }
     let not_yet =
         |e: &ConfigError| e.pos.is_some() && e.message.contains("is not supported by tenet yet");
