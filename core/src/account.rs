@@ -306,7 +306,7 @@ impl Accounts {
                 name: spec.name.clone(),
                 sublist: Sublist::with_cache(cache),
                 limits: spec.limits,
-                connections: 0,
+                stats: AccountStats::default(),
                 streams_out: Routes::new(spec.stream_routes.clone(), |r| &r.source),
                 services_in: Routes::new(spec.service_routes.clone(), |r| &r.local),
                 responses: HashMap::new(),
@@ -349,13 +349,30 @@ fn same_wildcards(a: &str, b: &str) -> bool {
     wildcard_signature(a.as_bytes()).eq(wildcard_signature(b.as_bytes()))
 }
 
+/// An account's live numbers (for monitoring and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccountStats {
+    /// Connections logged in to the account.
+    pub connections: u32,
+    /// Subscriptions in the account's subject space.
+    pub subscriptions: usize,
+    /// Messages published by the account's clients.
+    pub in_msgs: u64,
+    /// Payload bytes published by the account's clients.
+    pub in_bytes: u64,
+    /// Messages delivered to the account's clients.
+    pub out_msgs: u64,
+    /// Payload bytes delivered to the account's clients.
+    pub out_bytes: u64,
+}
+
 /// One account as the engine runs it.
 pub(crate) struct Account {
     pub name: String,
     pub sublist: Sublist,
     pub limits: AccountLimits,
-    /// Connections authenticated into this account.
-    pub connections: u32,
+    /// Connections, subscriptions aside, and traffic.
+    pub stats: AccountStats,
     /// Streams other accounts import from this one, by source subject.
     pub streams_out: Routes<StreamRoute>,
     /// Services this account imports, by local subject.

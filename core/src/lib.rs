@@ -74,7 +74,7 @@ pub mod subject;
 pub mod sublist;
 pub mod time;
 
-pub use account::Accounts;
+pub use account::{AccountStats, Accounts};
 pub use auth::{Auth, Users};
 pub use errors::{ClientError, CloseReason};
 pub use options::Options;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use hashbrown::HashMap;
 
 use crate::account::{
-    Account, Accounts, PendingResponse, ResponseType, Target, SERVICE_REPLY_PREFIX,
+    Account, AccountStats, Accounts, PendingResponse, ResponseType, Target, SERVICE_REPLY_PREFIX,
 };
 use crate::auth::{encode_nonce, Auth, Users};
 use crate::errors::{
@@ -767,7 +767,7 @@ impl Server {
         if acc
             .limits
             .max_connections
-            .is_some_and(|max| acc.connections >= max)
+            .is_some_and(|max| acc.stats.connections >= max)
         {
             self.log_client(
                 index,
@@ -778,14 +778,14 @@ impl Server {
             return false;
         }
         if counted {
-            self.accounts[old].connections -= 1;
+            self.accounts[old].stats.connections -= 1;
             let keys: Vec<SubKey> = self.client_ref(index).subs.values().copied().collect();
             for key in keys {
                 self.remove_sub(key);
             }
         }
         let limits = self.accounts[account].limits;
-        self.accounts[account].connections += 1;
+        self.accounts[account].stats.connections += 1;
         let (server_subs, server_payload) = (self.opts.max_subscriptions, self.opts.max_payload);
         let client = self.client_mut(index);
         client.account = account;
@@ -948,6 +948,10 @@ impl Server {
         client.in_bytes += publish.payload.len() as u64;
         self.stats.in_msgs += 1;
         self.stats.in_bytes += publish.payload.len() as u64;
+        let account = self.client_ref(index).account;
+        let account = &mut self.accounts[account].stats;
+        account.in_msgs += 1;
+        account.in_bytes += publish.payload.len() as u64;
         let client = self.client_ref(index);
         if client.opts.pedantic && !is_valid_literal_subject(publish.subject) {
             // tenet drops the message; nats-server routes it anyway.
@@ -1193,6 +1197,15 @@ impl Server {
         }
     }
 
+    /// The live numbers of the account with this name.
+    pub fn account_stats(&self, name: &str) -> Option<AccountStats> {
+        let account = &self.accounts[*self.account_index.get(name)?];
+        Some(AccountStats {
+            subscriptions: account.sublist.len(),
+            ..account.stats
+        })
+    }
+
     /// Service answers awaited by requesters in other accounts (for monitoring and tests).
     pub fn pending_responses(&self) -> usize {
         self.accounts.iter().map(|a| a.responses.len()).sum()
@@ -1304,6 +1317,9 @@ impl Server {
         client.out_bytes += payload.len() as u64;
         self.stats.out_msgs += 1;
         self.stats.out_bytes += payload.len() as u64;
+        let account = &mut self.accounts[client.account].stats;
+        account.out_msgs += 1;
+        account.out_bytes += payload.len() as u64;
         let id = client.id;
         if !client.flush_queued {
             client.flush_queued = true;
@@ -1459,7 +1475,7 @@ impl Server {
         let client = self.client_ref(index);
         if client.counted {
             let account = client.account;
-            self.accounts[account].connections -= 1;
+            self.accounts[account].stats.connections -= 1;
         }
         self.log_client(
             index,

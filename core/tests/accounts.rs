@@ -64,6 +64,28 @@ fn the_same_subject_in_two_accounts_is_two_subjects() {
     sim.send(g, b"PUB foo 2\r\nhi\r\n");
     assert_eq!(sim.take_str(a), "");
     assert_eq!(sim.take_str(g), "MSG foo 1 2\r\nhi\r\n");
+    // Counters are kept per account.
+    let stats = |name| sim.server.account_stats(name).expect(name);
+    let (a_stats, b_stats, g_stats) = (stats("A"), stats("B"), stats("$G"));
+    assert_eq!(
+        (
+            a_stats.connections,
+            a_stats.subscriptions,
+            a_stats.in_msgs,
+            a_stats.out_msgs
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        (b_stats.connections, b_stats.in_msgs, b_stats.out_msgs),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        (g_stats.in_msgs, g_stats.out_msgs, g_stats.out_bytes),
+        (1, 1, 2)
+    );
+    assert_eq!(stats("$SYS"), Default::default());
+    assert!(sim.server.account_stats("nope").is_none());
 }
 
 #[test]
