@@ -14,9 +14,11 @@
 //!   answer to that subject is routed back to the original reply
 //!   ([`PendingResponse`]).
 //!
-//! Routes are followed once: a message that reached an account through an
-//! import is not exported again from there (as in nats-server), so imports can
-//! never loop.
+//! As in nats-server, a stream is delivered one hop: what reached an account
+//! through a stream import is not exported again from there. A request follows
+//! service imports from account to account (the service may itself be
+//! imported), and its answer follows the `_R_` replies back. Import cycles are
+//! refused at load ("import forms a cycle"), so nothing can loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +26,11 @@ use std::time::Duration;
 use hashbrown::HashMap;
 
 use crate::config::options::{AccountConfig, AccountLimits, Config, Export, Import};
+use crate::config::parse::ConfigError;
+use crate::config::value::Pos;
 use crate::subject::{
-    is_literal, is_subset, is_valid_literal_subject, is_valid_subject, wildcard_signature,
+    is_literal, is_subset, is_valid_literal_subject, is_valid_subject, subjects_collide,
+    wildcard_signature,
 };
 use crate::sublist::{Matches, SubKey, Sublist};
 use crate::time::Time;
@@ -76,6 +81,8 @@ pub struct Accounts {
 struct AccountSpec {
     name: String,
     limits: AccountLimits,
+    /// Subjects of its stream exports (for the cycle check).
+    stream_exports: Vec<Vec<u8>>,
     stream_routes: Vec<StreamRoute>,
     service_routes: Vec<ServiceRoute>,
 }
@@ -122,7 +129,7 @@ impl Accounts {
     }
 
     /// The accounts a configuration file declares.
-    pub fn from_config(config: &Config) -> Result<Accounts, String> {
+    pub fn from_config(config: &Config) -> Result<Accounts, ConfigError> {
         Accounts::new(
             &config.accounts,
             config.system_account.as_deref(),
@@ -131,49 +138,139 @@ impl Accounts {
     }
 
     /// Checks the `accounts` block and `system_account` (`no_system` skips
-    /// creating `$SYS`). Errors name the account and the import or export at
-    /// fault.
+    /// creating `$SYS`). Errors carry the position of the account, import or
+    /// export at fault.
     pub fn new(
         configs: &[AccountConfig],
         system_account: Option<&str>,
         no_system: bool,
-    ) -> Result<Accounts, String> {
+    ) -> Result<Accounts, ConfigError> {
         let mut specs = vec![AccountSpec::new(GLOBAL_ACCOUNT, AccountLimits::default())];
         for config in configs {
             if specs.iter().any(|s| s.name == config.name) {
-                return Err(format!("duplicate account {:?}", config.name));
+                return Err(error(
+                    &config.pos,
+                    format!("duplicate account {:?}", config.name),
+                ));
             }
             if config.name == GLOBAL_ACCOUNT {
-                return Err(format!("{GLOBAL_ACCOUNT:?} is a reserved account name"));
+                return Err(error(
+                    &config.pos,
+                    format!("{GLOBAL_ACCOUNT:?} is a reserved account name"),
+                ));
             }
             specs.push(AccountSpec::new(&config.name, config.limits));
         }
-        let system = match system_account {
-            Some(name) => Some(
-                specs
-                    .iter()
-                    .position(|s| s.name == name)
-                    .ok_or_else(|| format!("system account {name:?} is not defined"))?,
-            ),
-            None => match specs.iter().position(|s| s.name == SYSTEM_ACCOUNT) {
-                Some(i) => Some(i),
-                None if no_system => None,
-                None => {
-                    specs.push(AccountSpec::new(SYSTEM_ACCOUNT, AccountLimits::default()));
-                    Some(specs.len() - 1)
-                }
-            },
-        };
+        let system =
+            match system_account {
+                Some(name) => Some(specs.iter().position(|s| s.name == name).ok_or_else(|| {
+                    error(&None, format!("system account {name:?} is not defined"))
+                })?),
+                None => match specs.iter().position(|s| s.name == SYSTEM_ACCOUNT) {
+                    Some(i) => Some(i),
+                    None if no_system => None,
+                    None => {
+                        specs.push(AccountSpec::new(SYSTEM_ACCOUNT, AccountLimits::default()));
+                        Some(specs.len() - 1)
+                    }
+                },
+            };
         let mut accounts = Accounts { specs, system };
         for (i, config) in configs.iter().enumerate() {
             for export in &config.exports {
-                check_export(&config.name, export)?;
+                check_export(&config.name, export).map_err(|m| error(&export.pos, m))?;
+                if !export.service {
+                    let subject = export.subject.as_bytes().to_vec();
+                    accounts.specs[i + 1].stream_exports.push(subject);
+                }
             }
+        }
+        for (i, config) in configs.iter().enumerate() {
             for import in &config.imports {
-                accounts.add_import(i + 1, import, configs)?;
+                let kind = if import.service { "service" } else { "stream" };
+                let fail = |why: String| {
+                    let message = format!("Error adding {kind} import {:?}: {why}", import.subject);
+                    error(&import.pos, message)
+                };
+                let route = accounts.add_import(i + 1, import, configs);
+                let (exporter, local) = route.map_err(|m| error(&import.pos, m))?;
+                if accounts.forms_cycle(i + 1, exporter, &local, import.service) {
+                    return Err(fail("import forms a cycle".to_string()));
+                }
             }
         }
         Ok(accounts)
+    }
+
+    /// Whether the import just added to `importer` from `exporter`, on
+    /// `local` (its subject in the importer), closes a loop of imports of the
+    /// same kind. Like nats-server, imports are checked in the order they are
+    /// written, each against those before it: from the exporter, follow its
+    /// imports whose subject overlaps the one followed; meeting an account
+    /// already on the path is a cycle.
+    fn forms_cycle(&self, importer: usize, exporter: usize, local: &[u8], service: bool) -> bool {
+        let edges = self.edges(service);
+        let mut on_path = vec![importer];
+        let (mut at, mut subject) = (exporter, local.to_vec());
+        // Each step moves to a new account, so the walk is bounded.
+        'walk: while on_path.len() <= self.specs.len() {
+            // A stream is only followed through an account that exports it.
+            if !service && !self.exports_stream(at, &subject) {
+                return false;
+            }
+            for edge in edges.iter().filter(|e| e.importer == at) {
+                let overlapping = if service { &edge.remote } else { &edge.local };
+                if !subjects_collide(&subject, overlapping) {
+                    continue;
+                }
+                if on_path.contains(&edge.exporter) {
+                    return true;
+                }
+                on_path.push(at);
+                if is_subset(&edge.local, &subject) {
+                    subject = edge.local.clone();
+                }
+                at = edge.exporter;
+                continue 'walk;
+            }
+            return false;
+        }
+        false
+    }
+
+    fn exports_stream(&self, account: usize, subject: &[u8]) -> bool {
+        self.specs[account]
+            .stream_exports
+            .iter()
+            .any(|e| is_subset(subject, e))
+    }
+
+    /// Every import of one kind as (importer, exporter, local subject pattern,
+    /// subject pattern in the exporter).
+    fn edges(&self, service: bool) -> Vec<Edge> {
+        let mut edges = Vec::new();
+        for (i, spec) in self.specs.iter().enumerate() {
+            if service {
+                for r in &spec.service_routes {
+                    edges.push(Edge {
+                        importer: i,
+                        exporter: r.exporter,
+                        local: r.local.to_vec(),
+                        remote: r.remote.to_vec(),
+                    });
+                }
+            } else {
+                for r in &spec.stream_routes {
+                    edges.push(Edge {
+                        importer: r.importer,
+                        exporter: i,
+                        local: r.local_pattern(),
+                        remote: r.source.to_vec(),
+                    });
+                }
+            }
+        }
+        edges
     }
 
     /// Number of accounts, `$G` and the system account included.
@@ -196,12 +293,14 @@ impl Accounts {
         self.system.map(|i| self.specs[i].name.as_str())
     }
 
+    /// Adds the route for one import; returns the exporter and the import's
+    /// subject pattern in the importer.
     fn add_import(
         &mut self,
         importer: usize,
         import: &Import,
         configs: &[AccountConfig],
-    ) -> Result<(), String> {
+    ) -> Result<(usize, Vec<u8>), String> {
         let kind = if import.service { "service" } else { "stream" };
         let subject = &import.subject;
         let Some(exporter) = self.specs.iter().position(|s| s.name == import.account) else {
@@ -250,6 +349,7 @@ impl Accounts {
             }
             let response = ResponseType::parse(export.response_type.as_deref())
                 .map_err(|why| format!("Error adding {kind} import {subject:?}: {why}"))?;
+            let local_pattern = local.as_bytes().to_vec();
             self.specs[importer].service_routes.push(ServiceRoute {
                 exporter,
                 local: local.as_bytes().into(),
@@ -259,6 +359,7 @@ impl Accounts {
                     .response_threshold
                     .unwrap_or(DEFAULT_RESPONSE_THRESHOLD),
             });
+            Ok((exporter, local_pattern))
         } else {
             let target = match (&import.prefix, &import.to) {
                 (Some(prefix), None) => {
@@ -284,13 +385,15 @@ impl Accounts {
                 (None, None) => Target::Same,
                 (Some(_), Some(_)) => return fail("can not have both \"prefix\" and \"to\""),
             };
-            self.specs[exporter].stream_routes.push(StreamRoute {
+            let route = StreamRoute {
                 importer,
                 source: subject.as_bytes().into(),
                 target,
-            });
+            };
+            let local = route.local_pattern();
+            self.specs[exporter].stream_routes.push(route);
+            Ok((exporter, local))
         }
-        Ok(())
     }
 
     /// The engine's live accounts for this configuration. `reply_prefix`
@@ -321,9 +424,36 @@ impl AccountSpec {
         AccountSpec {
             name: name.to_string(),
             limits,
+            stream_exports: Vec::new(),
             stream_routes: Vec::new(),
             service_routes: Vec::new(),
         }
+    }
+}
+
+impl StreamRoute {
+    /// The subjects this import produces in the importer.
+    fn local_pattern(&self) -> Vec<u8> {
+        match &self.target {
+            Target::Same => self.source.to_vec(),
+            Target::Prefix(p) => [&p[..], b".", &self.source].concat(),
+            Target::Map(to) => to.to_vec(),
+        }
+    }
+}
+
+/// One import, for cycle detection.
+struct Edge {
+    importer: usize,
+    exporter: usize,
+    local: Vec<u8>,
+    remote: Vec<u8>,
+}
+
+fn error(pos: &Option<Pos>, message: String) -> ConfigError {
+    ConfigError {
+        pos: pos.clone(),
+        message,
     }
 }
 
@@ -446,6 +576,7 @@ mod tests {
             accounts: accounts.map(|a| a.iter().map(|s| s.to_string()).collect()),
             response_type: None,
             response_threshold: None,
+            pos: None,
         }
     }
 
@@ -456,6 +587,7 @@ mod tests {
             subject: subject.into(),
             to: None,
             prefix: None,
+            pos: None,
         }
     }
 
@@ -470,7 +602,9 @@ mod tests {
         let a = Accounts::new(&configs, Some("SYS"), false).unwrap();
         assert_eq!(a.names().collect::<Vec<_>>(), ["$G", "SYS", "A"]);
         assert_eq!(a.system_account(), Some("SYS"));
-        let err = Accounts::new(&configs, Some("NOPE"), false).unwrap_err();
+        let err = Accounts::new(&configs, Some("NOPE"), false)
+            .unwrap_err()
+            .message;
         assert_eq!(err, "system account \"NOPE\" is not defined");
     }
 
@@ -489,8 +623,12 @@ mod tests {
             let b = account("B", vec![], vec![imp.clone()]);
             let c = account("C", vec![], vec![imp]);
             (
-                Accounts::new(&[a.clone(), b, account("C", vec![], vec![])], None, false).map(drop),
-                Accounts::new(&[a.clone(), account("B", vec![], vec![]), c], None, false).map(drop),
+                Accounts::new(&[a.clone(), b, account("C", vec![], vec![])], None, false)
+                    .map(drop)
+                    .map_err(|e| e.message),
+                Accounts::new(&[a.clone(), account("B", vec![], vec![]), c], None, false)
+                    .map(drop)
+                    .map_err(|e| e.message),
             )
         };
         assert_eq!(check(import(false, "A", "pub.x.>")), (Ok(()), Ok(())));
@@ -526,6 +664,93 @@ mod tests {
             ..import(true, "A", "svc.>")
         };
         assert!(check(bad_to).0.unwrap_err().contains("same wildcards"));
+    }
+
+    #[test]
+    fn import_cycles_are_refused_and_chains_are_not() {
+        let both = |service| {
+            vec![
+                account(
+                    "A",
+                    vec![export(service, "x.>", None)],
+                    vec![import(service, "B", "x.>")],
+                ),
+                account(
+                    "B",
+                    vec![export(service, "x.>", None)],
+                    vec![import(service, "A", "x.>")],
+                ),
+            ]
+        };
+        for (service, kind) in [(false, "stream"), (true, "service")] {
+            let err = Accounts::new(&both(service), None, false).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!("Error adding {kind} import \"x.>\": import forms a cycle")
+            );
+        }
+        // Disjoint subjects, or a chain that does not come back, are fine.
+        let disjoint = vec![
+            account(
+                "A",
+                vec![export(true, "a.>", None)],
+                vec![import(true, "B", "b.>")],
+            ),
+            account(
+                "B",
+                vec![export(true, "b.>", None)],
+                vec![import(true, "A", "a.>")],
+            ),
+        ];
+        assert!(Accounts::new(&disjoint, None, false).is_ok());
+        let chain = vec![
+            account("C", vec![export(true, "svc.>", None)], vec![]),
+            account(
+                "A",
+                vec![export(true, "svc.>", None)],
+                vec![import(true, "C", "svc.>")],
+            ),
+            account("B", vec![], vec![import(true, "A", "svc.>")]),
+        ];
+        assert!(Accounts::new(&chain, None, false).is_ok());
+        // A prefix moves the stream out of the way of the other import.
+        let prefixed = vec![
+            account(
+                "A",
+                vec![export(false, "x.>", None)],
+                vec![Import {
+                    prefix: Some("b".into()),
+                    ..import(false, "B", "x.>")
+                }],
+            ),
+            account(
+                "B",
+                vec![export(false, "x.>", None)],
+                vec![import(false, "A", "x.>")],
+            ),
+        ];
+        assert!(Accounts::new(&prefixed, None, false).is_ok());
+        // nats-server accepts these too: the subjects that come back do not
+        // overlap the ones that left.
+        let renamed = vec![
+            account(
+                "A",
+                vec![export(true, "x.>", None)],
+                vec![Import {
+                    to: Some("x.>".into()),
+                    ..import(true, "B", "y.>")
+                }],
+            ),
+            account(
+                "B",
+                vec![export(true, "y.>", None)],
+                vec![Import {
+                    to: Some("z.>".into()),
+                    ..import(true, "A", "x.>")
+                }],
+            ),
+        ];
+        assert!(Accounts::new(&renamed, None, false).is_ok());
     }
 
     #[test]

@@ -272,8 +272,7 @@ impl Flags {
     /// `accounts` blocks and `no_auth_user`, with `--user`, `--pass` and
     /// `--auth` over them, as in nats-server.
     pub fn auth(&self, config: &Config) -> Result<Auth, ConfigError> {
-        let error = |message| ConfigError { pos: None, message };
-        let accounts = Accounts::from_config(config).map_err(error)?;
+        let accounts = Accounts::from_config(config)?;
         let users = Users::new(
             config.authorization.as_ref(),
             &config.accounts,
@@ -282,7 +281,7 @@ impl Flags {
             self.pass.as_deref(),
             self.auth.as_deref(),
         )
-        .map_err(error)?;
+        .map_err(|message| ConfigError { pos: None, message })?;
         Ok(Auth { users, accounts })
     }
 

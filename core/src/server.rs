@@ -1020,8 +1020,8 @@ impl Server {
     }
 
     /// Delivers a message published in `acc` to the accounts importing it as
-    /// a stream, each on its own subject for it, at most once per account and
-    /// subject.
+    /// a stream, each on its own subject for it: once per matching import, so
+    /// two overlapping imports deliver twice, as in nats-server.
     fn export_stream(
         &mut self,
         acc: usize,
@@ -1047,15 +1047,7 @@ impl Server {
                 }
                 Target::Map(to) => map_subject(&route.source, to, publish.subject, &mut buf),
             }
-            let span = (route.importer, start, buf.len());
-            let duplicate = spans
-                .iter()
-                .any(|&(a, s, e)| a == span.0 && buf[s..e] == buf[span.1..span.2]);
-            if duplicate {
-                buf.truncate(start);
-            } else {
-                spans.push(span);
-            }
+            spans.push((route.importer, start, buf.len()));
         }
         let mut delivered = false;
         for &(importer, start, end) in &spans {
@@ -1075,7 +1067,8 @@ impl Server {
 
     /// Hands a request published in `acc` to the service it imports on that
     /// subject (the first such import), with a reply subject that routes the
-    /// service's answer back.
+    /// service's answer back; and on, if that account imports the service in
+    /// turn. Returns whether an import took the request.
     fn import_service(
         &mut self,
         acc: usize,
@@ -1083,60 +1076,85 @@ impl Server {
         publish: &Publish<'_>,
         now: Time,
     ) -> bool {
-        let routes = self.accounts[acc].services_in.matching(publish.subject);
-        let Some(&key) = routes.plain.first() else {
+        if self.accounts[acc]
+            .services_in
+            .matching(publish.subject)
+            .plain
+            .is_empty()
+        {
             return false;
-        };
-        let mut buf = std::mem::take(&mut self.route_buf);
-        let route = self.accounts[acc].services_in.get(key);
-        let (exporter, response, threshold) = (route.exporter, route.response, route.threshold);
-        if is_literal(&route.remote) {
-            buf.extend_from_slice(&route.remote);
-        } else {
-            map_subject(&route.local, &route.remote, publish.subject, &mut buf);
         }
-        let subject_end = buf.len();
-        if let Some(reply) = publish.reply {
-            let prefix = self.accounts[acc].reply_prefix;
-            let responses = &self.accounts[exporter].responses;
-            loop {
-                buf.truncate(subject_end);
-                buf.extend_from_slice(SERVICE_REPLY_PREFIX);
-                buf.extend_from_slice(&prefix);
-                buf.push(b'.');
-                buf.extend_from_slice(&random_token(&mut self.rng));
-                if !responses.contains_key(&buf[subject_end..]) {
-                    break;
-                }
+        let mut at = acc;
+        let mut subject: Vec<u8> = publish.subject.to_vec();
+        let mut reply: Option<Vec<u8>> = publish.reply.map(<[u8]>::to_vec);
+        // Cycles are refused at load, so each hop reaches a new account.
+        for _ in 0..self.accounts.len() {
+            let routes = self.accounts[at].services_in.matching(&subject);
+            let Some(&key) = routes.plain.first() else {
+                break;
+            };
+            let route = self.accounts[at].services_in.get(key);
+            let (exporter, response, threshold) = (route.exporter, route.response, route.threshold);
+            let mut remote = Vec::with_capacity(route.remote.len());
+            if is_literal(&route.remote) {
+                remote.extend_from_slice(&route.remote);
+            } else {
+                map_subject(&route.local, &route.remote, &subject, &mut remote);
             }
-            let expires = now + threshold;
-            self.accounts[exporter].responses.insert(
-                buf[subject_end..].into(),
-                PendingResponse {
-                    account: acc,
+            let service_reply = reply.take().map(|reply| {
+                let expires = now + threshold;
+                let pending = PendingResponse {
+                    account: at,
                     reply: reply.into(),
                     response,
                     threshold,
                     expires,
-                },
-            );
-            self.schedule_response_prune(expires);
+                };
+                let token = self.new_service_reply(at, exporter, pending);
+                self.schedule_response_prune(expires);
+                token
+            });
+            let request = Publish {
+                subject: &remote,
+                reply: service_reply.as_deref(),
+                ..*publish
+            };
+            let matches = self.accounts[exporter].sublist.matches(&remote);
+            self.deliver_all(publisher, &matches, &request, now);
+            (at, subject, reply) = (exporter, remote, service_reply);
         }
-        let (subject, reply) = buf.split_at(subject_end);
-        let request = Publish {
-            subject,
-            reply: publish.reply.map(|_| reply),
-            ..*publish
-        };
-        let matches = self.accounts[exporter].sublist.matches(subject);
-        self.deliver_all(publisher, &matches, &request, now);
-        buf.clear();
-        self.route_buf = buf;
         true
     }
 
+    /// Registers an answer owed through `exporter` to `pending.account`, under
+    /// a fresh `_R_.<requester's prefix>.<random>` subject, which it returns.
+    fn new_service_reply(
+        &mut self,
+        requester: usize,
+        exporter: usize,
+        pending: PendingResponse,
+    ) -> Vec<u8> {
+        let prefix = self.accounts[requester].reply_prefix;
+        let mut token = Vec::with_capacity(SERVICE_REPLY_PREFIX.len() + 13);
+        loop {
+            token.clear();
+            token.extend_from_slice(SERVICE_REPLY_PREFIX);
+            token.extend_from_slice(&prefix);
+            token.push(b'.');
+            token.extend_from_slice(&random_token(&mut self.rng));
+            if !self.accounts[exporter].responses.contains_key(&token[..]) {
+                break;
+            }
+        }
+        self.accounts[exporter]
+            .responses
+            .insert(token.as_slice().into(), pending);
+        token
+    }
+
     /// Routes a service's answer (published in `acc` on an `_R_` subject) to
-    /// the requester's own reply subject in the requester's account.
+    /// the requester's own reply subject in the requester's account, back
+    /// along every service import the request went through.
     fn answer_service(
         &mut self,
         acc: usize,
@@ -1144,30 +1162,33 @@ impl Server {
         publish: &Publish<'_>,
         now: Time,
     ) -> bool {
-        let responses = &mut self.accounts[acc].responses;
-        let Some(pending) = responses.get_mut(publish.subject) else {
-            return false;
-        };
-        // An empty message ends a streamed or chunked answer.
-        let last = pending.response == ResponseType::Singleton || publish.payload.is_empty();
-        let target = pending.account;
-        let mut buf = std::mem::take(&mut self.route_buf);
-        buf.extend_from_slice(&pending.reply);
-        if last {
-            responses.remove(publish.subject);
-        } else {
-            pending.expires = now + pending.threshold;
-            let expires = pending.expires;
-            self.schedule_response_prune(expires);
+        let mut delivered = false;
+        let mut at = acc;
+        let mut subject: Box<[u8]> = publish.subject.into();
+        for _ in 0..self.accounts.len() {
+            let responses = &mut self.accounts[at].responses;
+            let Some(pending) = responses.get_mut(&subject[..]) else {
+                break;
+            };
+            // An empty message ends a streamed or chunked answer.
+            let last = pending.response == ResponseType::Singleton || publish.payload.is_empty();
+            let target = pending.account;
+            let reply = if last {
+                responses.remove(&subject[..]).expect("present").reply
+            } else {
+                pending.expires = now + pending.threshold;
+                let (reply, expires) = (pending.reply.clone(), pending.expires);
+                self.schedule_response_prune(expires);
+                reply
+            };
+            let answer = Publish {
+                subject: &reply,
+                ..*publish
+            };
+            let matches = self.accounts[target].sublist.matches(&reply);
+            delivered |= self.deliver_all(publisher, &matches, &answer, now);
+            (at, subject) = (target, reply);
         }
-        let answer = Publish {
-            subject: &buf,
-            ..*publish
-        };
-        let matches = self.accounts[target].sublist.matches(answer.subject);
-        let delivered = self.deliver_all(publisher, &matches, &answer, now);
-        buf.clear();
-        self.route_buf = buf;
         delivered
     }
 

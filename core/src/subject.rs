@@ -118,6 +118,20 @@ pub fn is_subset(pattern: &[u8], of: &[u8]) -> bool {
     }
 }
 
+/// Whether some subject is matched by both patterns (both valid SUB subjects).
+pub fn subjects_collide(a: &[u8], b: &[u8]) -> bool {
+    let mut xs = tokens(a);
+    let mut ys = tokens(b);
+    loop {
+        match (xs.next(), ys.next()) {
+            (None, None) => return true,
+            (Some([FWC]), Some(_)) | (Some(_), Some([FWC])) => return true,
+            (Some(x), Some(y)) if x == [PWC] || y == [PWC] || x == y => {}
+            _ => return false,
+        }
+    }
+}
+
 /// The wildcard tokens of `pattern` in order, e.g. `[*, >]` for `a.*.b.>`:
 /// two patterns can be mapped onto each other when these agree.
 pub fn wildcard_signature(pattern: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -184,6 +198,28 @@ mod tests {
             (">", "*"),
         ] {
             assert!(!is_subset(a.as_bytes(), b.as_bytes()), "{a} not within {b}");
+        }
+    }
+
+    #[test]
+    fn colliding_subjects() {
+        for (a, b) in [
+            ("foo", "foo"),
+            ("foo.*", "*.bar"),
+            ("foo.>", "foo.a.b"),
+            (">", "a"),
+        ] {
+            assert!(subjects_collide(a.as_bytes(), b.as_bytes()), "{a} {b}");
+            assert!(subjects_collide(b.as_bytes(), a.as_bytes()), "{b} {a}");
+        }
+        for (a, b) in [
+            ("foo", "bar"),
+            ("foo.>", "foo"),
+            ("foo.*", "foo.a.b"),
+            ("a.*", "b.*"),
+        ] {
+            assert!(!subjects_collide(a.as_bytes(), b.as_bytes()), "{a} {b}");
+            assert!(!subjects_collide(b.as_bytes(), a.as_bytes()), "{b} {a}");
         }
     }
 

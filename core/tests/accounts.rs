@@ -89,18 +89,24 @@ fn the_same_subject_in_two_accounts_is_two_subjects() {
 }
 
 #[test]
-fn stream_imports_deliver_once_under_the_importers_subject() {
+fn stream_imports_deliver_under_the_importers_subject() {
     let mut sim = tenants();
     let a = sim.connect(&login("a"));
     let b = sim.connect(&login("b"));
     let c = sim.connect(&login("c"));
     sim.send(b, b"SUB froma.> 1\r\nSUB pub.> 2\r\n");
     sim.send(c, b"SUB in.> 1\r\nSUB froma.> 2\r\n");
-    // Two of B's imports cover pub.x: B still gets it once.
+    // Two of B's imports cover pub.x: B gets it twice, as from nats-server.
     sim.send(a, b"PUB pub.x rep 2\r\nhi\r\n");
-    assert_eq!(sim.take_str(b), "MSG froma.pub.x 1 rep 2\r\nhi\r\n");
+    assert_eq!(
+        sim.take_str(b),
+        "MSG froma.pub.x 1 rep 2\r\nhi\r\nMSG froma.pub.x 1 rep 2\r\nhi\r\n"
+    );
     // C maps with `to`; what B imported is not passed on to C.
     assert_eq!(sim.take_str(c), "MSG in.x 1 rep 2\r\nhi\r\n");
+    sim.send(a, b"PUB pub.y 2\r\nhi\r\n");
+    assert_eq!(sim.take_str(b), "MSG froma.pub.y 1 2\r\nhi\r\n");
+    sim.take(c);
     // Nothing flows back from importer to exporter.
     sim.send(a, b"SUB pub.> 1\r\n");
     sim.send(b, b"PUB pub.y 2\r\nhi\r\n");
@@ -346,25 +352,49 @@ fn logging_in_again_as_another_tenant_drops_the_old_subscriptions() {
 }
 
 #[test]
-fn imports_in_a_cycle_are_accepted_and_cannot_loop() {
-    // nats-server refuses this file ("import forms a cycle"); tenet routes one
-    // hop, so each side gets the other's messages once.
+fn chained_service_imports_route_the_request_and_the_answer_both_ways() {
     let mut sim = Sim::with_server(server_from_config(
         r#"accounts {
-             A: { users: [{user: a, password: p}], exports: [{stream: "x.>"}, {service: "s.>"}]
-                  imports: [{stream: {account: B, subject: "x.>"}}, {service: {account: B, subject: "s.>"}}] }
-             B: { users: [{user: b, password: p}], exports: [{stream: "x.>"}, {service: "s.>"}]
-                  imports: [{stream: {account: A, subject: "x.>"}}, {service: {account: A, subject: "s.>"}}] }
+             C: { users: [{user: c, password: p}], exports: [{service: "svc.>", response: stream}] }
+             A: { users: [{user: a, password: p}], exports: [{service: "svc.>"}]
+                  imports: [{service: {account: C, subject: "svc.>"}}] }
+             B: { users: [{user: b, password: p}], imports: [{service: {account: A, subject: "svc.>"}, to: "ask.>"}] }
            }"#,
     ));
+    let c = sim.connect(&login("c"));
     let a = sim.connect(&login("a"));
     let b = sim.connect(&login("b"));
-    sim.send(a, b"SUB x.> 1\r\nSUB s.> 2\r\n");
-    sim.send(b, b"SUB x.> 1\r\nSUB s.> 2\r\n");
-    sim.send(a, b"PUB x.1 1\r\n1\r\n");
-    assert_eq!(sim.take_str(a), "MSG x.1 1 1\r\n1\r\n");
-    assert_eq!(sim.take_str(b), "MSG x.1 1 1\r\n1\r\n");
-    sim.send(a, b"PUB s.1 1\r\n1\r\n");
-    assert_eq!(sim.take_str(a), "MSG s.1 2 1\r\n1\r\n");
-    assert_eq!(sim.take_str(b), "MSG s.1 2 1\r\n1\r\n");
+    sim.send(c, b"SUB svc.> 1\r\n");
+    sim.send(a, b"SUB svc.> 1\r\n");
+    sim.send(b, b"SUB _INBOX.b 1\r\nPUB ask.q _INBOX.b 3\r\nreq\r\n");
+    // A's own subscriber sees the request with A's reply, C with its own.
+    let in_a = reply_of(&sim.take_str(a));
+    let in_c = reply_of(&sim.take_str(c));
+    assert_ne!(in_a, in_c);
+    assert_eq!(sim.server.pending_responses(), 2);
+    // C answers: the answer goes back through A to B (once: A's export is a
+    // singleton, so the chain ends there even though C's is a stream).
+    sim.send(
+        c,
+        format!("PUB {in_c} 3\r\nans\r\nPUB {in_c} 4\r\nmore\r\n").as_bytes(),
+    );
+    assert_eq!(sim.take_str(b), "MSG _INBOX.b 1 3\r\nans\r\n");
+    assert_eq!(sim.server.pending_responses(), 1);
+}
+
+#[test]
+fn import_cycles_are_refused_at_load() {
+    let config = r#"accounts {
+        A: { exports: [{stream: "x.>"}], imports: [{stream: {account: B, subject: "x.>"}}] }
+        B: { exports: [{stream: "x.>"}], imports: [{stream: {account: A, subject: "x.>"}}] }
+    }"#;
+    let resolver = tenet_core::config::MapResolver(Default::default());
+    let parsed = tenet_core::config::parse("t.conf", config, &resolver, &|_| None).unwrap();
+    let (config, errors) = tenet_core::config::options::read_config(&parsed);
+    assert!(errors.is_empty());
+    let err = tenet_core::Accounts::from_config(&config).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t.conf:3:52: Error adding stream import \"x.>\": import forms a cycle"
+    );
 }

@@ -82,16 +82,18 @@ fn typed_verdict(parsed: &Parsed) -> (String, bool) {
     if errors.is_empty() {
         // The accounts and users must compile too (imports checked against
         // exports, users unique, credentials well formed).
-        let compiled = Accounts::from_config(&config).and_then(|_| {
-            Users::new(
-                config.authorization.as_ref(),
-                &config.accounts,
-                config.no_auth_user.as_deref(),
-                None,
-                None,
-                None,
-            )
-        });
+        let compiled = Accounts::from_config(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                Users::new(
+                    config.authorization.as_ref(),
+                    &config.accounts,
+                    config.no_auth_user.as_deref(),
+                    None,
+                    None,
+                    None,
+                )
+            });
         return match compiled {
             Ok(_) => ("accepted".to_string(), true),
             Err(e) => (format!("WRONG: {e}"), false),

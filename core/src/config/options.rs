@@ -142,6 +142,8 @@ pub struct Export {
     pub response_type: Option<String>,
     /// Service response threshold.
     pub response_threshold: Option<Duration>,
+    /// Where the export was written, for error messages.
+    pub pos: Option<Pos>,
 }
 
 /// An import entry.
@@ -157,6 +159,8 @@ pub struct Import {
     pub to: Option<String>,
     /// Prefix for an imported stream.
     pub prefix: Option<String>,
+    /// Where the import was written, for error messages.
+    pub pos: Option<Pos>,
 }
 
 /// Account `limits` (None = unlimited).
@@ -795,6 +799,7 @@ impl Reader<'_> {
                         accounts: None,
                         response_type: None,
                         response_threshold: None,
+                        pos: Some(value.pos.clone()),
                     });
                 }
                 "accounts" => accounts = Some(self.list(v, |r, e| r.string(e))),
@@ -842,6 +847,7 @@ impl Reader<'_> {
                                 subject,
                                 to: None,
                                 prefix: None,
+                                pos: Some(value.pos.clone()),
                             })
                         }
                         _ => self.error(
