@@ -426,6 +426,38 @@ fn a_service_import_routes_the_request_and_its_answer() {
     b.expect_nothing(QUIET);
 }
 
+/// A deliberate difference, checked both ways: nats-server 2.9.10 adds a
+/// `Nats-Request-Info` header to a request that crossed a service import (so a
+/// responder that speaks headers gets an HMSG); tenet forwards the request as
+/// it was sent.
+#[test]
+fn a_request_through_a_service_import_is_forwarded_as_sent() {
+    let server = exports_server();
+    let mut r = login_with(&server, "r", "p", "A", ",\"headers\":true");
+    r.send("SUB svc.> 1\r\n");
+    r.ping();
+    let mut b = requester(&server);
+    b.send(request("asvc.q", "_INBOX.b", "req"));
+    b.ping();
+    let line = String::from_utf8(r.read_line()).expect("UTF-8");
+    let fields: Vec<&str> = line.trim_end().split(' ').collect();
+    if is_reference_server() {
+        assert_eq!(fields[0], "HMSG", "{line}");
+        let header = String::from_utf8(r.read_line()).expect("UTF-8");
+        assert_eq!(header, "NATS/1.0\r\n");
+        let info = String::from_utf8(r.read_line()).expect("UTF-8");
+        assert!(
+            info.starts_with("Nats-Request-Info: {\"acc\":\"B\""),
+            "{info}"
+        );
+    } else {
+        assert_eq!(fields.len(), 5, "{line}");
+        assert_eq!((fields[0], fields[1], fields[4]), ("MSG", "svc.q", "3"));
+        assert!(is_service_reply(fields[3]), "{line}");
+        r.expect("req\r\n");
+    }
+}
+
 #[test]
 fn each_request_gets_its_own_service_reply() {
     let server = exports_server();
