@@ -158,3 +158,187 @@ PERMS = {
 }
 for name, data in PERMS.items():
     write("permissions", name, data)
+
+# server: byte 0 flags (bit 0 no sublist cache, bit 1 logs, bits 2-3
+# max_pending 4K/16K/64K, bits 4-7 seed), then steps: op byte, slot byte,
+# operands (see fuzz_targets/server.rs). Users by index: g, a, a_resp, b,
+# b_deny, c, c2; 7 is a wrong password, 8 no credentials.
+S_TOKENS = ["a", "b", "c", "x", "q", "pub", "secret", "hidden", "deny", "svc", "asvc", "stream", "fromA",
+            "fromb", "bs", "cb", "bsvc", "inbox", "_R_", "_GR_", "$JS", "ACK", "*", ">", ""]
+S_PRESETS = ["a.pub.x", "a.pub.>", "a.pub.deny", "a.c.q", "a.c.hidden", "a.fromb.*", "b.x.y", "b.secret",
+             "b.deny.x", "svc.q", "asvc.q", "asvc.deny", "svc.stream.q", "bsvc.q", "cb.q", "fromA.a.pub",
+             "bs.b.x", "bs.b.secret", "a.secret.x", "a.hidden", ">", "inbox.*", "_R_.>", "c.x",
+             "asvc.stream.q"]
+S_USERS = ["g", "a", "a_resp", "b", "b_deny", "c", "c2"]
+
+
+def s_subject(s):
+    if s in S_PRESETS:
+        return bytes([0x80 | S_PRESETS.index(s)])
+    toks = s.split(".")
+    assert 1 <= len(toks) <= 4, s
+    return bytes([len(toks) - 1] + [S_TOKENS.index(t) for t in toks])
+
+
+def connect(slot, user, echo=True, verbose=False, pedantic=False, headers=False, no_responders=False, proto0=False):
+    u = S_USERS.index(user) if user in S_USERS else {"wrong": 7, "none": 8}[user]
+    flags = (0 if echo else 1) | verbose << 1 | pedantic << 2 | headers << 3 | no_responders << 4 | proto0 << 5
+    return bytes([4, slot, u, flags])
+
+
+def sub(slot, subject, sid, queue=None):
+    q = {None: 0, "q1": 5, "q2": 6, "_sys_": 7}[queue]
+    return bytes([2, slot]) + s_subject(subject) + bytes([q, sid - 1])
+
+
+def unsub(slot, sid, max_=None):
+    return bytes([3, slot, sid - 1, 0 if max_ is None else (max_ - 1) or 3])
+
+
+def pub(slot, subject, reply=None, size=1, hpub=False):
+    if reply is None:
+        r = bytes([0])
+    elif reply == "inbox":
+        r = bytes([2])
+    else:
+        r = bytes([3]) + s_subject(reply)
+    return bytes([0, slot]) + s_subject(subject) + r + bytes([size, 1 if hpub else 0])
+
+
+def answer(slot, pick=0):
+    return bytes([5, slot, pick])
+
+
+def raw(slot, data, split=0):
+    return bytes([6, slot, len(data), split]) + data
+
+
+ADV_1MS, ADV_10MS, ADV_100MS, ADV_1S, ADV_2500MS, ADV_10S, ADV_121S, ADV_3MIN = range(8)
+
+
+def advance(which):
+    return bytes([7, which])
+
+
+def close(slot):
+    return bytes([8, slot])
+
+
+SHUTDOWN = bytes([8, 255])
+
+
+def stick(slot):
+    return bytes([9, slot])
+
+
+def partial(slot, n):
+    return bytes([10, slot, n])
+
+
+def ping(slot, pong=False):
+    return bytes([11, slot, 1 if pong else 0])
+
+
+def server_seed(name, *steps, flags=0):
+    write("server", name, bytes([flags]) + b"".join(steps))
+
+
+server_seed(
+    "streams",
+    connect(0, "a"), connect(1, "b"), connect(2, "c"),
+    sub(0, "a.fromb.*", 1), sub(1, ">", 1), sub(2, ">", 1), sub(1, "fromA.>", 2),
+    pub(0, "a.pub.x"), pub(0, "a.c.q", reply="inbox"), pub(0, "a.pub.x.q"),
+    pub(1, "b.x.y", reply="inbox"), pub(1, "a.pub.x"), pub(2, "c.x"),
+)
+server_seed(
+    "service_request_answer",
+    connect(0, "a_resp"), connect(1, "b"), sub(0, "svc.>", 1), sub(1, "inbox.*", 1),
+    pub(1, "asvc.q", reply="inbox"), answer(0), answer(0),
+    pub(1, "svc.stream.q", reply="inbox"), answer(0, 1), pub(0, "a.x"),
+    pub(1, "asvc.q"), advance(ADV_2500MS), answer(0, 2),
+)
+server_seed(
+    "service_chain",
+    connect(0, "a"), connect(1, "b"), connect(2, "c"),
+    sub(0, ">", 1), sub(1, ">", 1), sub(2, "inbox.*", 1),
+    pub(2, "cb.q", reply="inbox"), answer(1), pub(1, "asvc.x", reply="inbox"), answer(0), answer(1),
+    advance(ADV_121S), pub(2, "cb.q", reply="inbox"), answer(1, 1),
+)
+server_seed(
+    "service_chain_through_b",
+    connect(0, "a"), connect(1, "b"), connect(2, "c"), connect(3, "g"),
+    sub(0, "svc.>", 1), sub(1, ">", 1), sub(2, "inbox.*", 1), sub(3, ">", 1),
+    pub(2, "asvc.q", reply="inbox"), answer(0), answer(0),
+    pub(2, "asvc.stream.q", reply="inbox"), answer(0, 1), answer(0, 1), answer(1),
+)
+server_seed(
+    "permissions",
+    connect(0, "a"), connect(1, "b_deny"), connect(2, "c"), connect(3, "a_resp"),
+    sub(1, "fromA.>", 1), sub(1, ">", 2), sub(1, "a.pub.*", 3), sub(2, "bs.>", 1), sub(3, "a.hidden", 1),
+    sub(3, "a.*", 2), sub(3, "b.x", 3),
+    pub(0, "a.pub.deny"), pub(0, "a.pub.x"), pub(0, "a.hidden"), pub(1, "b.deny.x"), pub(1, "b.secret"),
+    pub(2, "a.x"), pub(2, "c.x"), pub(3, "a.secret.x"), pub(3, "a.x"), pub(1, "asvc.deny", reply="inbox"),
+)
+server_seed(
+    "queues",
+    connect(0, "b"), connect(1, "b"), connect(2, "b_deny"), connect(3, "a"),
+    sub(0, ">", 1, "q1"), sub(1, "b.*", 1, "q1"), sub(2, "b.x", 1, "q1"), sub(0, "b.x", 2, "q2"),
+    sub(2, "fromA.a.pub", 2, "q2"), sub(1, "x", 3, "_sys_"),
+    pub(0, "b.x"), pub(0, "b.x"), pub(3, "a.pub.x"), pub(1, "b.x", reply="inbox"), unsub(0, 1), pub(0, "b.x"),
+)
+server_seed(
+    "slow_consumer",
+    connect(0, "b"), connect(1, "c"), sub(1, "bs.>", 1), stick(1),
+    pub(0, "b.x", size=150), pub(0, "b.x", size=150), pub(0, "b.x", size=150), advance(ADV_10MS),
+    pub(0, "b.x", size=150), partial(1, 20), pub(0, "b.x", size=150), stick(1), pub(0, "b.x", size=10),
+    flags=0 << 2,
+)
+server_seed(
+    "stall_resume",
+    connect(0, "a"), connect(1, "a"), sub(1, ">", 1), stick(1),
+    *[pub(0, "a.x", size=160) for _ in range(8)], advance(ADV_10MS), pub(0, "a.x"), stick(1), pub(0, "a.q"),
+    flags=1 << 2,
+)
+server_seed(
+    "relogin",
+    connect(0, "a"), connect(1, "a"), sub(0, ">", 1), pub(1, "a.x"),
+    connect(0, "a_resp"), pub(1, "a.hidden"), pub(1, "a.q"),
+    connect(0, "b"), pub(1, "a.b"), sub(0, ">", 2), pub(1, "a.pub.x"), connect(0, "wrong"),
+)
+server_seed(
+    "raw_bytes",
+    raw(0, b'CONNECT {"user":"g","pass":"pw","verbose":false}\r\nSUB > 1\r\nPUB x 2\r\nhi\r\n', split=13),
+    connect(1, "g"), sub(1, ">", 1), pub(1, "x"), raw(1, b"PUB y 5\r\nab"), pub(1, "q"),
+    raw(2, b"sub foo 1\r\n"), raw(3, b"conn"), raw(3, b'ect {"user":"b","pass":"pw"}\r\nSUB > 9\r\n'),
+    connect(4, "b"), pub(4, "b.x"), raw(5, b"\x00\xff garbage\r\n"),
+)
+server_seed(
+    "timers",
+    connect(0, "a"), connect(1, "b"), raw(2, b"PING\r\n"), advance(ADV_2500MS), ping(0, pong=True),
+    advance(ADV_10S), ping(1), advance(ADV_10S), ping(0, pong=True), advance(ADV_10S), advance(ADV_3MIN),
+)
+server_seed(
+    "headers_no_responders",
+    connect(0, "a", headers=True, no_responders=True), connect(1, "b", headers=True), connect(2, "b"),
+    sub(0, "inbox.*", 1), sub(1, ">", 1), sub(2, ">", 1),
+    pub(0, "a.pub.x", reply="inbox", hpub=True), pub(0, "x.q", reply="inbox"),
+    pub(2, "b.x", hpub=True), connect(3, "c", no_responders=True),
+)
+server_seed(
+    "pedantic_reserved",
+    connect(0, "a", pedantic=True, verbose=True), connect(1, "a"), sub(1, ">", 1),
+    pub(0, "a.*"), pub(0, "a..b"), pub(1, "a.*"), pub(1, "_GR_.x"), pub(1, "a.x", reply="_R_.x"),
+    pub(1, "a.x", reply="$JS.ACK.x"), sub(0, "a..b", 2), sub(0, "a.>.b", 3), unsub(0, 3, 2), ping(0),
+)
+server_seed(
+    "limits",
+    connect(0, "c2"), connect(1, "c"), sub(1, ">", 1), pub(0, "c.x", size=30), pub(0, "c.x", size=100),
+    *[sub(1, "c.x", i) for i in range(2, 9)], connect(2, "a"), connect(3, "a"), connect(4, "a"),
+    connect(5, "a"), connect(6, "a_resp"), connect(7, "g"), connect(2, "none"), pub(3, "a.x", size=200),
+)
+server_seed(
+    "auto_unsub_shutdown",
+    connect(0, "a"), connect(1, "a", echo=False), sub(0, "a.*", 1), unsub(0, 1, 2), sub(1, "a.*", 1),
+    pub(1, "a.x"), pub(1, "a.x"), pub(1, "a.x"), close(0), pub(1, "a.x"), SHUTDOWN, pub(1, "a.x"),
+    flags=2 | 1,
+)

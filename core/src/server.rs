@@ -1550,6 +1550,11 @@ impl Server {
             client.flush_queued = true;
             self.events.push_back(Event::Flush(client.id));
         }
+        // A client that sends but never reads must not queue replies without
+        // bound either (PONGs, errors, +OK).
+        if !client.closing && client.out.len() as u64 > self.opts.max_pending {
+            self.slow_consumer(index);
+        }
     }
 
     fn send_error(&mut self, index: usize, error: ClientError) {

@@ -362,3 +362,26 @@ fn allow_responses_entries_expire_on_the_engines_clock() {
     );
     assert!(sim.take_str(req).starts_with("MSG _INBOX.0 9 2\r\nhi\r\n"));
 }
+
+#[test]
+fn replies_to_a_client_that_never_reads_are_bounded_by_max_pending() {
+    // Found by the `server` fuzz target: PONGs and errors count against
+    // `max_pending` too, so a client that writes but never reads is dropped.
+    let mut sim = Sim::new(Options {
+        max_pending: 1024,
+        ..Options::default()
+    });
+    let c = sim.connect(QUIET);
+    sim.stuck.push(c);
+    for _ in 0..100 {
+        if sim.closed.contains_key(&c) {
+            break;
+        }
+        sim.send(c, b"PING\r\nPUB _GR_.x 0\r\n\r\n");
+    }
+    assert_eq!(
+        sim.closed.get(&c),
+        Some(&CloseReason::SlowConsumerPendingBytes)
+    );
+    assert_eq!(sim.server.stats().slow_consumers, 1);
+}
