@@ -546,6 +546,10 @@ impl<T> Routes<T> {
         self.routes.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
     /// The routes whose pattern matches `subject`, in configuration order.
     pub fn matching(&mut self, subject: &[u8]) -> Arc<Matches> {
         self.index.matches(subject)

@@ -163,6 +163,17 @@ pub fn subscription_violation(subject: &[u8], queue: Option<&[u8]>) -> String {
     text
 }
 
+/// `Permissions Violation for Subscription to "<subject>" (sid "<sid>")`: an
+/// existing subscription taken away because the permissions changed (never
+/// with the queue part, as in nats-server 2.9.10). The connection stays open.
+pub fn removed_subscription_violation(subject: &[u8], sid: &[u8]) -> String {
+    let mut text = subscription_violation(subject, None);
+    text.push_str(" (sid ");
+    crate::proto::encode::go_quote(sid, &mut text);
+    text.push(')');
+    text
+}
+
 /// `Permissions Violation for Publish to "<subject>"`. Sent with the connection kept open.
 pub fn publish_violation(subject: &[u8]) -> String {
     let mut text = String::from("Permissions Violation for Publish to ");

@@ -17,7 +17,8 @@ use crate::account::{
 };
 use crate::auth::{encode_nonce, Auth, Users};
 use crate::errors::{
-    publish_violation, reply_violation, subscription_violation, ClientError, CloseReason,
+    publish_violation, removed_subscription_violation, reply_violation, subscription_violation,
+    ClientError, CloseReason,
 };
 use crate::options::Options;
 use crate::outbound::{ChunkPool, Outbound};
@@ -263,6 +264,8 @@ pub struct Server {
     route_buf: Vec<u8>,
     /// `(account, start, end)` of each rewritten subject in `route_buf`.
     route_spans: Vec<(usize, usize, usize)>,
+    /// Service imports in all accounts: the longest chain a request can follow.
+    service_imports: usize,
 }
 
 /// The timer id of server-wide timers (no client has generation 0).
@@ -294,6 +297,7 @@ impl Server {
             .unwrap_or_else(|| server_id.clone());
         let stall_high_water = (opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
         let accounts = accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut rng));
+        let service_imports = accounts.iter().map(|a| a.services_in.len()).sum();
         let account_index = accounts
             .iter()
             .enumerate()
@@ -323,6 +327,7 @@ impl Server {
             response_prune_due: None,
             route_buf: Vec::new(),
             route_spans: Vec::new(),
+            service_imports,
         }
     }
 
@@ -749,8 +754,41 @@ impl Server {
             .and_then(|p| p.responses())
             .map(ReplyTracker::new);
         client.publish_cache.clear();
+        let changed = match (&client.perms, &perms) {
+            (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
+            (None, None) => false,
+            _ => true,
+        };
         client.perms = perms;
+        if changed && !client.subs.is_empty() {
+            self.recheck_subscriptions(index);
+        }
         true
+    }
+
+    /// Checks the client's subscriptions against its current permissions
+    /// (they changed: another login on the same connection): one no longer
+    /// allowed is removed with `-ERR 'Permissions Violation for Subscription
+    /// to "<subject>" (sid "<sid>")'`, as nats-server reports subscriptions a
+    /// reload takes away; the others are re-marked for delivery filtering.
+    fn recheck_subscriptions(&mut self, index: usize) {
+        let client = self.client_ref(index);
+        let perms = client.perms.clone();
+        let keys: Vec<SubKey> = client.subs.values().copied().collect();
+        for key in keys {
+            let sub = self.subs[key.0 as usize]
+                .as_mut()
+                .expect("client subs are live");
+            let decision = perms.as_ref().map_or(SubscribeDecision::Allowed, |p| {
+                p.can_subscribe(&sub.subject, sub.queue.as_deref())
+            });
+            sub.filtered = decision == SubscribeDecision::AllowedFiltered;
+            if decision == SubscribeDecision::Denied {
+                let text = removed_subscription_violation(&sub.subject, &sub.sid);
+                self.remove_sub(key);
+                self.send_error_text(index, &text);
+            }
+        }
     }
 
     /// Moves the client into `account` (it starts in `$G`), within the
@@ -1087,8 +1125,10 @@ impl Server {
         let mut at = acc;
         let mut subject: Vec<u8> = publish.subject.to_vec();
         let mut reply: Option<Vec<u8>> = publish.reply.map(<[u8]>::to_vec);
-        // Cycles are refused at load, so each hop reaches a new account.
-        for _ in 0..self.accounts.len() {
+        // A chain longer than the number of service imports repeats one: a
+        // cycle. Those are refused at load; the bound keeps any the load-time
+        // check lets through finite.
+        for _ in 0..self.service_imports {
             let routes = self.accounts[at].services_in.matching(&subject);
             let Some(&key) = routes.plain.first() else {
                 break;
@@ -1165,7 +1205,8 @@ impl Server {
         let mut delivered = false;
         let mut at = acc;
         let mut subject: Box<[u8]> = publish.subject.into();
-        for _ in 0..self.accounts.len() {
+        // Answers retrace the request's hops.
+        for _ in 0..self.service_imports {
             let responses = &mut self.accounts[at].responses;
             let Some(pending) = responses.get_mut(&subject[..]) else {
                 break;

@@ -398,3 +398,36 @@ fn import_cycles_are_refused_at_load() {
         "t.conf:3:52: Error adding stream import \"x.>\": import forms a cycle"
     );
 }
+
+#[test]
+fn logging_in_again_as_another_user_drops_what_the_new_user_may_not_read() {
+    let mut sim = Sim::with_server(server_from_config(
+        r#"accounts {
+             A: { users: [
+                    {user: a, password: p}
+                    {user: r, password: p, permissions: {subscribe: {allow: ">", deny: "a.hidden"}}}
+                    {user: n, password: p, permissions: {subscribe: "public.>"}}
+                  ] }
+           }"#,
+    ));
+    let c = sim.connect(&login("a"));
+    let p = sim.connect(&login("a"));
+    sim.send(c, b"SUB > 1\r\nSUB a.hidden 2\r\nSUB public.x 3\r\n");
+    sim.send(c, format!("CONNECT {}\r\n", login("r")).as_bytes());
+    assert_eq!(
+        sim.take_str(c),
+        "-ERR 'Permissions Violation for Subscription to \"a.hidden\" (sid \"2\")'\r\n"
+    );
+    // `>` stays, filtered: it no longer delivers a.hidden.
+    sim.send(p, b"PUB a.hidden 1\r\nx\r\nPUB public.x 1\r\ny\r\n");
+    assert_eq!(
+        sim.take_str(c),
+        "MSG public.x 1 1\r\ny\r\nMSG public.x 3 1\r\ny\r\n"
+    );
+    sim.send(c, format!("CONNECT {}\r\n", login("n")).as_bytes());
+    assert_eq!(
+        sim.take_str(c),
+        "-ERR 'Permissions Violation for Subscription to \">\" (sid \"1\")'\r\n"
+    );
+    assert_eq!(sim.server.num_subscriptions(), 1);
+}
