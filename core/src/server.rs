@@ -619,7 +619,7 @@ impl Server {
         // `no_auth_user` lets a client without credentials in.
         if !self.client_ref(index).authenticated
             && !matches!(op, Op::Connect(_))
-            && !self.authenticate(index)
+            && self.authenticate(index).is_none()
         {
             return;
         }
@@ -664,9 +664,9 @@ impl Server {
             self.close_with_error(index, ClientError::AuthorizationViolation);
             return;
         }
-        if !self.authenticate(index) {
+        let Some(perms_changed) = self.authenticate(index) else {
             return;
-        }
+        };
         let opts = &self.client_ref(index).opts;
         let error = if !(0..=1).contains(&opts.protocol) {
             Some(ClientError::InvalidClientProtocol)
@@ -678,6 +678,9 @@ impl Server {
         if let Some(error) = error {
             self.close_with_error(index, error);
             return;
+        }
+        if perms_changed {
+            self.recheck_subscriptions(index);
         }
         let first_connect = !self.client_ref(index).connected;
         let jitter = self.first_ping_jitter();
@@ -697,9 +700,11 @@ impl Server {
     }
 
     /// Authenticates the client with what its CONNECT said (or, without one, as
-    /// `no_auth_user`) and installs its permissions. On failure sends
-    /// `Authorization Violation`, closes, and returns false.
-    fn authenticate(&mut self, index: usize) -> bool {
+    /// `no_auth_user`) and installs its permissions; returns whether they
+    /// changed while the client had subscriptions (the caller re-checks them
+    /// once the CONNECT is accepted). On failure sends `Authorization
+    /// Violation`, closes, and returns `None`.
+    fn authenticate(&mut self, index: usize) -> Option<bool> {
         let client = self.slots[index].client.as_ref().expect("live client");
         let Some(user) = self
             .users
@@ -717,7 +722,7 @@ impl Server {
                 &format!("authentication error - User {who:?}"),
             );
             self.close_with_error(index, ClientError::AuthorizationViolation);
-            return false;
+            return None;
         };
         let user_index = user.index;
         let Some(&account) = self.account_index.get(user.account) else {
@@ -727,10 +732,10 @@ impl Server {
             );
             self.log_client(index, Level::Error, &text);
             self.close_with_error(index, ClientError::AuthorizationViolation);
-            return false;
+            return None;
         };
         if !self.join_account(index, account) {
-            return false;
+            return None;
         }
         let user = self
             .users
@@ -760,10 +765,7 @@ impl Server {
             _ => true,
         };
         client.perms = perms;
-        if changed && !client.subs.is_empty() {
-            self.recheck_subscriptions(index);
-        }
-        true
+        Some(changed && !client.subs.is_empty())
     }
 
     /// Checks the client's subscriptions against its current permissions

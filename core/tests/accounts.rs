@@ -431,3 +431,29 @@ fn logging_in_again_as_another_user_drops_what_the_new_user_may_not_read() {
     );
     assert_eq!(sim.server.num_subscriptions(), 1);
 }
+
+#[test]
+fn a_second_connect_refused_for_its_options_changes_no_subscription() {
+    // Found by the `server` fuzz target: the permissions of a second login
+    // were applied (and subscriptions re-checked) before the CONNECT's own
+    // options were refused.
+    let mut sim = Sim::with_server(server_from_config(
+        r#"accounts { B: { users: [
+             {user: b, password: p}
+             {user: b_deny, password: p, permissions: {subscribe: {deny: "a.pub.deny"}}}
+           ] } }"#,
+    ));
+    let c = sim.connect(&login("b"));
+    sim.send(c, b"SUB a.pub.deny 1\r\n");
+    let refused =
+        r#"{"verbose":false,"pedantic":false,"user":"b_deny","pass":"p","no_responders":true}"#;
+    sim.send(c, format!("CONNECT {refused}\r\n").as_bytes());
+    assert_eq!(
+        sim.take_str(c),
+        "-ERR 'no responders requires headers support'\r\n"
+    );
+    assert_eq!(
+        sim.closed.get(&c),
+        Some(&CloseReason::NoRespondersRequiresHeaders)
+    );
+}
