@@ -300,3 +300,18 @@ fn accounts_are_read() {
     assert_eq!(b.imports[0].prefix.as_deref(), Some("from_a"));
     assert!(b.imports[1].service && b.imports[1].to.as_deref() == Some("req.a"));
 }
+
+#[test]
+fn account_keys_of_later_features_are_refused_by_name() {
+    let (_, errors) = read(
+        "accounts {\n  A: {\n    jetstream: enabled\n    mappings: {\"a\": \"b\"}\n    nkey: ABC\n  }\n}\n",
+    );
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:3:5: \"jetstream\" in an account is not supported by tenet yet (it arrives with JetStream)",
+            "test.conf:4:5: \"mappings\" in an account is not supported by tenet yet (it arrives with subject mappings)",
+            "test.conf:5:5: \"nkey\" in an account is not supported by tenet yet (it arrives with operator mode)",
+        ]
+    );
+}

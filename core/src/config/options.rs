@@ -752,9 +752,18 @@ impl Reader<'_> {
                 "exports" => account.exports = self.list(v, |r, e| r.export(e)),
                 "imports" => account.imports = self.list(v, |r, e| r.import(e)),
                 "limits" => account.limits = self.account_limits(v),
-                "nkey" | "jetstream" | "mappings" | "maps" | "msg_trace" | "trace_dest" => {
-                    let message =
-                        format!("{:?} in an account is not supported by tenet yet", key.name);
+                name
+                @ ("nkey" | "jetstream" | "mappings" | "maps" | "msg_trace" | "trace_dest") => {
+                    let feature = match name {
+                        "nkey" => "operator mode",
+                        "jetstream" => "JetStream",
+                        "mappings" | "maps" => "subject mappings",
+                        _ => "message tracing",
+                    };
+                    let message = format!(
+                        "{:?} in an account is not supported by tenet yet (it arrives with {feature})",
+                        key.name
+                    );
                     self.error(&key.pos, message);
                 }
                 _ => self.unknown_in(key, "account"),
