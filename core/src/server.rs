@@ -464,6 +464,24 @@ impl Server {
         };
         let client = self.client_mut(index);
         client.last_activity = now;
+        // With authentication required, anything but a CONNECT as the very
+        // first op is an Authorization Violation, decided on its first byte
+        // as nats-server does (before the op is even parsed).
+        if !client.authenticated
+            && !client.connected
+            && client.parser.buffered() == 0
+            && self.users.auth_required()
+            && data.first().is_some_and(|b| !matches!(b, b'C' | b'c'))
+        {
+            self.log_client(
+                index,
+                Level::Error,
+                "authentication error - first op is not CONNECT",
+            );
+            self.close_with_error(index, ClientError::AuthorizationViolation);
+            return;
+        }
+        let client = self.client_mut(index);
         let mut parser = std::mem::replace(&mut client.parser, Parser::new(0, 0));
         let mut pos = 0;
         while pos < data.len() || parser.buffered() > 0 {
@@ -626,7 +644,10 @@ impl Server {
         match op {
             Op::Connect(json) => self.process_connect(index, json, now),
             Op::Info(json) => {
-                if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
+                // nats-server reads it into its INFO structure: only an object will do.
+                let object =
+                    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(json);
+                if object.is_err() {
                     self.close_silently(index, "invalid INFO from client");
                 }
             }
@@ -659,8 +680,10 @@ impl Server {
             return;
         }
         let opts = &self.client_ref(index).opts;
-        if opts.account.is_some() || opts.new_account.is_some() {
-            // The legacy account fields are refused, as nats-server does.
+        if opts.account.as_deref().is_some_and(|a| !a.is_empty()) || opts.new_account == Some(true)
+        {
+            // The legacy account fields are refused when they ask for
+            // something, as nats-server does.
             self.close_with_error(index, ClientError::AuthorizationViolation);
             return;
         }
@@ -934,16 +957,18 @@ impl Server {
         let filtered = decision == Some(SubscribeDecision::AllowedFiltered);
         let client = self.client_ref(index);
         let max_subs = client.max_subs as usize;
+        // The limit first, as nats-server: at the limit even a duplicate sid
+        // gets the error.
+        if client.subs.len() >= max_subs {
+            self.log_client(index, Level::Error, "maximum subscriptions exceeded");
+            self.send_error(index, ClientError::MaxSubscriptionsExceeded);
+            return;
+        }
         if client.subs.contains_key(sid) {
             // nats-server ignores a duplicate sid (and still acknowledges it).
             if client.opts.verbose {
                 self.send(index, b"+OK\r\n");
             }
-            return;
-        }
-        if client.subs.len() >= max_subs {
-            self.log_client(index, Level::Error, "maximum subscriptions exceeded");
-            self.send_error(index, ClientError::MaxSubscriptionsExceeded);
             return;
         }
         let (id, account) = (client.id, client.account);

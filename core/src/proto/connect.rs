@@ -103,7 +103,11 @@ impl ConnectOptions {
     /// Like Go's JSON decoder (which nats-server uses), field names match
     /// case-insensitively and `null` sets nothing.
     pub fn apply(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
-        let value: serde_json::Value = serde_json::from_slice(json)?;
+        // Go's JSON decoder replaces invalid UTF-8 with U+FFFD; so does this.
+        let value: serde_json::Value = match std::str::from_utf8(json) {
+            Ok(text) => serde_json::from_str(text)?,
+            Err(_) => serde_json::from_str(&String::from_utf8_lossy(json))?,
+        };
         let value = match value {
             serde_json::Value::Null => return Ok(()),
             serde_json::Value::Object(map) => {

@@ -195,11 +195,14 @@ fn is_space(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-/// Splits arguments on spaces and tabs into `out`; returns how many there were
-/// (which may exceed `out.len()`: extra ones are counted, not stored).
+/// Splits arguments on spaces, tabs, and stray CRs or LFs (as nats-server
+/// does: `SUB foo 1\r\r\n` has the sid `1`) into `out`; returns how many
+/// there were (which may exceed `out.len()`: extra ones are counted, not
+/// stored).
 fn split_args<'a>(args: &'a [u8], out: &mut [&'a [u8]; 4]) -> usize {
     let mut n = 0;
-    for arg in args.split(|&b| is_space(b)).filter(|a| !a.is_empty()) {
+    let separator = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    for arg in args.split(separator).filter(|a| !a.is_empty()) {
         if n < out.len() {
             out[n] = arg;
         }
