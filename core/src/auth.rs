@@ -325,6 +325,18 @@ impl Users {
         Ok(())
     }
 
+    /// The identity anonymous clients get (`no_auth_user`), by name.
+    pub fn no_auth_user(&self) -> Option<&str> {
+        self.no_auth.map(|i| self.entries[i].name.as_str())
+    }
+
+    /// Whether a user or nkey of this name (or key) exists.
+    pub fn has_user(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+            || self.by_nkey.contains_key(name)
+            || self.single.is_some_and(|i| self.entries[i].name == name)
+    }
+
     /// Anyone must authenticate (INFO `auth_required`). False when
     /// `no_auth_user` is set, as nats-server reports it.
     pub fn auth_required(&self) -> bool {

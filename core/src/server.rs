@@ -266,6 +266,8 @@ pub struct Server {
     route_spans: Vec<(usize, usize, usize)>,
     /// Service imports in all accounts: the longest chain a request can follow.
     service_imports: usize,
+    /// The system account's name (a reload may not change it).
+    system_account: Option<String>,
 }
 
 /// The timer id of server-wide timers (no client has generation 0).
@@ -289,6 +291,7 @@ impl Server {
     /// user).
     pub fn with_auth(opts: Options, auth: Auth, seed: u64) -> Server {
         let Auth { users, accounts } = auth;
+        let system_account = accounts.system_account().map(str::to_string);
         let mut rng = Rng::new(seed);
         let server_id = random_server_id(&mut rng);
         let server_name = opts
@@ -328,6 +331,7 @@ impl Server {
             route_buf: Vec::new(),
             route_spans: Vec::new(),
             service_imports,
+            system_account,
         }
     }
 
@@ -483,6 +487,12 @@ impl Server {
         }
         let client = self.client_mut(index);
         let mut parser = std::mem::replace(&mut client.parser, Parser::new(0, 0));
+        if client.parser_stale {
+            // Limits changed since the last read (a reload).
+            client.parser_stale = false;
+            parser.set_headers(client.headers);
+            parser.set_max_payload(client.max_payload);
+        }
         let mut pos = 0;
         while pos < data.len() || parser.buffered() > 0 {
             match parser.next(data, &mut pos) {
@@ -570,6 +580,198 @@ impl Server {
             } else if self.client_ref(index).paused_until == Some(due) {
                 self.resume(id);
             }
+        }
+    }
+
+    /// Applies a new configuration to the running server, as nats-server's
+    /// reload does: every changed option must be one that can change live,
+    /// else nothing is applied and the error says which (`config reload not
+    /// supported for <field>: old=..., new=...`). Then each client is checked
+    /// against the new users and accounts: one whose user is gone or now
+    /// belongs to another account is closed (without an error, as
+    /// nats-server); one that no longer authenticates gets `Authorization
+    /// Violation` and is closed; the others get their new permissions and
+    /// limits, their `allow_responses` tracking starts afresh, and each
+    /// subscription no longer allowed is removed with `Permissions Violation
+    /// for Subscription to "<subject>" (sid "<sid>")`. Subscriptions,
+    /// counters and awaited service answers carry over into the accounts of
+    /// the same name. If `max_connections` was lowered, the newest clients
+    /// over it are closed.
+    pub fn reload(&mut self, opts: Options, auth: Auth) -> Result<(), String> {
+        let mut opts = opts;
+        opts.port = self.opts.port;
+        let old_system = self.system_account.clone();
+        let new_system = auth.accounts.system_account().map(str::to_string);
+        let unchanged = [
+            ("host", self.opts.host.clone(), opts.host.clone()),
+            (
+                "max_subscriptions",
+                self.opts.max_subscriptions.to_string(),
+                opts.max_subscriptions.to_string(),
+            ),
+            (
+                "server_name",
+                format!("{:?}", self.opts.server_name),
+                format!("{:?}", opts.server_name),
+            ),
+            (
+                "no_auth_user",
+                format!("{:?}", self.users.no_auth_user()),
+                format!("{:?}", auth.users.no_auth_user()),
+            ),
+            (
+                "system_account",
+                format!("{old_system:?}"),
+                format!("{new_system:?}"),
+            ),
+        ];
+        for (field, old, new) in unchanged {
+            if old != new {
+                let error =
+                    format!("config reload not supported for {field}: old={old}, new={new}");
+                self.log(Level::Error, &format!("Config reload failed: {error}"));
+                return Err(error);
+            }
+        }
+        let Auth { users, accounts } = auth;
+        let mut new_accounts =
+            accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut self.rng));
+        let new_index: HashMap<String, usize> = new_accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
+        self.opts = opts;
+        self.users = users;
+        self.compiled_perms.clear();
+        self.stall_high_water = (self.opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
+
+        // Who stays, and where.
+        for index in 0..self.slots.len() {
+            let Some(client) = self.slots[index].client.as_ref() else {
+                continue;
+            };
+            if client.closing || !client.authenticated || !client.counted {
+                continue;
+            }
+            let old_account = self.accounts[client.account].name.clone();
+            let name = client.user.clone().unwrap_or_default();
+            let identity = self
+                .users
+                .authenticate(&client.opts, client.nonce.as_deref())
+                .map(|u| u.account.to_string());
+            match identity {
+                Some(account) if account == old_account && new_index.contains_key(&account) => {}
+                Some(_) => self.shut_client(index, CloseReason::ClientClosed, true),
+                None if !name.is_empty() && !self.users.has_user(&name) => {
+                    self.shut_client(index, CloseReason::ClientClosed, true)
+                }
+                None => {
+                    self.log_client(index, Level::Error, "authentication error after reload");
+                    self.close_with_error(index, ClientError::AuthorizationViolation);
+                }
+            }
+        }
+
+        // Move subscriptions, counters and awaited answers into the new accounts.
+        let old_accounts = std::mem::take(&mut self.accounts);
+        let remap: Vec<Option<usize>> = old_accounts
+            .iter()
+            .map(|a| new_index.get(&a.name).copied())
+            .collect();
+        for (old, account) in old_accounts.into_iter().enumerate() {
+            let Some(new) = remap[old] else { continue };
+            let target = &mut new_accounts[new];
+            target.stats = AccountStats {
+                connections: 0,
+                ..account.stats
+            };
+            for (token, mut pending) in account.responses {
+                if let Some(requester) = remap[pending.account] {
+                    pending.account = requester;
+                    target.responses.insert(token, pending);
+                }
+            }
+        }
+        // Every subscription left belongs to a client that stays, in an
+        // account that exists under the same name.
+        for (key, sub) in self.subs.iter_mut().enumerate() {
+            if let Some(sub) = sub {
+                let new = remap[sub.account as usize].expect("the client's account stays");
+                sub.account = new as u32;
+                let queue = sub.queue.as_deref();
+                new_accounts[new]
+                    .sublist
+                    .insert(&sub.subject, queue, SubKey(key as u32));
+            }
+        }
+        self.service_imports = new_accounts.iter().map(|a| a.services_in.len()).sum();
+        self.accounts = new_accounts;
+        self.account_index = new_index;
+        self.system_account = new_system;
+        for client in self.slots.iter_mut().filter_map(|s| s.client.as_mut()) {
+            match remap[client.account] {
+                Some(new) => client.account = new,
+                None => (client.account, client.counted) = (0, false),
+            }
+        }
+
+        // The survivors: new permissions and limits.
+        for index in 0..self.slots.len() {
+            let live = self.slots[index]
+                .client
+                .as_ref()
+                .is_some_and(|c| !c.closing && c.authenticated && c.counted);
+            if !live {
+                continue;
+            }
+            // Counted again, within the account's (possibly new) limits.
+            let client = self.client_mut(index);
+            client.counted = false;
+            let account = client.account;
+            if !self.join_account(index, account) {
+                continue;
+            }
+            let user_index = {
+                let client = self.client_ref(index);
+                self.users
+                    .authenticate(&client.opts, client.nonce.as_deref())
+                    .map(|u| u.index)
+            };
+            let Some(user_index) = user_index else {
+                continue;
+            };
+            self.install_permissions(index, user_index);
+            self.recheck_subscriptions(index);
+        }
+
+        // A lowered max_connections closes the newest clients over it.
+        let max = self.opts.max_connections as usize;
+        if self.open_clients > max {
+            let mut open: Vec<(u64, usize)> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.client.as_ref().filter(|c| !c.closing).map(|c| (c.cid, i)))
+                .collect();
+            open.sort_unstable_by(|a, b| b.cmp(a));
+            for (_, index) in open.into_iter().take(self.open_clients - max) {
+                self.close_with_error(index, ClientError::MaxConnectionsExceeded);
+            }
+        }
+        self.log(Level::Info, "Reloaded server configuration");
+        Ok(())
+    }
+
+    /// A server-wide log line (not about one client).
+    fn log(&mut self, level: Level, text: &str) {
+        let enabled = match level {
+            Level::Trace => self.opts.trace,
+            Level::Debug => self.opts.debug,
+            _ => true,
+        };
+        if enabled {
+            self.events.push_back(Event::Log(level, text.to_string()));
         }
     }
 
@@ -760,6 +962,14 @@ impl Server {
         if !self.join_account(index, account) {
             return None;
         }
+        Some(self.install_permissions(index, user_index))
+    }
+
+    /// Gives the client the permissions of identity `user_index` (compiled
+    /// once per identity and shared); its publish cache and `allow_responses`
+    /// tracking start afresh. Returns whether the permissions changed while
+    /// it had subscriptions (which then need a re-check).
+    fn install_permissions(&mut self, index: usize, user_index: usize) -> bool {
         let user = self
             .users
             .identity(user_index)
@@ -781,6 +991,7 @@ impl Server {
             .as_ref()
             .and_then(|p| p.responses())
             .map(ReplyTracker::new);
+        client.prune_due = None;
         client.publish_cache.clear();
         let changed = match (&client.perms, &perms) {
             (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
@@ -788,7 +999,7 @@ impl Server {
             _ => true,
         };
         client.perms = perms;
-        Some(changed && !client.subs.is_empty())
+        changed && !client.subs.is_empty()
     }
 
     /// Checks the client's subscriptions against its current permissions

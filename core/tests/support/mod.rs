@@ -102,8 +102,8 @@ impl Sim {
     }
 }
 
-/// A server configured by configuration-file text (users, accounts, options).
-pub fn server_from_config(text: &str) -> Server {
+/// The options and users/accounts that configuration-file text describes.
+pub fn config(text: &str) -> (Options, tenet_core::Auth) {
     use tenet_core::config::options::read_config;
     use tenet_core::config::{parse, MapResolver};
     use tenet_core::{Accounts, Auth, Users};
@@ -121,7 +121,13 @@ pub fn server_from_config(text: &str) -> Server {
         None,
     )
     .expect("users");
-    Server::with_auth(config.server, Auth { users, accounts }, 1)
+    (config.server, Auth { users, accounts })
+}
+
+/// A server configured by configuration-file text (users, accounts, options).
+pub fn server_from_config(text: &str) -> Server {
+    let (opts, auth) = config(text);
+    Server::with_auth(opts, auth, 1)
 }
 
 /// A CONNECT for `user` (password `p`), quiet, protocol 1, headers off.

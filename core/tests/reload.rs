@@ -1,0 +1,133 @@
+//! Configuration reload in the engine, with a fake clock: what changes live,
+//! what is refused, and what happens to the clients.
+
+mod support;
+
+use support::{config, login, server_from_config, Sim};
+use tenet_core::CloseReason;
+
+const BEFORE: &str = r#"
+authorization {
+  users: [
+    {user: joe, password: p}
+    {user: pam, password: p}
+    {user: svc, password: p, permissions: {subscribe: "services.>", allow_responses: true}}
+    {user: gone, password: p}
+    {user: rotated, password: p}
+  ]
+}
+"#;
+
+/// The private-inbox switch of the reload issue, plus a removed user and a
+/// changed password.
+const AFTER: &str = r#"
+authorization {
+  users: [
+    {user: joe, password: p, permissions: {publish: "services.*", subscribe: "_INBOX_joe.>"}}
+    {user: pam, password: p, permissions: {publish: "services.*", subscribe: "_INBOX_pam.>"}}
+    {user: svc, password: p, permissions: {subscribe: "services.>", allow_responses: true}}
+    {user: rotated, password: new}
+  ]
+}
+"#;
+
+#[test]
+fn a_reload_applies_new_permissions_and_removes_what_they_forbid() {
+    let mut sim = Sim::with_server(server_from_config(BEFORE));
+    let joe = sim.connect(&login("joe"));
+    let pam = sim.connect(&login("pam"));
+    let svc = sim.connect(&login("svc"));
+    let gone = sim.connect(&login("gone"));
+    let rotated = sim.connect(&login("rotated"));
+    sim.send(pam, b"SUB _INBOX.> 1\r\nSUB _INBOX_pam.> 2\r\n");
+    sim.send(joe, b"SUB _INBOX_joe.> 1\r\n");
+    sim.send(svc, b"SUB services.greet 1\r\n");
+    let (opts, auth) = config(AFTER);
+    sim.server.reload(opts, auth).expect("reloadable");
+    sim.pump();
+    assert_eq!(
+        sim.take_str(pam),
+        "-ERR 'Permissions Violation for Subscription to \"_INBOX.>\" (sid \"1\")'\r\n"
+    );
+    // A removed user is closed without an error; a changed password is an
+    // Authorization Violation.
+    assert_eq!(sim.take_str(gone), "");
+    assert_eq!(sim.closed.get(&gone), Some(&CloseReason::ClientClosed));
+    assert_eq!(sim.take_str(rotated), "-ERR 'Authorization Violation'\r\n");
+    assert_eq!(
+        sim.closed.get(&rotated),
+        Some(&CloseReason::AuthenticationViolation)
+    );
+    // From now on joe's replies reach only joe, and the service still answers.
+    sim.send(joe, b"PUB services.greet _INBOX_joe.1 2\r\nhi\r\n");
+    let got = sim.take_str(svc);
+    assert_eq!(got, "MSG services.greet 1 _INBOX_joe.1 2\r\nhi\r\n");
+    sim.send(svc, b"PUB _INBOX_joe.1 5\r\nhello\r\n");
+    assert_eq!(sim.take_str(joe), "MSG _INBOX_joe.1 1 5\r\nhello\r\n");
+    assert_eq!(sim.take_str(pam), "");
+    // New permissions are enforced on publishes too.
+    sim.send(joe, b"PUB other 0\r\n\r\n");
+    assert_eq!(
+        sim.take_str(joe),
+        "-ERR 'Permissions Violation for Publish to \"other\"'\r\n"
+    );
+    assert_eq!(sim.server.num_clients(), 3);
+}
+
+#[test]
+fn options_that_cannot_change_live_fail_the_whole_reload() {
+    let mut sim = Sim::with_server(server_from_config(BEFORE));
+    let joe = sim.connect(&login("joe"));
+    sim.send(joe, b"SUB x 1\r\n");
+    let (opts, auth) = config(&format!("host: 127.0.0.9\n{AFTER}"));
+    let err = sim.server.reload(opts, auth).unwrap_err();
+    assert_eq!(
+        err,
+        "config reload not supported for host: old=0.0.0.0, new=127.0.0.9"
+    );
+    let (opts, auth) = config(&format!("max_subs: 5\n{AFTER}"));
+    assert!(sim
+        .server
+        .reload(opts, auth)
+        .unwrap_err()
+        .contains("max_subscriptions"));
+    sim.pump();
+    // Nothing was applied: joe keeps his rights.
+    sim.send(joe, b"PUB x 0\r\n\r\n");
+    assert_eq!(sim.take_str(joe), "MSG x 1 0\r\n\r\n");
+}
+
+#[test]
+fn accounts_reload_moves_users_and_keeps_everyone_elses_subscriptions() {
+    let before = r#"accounts {
+        A: { users: [{user: a, password: p}, {user: mover, password: p}], exports: [{stream: "feed.>"}] }
+        B: { users: [{user: b, password: p}], imports: [{stream: {account: A, subject: "feed.>"}}] }
+    }"#;
+    let after = r#"accounts {
+        A: { users: [{user: a, password: p}], exports: [{stream: "feed.>"}], limits: {max_payload: 10} }
+        B: { users: [{user: b, password: p}, {user: mover, password: p}] }
+    }"#;
+    let mut sim = Sim::with_server(server_from_config(before));
+    let a = sim.connect(&login("a"));
+    let b = sim.connect(&login("b"));
+    let mover = sim.connect(&login("mover"));
+    sim.send(a, b"SUB feed.x 1\r\n");
+    sim.send(b, b"SUB feed.x 1\r\n");
+    sim.send(a, b"PUB feed.x 1\r\n1\r\n");
+    assert_eq!(sim.take_str(b), "MSG feed.x 1 1\r\n1\r\n");
+    let (opts, auth) = config(after);
+    sim.server.reload(opts, auth).expect("reloadable");
+    sim.pump();
+    // Moved to another account: closed without an error.
+    assert_eq!(sim.take_str(mover), "");
+    assert_eq!(sim.closed.get(&mover), Some(&CloseReason::ClientClosed));
+    // a's subscription carried over; B no longer imports the feed.
+    sim.take(a);
+    sim.send(a, b"PUB feed.x 1\r\n2\r\n");
+    assert_eq!(sim.take_str(a), "MSG feed.x 1 1\r\n2\r\n");
+    assert_eq!(sim.take_str(b), "");
+    // A's new payload limit applies to the live connection.
+    sim.send(a, b"PUB feed.x 11\r\n01234567890\r\n");
+    assert_eq!(sim.take_str(a), "-ERR 'Maximum Payload Violation'\r\n");
+    assert_eq!(sim.server.account_stats("A").unwrap().in_msgs, 2);
+}
