@@ -43,6 +43,8 @@ enum Input {
     ReadClosed(ClientId),
     Written(ClientId, usize),
     WriteFailed(ClientId),
+    /// A new configuration for [`Server::reload`].
+    Reload(Box<(Options, Auth)>),
     Stop,
 }
 
@@ -98,6 +100,13 @@ impl Runtime for AsyncStdRuntime {
         let inputs = self.inputs.0.clone();
         Box::new(move || {
             let _ = inputs.try_send(Input::Stop);
+        })
+    }
+
+    fn reloader(&self) -> Box<dyn Fn(Options, Auth) + Send> {
+        let inputs = self.inputs.0.clone();
+        Box::new(move |opts, auth| {
+            let _ = inputs.try_send(Input::Reload(Box::new((opts, auth))));
         })
     }
 
@@ -316,6 +325,11 @@ impl Engine {
                 self.close_if_done(id);
             }
             Input::WriteFailed(id) => self.drop_conn(id),
+            Input::Reload(config) => {
+                let (opts, auth) = *config;
+                // The engine logs the outcome.
+                let _ = self.server.reload(opts, auth);
+            }
             Input::Stop => return true,
         }
         false

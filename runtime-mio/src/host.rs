@@ -14,7 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tenet_core::cli::{self, Command, SignalCommand};
+use tenet_core::cli::{self, Command, Flags, SignalCommand};
+use tenet_core::config::options::Config;
 use tenet_core::config::Resolver;
 use tenet_core::Auth;
 use tenet_core::{Level, Options, Server};
@@ -33,6 +34,9 @@ pub trait Runtime: Sized {
     fn server(&self) -> &Server;
     /// A function that makes [`Runtime::run`] close every client and return; callable from any thread.
     fn stopper(&self) -> Box<dyn Fn() + Send>;
+    /// A function that hands the running engine a new configuration
+    /// ([`Server::reload`]); callable from any thread.
+    fn reloader(&self) -> Box<dyn Fn(Options, Auth) + Send>;
     /// Serves until stopped.
     fn run(self) -> io::Result<()>;
 }
@@ -170,13 +174,22 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         }
     };
     let stop = runtime.stopper();
+    let reload = runtime.reloader();
+    let started_with = config.clone();
     std::thread::spawn(move || {
         for signal in signals.forever() {
             match signal {
-                SIGHUP => signal_log(
-                    Level::Warn,
-                    "Configuration reload is not supported yet; ignoring SIGHUP",
-                ),
+                SIGHUP => {
+                    signal_log(Level::Info, "Trapped \"hangup\" signal");
+                    match reread_config(&flags, &started_with) {
+                        Ok((opts, auth)) => reload(opts, auth),
+                        Err(errors) => {
+                            for error in errors {
+                                signal_log(Level::Error, &format!("Config reload failed: {error}"));
+                            }
+                        }
+                    }
+                }
                 _ => {
                     let name = if signal == SIGINT {
                         "interrupt"
@@ -201,6 +214,45 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Reads the configuration file again for a reload, with the same command-line
+/// flags over it. The settings the runtime itself owns (log file, timestamps,
+/// pid file) cannot change live; the engine checks its own options.
+fn reread_config(flags: &Flags, started_with: &Config) -> Result<(Options, Auth), Vec<String>> {
+    if flags.config_file.is_none() {
+        return Err(vec!["no configuration file (-c) to reload".to_string()]);
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let config = flags
+        .load_config(&FsResolver, &env)
+        .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let fixed = [
+        (
+            "log_file",
+            format!("{:?}", started_with.log_file),
+            format!("{:?}", config.log_file),
+        ),
+        (
+            "logtime",
+            format!("{:?}", started_with.log_time),
+            format!("{:?}", config.log_time),
+        ),
+        (
+            "pid_file",
+            format!("{:?}", started_with.pid_file),
+            format!("{:?}", config.pid_file),
+        ),
+    ];
+    for (field, old, new) in fixed {
+        if old != new {
+            return Err(vec![format!(
+                "config reload not supported for {field}: old={old}, new={new}"
+            )]);
+        }
+    }
+    let auth = flags.auth(&config).map_err(|e| vec![e.to_string()])?;
+    Ok((config.server, auth))
 }
 
 /// Reads configuration files from disk; an include is relative to the file that

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,17 +36,25 @@ pub fn stderr_logger() -> Logger {
     host::logger(None, true).expect("stderr needs no opening")
 }
 
-/// Asks a running event loop to stop, from any thread.
+/// Asks a running event loop, from any thread, to stop or to take a new configuration.
 #[derive(Clone)]
-pub struct StopHandle {
+pub struct LoopHandle {
     stop: Arc<AtomicBool>,
+    reload: Arc<Mutex<Option<(Options, Auth)>>>,
     waker: Arc<Waker>,
 }
 
-impl StopHandle {
+impl LoopHandle {
     /// Makes the loop close every client and return.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+
+    /// Makes the loop apply a new configuration ([`Server::reload`]); the
+    /// outcome is logged.
+    pub fn reload(&self, opts: Options, auth: Auth) {
+        *self.reload.lock().unwrap_or_else(|e| e.into_inner()) = Some((opts, auth));
         let _ = self.waker.wake();
     }
 }
@@ -69,6 +77,7 @@ pub struct EventLoop {
     /// Clients to read again without waiting for readiness (budget used up, or resumed).
     read_again: Vec<ClientId>,
     stop: Arc<AtomicBool>,
+    reload: Arc<Mutex<Option<(Options, Auth)>>>,
     waker: Arc<Waker>,
     origin: Instant,
     log: Logger,
@@ -92,6 +101,7 @@ impl EventLoop {
             conns: HashMap::new(),
             read_again: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(Mutex::new(None)),
             waker,
             origin: Instant::now(),
             log,
@@ -103,10 +113,11 @@ impl EventLoop {
         self.local_addr
     }
 
-    /// A handle that stops the loop.
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
+    /// A handle that stops the loop or reloads its configuration.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle {
             stop: self.stop.clone(),
+            reload: self.reload.clone(),
             waker: self.waker.clone(),
         }
     }
@@ -145,7 +156,13 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
-                    WAKER => {}
+                    WAKER => {
+                        let pending = self.reload.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        if let Some((opts, auth)) = pending {
+                            // The engine logs the outcome.
+                            let _ = self.server.reload(opts, auth);
+                        }
+                    }
                     Token(raw) => {
                         let id = ClientId::from_u64(raw as u64);
                         if event.is_writable() {
@@ -326,8 +343,12 @@ impl host::Runtime for EventLoop {
         &self.server
     }
     fn stopper(&self) -> Box<dyn Fn() + Send> {
-        let stop = self.stop_handle();
-        Box::new(move || stop.stop())
+        let handle = self.handle();
+        Box::new(move || handle.stop())
+    }
+    fn reloader(&self) -> Box<dyn Fn(Options, Auth) + Send> {
+        let handle = self.handle();
+        Box::new(move |opts, auth| handle.reload(opts, auth))
     }
     fn run(self) -> io::Result<()> {
         self.serve()
@@ -337,7 +358,7 @@ impl host::Runtime for EventLoop {
 /// A server running on a background thread (for tests and embedding).
 pub struct ServerHandle {
     addr: SocketAddr,
-    stop: StopHandle,
+    stop: LoopHandle,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -379,7 +400,7 @@ impl Drop for ServerHandle {
 pub fn spawn(opts: Options, auth: Auth) -> io::Result<ServerHandle> {
     let event_loop = EventLoop::bind(opts, auth, stderr_logger())?;
     let addr = event_loop.local_addr();
-    let stop = event_loop.stop_handle();
+    let stop = event_loop.handle();
     let thread = std::thread::Builder::new()
         .name("tenet-mio".into())
         .spawn(move || event_loop.run())?;
