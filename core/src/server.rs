@@ -44,6 +44,8 @@ const STALL_HIGH_WATER: u64 = 1024 * 1024;
 /// Longest a publisher stays paused by one stall before it is read again anyway
 /// (a receiver that never drains then runs into `max_pending` and is dropped).
 const STALL_MAX: Duration = Duration::from_millis(10);
+/// Permission violations logged per client and second, at most.
+const VIOLATION_LOGS_PER_SECOND: u32 = 10;
 /// The queue group name nats-server reserves for itself.
 const RESERVED_QUEUE: &[u8] = b"_sys_";
 /// Subjects clients may not publish to (gateway replies).
@@ -193,6 +195,12 @@ struct Client {
     replies: Option<ReplyTracker>,
     /// When the reply tracker is next pruned (one timer per client at most).
     prune_due: Option<Time>,
+    /// Start of the current second of permission-violation logging.
+    violations_since: Time,
+    /// Violations logged in that second.
+    violations_logged: u32,
+    /// Violations not logged since the last one that was.
+    violations_suppressed: u64,
     /// The account the client authenticated into (`$G` until then).
     account: usize,
     /// Counted in its account's connections.
@@ -429,6 +437,9 @@ impl Server {
             publish_cache: PublishCache::new(),
             replies: None,
             prune_due: None,
+            violations_since: now,
+            violations_logged: 0,
+            violations_suppressed: 0,
             account: 0,
             counted: false,
             max_subs: match self.opts.max_subscriptions {
@@ -763,6 +774,33 @@ impl Server {
         Ok(())
     }
 
+    /// Logs a denied publish or subscription with the user, account and
+    /// subject: at most [`VIOLATION_LOGS_PER_SECOND`] lines per client and
+    /// second, so a misbehaving client cannot flood the log; the next line
+    /// logged says how many were left out.
+    fn log_violation(&mut self, index: usize, what: &str, subject: &[u8], now: Time) {
+        let client = self.client_mut(index);
+        if now.saturating_since(client.violations_since) >= Duration::from_secs(1) {
+            client.violations_since = now;
+            client.violations_logged = 0;
+        }
+        if client.violations_logged >= VIOLATION_LOGS_PER_SECOND {
+            client.violations_suppressed += 1;
+            return;
+        }
+        client.violations_logged += 1;
+        let suppressed = std::mem::take(&mut client.violations_suppressed);
+        let user = client.user.clone().unwrap_or_default();
+        let account = client.account;
+        let account = self.accounts[account].name.clone();
+        let mut line = format!("{what} Violation - User {user:?}, Account {account:?}, Subject ");
+        crate::proto::encode::go_quote(subject, &mut line);
+        if suppressed > 0 {
+            line.push_str(&format!(" ({suppressed} more violations not logged)"));
+        }
+        self.log_client(index, Level::Error, &line);
+    }
+
     /// A server-wide log line (not about one client).
     fn log(&mut self, level: Level, text: &str) {
         let enabled = match level {
@@ -858,7 +896,7 @@ impl Server {
                 subject,
                 queue,
                 sid,
-            } => self.process_sub(index, subject, queue, sid),
+            } => self.process_sub(index, subject, queue, sid, now),
             Op::Unsub { sid, max } => self.process_unsub(index, sid, max),
             Op::Ping => self.process_ping(index),
             Op::Pong => {
@@ -1140,7 +1178,14 @@ impl Server {
         }
     }
 
-    fn process_sub(&mut self, index: usize, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+    fn process_sub(
+        &mut self,
+        index: usize,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+        now: Time,
+    ) {
         if !is_valid_subject(subject) || queue.is_some_and(|q| !is_valid_queue(q)) {
             self.send_error(index, ClientError::InvalidSubject);
             return;
@@ -1157,11 +1202,7 @@ impl Server {
             .map(|p| p.can_subscribe(subject, queue));
         if decision == Some(SubscribeDecision::Denied) {
             let text = subscription_violation(subject, queue);
-            self.log_client(
-                index,
-                Level::Error,
-                &format!("Subscription Violation - {text}"),
-            );
+            self.log_violation(index, "Subscription", subject, now);
             self.send_error_text(index, &text);
             return;
         }
@@ -1237,7 +1278,7 @@ impl Server {
         // The subject's permission first, then reserved names, as nats-server orders them.
         if !self.publish_allowed(index, publish.subject, now) {
             let text = publish_violation(publish.subject);
-            self.log_client(index, Level::Error, &format!("Publish Violation - {text}"));
+            self.log_violation(index, "Publish", publish.subject, now);
             self.send_error_text(index, &text);
             return;
         }

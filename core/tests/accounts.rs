@@ -457,3 +457,34 @@ fn a_second_connect_refused_for_its_options_changes_no_subscription() {
         Some(&CloseReason::NoRespondersRequiresHeaders)
     );
 }
+
+#[test]
+fn permission_violations_are_logged_with_user_account_and_subject_without_flooding() {
+    let mut sim = Sim::with_server(server_from_config(
+        r#"accounts { A: { users: [{user: a, password: p, permissions: {publish: "ok", subscribe: "ok"}}] } }"#,
+    ));
+    let a = sim.connect(&login("a"));
+    sim.send(a, b"SUB secret 1\r\n");
+    for _ in 0..25 {
+        sim.send(a, b"PUB secret 0\r\n\r\n");
+    }
+    let violations = |sim: &Sim| {
+        sim.logs
+            .iter()
+            .filter(|l| l.contains("Violation - "))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let logged = violations(&sim);
+    assert_eq!(logged.len(), 10, "{logged:?}");
+    assert!(logged[0]
+        .ends_with("Subscription Violation - User \"a\", Account \"A\", Subject \"secret\""));
+    assert!(
+        logged[1].ends_with("Publish Violation - User \"a\", Account \"A\", Subject \"secret\"")
+    );
+    sim.advance(Duration::from_secs(1));
+    sim.send(a, b"PUB secret 0\r\n\r\n");
+    let logged = violations(&sim);
+    assert_eq!(logged.len(), 11);
+    assert!(logged[10].ends_with("Subject \"secret\" (16 more violations not logged)"));
+}

@@ -17,6 +17,8 @@ pub struct Sim {
     pub resumed: Vec<ClientId>,
     /// Clients whose socket is "full": their bytes stay queued in the engine.
     pub stuck: Vec<ClientId>,
+    /// Log lines, oldest first.
+    pub logs: Vec<String>,
 }
 
 impl Sim {
@@ -32,6 +34,7 @@ impl Sim {
             closed: HashMap::new(),
             resumed: Vec::new(),
             stuck: Vec::new(),
+            logs: Vec::new(),
         }
     }
 
@@ -69,7 +72,8 @@ impl Sim {
         while let Some(event) = self.server.poll_event() {
             match event {
                 Event::Flush(id) if !self.stuck.contains(&id) => self.drain(id),
-                Event::Flush(_) | Event::Log(..) => {}
+                Event::Log(_, line) => self.logs.push(line),
+                Event::Flush(_) => {}
                 Event::Close(id, reason) => {
                     self.drain(id);
                     self.closed.insert(id, reason);
