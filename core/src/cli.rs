@@ -75,6 +75,8 @@ pub struct Flags {
     pub debug: Option<bool>,
     /// `-V`: protocol tracing.
     pub trace: Option<bool>,
+    /// `--max_traced_msg_len`: payload bytes shown in a trace.
+    pub max_traced_msg_len: Option<usize>,
     /// `--user`.
     pub user: Option<String>,
     /// `--pass`.
@@ -118,6 +120,7 @@ Logging Options:
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
     -DV                              Debug and trace
+    --max_traced_msg_len <len>       Payload bytes shown in a trace (default: 0, all)
 
 Authorization Options:
     --user <user>                    User required for connections
@@ -178,6 +181,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             "DV" => {
                 flags.debug = Some(true);
                 flags.trace = Some(true);
+            }
+            "max_traced_msg_len" => {
+                let n = value("length")?;
+                flags.max_traced_msg_len = Some(n.parse().map_err(|_| {
+                    CliError(format!("invalid value {n:?} for {flag}: a byte count"))
+                })?);
             }
             "user" => flags.user = Some(value("user")?),
             "pass" => flags.pass = Some(value("password")?),
@@ -303,6 +312,9 @@ impl Flags {
         if let Some(trace) = self.trace {
             server.trace = trace;
         }
+        if let Some(n) = self.max_traced_msg_len {
+            server.max_traced_msg_len = n;
+        }
         if let Some(file) = &self.log_file {
             config.log_file = Some(file.clone());
         }
@@ -360,6 +372,11 @@ mod tests {
             (Some("x.pid"), Some("x.log"), Some(false))
         );
         assert_eq!(parse_args(["-h".to_string()]), Ok(Command::Help));
+        assert_eq!(
+            options(&["--max_traced_msg_len", "8"]).max_traced_msg_len,
+            8
+        );
+        assert!(parse_args(["--max_traced_msg_len=x".to_string()]).is_err());
         assert_eq!(parse_args(["--version".to_string()]), Ok(Command::Version));
     }
 

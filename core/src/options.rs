@@ -35,6 +35,8 @@ pub struct Options {
     pub debug: bool,
     /// Log protocol traces (`-V`).
     pub trace: bool,
+    /// Payload bytes shown in a protocol trace (0 = all).
+    pub max_traced_msg_len: usize,
     /// Disable the subject match cache (`disable_sublist_cache`).
     pub disable_sublist_cache: bool,
 }
@@ -54,6 +56,7 @@ impl Default for Options {
             ping_max: 2,
             debug: false,
             trace: false,
+            max_traced_msg_len: 0,
             disable_sublist_cache: false,
         }
     }

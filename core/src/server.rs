@@ -1962,7 +1962,15 @@ impl Server {
         self.log_client(index, Level::Trace, &line);
         if let Op::Pub(p) = op {
             let mut payload = String::from("<<- MSG_PAYLOAD: [");
-            crate::proto::encode::go_quote(p.payload, &mut payload);
+            let max = self.opts.max_traced_msg_len;
+            if max > 0 && p.payload.len() > max {
+                // As nats-server: the first `max` bytes, then `...` inside the quotes.
+                crate::proto::encode::go_quote(&p.payload[..max], &mut payload);
+                payload.pop();
+                payload.push_str("...\"");
+            } else {
+                crate::proto::encode::go_quote(p.payload, &mut payload);
+            }
             payload.push(']');
             self.log_client(index, Level::Trace, &payload);
         }

@@ -385,3 +385,30 @@ fn replies_to_a_client_that_never_reads_are_bounded_by_max_pending() {
     );
     assert_eq!(sim.server.stats().slow_consumers, 1);
 }
+
+#[test]
+fn traced_payloads_are_cut_at_max_traced_msg_len() {
+    let mut sim = Sim::new(Options {
+        trace: true,
+        max_traced_msg_len: 4,
+        ..Options::default()
+    });
+    let c = sim.connect(QUIET);
+    sim.send(c, b"PUB a 10\r\n0123456789\r\nPUB b 3\r\nxyz\r\n");
+    let payloads: Vec<&String> = sim
+        .logs
+        .iter()
+        .filter(|l| l.contains("MSG_PAYLOAD"))
+        .collect();
+    assert_eq!(payloads.len(), 2);
+    assert!(
+        payloads[0].ends_with("<<- MSG_PAYLOAD: [\"0123...\"]"),
+        "{}",
+        payloads[0]
+    );
+    assert!(
+        payloads[1].ends_with("<<- MSG_PAYLOAD: [\"xyz\"]"),
+        "{}",
+        payloads[1]
+    );
+}

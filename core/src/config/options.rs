@@ -226,7 +226,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("server_tags", "server tags"),
     ("logfile_size_limit", "log rotation"),
     ("log_size_limit", "log rotation"),
-    ("max_traced_msg_len", "trace truncation"),
     ("trace_verbose", "verbose tracing"),
     ("logtime_utc", "UTC log times"),
     ("connect_error_reports", "error report intervals"),
@@ -258,6 +257,10 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             "server_name" => config.server.server_name = r.string(value),
             "debug" => config.server.debug = r.boolean(value).unwrap_or(false),
             "trace" => config.server.trace = r.boolean(value).unwrap_or(false),
+            "max_traced_msg_len" => {
+                config.server.max_traced_msg_len =
+                    r.limit(value, 0, i64::from(u32::MAX)).unwrap_or(0) as usize
+            }
             "logtime" => config.log_time = r.boolean(value),
             "logfile" | "log_file" => config.log_file = r.string(value),
             "pidfile" | "pid_file" => config.pid_file = r.string(value),
