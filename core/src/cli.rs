@@ -13,7 +13,7 @@ use crate::options::DEFAULT_PORT;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Run a server (or, with `-t`, only check its configuration).
-    Run(Flags),
+    Run(Box<Flags>),
     /// Send a signal to a running server (`--signal`).
     Signal {
         /// What to ask of it.
@@ -207,7 +207,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             _ => return Err(CliError(format!("flag provided but not defined: {flag}"))),
         }
     }
-    Ok(Command::Run(flags))
+    Ok(Command::Run(Box::new(flags)))
 }
 
 /// `reload`, `stop`, `quit` or `term`, optionally `=<pid or pid file>`.
@@ -335,7 +335,7 @@ mod tests {
 
     fn flags(args: &[&str]) -> Result<Flags, CliError> {
         match parse_args(args.iter().map(|s| s.to_string()))? {
-            Command::Run(f) => Ok(f),
+            Command::Run(f) => Ok(*f),
             other => panic!("expected Run, got {other:?}"),
         }
     }
