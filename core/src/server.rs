@@ -609,12 +609,12 @@ impl Server {
     /// the same name. If `max_connections` was lowered, the newest clients
     /// over it are closed.
     pub fn reload(&mut self, opts: Options, auth: Auth) -> Result<(), String> {
-        let mut opts = opts;
-        opts.port = self.opts.port;
         let old_system = self.system_account.clone();
         let new_system = auth.accounts.system_account().map(str::to_string);
+        let port = |p: Option<u16>| p.map_or("-1".to_string(), |p| p.to_string());
         let unchanged = [
             ("host", self.opts.host.clone(), opts.host.clone()),
+            ("port", port(self.opts.port), port(opts.port)),
             (
                 "max_subscriptions",
                 self.opts.max_subscriptions.to_string(),
@@ -640,7 +640,10 @@ impl Server {
             if old != new {
                 let error =
                     format!("config reload not supported for {field}: old={old}, new={new}");
-                self.log(Level::Error, &format!("Config reload failed: {error}"));
+                self.log(
+                    Level::Error,
+                    &format!("Failed to reload server configuration: {error}"),
+                );
                 return Err(error);
             }
         }

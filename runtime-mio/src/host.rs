@@ -185,7 +185,9 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
                         Ok((opts, auth)) => reload(opts, auth),
                         Err(errors) => {
                             for error in errors {
-                                signal_log(Level::Error, &format!("Config reload failed: {error}"));
+                                let line =
+                                    format!("Failed to reload server configuration: {error}");
+                                signal_log(Level::Error, &line);
                             }
                         }
                     }
