@@ -85,6 +85,18 @@ struct AccountSpec {
     stream_exports: Vec<Vec<u8>>,
     stream_routes: Vec<StreamRoute>,
     service_routes: Vec<ServiceRoute>,
+    /// Its exports as configured (for monitoring).
+    exports: Vec<ExportInfo>,
+}
+
+/// An export as configured, for `/accountz`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ExportInfo {
+    pub service: bool,
+    pub subject: String,
+    /// Accounts allowed to import it; `None` = public.
+    pub accounts: Option<Vec<String>>,
+    pub response: ResponseType,
 }
 
 /// Where a stream import puts the exporter's subject in the importer.
@@ -179,6 +191,13 @@ impl Accounts {
         for (i, config) in configs.iter().enumerate() {
             for export in &config.exports {
                 check_export(&config.name, export).map_err(|m| error(&export.pos, m))?;
+                accounts.specs[i + 1].exports.push(ExportInfo {
+                    service: export.service,
+                    subject: export.subject.clone(),
+                    accounts: export.accounts.clone(),
+                    response: ResponseType::parse(export.response_type.as_deref())
+                        .unwrap_or(ResponseType::Singleton),
+                });
                 if !export.service {
                     let subject = export.subject.as_bytes().to_vec();
                     accounts.specs[i + 1].stream_exports.push(subject);
@@ -414,6 +433,7 @@ impl Accounts {
                 services_in: Routes::new(spec.service_routes.clone(), |r| &r.local),
                 responses: HashMap::new(),
                 reply_prefix: reply_prefix(),
+                exports: spec.exports.clone(),
             })
             .collect()
     }
@@ -427,13 +447,14 @@ impl AccountSpec {
             stream_exports: Vec::new(),
             stream_routes: Vec::new(),
             service_routes: Vec::new(),
+            exports: Vec::new(),
         }
     }
 }
 
 impl StreamRoute {
     /// The subjects this import produces in the importer.
-    fn local_pattern(&self) -> Vec<u8> {
+    pub(crate) fn local_pattern(&self) -> Vec<u8> {
         match &self.target {
             Target::Same => self.source.to_vec(),
             Target::Prefix(p) => [&p[..], b".", &self.source].concat(),
@@ -511,6 +532,8 @@ pub(crate) struct Account {
     pub responses: HashMap<Box<[u8]>, PendingResponse>,
     /// The middle token of `_R_` replies for requests this account sends.
     pub reply_prefix: [u8; 6],
+    /// Its exports as configured (for monitoring).
+    pub exports: Vec<ExportInfo>,
 }
 
 /// A request that crossed into a service's account and awaits its answer.
@@ -557,6 +580,11 @@ impl<T> Routes<T> {
 
     pub fn get(&self, key: SubKey) -> &T {
         &self.routes[key.0 as usize]
+    }
+
+    /// Every route, in configuration order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.routes.iter()
     }
 }
 

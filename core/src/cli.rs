@@ -5,7 +5,7 @@
 
 use crate::account::Accounts;
 use crate::auth::{Auth, Users};
-use crate::config::options::{read_config, Config};
+use crate::config::options::{http_port_option, read_config, Config};
 use crate::config::parse::{parse_file, ConfigError, Resolver};
 use crate::options::DEFAULT_PORT;
 
@@ -127,8 +127,8 @@ Authorization Options:
     --pass <password>                Password required for connections
     --auth <token>                   Authorization token required for connections
 
-Monitoring Options (arrive with monitoring):
-    -m, --http_port <port>           Use port for http monitoring
+Monitoring Options:
+    -m, --http_port <port>           Use port for http monitoring (-1 for random)
 
 Common Options:
     -h, --help                       Show this message
@@ -263,12 +263,11 @@ impl Flags {
             None => (Config::default(), Vec::new()),
         };
         self.apply(&mut config);
-        if self.http_port.is_some() {
-            let message = "--http_port is not supported by tenet yet (it arrives with monitoring)";
-            errors.push(ConfigError {
-                pos: None,
-                message: message.to_string(),
-            });
+        if let Some(port) = self.http_port {
+            match http_port_option(port) {
+                Ok(port) => config.server.http_port = port,
+                Err(message) => errors.push(ConfigError { pos: None, message }),
+            }
         }
         if errors.is_empty() {
             Ok(config)
@@ -430,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn flags_override_the_file_and_unsupported_flags_are_refused() {
+    fn flags_override_the_file_and_the_monitoring_port_is_read() {
         let mut files = std::collections::HashMap::new();
         files.insert(
             "s.conf".to_string(),
@@ -444,13 +443,17 @@ mod tests {
         assert_eq!(config.server.port, Some(6000));
         assert_eq!(config.server.server_name.as_deref(), Some("from_file"));
         assert!(!config.server.debug);
-        let errors = flags(&["-m", "8222"])
-            .unwrap()
-            .load_config(&resolver, &|_| None)
-            .unwrap_err();
-        assert_eq!(
-            errors[0].message,
-            "--http_port is not supported by tenet yet (it arrives with monitoring)"
-        );
+        let monitoring = |args: &[&str]| {
+            flags(args)
+                .unwrap()
+                .load_config(&resolver, &|_| None)
+                .map(|c| c.server.http_port)
+        };
+        assert_eq!(monitoring(&["-m", "8222"]), Ok(Some(8222)));
+        assert_eq!(monitoring(&["--http_port=-1"]), Ok(Some(0)));
+        assert_eq!(monitoring(&["-m", "0"]), Ok(None));
+        assert_eq!(monitoring(&[]), Ok(None));
+        let errors = monitoring(&["-m", "70000"]).unwrap_err();
+        assert!(errors[0].message.contains("invalid monitoring port 70000"));
     }
 }

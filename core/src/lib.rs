@@ -78,7 +78,10 @@ pub use account::{AccountStats, Accounts};
 pub use auth::{Auth, Users};
 pub use errors::{ClientError, CloseReason};
 pub use options::Options;
-pub use server::{ClientId, Event, Level, Peer, Server, Stats, PROTOCOL_VERSION, VERSION};
+pub use server::{
+    ClientId, Event, Level, MonitorHost, MonitorResponse, Peer, Server, Stats, PROTOCOL_VERSION,
+    VERSION,
+};
 pub use time::Time;
 
 #[cfg(test)]

@@ -39,6 +39,13 @@ pub struct Options {
     pub max_traced_msg_len: usize,
     /// Disable the subject match cache (`disable_sublist_cache`).
     pub disable_sublist_cache: bool,
+    /// Interface of the HTTP monitoring port (the host part of `http`);
+    /// `None` is `host`, as in nats-server.
+    pub http_host: Option<String>,
+    /// HTTP monitoring port (`http_port`, `monitor_port`, `http`, `-m`):
+    /// `None` serves no monitoring (nats-server's `0`), `Some(0)` any free
+    /// port (nats-server's `-1`).
+    pub http_port: Option<u16>,
 }
 
 impl Default for Options {
@@ -58,6 +65,15 @@ impl Default for Options {
             trace: false,
             max_traced_msg_len: 0,
             disable_sublist_cache: false,
+            http_host: None,
+            http_port: None,
         }
+    }
+}
+
+impl Options {
+    /// The interface monitoring listens on: `http_host`, else `host`.
+    pub fn http_host(&self) -> &str {
+        self.http_host.as_deref().unwrap_or(&self.host)
     }
 }

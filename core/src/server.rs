@@ -32,6 +32,10 @@ use crate::subject::{
 use crate::sublist::{Matches, SubKey};
 use crate::time::Time;
 
+#[path = "monitor.rs"]
+mod monitor;
+pub use monitor::{MonitorHost, MonitorResponse};
+
 /// The nats-server version whose client protocol tenet speaks, reported in INFO
 /// (clients gate features on it).
 pub const PROTOCOL_VERSION: &str = "2.9.10";
@@ -159,6 +163,8 @@ struct Client {
     /// nats-server's `cid`: a connection number that is never reused.
     cid: u64,
     peer: Peer,
+    /// When it connected.
+    start: Time,
     parser: Parser,
     opts: ConnectOptions,
     /// A CONNECT was accepted.
@@ -174,6 +180,10 @@ struct Client {
     ping_due: Time,
     pings_out: u32,
     rtt_measured: bool,
+    /// When the last server PING went out.
+    ping_sent: Time,
+    /// The round trip of the last answered server PING.
+    rtt: Duration,
     sent_connect_info: bool,
     /// Reading is paused until this time, or until the receiver drains.
     paused_until: Option<Time>,
@@ -276,6 +286,15 @@ pub struct Server {
     service_imports: usize,
     /// The system account's name (a reload may not change it).
     system_account: Option<String>,
+    /// The monitoring port, set by the runtime once bound (0: none).
+    http_port: u16,
+    /// The wall-clock time of `Time::ZERO` in Unix nanoseconds, fixed by the
+    /// first monitoring request (so reported times do not jitter).
+    wall_origin: Option<u64>,
+    /// When the configuration was last loaded (start or reload), for monitoring.
+    config_loaded: Time,
+    /// Monitoring requests answered, by endpoint.
+    http_requests: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// The timer id of server-wide timers (no client has generation 0).
@@ -340,6 +359,10 @@ impl Server {
             route_spans: Vec::new(),
             service_imports,
             system_account,
+            http_port: 0,
+            wall_origin: None,
+            config_loaded: Time::ZERO,
+            http_requests: Default::default(),
         }
     }
 
@@ -362,6 +385,12 @@ impl Server {
     /// runtime has bound the socket (useful with a random port).
     pub fn set_listen_port(&mut self, port: u16) {
         self.port = port;
+    }
+
+    /// Tells the engine which port monitoring listens on (`/varz` reports
+    /// it), once the runtime has bound it.
+    pub fn set_http_port(&mut self, port: u16) {
+        self.http_port = port;
     }
 
     /// Server-wide counters.
@@ -414,6 +443,7 @@ impl Server {
             id,
             cid,
             peer,
+            start: now,
             parser: Parser::new(self.opts.max_control_line, self.opts.max_payload),
             opts: ConnectOptions::default(),
             connected: false,
@@ -426,6 +456,8 @@ impl Server {
             ping_due,
             pings_out: 0,
             rtt_measured: false,
+            ping_sent: now,
+            rtt: Duration::ZERO,
             sent_connect_info: false,
             paused_until: None,
             stalled_publishers: Vec::new(),
@@ -607,8 +639,15 @@ impl Server {
     /// for Subscription to "<subject>" (sid "<sid>")`. Subscriptions,
     /// counters and awaited service answers carry over into the accounts of
     /// the same name. If `max_connections` was lowered, the newest clients
-    /// over it are closed.
-    pub fn reload(&mut self, opts: Options, auth: Auth) -> Result<(), String> {
+    /// over it are closed. `now` becomes the `config_load_time` monitoring
+    /// reports.
+    pub fn reload(&mut self, opts: Options, auth: Auth, now: Time) -> Result<(), String> {
+        self.reload_config(opts, auth)?;
+        self.config_loaded = now;
+        Ok(())
+    }
+
+    fn reload_config(&mut self, opts: Options, auth: Auth) -> Result<(), String> {
         let old_system = self.system_account.clone();
         let new_system = auth.accounts.system_account().map(str::to_string);
         let port = |p: Option<u16>| p.map_or("-1".to_string(), |p| p.to_string());
@@ -634,6 +673,16 @@ impl Server {
                 "system_account",
                 format!("{old_system:?}"),
                 format!("{new_system:?}"),
+            ),
+            (
+                "http_host",
+                self.opts.http_host().to_string(),
+                opts.http_host().to_string(),
+            ),
+            (
+                "http_port",
+                config_http_port(self.opts.http_port),
+                config_http_port(opts.http_port),
             ),
         ];
         for (field, old, new) in unchanged {
@@ -904,6 +953,9 @@ impl Server {
             Op::Ping => self.process_ping(index),
             Op::Pong => {
                 let client = self.client_mut(index);
+                if client.pings_out > 0 {
+                    client.rtt = now.saturating_since(client.ping_sent);
+                }
                 client.pings_out = 0;
                 client.rtt_measured = true;
             }
@@ -1765,7 +1817,9 @@ impl Server {
                 self.close_with_error(index, ClientError::StaleConnection);
                 return;
             }
-            self.client_mut(index).pings_out += 1;
+            let client = self.client_mut(index);
+            client.pings_out += 1;
+            client.ping_sent = now;
             self.send(index, b"PING\r\n");
         }
         self.schedule_ping(index, now + interval);
@@ -1996,6 +2050,15 @@ impl Server {
 
     fn client_mut(&mut self, index: usize) -> &mut Client {
         self.slots[index].client.as_mut().expect("live client")
+    }
+}
+
+/// A monitoring port as the configuration writes it (0: none, -1: any).
+fn config_http_port(port: Option<u16>) -> String {
+    match port {
+        None => "0".to_string(),
+        Some(0) => "-1".to_string(),
+        Some(p) => p.to_string(),
     }
 }
 

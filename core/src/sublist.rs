@@ -547,6 +547,16 @@ impl Sublist {
         }
     }
 
+    /// The largest and the total fan-out (plain subscribers plus queue
+    /// groups) of the cached results, as nats-server reports them in
+    /// `max_fanout` and `avg_fanout`.
+    pub fn cache_fanout(&self) -> (usize, usize) {
+        self.cache.values().fold((0, 0), |(max, total), m| {
+            let n = m.plain.len() + m.queues.len();
+            (max.max(n), total + n)
+        })
+    }
+
     /// Number of trie nodes, for checking that pruning works.
     #[cfg(test)]
     fn node_count(&self) -> usize {

@@ -122,6 +122,37 @@ fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
     );
 }
 
+#[test]
+fn monitoring_ports_are_read_and_https_is_refused_as_tls() {
+    let port = |text: &str| {
+        let (c, errors) = read(text);
+        assert!(errors.is_empty(), "{:?}", messages(&errors));
+        (c.server.http_host.clone(), c.server.http_port)
+    };
+    assert_eq!(port("http_port: 8222\n"), (None, Some(8222)));
+    assert_eq!(port("monitor_port: 8223\n"), (None, Some(8223)));
+    assert_eq!(port("http_port: -1\n"), (None, Some(0)));
+    assert_eq!(port("http_port: 0\n"), (None, None));
+    assert_eq!(
+        port("http: \"127.0.0.1:8224\"\n"),
+        (Some("127.0.0.1".to_string()), Some(8224))
+    );
+    assert_eq!(port("http: 8225\n"), (None, Some(8225)));
+    // Without its own host, monitoring listens where clients do.
+    let (c, _) = read("host: 10.0.0.1\nhttp_port: 8222\n");
+    assert_eq!(c.server.http_host(), "10.0.0.1");
+    let (_, errors) = read("http_port: 70000\nhttps_port: 8443\nhttps: 8443\n");
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:11: invalid monitoring port 70000 (use 1-65535, -1 for a random port, 0 for none)",
+            "test.conf:2:1: \"https_port\" is not supported by tenet yet (it arrives with TLS)",
+            "test.conf:3:1: \"https\" is not supported by tenet yet (it arrives with TLS)",
+        ]
+        .map(String::from)
+    );
+}
+
 /// The seed configuration of the configuration issue.
 const SEED: &str = r#"
 authorization {

@@ -43,7 +43,7 @@ fn a_reload_applies_new_permissions_and_removes_what_they_forbid() {
     sim.send(joe, b"SUB _INBOX_joe.> 1\r\n");
     sim.send(svc, b"SUB services.greet 1\r\n");
     let (opts, auth) = config(AFTER);
-    sim.server.reload(opts, auth).expect("reloadable");
+    sim.server.reload(opts, auth, sim.now).expect("reloadable");
     sim.pump();
     assert_eq!(
         sim.take_str(pam),
@@ -80,7 +80,7 @@ fn options_that_cannot_change_live_fail_the_whole_reload() {
     let joe = sim.connect(&login("joe"));
     sim.send(joe, b"SUB x 1\r\n");
     let (opts, auth) = config(&format!("host: 127.0.0.9\n{AFTER}"));
-    let err = sim.server.reload(opts, auth).unwrap_err();
+    let err = sim.server.reload(opts, auth, sim.now).unwrap_err();
     assert_eq!(
         err,
         "config reload not supported for host: old=0.0.0.0, new=127.0.0.9"
@@ -88,7 +88,7 @@ fn options_that_cannot_change_live_fail_the_whole_reload() {
     let (opts, auth) = config(&format!("max_subs: 5\n{AFTER}"));
     assert!(sim
         .server
-        .reload(opts, auth)
+        .reload(opts, auth, sim.now)
         .unwrap_err()
         .contains("max_subscriptions"));
     sim.pump();
@@ -116,7 +116,7 @@ fn accounts_reload_moves_users_and_keeps_everyone_elses_subscriptions() {
     sim.send(a, b"PUB feed.x 1\r\n1\r\n");
     assert_eq!(sim.take_str(b), "MSG feed.x 1 1\r\n1\r\n");
     let (opts, auth) = config(after);
-    sim.server.reload(opts, auth).expect("reloadable");
+    sim.server.reload(opts, auth, sim.now).expect("reloadable");
     sim.pump();
     // Moved to another account: closed without an error.
     assert_eq!(sim.take_str(mover), "");

@@ -8,6 +8,11 @@
 //! in the engine's outbound queue until the writer reports them written, so slow
 //! consumers are detected exactly as in the mio runtime.
 //!
+//! Monitoring (`http_port`) runs in its own tasks: one accepts connections,
+//! and each connection's task reads the request (with `httparse`), asks the
+//! engine task for the answer over the input channel with a one-shot reply
+//! channel, writes it and closes.
+//!
 //! The code sticks to the `futures` I/O traits (through `futures-lite`), so a
 //! move to smol, which async-std's authors recommend, would be small.
 
@@ -23,8 +28,9 @@ use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tenet_core::Auth;
-use tenet_core::{ClientId, Event, Options, Peer, Server, Time};
+use tenet_core::{ClientId, Event, MonitorResponse, Options, Peer, Server, Time};
 use tenet_mio::host::{self, Logger, Runtime};
+use tenet_mio::http;
 
 /// Bytes a reader asks for in one read.
 const READ_BUFFER: usize = 64 * 1024;
@@ -45,6 +51,13 @@ enum Input {
     WriteFailed(ClientId),
     /// A new configuration for [`Server::reload`].
     Reload(Box<(Options, Auth)>),
+    /// A monitoring request ([`Server::monitor`]): path, query, and where the
+    /// answer goes.
+    Monitor {
+        path: String,
+        query: String,
+        reply: Sender<MonitorResponse>,
+    },
     Stop,
 }
 
@@ -72,17 +85,26 @@ pub struct AsyncStdRuntime {
     server: Server,
     listener: StdListener,
     local_addr: SocketAddr,
+    http: Option<(StdListener, SocketAddr)>,
     inputs: (Sender<Input>, Receiver<Input>),
     log: Logger,
 }
 
 impl Runtime for AsyncStdRuntime {
     fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<Self> {
-        let (listener, local_addr, server) = host::bind_engine(opts, auth)?;
+        let bound = host::bind_engine(opts, auth)?;
+        let http = match bound.http {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
         Ok(AsyncStdRuntime {
-            server,
-            listener,
-            local_addr,
+            server: bound.server,
+            listener: bound.listener,
+            local_addr: bound.local_addr,
+            http,
             inputs: unbounded(),
             log,
         })
@@ -90,6 +112,10 @@ impl Runtime for AsyncStdRuntime {
 
     fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(_, addr)| *addr)
     }
 
     fn server(&self) -> &Server {
@@ -120,12 +146,17 @@ impl AsyncStdRuntime {
         let AsyncStdRuntime {
             server,
             listener,
+            http,
             inputs: (tx, rx),
             log,
             ..
         } = self;
         let listener = TcpListener::from(listener);
         let acceptor = task::spawn(accept_loop(listener, tx.clone()));
+        let monitor = http.map(|(listener, _)| {
+            // bind_engine made it non-blocking, as async-std wants it.
+            task::spawn(http_accept_loop(TcpListener::from(listener), tx.clone()))
+        });
         let live_writers = Arc::new(AtomicUsize::new(0));
         let mut engine = Engine {
             server,
@@ -133,10 +164,14 @@ impl AsyncStdRuntime {
             live_writers: live_writers.clone(),
             tx,
             origin: Instant::now(),
+            usage: http::ProcessUsage::new(),
             log,
         };
         let result = engine.run(rx).await;
         acceptor.cancel().await;
+        if let Some(monitor) = monitor {
+            monitor.cancel().await;
+        }
         // Let writers deliver what they hold (the -ERRs of a shutdown, for instance).
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while live_writers.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
@@ -159,6 +194,58 @@ async fn accept_loop(listener: TcpListener, tx: Sender<Input>) {
             Err(_) => task::sleep(Duration::from_millis(10)).await,
         }
     }
+}
+
+async fn http_accept_loop(listener: TcpListener, tx: Sender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                task::spawn(serve_http(stream, tx.clone()));
+            }
+            Err(_) => task::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// One monitoring connection: read the request, ask the engine, answer, close.
+async fn serve_http(mut stream: TcpStream, tx: Sender<Input>) {
+    let read = async {
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match http::parse_request(&request) {
+                http::Request::Partial => {}
+                done => return Some(done),
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let Ok(Some(request)) = async_std::future::timeout(http::REQUEST_TIMEOUT, read).await else {
+        return;
+    };
+    let (answer, head) = match request {
+        http::Request::Get { path, query, head } => {
+            let (reply, answer) = bounded(1);
+            let asked = tx.send(Input::Monitor { path, query, reply }).await;
+            match (asked, answer.recv().await) {
+                (Ok(()), Ok(answer)) => (answer, head),
+                // The engine is gone (shutting down).
+                _ => return,
+            }
+        }
+        http::Request::Refused(answer) => (answer, false),
+        http::Request::Partial => return,
+    };
+    let bytes = http::response_bytes(&answer, head);
+    let write = async {
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.flush().await;
+    };
+    let _ = async_std::future::timeout(http::REQUEST_TIMEOUT, write).await;
+    let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Reads whenever the engine hands back a buffer.
@@ -215,6 +302,7 @@ struct Engine {
     live_writers: Arc<AtomicUsize>,
     tx: Sender<Input>,
     origin: Instant,
+    usage: http::ProcessUsage,
     log: Logger,
 }
 
@@ -328,7 +416,12 @@ impl Engine {
             Input::Reload(config) => {
                 let (opts, auth) = *config;
                 // The engine logs the outcome.
-                let _ = self.server.reload(opts, auth);
+                let _ = self.server.reload(opts, auth, now);
+            }
+            Input::Monitor { path, query, reply } => {
+                let host = self.usage.sample();
+                let answer = self.server.monitor(&path, &query, now, &host);
+                let _ = reply.try_send(answer);
             }
             Input::Stop => return true,
         }

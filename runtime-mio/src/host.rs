@@ -30,6 +30,8 @@ pub trait Runtime: Sized {
     fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<Self>;
     /// The address clients connect to.
     fn local_addr(&self) -> SocketAddr;
+    /// The monitoring address, when monitoring is on.
+    fn http_addr(&self) -> Option<SocketAddr>;
     /// The engine, for the startup banner.
     fn server(&self) -> &Server;
     /// A function that makes [`Runtime::run`] close every client and return; callable from any thread.
@@ -41,21 +43,65 @@ pub trait Runtime: Sized {
     fn run(self) -> io::Result<()>;
 }
 
-/// Binds the client listener described by `opts` and builds the engine for it,
-/// seeded from the clock and the process id: the part every runtime shares.
-pub fn bind_engine(
-    opts: Options,
-    auth: Auth,
-) -> io::Result<(std::net::TcpListener, SocketAddr, Server)> {
+/// The sockets and the engine a runtime starts from.
+pub struct Bound {
+    /// The client listener.
+    pub listener: std::net::TcpListener,
+    /// Its address.
+    pub local_addr: SocketAddr,
+    /// The monitoring listener, when `http_port` asks for one.
+    pub http: Option<std::net::TcpListener>,
+    /// The engine.
+    pub server: Server,
+}
+
+/// Why binding the monitoring port failed (logged as nats-server does).
+#[derive(Debug)]
+pub struct MonitorBindError(pub String);
+
+impl std::fmt::Display for MonitorBindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MonitorBindError {}
+
+/// Binds the client listener described by `opts` (and the monitoring one,
+/// with `http_port`) and builds the engine for them, seeded from the clock
+/// and the process id: the part every runtime shares.
+pub fn bind_engine(opts: Options, auth: Auth) -> io::Result<Bound> {
     let listener = std::net::TcpListener::bind((opts.host.as_str(), opts.port.unwrap_or(0)))?;
     let local_addr = listener.local_addr()?;
+    let http = match opts.http_port {
+        Some(port) => {
+            let http = std::net::TcpListener::bind((opts.http_host(), port)).map_err(|e| {
+                let addr = crate::http::host_port(opts.http_host(), port);
+                io::Error::new(
+                    e.kind(),
+                    MonitorBindError(format!("Can't listen to the monitor port: {addr}: {e}")),
+                )
+            })?;
+            http.set_nonblocking(true)?;
+            Some(http)
+        }
+        None => None,
+    };
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let mut server = Server::with_auth(opts, auth, seed);
     server.set_listen_port(local_addr.port());
-    Ok((listener, local_addr, server))
+    if let Some(http) = &http {
+        server.set_http_port(http.local_addr()?.port());
+    }
+    Ok(Bound {
+        listener,
+        local_addr,
+        http,
+        server,
+    })
 }
 
 /// The whole life of a server binary: flags, configuration, `-t`, `--signal`,
@@ -134,11 +180,17 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
     let runtime = match R::bind(opts.clone(), auth, loop_log) {
         Ok(r) => r,
         Err(e) => {
-            let addr = format!("{}:{}", opts.host, opts.port.unwrap_or(0));
-            log(
-                Level::Error,
-                &format!("Error listening on port: {addr}, {e}"),
-            );
+            let monitor = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<MonitorBindError>());
+            let line = match monitor {
+                Some(why) => why.to_string(),
+                None => {
+                    let addr = format!("{}:{}", opts.host, opts.port.unwrap_or(0));
+                    format!("Error listening on port: {addr}, {e}")
+                }
+            };
+            log(Level::Error, &line);
             return ExitCode::from(1);
         }
     };
@@ -155,6 +207,10 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(addr) = runtime.http_addr() {
+        let shown = crate::http::host_port(opts.http_host(), addr.port());
+        log(Level::Info, &format!("Starting http monitor on {shown}"));
+    }
     log(
         Level::Info,
         &format!(

@@ -5,6 +5,10 @@
 //! client until `WouldBlock` (or until the engine pauses it), fire timers, then
 //! drain the engine's events, writing each dirty client once with a vectored
 //! write. Everything protocol-related lives in `tenet-core`.
+//!
+//! Monitoring (`http_port`) is a second listener in the same loop: a
+//! monitoring connection is read until its request header is complete, the
+//! loop asks the engine it owns for the answer and writes it, then closes.
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
@@ -15,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod host;
+pub mod http;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -23,6 +28,10 @@ use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const HTTP_LISTENER: Token = Token(usize::MAX - 3);
+/// Monitoring connections get tokens below this; client tokens are
+/// `ClientId`s, whose generation (the upper 32 bits) is never 0.
+const HTTP_TOKENS: usize = 1 << 32;
 /// Bytes read from one client per pass before others get their turn.
 const READ_BUDGET: usize = 1024 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
@@ -67,12 +76,26 @@ struct Conn {
     read_closed: bool,
 }
 
+/// A monitoring connection: its request so far, then its response.
+struct HttpConn {
+    stream: TcpStream,
+    request: Vec<u8>,
+    response: Vec<u8>,
+    written: usize,
+    /// Closed if the request is not complete by then.
+    deadline: Instant,
+}
+
 /// A bound server, ready to run.
 pub struct EventLoop {
     server: Server,
     poll: Poll,
     listener: TcpListener,
     local_addr: SocketAddr,
+    http_listener: Option<(TcpListener, SocketAddr)>,
+    http_conns: HashMap<usize, HttpConn>,
+    next_http_token: usize,
+    usage: http::ProcessUsage,
     conns: HashMap<u64, Conn>,
     /// Clients to read again without waiting for readiness (budget used up, or resumed).
     read_again: Vec<ClientId>,
@@ -86,18 +109,32 @@ pub struct EventLoop {
 impl EventLoop {
     /// Binds the listening socket described by `opts`; clients authenticate against `auth`.
     pub fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<EventLoop> {
-        let (std_listener, local_addr, server) = host::bind_engine(opts, auth)?;
-        std_listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(std_listener);
+        let bound = host::bind_engine(opts, auth)?;
+        bound.listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(bound.listener);
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let http_listener = match bound.http {
+            Some(std_http) => {
+                let addr = std_http.local_addr()?;
+                let mut http = TcpListener::from_std(std_http);
+                poll.registry()
+                    .register(&mut http, HTTP_LISTENER, Interest::READABLE)?;
+                Some((http, addr))
+            }
+            None => None,
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(EventLoop {
-            server,
+            server: bound.server,
             poll,
             listener,
-            local_addr,
+            local_addr: bound.local_addr,
+            http_listener,
+            http_conns: HashMap::new(),
+            next_http_token: 1,
+            usage: http::ProcessUsage::new(),
             conns: HashMap::new(),
             read_again: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -111,6 +148,11 @@ impl EventLoop {
     /// The address clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The monitoring address, when monitoring is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// A handle that stops the loop or reloads its configuration.
@@ -142,9 +184,20 @@ impl EventLoop {
         let mut buf = vec![0u8; READ_BUFFER];
         loop {
             let timeout = if self.read_again.is_empty() {
-                self.server
+                let engine = self
+                    .server
                     .poll_timeout()
-                    .map(|t| t.saturating_since(self.now()))
+                    .map(|t| t.saturating_since(self.now()));
+                let http = self
+                    .http_conns
+                    .values()
+                    .map(|c| c.deadline)
+                    .min()
+                    .map(|d| d.saturating_duration_since(Instant::now()));
+                match (engine, http) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             } else {
                 Some(Duration::ZERO)
             };
@@ -156,13 +209,16 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
+                    HTTP_LISTENER => self.accept_http(),
                     WAKER => {
                         let pending = self.reload.lock().unwrap_or_else(|e| e.into_inner()).take();
                         if let Some((opts, auth)) = pending {
                             // The engine logs the outcome.
-                            let _ = self.server.reload(opts, auth);
+                            let now = self.now();
+                            let _ = self.server.reload(opts, auth, now);
                         }
                     }
+                    Token(raw) if raw < HTTP_TOKENS => self.serve_http(raw),
                     Token(raw) => {
                         let id = ClientId::from_u64(raw as u64);
                         if event.is_writable() {
@@ -179,6 +235,7 @@ impl EventLoop {
             }
             self.server.handle_timeout(self.now());
             self.drain_events();
+            self.expire_http();
             if self.stop.load(Ordering::SeqCst) {
                 self.server.shutdown();
                 self.drain_events();
@@ -230,6 +287,129 @@ impl EventLoop {
                     return;
                 }
             }
+        }
+    }
+
+    fn accept_http(&mut self) {
+        let Some((listener, _)) = self.http_listener.as_ref() else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    // Tokens below HTTP_TOKENS, skipping any still in use.
+                    let mut token = self.next_http_token;
+                    while self.http_conns.contains_key(&token) {
+                        token = token % (HTTP_TOKENS - 1) + 1;
+                    }
+                    self.next_http_token = token % (HTTP_TOKENS - 1) + 1;
+                    let registered = self.poll.registry().register(
+                        &mut stream,
+                        Token(token),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    if registered.is_ok() {
+                        let conn = HttpConn {
+                            stream,
+                            request: Vec::new(),
+                            response: Vec::new(),
+                            written: 0,
+                            deadline: Instant::now() + http::REQUEST_TIMEOUT,
+                        };
+                        self.http_conns.insert(token, conn);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // WouldBlock, or out of file descriptors: try again next pass.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads a monitoring request until its header is complete, answers it
+    /// from the engine, writes the answer and closes.
+    fn serve_http(&mut self, token: usize) {
+        let Some(mut conn) = self.http_conns.remove(&token) else {
+            return;
+        };
+        if self.advance_http(&mut conn) {
+            self.http_conns.insert(token, conn);
+        } else {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    /// One step of a monitoring connection; false once it is done with.
+    fn advance_http(&mut self, conn: &mut HttpConn) -> bool {
+        if conn.response.is_empty() {
+            let mut buf = [0u8; 4096];
+            let mut eof = false;
+            loop {
+                match conn.stream.read(&mut buf) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        conn.request.extend_from_slice(&buf[..n]);
+                        if conn.request.len() > http::MAX_REQUEST {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+            match http::parse_request(&conn.request) {
+                http::Request::Partial => return !eof,
+                http::Request::Refused(answer) => {
+                    conn.response = http::response_bytes(&answer, false);
+                }
+                http::Request::Get { path, query, head } => {
+                    let host = self.usage.sample();
+                    let answer = self.server.monitor(&path, &query, self.now(), &host);
+                    conn.response = http::response_bytes(&answer, head);
+                }
+            }
+        }
+        while conn.written < conn.response.len() {
+            match conn.stream.write(&conn.response[conn.written..]) {
+                Ok(0) => return false,
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The answer is ready; only a slow reader delays it now.
+                    conn.deadline = Instant::now() + http::REQUEST_TIMEOUT;
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        let _ = conn.stream.shutdown(Shutdown::Write);
+        false
+    }
+
+    fn close_http(&mut self, token: usize) {
+        if let Some(mut conn) = self.http_conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    /// Closes monitoring connections that took too long.
+    fn expire_http(&mut self) {
+        if self.http_conns.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let expired: Vec<usize> = self
+            .http_conns
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(&t, _)| t)
+            .collect();
+        for token in expired {
+            self.close_http(token);
         }
     }
 
@@ -338,6 +518,9 @@ impl host::Runtime for EventLoop {
     }
     fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+    fn http_addr(&self) -> Option<SocketAddr> {
+        EventLoop::http_addr(self)
     }
     fn server(&self) -> &Server {
         &self.server

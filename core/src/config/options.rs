@@ -201,12 +201,9 @@ const NOT_YET: &[(&str, &str)] = &[
     ("ocsp", "TLS"),
     ("allow_non_tls", "TLS"),
     ("ocsp_cache", "TLS"),
-    ("https", "monitoring"),
-    ("https_port", "monitoring"),
-    ("http", "monitoring"),
-    ("http_port", "monitoring"),
-    ("monitor_port", "monitoring"),
-    ("http_base_path", "monitoring"),
+    ("https", "TLS"),
+    ("https_port", "TLS"),
+    ("http_base_path", "a monitoring base path"),
     ("jetstream", "JetStream"),
     ("store_dir", "JetStream"),
     ("storedir", "JetStream"),
@@ -230,7 +227,7 @@ const NOT_YET: &[(&str, &str)] = &[
     ("logtime_utc", "UTC log times"),
     ("connect_error_reports", "error report intervals"),
     ("reconnect_error_reports", "error report intervals"),
-    ("max_closed_clients", "monitoring"),
+    ("max_closed_clients", "closed-connection monitoring"),
 ];
 
 /// Reads a parsed file into typed options. The configuration is returned even
@@ -244,6 +241,7 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
     let mut config = Config::default();
     let mut port: Option<(i64, Pos)> = None;
     let mut host: Option<String> = None;
+    let mut http_port: Option<(i64, Pos)> = None;
     for (key, value) in &parsed.map {
         match key.name.to_ascii_lowercase().as_str() {
             "listen" => {
@@ -253,6 +251,20 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 }
             }
             "port" => port = r.int(value).map(|p| (p, value.pos.clone())),
+            "http" => match r.host_port(value) {
+                Some((h, Some(p))) => {
+                    config.server.http_host = h.or(config.server.http_host.take());
+                    http_port = Some((p, value.pos.clone()));
+                }
+                Some((_, None)) => r.error(
+                    &value.pos,
+                    "http: expected \"host:port\" or a port number".to_string(),
+                ),
+                None => {}
+            },
+            "http_port" | "monitor_port" => {
+                http_port = r.int(value).map(|p| (p, value.pos.clone()))
+            }
             "host" | "net" => host = r.string(value),
             "server_name" => config.server.server_name = r.string(value),
             "debug" => config.server.debug = r.boolean(value).unwrap_or(false),
@@ -323,6 +335,15 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             }
         };
     }
+    if let Some((p, pos)) = http_port {
+        config.server.http_port = match http_port_option(p) {
+            Ok(port) => port,
+            Err(message) => {
+                r.error(&pos, message);
+                None
+            }
+        };
+    }
     if config.server.max_payload as u64 > config.server.max_pending {
         r.errors.push(ConfigError {
             pos: None,
@@ -339,6 +360,19 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
         (a, b) => b.is_some().cmp(&a.is_some()),
     });
     (config, r.errors)
+}
+
+/// A monitoring port as nats-server reads it: `0` serves no monitoring, `-1`
+/// any free port (`Some(0)`).
+pub fn http_port_option(port: i64) -> Result<Option<u16>, String> {
+    match port {
+        0 => Ok(None),
+        -1 => Ok(Some(0)),
+        1..=65535 => Ok(Some(port as u16)),
+        _ => Err(format!(
+            "invalid monitoring port {port} (use 1-65535, -1 for a random port, 0 for none)"
+        )),
+    }
 }
 
 struct Reader<'a> {

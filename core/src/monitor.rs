@@ -1,0 +1,1001 @@
+//! nats-server's HTTP monitoring endpoints, rendered from the engine's own state: `/varz`, `/connz`, `/subsz`, `/accountz`, `/healthz` and the `/` index.
+//!
+//! The runtime serves HTTP; for each GET it calls [`Server::monitor`] with the
+//! path, the query, the engine's time and what it knows of the process (the
+//! wall-clock time, memory, CPU), and writes back the answer. The JSON has
+//! nats-server 2.9.10's field names, order and shapes (pretty-printed the
+//! same way), so nats-top, the Prometheus exporter and scripts written for
+//! nats-server read it unchanged. Only counters the engine keeps anyway are
+//! read: monitoring adds no work per message.
+//!
+//! Not produced, because tenet does not have the feature: routes, gateways,
+//! leaf nodes, JetStream, MQTT, websockets and TLS (their `/varz` sections and
+//! endpoints), closed connections (`/connz?state=closed`), the system
+//! account's internal subscriptions and imports, and Go runtime figures
+//! (`gomaxprocs`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Client, Server, Subscription, PROTOCOL_VERSION, VERSION};
+use crate::account::{Account, ResponseType, Target};
+use crate::log::civil_from_days;
+use crate::subject::{is_valid_literal_subject, subject_matches};
+use crate::sublist::Sublist;
+use crate::time::Time;
+
+/// What the runtime knows and the engine does not, for one monitoring request.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MonitorHost {
+    /// The wall-clock time of the request, in nanoseconds since the Unix epoch.
+    pub unix_nanos: u64,
+    /// The process's resident memory in bytes (`mem`; 0 if unknown).
+    pub mem: u64,
+    /// The process's CPU use in percent of one core (`cpu`).
+    pub cpu: f64,
+    /// CPU cores available to the process (`cores`).
+    pub cores: u32,
+}
+
+/// The answer to one monitoring request, for the runtime to send as HTTP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonitorResponse {
+    /// HTTP status: 200, 400 (a bad query option) or 404 (an unknown path).
+    pub status: u16,
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The body (JSON, HTML or an error text).
+    pub body: String,
+}
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+/// Entries per page of `/connz` and `/subsz` unless `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 1024;
+
+impl Server {
+    /// Answers a monitoring request: `path` as requested (`/connz`), `query`
+    /// the text after `?` (may be empty). `now` is the engine's time and
+    /// `host.unix_nanos` the wall-clock time of the same instant; times in
+    /// the answers are wall-clock times derived from the two (the engine's
+    /// start is [`Time::ZERO`]). Unknown paths get a 404, bad query options
+    /// a 400 with nats-server's message.
+    pub fn monitor(
+        &mut self,
+        path: &str,
+        query: &str,
+        now: Time,
+        host: &MonitorHost,
+    ) -> MonitorResponse {
+        let endpoint = match path {
+            "/" => "/",
+            "/varz" => "/varz",
+            "/connz" => "/connz",
+            "/subsz" => "/subsz",
+            "/subscriptionsz" => "/subscriptionsz",
+            "/accountz" => "/accountz",
+            "/healthz" => "/healthz",
+            _ => return response(404, TEXT, "404 page not found".to_string()),
+        };
+        *self.http_requests.entry(endpoint).or_default() += 1;
+        let origin = *self
+            .wall_origin
+            .get_or_insert_with(|| host.unix_nanos.saturating_sub(now.as_nanos()));
+        let clock = Clock {
+            now,
+            unix_nanos: host.unix_nanos,
+            origin,
+        };
+        let query = Query::parse(query);
+        let answer = match endpoint {
+            "/" => Ok(response(200, HTML, index())),
+            "/varz" => Ok(json(&self.varz(&clock, host))),
+            "/connz" => self.connz(&query, &clock).map(|c| json(&c)),
+            "/subsz" | "/subscriptionsz" => self.subsz(&query, &clock),
+            "/accountz" => self.accountz(&query, &clock).map(|a| json(&a)),
+            _ => Ok(response(200, JSON, r#"{"status":"ok"}"#.to_string())),
+        };
+        answer.unwrap_or_else(|error| error)
+    }
+
+    fn varz<'a>(&'a self, clock: &Clock, host: &MonitorHost) -> Varz<'a> {
+        let opts = &self.opts;
+        let stats = self.stats;
+        let http_port = match self.http_port {
+            0 => opts.http_port.unwrap_or(0),
+            bound => bound,
+        };
+        Varz {
+            server_id: &self.server_id,
+            server_name: &self.server_name,
+            version: PROTOCOL_VERSION,
+            proto: 1,
+            go: concat!("tenet ", env!("CARGO_PKG_VERSION")),
+            host: &opts.host,
+            port: self.port,
+            auth_required: self.users.auth_required(),
+            max_connections: opts.max_connections,
+            ping_interval: duration_nanos(opts.ping_interval),
+            ping_max: opts.ping_max,
+            http_host: opts.http_host(),
+            http_port,
+            http_base_path: "",
+            https_port: 0,
+            auth_timeout: self.users.timeout().as_secs_f64(),
+            max_control_line: opts.max_control_line,
+            max_payload: opts.max_payload,
+            max_pending: opts.max_pending,
+            start: clock.text(Time::ZERO),
+            now: clock.text(clock.now),
+            uptime: uptime(clock.since(Time::ZERO)),
+            mem: host.mem,
+            cores: host.cores,
+            cpu: host.cpu,
+            connections: self.open_clients,
+            total_connections: stats.total_connections,
+            routes: 0,
+            remotes: 0,
+            leafnodes: 0,
+            in_msgs: stats.in_msgs,
+            out_msgs: stats.out_msgs,
+            in_bytes: stats.in_bytes,
+            out_bytes: stats.out_bytes,
+            slow_consumers: stats.slow_consumers,
+            subscriptions: self.num_subscriptions(),
+            http_req_stats: &self.http_requests,
+            config_load_time: clock.text(self.config_loaded),
+            system_account: self.system_account.as_deref(),
+        }
+    }
+
+    fn connz<'a>(&'a self, query: &Query, clock: &Clock) -> Result<Connz<'a>, MonitorResponse> {
+        let sort = match query.get("sort").unwrap_or("cid") {
+            s @ ("cid" | "start" | "subs" | "pending" | "msgs_to" | "msgs_from" | "bytes_to"
+            | "bytes_from" | "last" | "idle" | "uptime") => s,
+            s @ ("stop" | "reason") => {
+                return Err(bad_request(format!(
+                    "sort by {s} only valid on closed connections"
+                )))
+            }
+            other => return Err(bad_request(format!("invalid sorting option: {other}"))),
+        };
+        let detail = query.get("subs") == Some("detail");
+        let subs = detail || query.bool("subs")?;
+        let auth = query.bool("auth")?;
+        let (offset, limit) = query.paging()?;
+        let cid = query.int("cid")?;
+        match query.get("state").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("open" | "any" | "all") => {}
+            Some("closed") => {
+                return Err(bad_request(
+                    "closed connections are not kept by tenet (state=closed)".to_string(),
+                ))
+            }
+            Some(_) => {
+                let state = query.get("state").unwrap_or_default();
+                return Err(bad_request(format!("Error decoding state: {state}")));
+            }
+        }
+        let account = query.get("acc");
+        let user = query.get("user");
+
+        let mut clients: Vec<&Client> = self
+            .slots
+            .iter()
+            .filter_map(|slot| slot.client.as_ref())
+            .filter(|c| !c.closing)
+            .filter(|c| cid.is_none_or(|cid| i64::try_from(c.cid) == Ok(cid)))
+            .filter(|c| account.is_none_or(|a| self.account_of(c).is_some_and(|n| n == a)))
+            .filter(|c| user.is_none_or(|u| c.user.as_deref() == Some(u)))
+            .collect();
+        clients.sort_by_key(|c| c.cid);
+        let now = clock.now;
+        let idle = |c: &Client| now.saturating_since(c.last_activity);
+        match sort {
+            "subs" => clients.sort_by_key(|c| std::cmp::Reverse(c.subs.len())),
+            "pending" => clients.sort_by_key(|c| std::cmp::Reverse(c.out.len())),
+            "msgs_to" => clients.sort_by_key(|c| std::cmp::Reverse(c.out_msgs)),
+            "msgs_from" => clients.sort_by_key(|c| std::cmp::Reverse(c.in_msgs)),
+            "bytes_to" => clients.sort_by_key(|c| std::cmp::Reverse(c.out_bytes)),
+            "bytes_from" => clients.sort_by_key(|c| std::cmp::Reverse(c.in_bytes)),
+            "last" => clients.sort_by_key(|c| std::cmp::Reverse(c.last_activity)),
+            "idle" => clients.sort_by_key(|c| std::cmp::Reverse(idle(c))),
+            // As nats-server: the shortest uptime first.
+            "uptime" => clients.sort_by_key(|c| now.saturating_since(c.start)),
+            _ => {}
+        }
+        let total = clients.len();
+        let connections: Vec<ConnInfo<'a>> = page(&clients, offset, limit)
+            .iter()
+            .map(|c| self.conn_info(c, clock, subs, detail, auth))
+            .collect();
+        Ok(Connz {
+            server_id: &self.server_id,
+            now: clock.text(now),
+            num_connections: connections.len(),
+            total,
+            offset,
+            limit,
+            connections,
+        })
+    }
+
+    fn conn_info<'a>(
+        &'a self,
+        c: &'a Client,
+        clock: &Clock,
+        subs: bool,
+        detail: bool,
+        auth: bool,
+    ) -> ConnInfo<'a> {
+        let mut list: Vec<&Subscription> = c
+            .subs
+            .values()
+            .filter_map(|key| self.subs[key.0 as usize].as_ref())
+            .collect();
+        list.sort_by(|a, b| sid_order(&a.sid, &b.sid));
+        let (subscriptions_list, subscriptions_list_detail) = match (subs, detail) {
+            (false, _) => (Vec::new(), Vec::new()),
+            (true, false) => (list.iter().map(|s| lossy(&s.subject)).collect(), Vec::new()),
+            (true, true) => (
+                Vec::new(),
+                list.iter().map(|s| sub_detail(s, c.cid, None)).collect(),
+            ),
+        };
+        let account = self
+            .account_of(c)
+            .filter(|a| *a != crate::account::GLOBAL_ACCOUNT);
+        ConnInfo {
+            cid: c.cid,
+            kind: "Client",
+            conn_type: "nats",
+            ip: &c.peer.ip,
+            port: c.peer.port,
+            start: clock.text(c.start),
+            last_activity: clock.text(c.last_activity),
+            rtt: go_duration(c.rtt),
+            uptime: uptime(clock.since(c.start)),
+            idle: uptime(clock.since(c.last_activity)),
+            pending_bytes: c.out.len(),
+            in_msgs: c.in_msgs,
+            out_msgs: c.out_msgs,
+            in_bytes: c.in_bytes,
+            out_bytes: c.out_bytes,
+            subscriptions: c.subs.len(),
+            name: c.opts.name.as_deref().unwrap_or_default(),
+            lang: c.opts.lang.as_deref().unwrap_or_default(),
+            version: c.opts.version.as_deref().unwrap_or_default(),
+            authorized_user: if auth { c.user.as_deref() } else { None },
+            account: if auth { account } else { None },
+            subscriptions_list,
+            subscriptions_list_detail,
+        }
+    }
+
+    /// The account a client logged in to (`None` before it logged in).
+    fn account_of(&self, c: &Client) -> Option<&str> {
+        c.counted.then(|| self.accounts[c.account].name.as_str())
+    }
+
+    fn subsz(&self, query: &Query, clock: &Clock) -> Result<MonitorResponse, MonitorResponse> {
+        let subs = query.bool("subs")?;
+        let (offset, limit) = query.paging()?;
+        let test = query.get("test");
+        if let Some(test) = test.filter(|t| !is_valid_literal_subject(t.as_bytes())) {
+            return Err(bad_request(format!(
+                "Invalid test subject, must be valid publish subject: {test}"
+            )));
+        }
+        let account = match query.get("acc") {
+            Some(name) => match self.account_index.get(name) {
+                Some(&i) => Some(i),
+                None => return Err(bad_request(format!("Account {name} does not exist"))),
+            },
+            None => None,
+        };
+        let sublists: Vec<&Sublist> = match account {
+            Some(i) => vec![&self.accounts[i].sublist],
+            None => self.accounts.iter().map(|a| &a.sublist).collect(),
+        };
+        let stats = SublistStatsJson::of(&sublists);
+        if !subs {
+            return Ok(json(&stats));
+        }
+        let matching: Vec<&Subscription> = self
+            .subs
+            .iter()
+            .flatten()
+            .filter(|s| account.is_none_or(|a| s.account as usize == a))
+            .filter(|s| test.is_none_or(|t| subject_matches(&s.subject, t.as_bytes())))
+            .collect();
+        let list = page(&matching, offset, limit)
+            .iter()
+            .map(|s| {
+                let cid = self.slots[s.client.index()]
+                    .client
+                    .as_ref()
+                    .map_or(0, |c| c.cid);
+                let account = self.accounts[s.account as usize].name.as_str();
+                sub_detail(s, cid, Some(account))
+            })
+            .collect();
+        Ok(json(&Subsz {
+            server_id: &self.server_id,
+            now: clock.text(clock.now),
+            stats,
+            total: matching.len(),
+            offset,
+            limit,
+            subscriptions_list: list,
+        }))
+    }
+
+    fn accountz<'a>(
+        &'a self,
+        query: &Query,
+        clock: &Clock,
+    ) -> Result<Accountz<'a>, MonitorResponse> {
+        let mut answer = Accountz {
+            server_id: &self.server_id,
+            now: clock.text(clock.now),
+            system_account: self.system_account.as_deref(),
+            accounts: Vec::new(),
+            account_detail: None,
+        };
+        match query.get("acc") {
+            None => answer.accounts = self.accounts.iter().map(|a| a.name.as_str()).collect(),
+            Some(name) => {
+                let Some(&index) = self.account_index.get(name) else {
+                    return Err(bad_request(format!("Account {name} does not exist")));
+                };
+                answer.account_detail = Some(self.account_info(index, clock));
+            }
+        }
+        Ok(answer)
+    }
+
+    fn account_info(&self, index: usize, clock: &Clock) -> AccountInfo<'_> {
+        let account: &Account = &self.accounts[index];
+        let exports = account
+            .exports
+            .iter()
+            .map(|e| ExportJson {
+                subject: &e.subject,
+                kind: if e.service { "service" } else { "stream" },
+                response_type: e.service.then_some(match e.response {
+                    ResponseType::Singleton => "Singleton",
+                    ResponseType::Stream => "Streamed",
+                    ResponseType::Chunked => "Chunked",
+                }),
+                approved_accounts: e.accounts.as_deref().unwrap_or_default(),
+            })
+            .collect();
+        // Stream imports are kept by the exporter, service imports by the importer.
+        let mut imports: Vec<ImportJson<'_>> = Vec::new();
+        for exporter in &self.accounts {
+            for route in exporter.streams_out.iter().filter(|r| r.importer == index) {
+                imports.push(ImportJson {
+                    subject: lossy(&route.source),
+                    account: &exporter.name,
+                    to: None,
+                    local_subject: Some(match &route.target {
+                        Target::Same => lossy(&route.source),
+                        _ => String::from_utf8_lossy(&route.local_pattern()).into_owned(),
+                    }),
+                    kind: "stream",
+                    invalid: false,
+                    share: false,
+                    tracking: false,
+                });
+            }
+        }
+        for route in account.services_in.iter() {
+            imports.push(ImportJson {
+                subject: lossy(&route.local),
+                account: &self.accounts[route.exporter].name,
+                to: Some(lossy(&route.remote)),
+                local_subject: None,
+                kind: "service",
+                invalid: false,
+                share: false,
+                tracking: false,
+            });
+        }
+        AccountInfo {
+            account_name: &account.name,
+            update_time: clock.text(self.config_loaded),
+            is_system: self.system_account.as_deref() == Some(account.name.as_str()),
+            expired: false,
+            complete: true,
+            jetstream_enabled: false,
+            leafnode_connections: 0,
+            client_connections: account.stats.connections,
+            subscriptions: account.sublist.len(),
+            exports,
+            imports,
+            sublist_stats: SublistStatsJson::of(&[&account.sublist]),
+        }
+    }
+}
+
+// ----- the JSON shapes (nats-server's field names and order) -------------------
+
+#[derive(Serialize)]
+struct Varz<'a> {
+    server_id: &'a str,
+    server_name: &'a str,
+    version: &'a str,
+    proto: u32,
+    go: &'a str,
+    host: &'a str,
+    port: u16,
+    #[serde(skip_serializing_if = "is_false")]
+    auth_required: bool,
+    max_connections: u32,
+    /// Nanoseconds, as Go encodes a duration.
+    ping_interval: u64,
+    ping_max: u32,
+    http_host: &'a str,
+    http_port: u16,
+    http_base_path: &'a str,
+    https_port: u16,
+    /// Seconds.
+    #[serde(serialize_with = "go_float")]
+    auth_timeout: f64,
+    max_control_line: u32,
+    max_payload: u32,
+    max_pending: u64,
+    start: String,
+    now: String,
+    uptime: String,
+    mem: u64,
+    cores: u32,
+    #[serde(serialize_with = "go_float")]
+    cpu: f64,
+    connections: usize,
+    total_connections: u64,
+    routes: u32,
+    remotes: u32,
+    leafnodes: u32,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    slow_consumers: u64,
+    subscriptions: usize,
+    http_req_stats: &'a BTreeMap<&'static str, u64>,
+    config_load_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_account: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Connz<'a> {
+    server_id: &'a str,
+    now: String,
+    num_connections: usize,
+    total: usize,
+    offset: usize,
+    limit: usize,
+    connections: Vec<ConnInfo<'a>>,
+}
+
+#[derive(Serialize)]
+struct ConnInfo<'a> {
+    cid: u64,
+    kind: &'static str,
+    #[serde(rename = "type")]
+    conn_type: &'static str,
+    ip: &'a str,
+    port: u16,
+    start: String,
+    last_activity: String,
+    rtt: String,
+    uptime: String,
+    idle: String,
+    pending_bytes: usize,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    subscriptions: usize,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    lang: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorized_user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list_detail: Vec<SubDetail<'a>>,
+}
+
+#[derive(Serialize)]
+struct SubDetail<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qgroup: Option<String>,
+    sid: String,
+    msgs: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    max: u64,
+    cid: u64,
+}
+
+#[derive(Serialize)]
+struct SublistStatsJson {
+    num_subscriptions: usize,
+    num_cache: usize,
+    num_inserts: u64,
+    num_removes: u64,
+    num_matches: u64,
+    #[serde(serialize_with = "go_float")]
+    cache_hit_rate: f64,
+    max_fanout: usize,
+    #[serde(serialize_with = "go_float")]
+    avg_fanout: f64,
+}
+
+impl SublistStatsJson {
+    /// The counters of several subject spaces added up, as nats-server does
+    /// for `/subsz`: rates and averages over the totals.
+    fn of(sublists: &[&Sublist]) -> SublistStatsJson {
+        let mut total = SublistStatsJson {
+            num_subscriptions: 0,
+            num_cache: 0,
+            num_inserts: 0,
+            num_removes: 0,
+            num_matches: 0,
+            cache_hit_rate: 0.0,
+            max_fanout: 0,
+            avg_fanout: 0.0,
+        };
+        let (mut hits, mut fanout) = (0u64, 0usize);
+        for sublist in sublists {
+            let st = sublist.stats();
+            let (max, sum) = sublist.cache_fanout();
+            total.num_subscriptions += st.num_subscriptions;
+            total.num_cache += st.num_cache;
+            total.num_inserts += st.num_inserts;
+            total.num_removes += st.num_removes;
+            total.num_matches += st.num_matches;
+            total.max_fanout = total.max_fanout.max(max);
+            hits += st.cache_hits;
+            fanout += sum;
+        }
+        if total.num_matches > 0 {
+            total.cache_hit_rate = hits as f64 / total.num_matches as f64;
+        }
+        if total.num_cache > 0 {
+            total.avg_fanout = fanout as f64 / total.num_cache as f64;
+        }
+        total
+    }
+}
+
+#[derive(Serialize)]
+struct Subsz<'a> {
+    server_id: &'a str,
+    now: String,
+    #[serde(flatten)]
+    stats: SublistStatsJson,
+    total: usize,
+    offset: usize,
+    limit: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list: Vec<SubDetail<'a>>,
+}
+
+#[derive(Serialize)]
+struct Accountz<'a> {
+    server_id: &'a str,
+    now: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_account: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    accounts: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_detail: Option<AccountInfo<'a>>,
+}
+
+#[derive(Serialize)]
+struct AccountInfo<'a> {
+    account_name: &'a str,
+    update_time: String,
+    #[serde(skip_serializing_if = "is_false")]
+    is_system: bool,
+    expired: bool,
+    complete: bool,
+    jetstream_enabled: bool,
+    leafnode_connections: u32,
+    client_connections: u32,
+    subscriptions: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    exports: Vec<ExportJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imports: Vec<ImportJson<'a>>,
+    sublist_stats: SublistStatsJson,
+}
+
+#[derive(Serialize)]
+struct ExportJson<'a> {
+    subject: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    approved_accounts: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ImportJson<'a> {
+    subject: String,
+    account: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_subject: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    invalid: bool,
+    share: bool,
+    tracking: bool,
+}
+
+/// A float as Go writes it: a whole number without a fraction (`2`, not `2.0`).
+fn go_float<S: serde::Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        s.serialize_i64(*value as i64)
+    } else {
+        s.serialize_f64(*value)
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn sub_detail<'a>(sub: &Subscription, cid: u64, account: Option<&'a str>) -> SubDetail<'a> {
+    SubDetail {
+        account,
+        subject: lossy(&sub.subject),
+        qgroup: sub.queue.as_deref().map(lossy),
+        sid: lossy(&sub.sid),
+        msgs: sub.delivered,
+        max: sub.max,
+        cid,
+    }
+}
+
+/// Numeric sids in numeric order, then the others by their bytes.
+fn sid_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let number = |s: &[u8]| std::str::from_utf8(s).ok()?.parse::<u64>().ok();
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn page<T: Copy>(items: &[T], offset: usize, limit: usize) -> &[T] {
+    let start = offset.min(items.len());
+    let end = offset.saturating_add(limit).min(items.len());
+    &items[start..end]
+}
+
+fn json<T: Serialize>(value: &T) -> MonitorResponse {
+    let body = serde_json::to_string_pretty(value).expect("monitoring JSON serializes");
+    response(200, JSON, body)
+}
+
+fn response(status: u16, content_type: &'static str, body: String) -> MonitorResponse {
+    MonitorResponse {
+        status,
+        content_type,
+        body,
+    }
+}
+
+fn bad_request(text: String) -> MonitorResponse {
+    response(400, TEXT, text)
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Converts engine times to wall-clock times.
+struct Clock {
+    now: Time,
+    /// The wall-clock time of `now`.
+    unix_nanos: u64,
+    /// The wall-clock time of `Time::ZERO`, fixed once, so that a time (the
+    /// start, a connection's start) reads the same in every answer.
+    origin: u64,
+}
+
+impl Clock {
+    fn since(&self, t: Time) -> Duration {
+        self.now.saturating_since(t)
+    }
+
+    /// `now` as the runtime's clock says, anything else from the fixed origin.
+    fn text(&self, t: Time) -> String {
+        if t == self.now {
+            rfc3339(self.unix_nanos)
+        } else {
+            rfc3339(self.origin.saturating_add(t.as_nanos()))
+        }
+    }
+}
+
+/// Go's JSON form of a time, in UTC: `2026-11-23T19:16:34.697742489Z`
+/// (trailing zeros of the fraction dropped, as RFC 3339 with nanoseconds).
+fn rfc3339(unix_nanos: u64) -> String {
+    let secs = unix_nanos / 1_000_000_000;
+    let nanos = unix_nanos % 1_000_000_000;
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let mut text = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    if nanos > 0 {
+        let fraction = format!("{nanos:09}");
+        text.push('.');
+        text.push_str(fraction.trim_end_matches('0'));
+    }
+    text.push('Z');
+    text
+}
+
+/// nats-server's uptime form: `1y2d3h4m5s`, leading zero units left out.
+fn uptime(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (mins, hours, days) = (secs / 60, secs / 3600, secs / 86_400);
+    let years = days / 365;
+    if years > 0 {
+        format!(
+            "{years}y{}d{}h{}m{}s",
+            days % 365,
+            hours % 24,
+            mins % 60,
+            secs % 60
+        )
+    } else if days > 0 {
+        format!("{days}d{}h{}m{}s", hours % 24, mins % 60, secs % 60)
+    } else if hours > 0 {
+        format!("{hours}h{}m{}s", mins % 60, secs % 60)
+    } else if mins > 0 {
+        format!("{mins}m{}s", secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// Go's `Duration.String()`: `0s`, `850ns`, `1.5µs`, `859µs`, `1.234ms`, `2m3.5s`.
+fn go_duration(d: Duration) -> String {
+    let nanos = duration_nanos(d);
+    let fraction = |value: u64, unit: u64, digits: usize| {
+        let (whole, rest) = (value / unit, value % unit);
+        if rest == 0 {
+            whole.to_string()
+        } else {
+            let rest = format!("{rest:0digits$}");
+            format!("{whole}.{}", rest.trim_end_matches('0'))
+        }
+    };
+    match nanos {
+        0 => "0s".to_string(),
+        1..=999 => format!("{nanos}ns"),
+        1_000..=999_999 => format!("{}µs", fraction(nanos, 1_000, 3)),
+        1_000_000..=999_999_999 => format!("{}ms", fraction(nanos, 1_000_000, 6)),
+        _ => {
+            let secs = nanos / 1_000_000_000;
+            let (hours, mins) = (secs / 3600, secs / 60 % 60);
+            let mut text = String::new();
+            if hours > 0 {
+                text.push_str(&format!("{hours}h"));
+            }
+            if hours > 0 || mins > 0 {
+                text.push_str(&format!("{mins}m"));
+            }
+            let in_minute = nanos % 60_000_000_000;
+            text.push_str(&fraction(in_minute, 1_000_000_000, 9));
+            text.push('s');
+            text
+        }
+    }
+}
+
+/// The `/` page: links to the endpoints, like nats-server's.
+fn index() -> String {
+    format!(
+        r#"<html lang="en">
+  <head>
+    <title>tenet monitoring</title>
+    <style type="text/css">
+      body {{ font-family: ui-sans-serif, system-ui, sans-serif; margin-left: 32px }}
+      a {{ display: block; margin-left: 7px; padding-bottom: 6px }}
+    </style>
+  </head>
+  <body>
+    <h2>tenet v{version}</h2>
+    <p>NATS protocol of nats-server {protocol}</p>
+    <a href=./varz>General</a>
+    <a href=./connz>Connections</a>
+    <a href=./accountz>Accounts</a>
+    <a href=./subsz>Subscriptions</a>
+    <a href=./healthz>Health Probe</a>
+    <a href=https://docs.nats.io/running-a-nats-service/nats_admin/monitoring>Help</a>
+  </body>
+</html>
+"#,
+        version = VERSION,
+        protocol = PROTOCOL_VERSION,
+    )
+}
+
+/// A URL query, decoded as Go's `url.ParseQuery` does (`+` is a space, `%XX`
+/// a byte; a pair with a bad escape is dropped).
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(text: &str) -> Query {
+        let pairs = text
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                Some((unescape(k)?, unescape(v)?))
+            })
+            .collect();
+        Query(pairs)
+    }
+
+    /// The first value of `key`; an empty value counts as absent (as in nats-server).
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A boolean the way Go's `strconv.ParseBool` reads it; absent is false.
+    fn bool(&self, key: &str) -> Result<bool, MonitorResponse> {
+        match self.get(key) {
+            None => Ok(false),
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+            Some(other) => Err(bad_request(format!(
+                "Error decoding boolean for '{key}': strconv.ParseBool: parsing {other:?}: invalid syntax"
+            ))),
+        }
+    }
+
+    fn int(&self, key: &str) -> Result<Option<i64>, MonitorResponse> {
+        let Some(text) = self.get(key) else {
+            return Ok(None);
+        };
+        text.parse::<i64>().map(Some).map_err(|e| {
+            let why = match e.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    "value out of range"
+                }
+                _ => "invalid syntax",
+            };
+            bad_request(format!(
+                "Error decoding int for '{key}': strconv.Atoi: parsing {text:?}: {why}"
+            ))
+        })
+    }
+
+    /// `offset` (negative is 0) and `limit` (0 or negative is the default, 1024).
+    fn paging(&self) -> Result<(usize, usize), MonitorResponse> {
+        let offset = self.int("offset")?.unwrap_or(0).max(0);
+        let limit = match self.int("limit")?.unwrap_or(0) {
+            n if n <= 0 => DEFAULT_LIMIT as i64,
+            n => n,
+        };
+        Ok((
+            usize::try_from(offset).unwrap_or(usize::MAX),
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        ))
+    }
+}
+
+fn unescape(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations_are_written_as_go_writes_them() {
+        assert_eq!(
+            rfc3339(1_795_547_794_697_742_489),
+            "2026-11-24T19:16:34.697742489Z"
+        );
+        assert_eq!(rfc3339(1_795_547_794_000_000_000), "2026-11-24T19:16:34Z");
+        assert_eq!(rfc3339(1_795_547_794_500_000_000), "2026-11-24T19:16:34.5Z");
+        assert_eq!(uptime(Duration::from_millis(999)), "0s");
+        assert_eq!(uptime(Duration::from_secs(61)), "1m1s");
+        assert_eq!(uptime(Duration::from_secs(3600 * 25 + 2)), "1d1h0m2s");
+        assert_eq!(uptime(Duration::from_secs(86_400 * 366 + 3)), "1y1d0h0m3s");
+        let go = |nanos: u64| go_duration(Duration::from_nanos(nanos));
+        assert_eq!(go(0), "0s");
+        assert_eq!(go(850), "850ns");
+        assert_eq!(go(859_000), "859µs");
+        assert_eq!(go(1_500), "1.5µs");
+        assert_eq!(go(1_234_000), "1.234ms");
+        assert_eq!(go(1_000_000_000), "1s");
+        assert_eq!(go(123_500_000_000), "2m3.5s");
+        assert_eq!(go(3_600_000_000_000), "1h0m0s");
+    }
+
+    #[test]
+    fn queries_are_decoded_like_go() {
+        let q = Query::parse("acc=%24G&subs=1&auth=&x=a+b&bad=%zz&sort=idle&sort=cid");
+        assert_eq!(q.get("acc"), Some("$G"));
+        assert_eq!(q.get("x"), Some("a b"));
+        assert_eq!(q.get("auth"), None);
+        assert_eq!(q.get("bad"), None);
+        assert_eq!(q.get("sort"), Some("idle"));
+        assert_eq!(q.bool("subs"), Ok(true));
+        assert_eq!(q.bool("auth"), Ok(false));
+        assert_eq!(
+            Query::parse("subs=x").bool("subs").unwrap_err().body,
+            "Error decoding boolean for 'subs': strconv.ParseBool: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(
+            Query::parse("offset=x").paging().unwrap_err().body,
+            "Error decoding int for 'offset': strconv.Atoi: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(
+            Query::parse("offset=-3&limit=0").paging(),
+            Ok((0, DEFAULT_LIMIT))
+        );
+        assert_eq!(Query::parse("offset=2&limit=5").paging(), Ok((2, 5)));
+    }
+}
