@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# tenet-mio against nats-server, side by side, in one run: every row of the
+# performance table in the README, with the ratios.
+#
+#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--only "throughput idle subs"]
+#
+# - Throughput and latency: ../shared/bench/bench.sh (the official nats.go bench
+#   package) on bench-plain.conf and bench-perms.conf, one cell at a time, the two
+#   servers alternating, both running throughout (tenet on 14222, nats on 14223).
+#   Around every cell the servers' utime+stime is read from /proc/PID/stat, which
+#   gives the server CPU time per message and how busy the server was.
+# - Memory with 10,000 idle connections, and 1,000,000 subscriptions over 100,000
+#   subjects (time to subscribe, memory, delivery rate of publishes to random
+#   subscribed subjects): tests/src/bin/tenet-load.rs, each server fresh.
+#
+# Needs nats-server 2.9.10 (apt-get install nats-server) and the bench tools
+# (bash ../shared/bench/build_tools.sh, run here when /tmp/natsbench is missing).
+# --quick runs 1 repetition with a tenth of the messages (a smoke run, not a measurement).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SHARED=${TENET_SHARED:-$ROOT/../shared}
+BENCH_SH=$SHARED/bench/bench.sh
+CONFIGS=$SHARED/bench/configs
+NATS=${NATS_SERVER:-nats-server}
+RUNS=3
+SCALE=1
+ONLY="throughput idle subs"
+while (($#)); do
+  case $1 in
+    --runs) RUNS=$2; shift 2;;
+    --quick) RUNS=1; SCALE=10; shift;;
+    --nats) NATS=$2; shift 2;;
+    --only) ONLY=$2; shift 2;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+
+N_PUB=$((5000000 / SCALE)); N_SUB=$((2000000 / SCALE)); N_FAN=$((1000000 / SCALE))
+RTT_N=$((20000 / SCALE)); FANOUT=5; PREFLIGHT=1000
+IDLE_CONNS=10000; SUBS=1000000; SUBJECTS=100000; PUBLISHES=$((200000 / SCALE))
+TENET_PORT=14222; NATS_PORT=14223
+CLK_TCK=$(getconf CLK_TCK)
+
+command -v "$NATS" >/dev/null || { echo "nats-server not found (apt-get install nats-server, or --nats PATH)" >&2; exit 2; }
+[[ -x $BENCH_SH ]] || { echo "missing $BENCH_SH" >&2; exit 2; }
+[[ -x /tmp/natsbench/nats-bench-harness && -x /tmp/natsbench/nats-rtt ]] || bash "$SHARED/bench/build_tools.sh" >&2
+(cd "$ROOT" && cargo build --release -q -p tenet-mio && cargo build --release -q -p tenet-tests --bin tenet-load)
+TENET=$ROOT/target/release/tenet-mio
+LOAD=$ROOT/target/release/tenet-load
+# One socket per idle connection, in the servers and in tenet-load.
+ulimit -n "$(ulimit -Hn)"
+
+WORK=$(mktemp -d /tmp/tenet-compare.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# start NAME PORT CONF: sets SPID to the server's pid once the port accepts connections
+start() {
+  local name=$1 port=$2 conf=$3 bin
+  if [[ $name == tenet ]]; then bin=$TENET; else bin=$NATS; fi
+  "$bin" -c "$conf" -a 127.0.0.1 -p "$port" >"$WORK/$name-$port.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { SPID=$pid; return; }
+    sleep 0.1
+  done
+  echo "$name did not open port $port:" >&2; cat "$WORK/$name-$port.log" >&2; exit 1
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+human() { awk -v x="$1" 'BEGIN { if (x >= 1e6) printf "%.2fM", x / 1e6; else if (x >= 1e3) printf "%.0fk", x / 1e3; else printf "%.0f", x }'; }
+
+# One bench.sh cell against one server: appends "server conf test size rate cpu_ns busy p50 p99" to $RESULTS.
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+cell() {
+  local who=$1 pid=$2 port=$3 conf=$4 test=$5 size=$6 url raw t0 t1 c0 c1 msgs rate p50="" p99=""
+  url="nats://127.0.0.1:$port"
+  [[ $conf == perms ]] && url="nats://bench:benchpw@127.0.0.1:$port"
+  raw=$WORK/raw-$who-$conf-$test-$size.csv
+  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+  "$BENCH_SH" --url "$url" --tests "$test" --sizes "$size" --runs "$RUNS" --raw "$raw" \
+    --n-pub "$N_PUB" --n-sub "$N_SUB" --n-fan "$N_FAN" --fanout "$FANOUT" --rtt-n "$RTT_N" \
+    --label "$who-$conf" >"$WORK/table-$who-$conf-$test-$size.md" 2>>"$WORK/bench.log" \
+    || { echo "bench.sh failed for $who $conf $test $size (see $WORK/bench.log)" >&2; exit 1; }
+  c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+  case $test in
+    pub) msgs=$((RUNS * N_PUB + PREFLIGHT)); rate=$(awk -F, 'NR > 1 { print $5 }' "$raw" | median);;
+    pubsub) msgs=$((RUNS * N_SUB + PREFLIGHT)); rate=$(awk -F, 'NR > 1 { print $6 }' "$raw" | median);;
+    fanout) msgs=$((RUNS * N_FAN * FANOUT + PREFLIGHT)); rate=$(awk -F, 'NR > 1 { print $6 }' "$raw" | median);;
+    rtt) msgs=$((RUNS * RTT_N * 2 + PREFLIGHT)); rate=$(awk -F, 'NR > 1 { print $11 }' "$raw" | median)
+         p50=$(awk -F, 'NR > 1 { print $7 }' "$raw" | median); p99=$(awk -F, 'NR > 1 { print $9 }' "$raw" | median);;
+  esac
+  awk -v w="$who" -v c="$conf" -v t="$test" -v s="$size" -v r="$rate" -v m="$msgs" \
+      -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v p50="${p50:--}" -v p99="${p99:--}" \
+    'BEGIN { printf "%s %s %s %s %s %.0f %.0f %s %s\n", w, c, t, s, r, d / hz * 1e9 / m, 100 * d / hz / (t1 - t0), p50, p99 }' >>"$RESULTS"
+  echo "  $who $conf $test $size: $(tail -1 "$RESULTS" | cut -d' ' -f5-)" >&2
+}
+
+get() { # server conf test size field(5=rate 6=cpu_ns 7=busy 8=p50 9=p99)
+  awk -v w="$1" -v c="$2" -v t="$3" -v s="$4" -v f="$5" '$1 == w && $2 == c && $3 == t && $4 == s { print $f }' "$RESULTS"
+}
+
+if [[ " $ONLY " == *" throughput "* ]]; then
+  for conf in plain perms; do
+    echo "== $conf: bench.sh cells, tenet and nats-server alternating" >&2
+    start tenet $TENET_PORT "$CONFIGS/bench-$conf.conf"; tpid=$SPID
+    start nats $NATS_PORT "$CONFIGS/bench-$conf.conf"; npid=$SPID
+    for size in 16 128; do
+      for test in pub pubsub fanout rtt; do
+        cell tenet "$tpid" $TENET_PORT $conf $test $size
+        cell nats "$npid" $NATS_PORT $conf $test $size
+      done
+    done
+    stop "$tpid"; stop "$npid"
+  done
+fi
+
+IDLE_T="" IDLE_N="" SUBS_T="" SUBS_N=""
+if [[ " $ONLY " == *" idle "* ]]; then
+  echo "== $IDLE_CONNS idle connections" >&2
+  start tenet $TENET_PORT "$CONFIGS/bench-plain.conf"; pid=$SPID
+  IDLE_T=$("$LOAD" idle --addr 127.0.0.1:$TENET_PORT --pid "$pid" --conns $IDLE_CONNS); stop "$pid"
+  start nats $NATS_PORT "$CONFIGS/bench-plain.conf"; pid=$SPID
+  IDLE_N=$("$LOAD" idle --addr 127.0.0.1:$NATS_PORT --pid "$pid" --conns $IDLE_CONNS); stop "$pid"
+  echo "  tenet: $IDLE_T" >&2; echo "  nats:  $IDLE_N" >&2
+fi
+if [[ " $ONLY " == *" subs "* ]]; then
+  echo "== $SUBS subscriptions over $SUBJECTS subjects" >&2
+  start tenet $TENET_PORT "$CONFIGS/bench-plain.conf"; pid=$SPID
+  SUBS_T=$("$LOAD" subs --addr 127.0.0.1:$TENET_PORT --pid "$pid" --subs $SUBS --subjects $SUBJECTS --publishes "$PUBLISHES"); stop "$pid"
+  start nats $NATS_PORT "$CONFIGS/bench-plain.conf"; pid=$SPID
+  SUBS_N=$("$LOAD" subs --addr 127.0.0.1:$NATS_PORT --pid "$pid" --subs $SUBS --subjects $SUBJECTS --publishes "$PUBLISHES"); stop "$pid"
+  echo "  tenet: $SUBS_T" >&2; echo "  nats:  $SUBS_N" >&2
+fi
+field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+
+# The table.
+echo "## tenet-mio vs $("$NATS" --version 2>&1 | head -1)"
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); bench.sh median of $RUNS runs per cell" \
+  "(n: publish-only $N_PUB, 1:1 $N_SUB, 1:$FANOUT $N_FAN, request/reply $RTT_N)."
+echo "CPU = server utime+stime per message delivered (per message published for publish-only, per request+reply for request/reply);"
+echo "busy = server CPU time over the cell's wall time (100% = one core)."
+if [[ -s $RESULTS ]]; then
+  echo
+  echo "| config | test | size | tenet msgs/s | nats msgs/s | ratio | tenet CPU ns/msg (busy) | nats CPU ns/msg (busy) | CPU ratio |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for conf in plain perms; do
+    for test in pub pubsub fanout; do
+      for size in 16 128; do
+        tr=$(get tenet $conf $test $size 5); nr=$(get nats $conf $test $size 5)
+        [[ -n $tr ]] || continue
+        tc=$(get tenet $conf $test $size 6); nc=$(get nats $conf $test $size 6)
+        case $test in pub) name="publish only";; pubsub) name="1 pub : 1 sub";; fanout) name="1 pub : $FANOUT subs";; esac
+        echo "| $conf | $name | $size | $(human "$tr") | $(human "$nr") | $(ratio "$tr" "$nr")x | $tc ($(get tenet $conf $test $size 7)%) | $nc ($(get nats $conf $test $size 7)%) | $(ratio "$tc" "$nc")x |"
+      done
+    done
+  done
+  echo
+  echo "| config | request/reply | size | tenet p50 / p99 µs | nats p50 / p99 µs | p50 ratio | p99 ratio | tenet CPU ns/msg | nats CPU ns/msg |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for conf in plain perms; do
+    for size in 16 128; do
+      t50=$(get tenet $conf rtt $size 8); n50=$(get nats $conf rtt $size 8)
+      [[ -n $t50 ]] || continue
+      t99=$(get tenet $conf rtt $size 9); n99=$(get nats $conf rtt $size 9)
+      echo "| $conf | closed loop | $size | $t50 / $t99 | $n50 / $n99 | $(ratio "$t50" "$n50")x | $(ratio "$t99" "$n99")x | $(get tenet $conf rtt $size 6) | $(get nats $conf rtt $size 6) |"
+    done
+  done
+  echo
+  echo "| tenet: perms / plain | size | msgs/s ratio | CPU ns/msg ratio |"
+  echo "| --- | ---: | ---: | ---: |"
+  for test in pub pubsub fanout; do
+    for size in 16 128; do
+      pr=$(get tenet perms $test $size 5); lr=$(get tenet plain $test $size 5)
+      [[ -n $pr && -n $lr ]] || continue
+      echo "| $test | $size | $(ratio "$pr" "$lr") | $(ratio "$(get tenet perms $test $size 6)" "$(get tenet plain $test $size 6)") |"
+    done
+  done
+fi
+if [[ -n $IDLE_T || -n $SUBS_T ]]; then
+  echo
+  echo "| load | measure | tenet | nats-server | ratio |"
+  echo "| --- | --- | ---: | ---: | ---: |"
+fi
+if [[ -n $IDLE_T ]]; then
+  t=$(field "$IDLE_T" rss_after_kib); n=$(field "$IDLE_N" rss_after_kib)
+  echo "| $IDLE_CONNS idle connections | resident memory MiB | $((t / 1024)) | $((n / 1024)) | $(ratio "$t" "$n")x |"
+  echo "| $IDLE_CONNS idle connections | bytes per connection | $(field "$IDLE_T" per_conn_bytes) | $(field "$IDLE_N" per_conn_bytes) | $(ratio "$(field "$IDLE_T" per_conn_bytes)" "$(field "$IDLE_N" per_conn_bytes)")x |"
+fi
+if [[ -n $SUBS_T ]]; then
+  t=$(field "$SUBS_T" rss_after_kib); n=$(field "$SUBS_N" rss_after_kib)
+  echo "| $SUBS subs / $SUBJECTS subjects | resident memory MiB | $((t / 1024)) | $((n / 1024)) | $(ratio "$t" "$n")x |"
+  t=$(field "$SUBS_T" subscribe_secs); n=$(field "$SUBS_N" subscribe_secs)
+  echo "| $SUBS subs / $SUBJECTS subjects | seconds to subscribe all | $t | $n | $(ratio "$t" "$n")x |"
+  t=$(field "$SUBS_T" publishes_per_sec); n=$(field "$SUBS_N" publishes_per_sec)
+  echo "| $SUBS subs / $SUBJECTS subjects | publishes/s to random subjects ($((SUBS / SUBJECTS)) deliveries each) | $(human "$t") | $(human "$n") | $(ratio "$t" "$n")x |"
+fi
+echo
+echo "_raw figures: ${WORK}_"
