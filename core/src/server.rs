@@ -29,7 +29,7 @@ use crate::rng::Rng;
 use crate::subject::{
     is_literal, is_valid_literal_subject, is_valid_subject, map_subject, subject_matches,
 };
-use crate::sublist::{Matches, SubKey};
+use crate::sublist::{MatchMemo, Matches, SubKey};
 use crate::time::Time;
 
 #[path = "monitor.rs"]
@@ -201,6 +201,8 @@ struct Client {
     perms: Option<Arc<Permissions>>,
     /// Recent publish decisions (only used with publish restrictions).
     publish_cache: PublishCache,
+    /// The match of the last subject published in its own account.
+    last_match: MatchMemo,
     /// Replies this client may send under `allow_responses`.
     replies: Option<ReplyTracker>,
     /// When the reply tracker is next pruned (one timer per client at most).
@@ -467,6 +469,7 @@ impl Server {
             user: None,
             perms: None,
             publish_cache: PublishCache::new(),
+            last_match: MatchMemo::default(),
             replies: None,
             prune_due: None,
             violations_since: now,
@@ -773,6 +776,7 @@ impl Server {
         self.account_index = new_index;
         self.system_account = new_system;
         for client in self.slots.iter_mut().filter_map(|s| s.client.as_mut()) {
+            client.last_match.forget();
             match remap[client.account] {
                 Some(new) => client.account = new,
                 None => (client.account, client.counted) = (0, false),
@@ -1370,9 +1374,19 @@ impl Server {
     /// owed to requesters elsewhere. Returns whether the message went anywhere
     /// (a request handed to a service import counts, as in nats-server).
     fn route(&mut self, publisher: usize, publish: &Publish<'_>, now: Time) -> bool {
-        let acc = self.client_ref(publisher).account;
-        let matches = self.accounts[acc].sublist.matches(publish.subject);
+        let client = self.slots[publisher].client.as_mut().expect("live client");
+        let acc = client.account;
+        let generation = self.accounts[acc].sublist.generation();
+        let matches = match client.last_match.take(acc, generation, publish.subject) {
+            Some(matches) => matches,
+            None => self.accounts[acc].sublist.matches(publish.subject),
+        };
         let mut delivered = self.deliver_all(publisher, &matches, publish, now);
+        if let Some(client) = self.slots[publisher].client.as_mut() {
+            client
+                .last_match
+                .keep(acc, generation, publish.subject, matches);
+        }
         let account = &self.accounts[acc];
         let (streams, services) = (
             !account.streams_out.is_empty(),

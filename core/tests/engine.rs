@@ -412,3 +412,38 @@ fn traced_payloads_are_cut_at_max_traced_msg_len() {
         payloads[1]
     );
 }
+
+/// A publisher repeating one subject reuses its last match; every change to
+/// the subscriptions (a new one, an unsubscribe, an auto-unsubscribe reached
+/// during the delivery itself) must be seen by its very next publish.
+#[test]
+fn a_repeated_subject_sees_every_subscription_change() {
+    let mut sim = Sim::new(Options::default());
+    let publisher = sim.connect(QUIET);
+    let a = sim.connect(QUIET);
+    let b = sim.connect(QUIET);
+    let one = b"PUB foo 1\r\nx\r\n";
+    sim.send(publisher, one);
+    sim.send(a, b"SUB foo 1\r\n");
+    sim.send(publisher, one);
+    assert_eq!(sim.take_str(a), "MSG foo 1 1\r\nx\r\n");
+    sim.send(b, b"SUB f.* 2\r\nSUB foo 3\r\nUNSUB 3 1\r\n");
+    sim.send(publisher, one);
+    sim.send(publisher, one);
+    assert_eq!(sim.take_str(a), "MSG foo 1 1\r\nx\r\nMSG foo 1 1\r\nx\r\n");
+    assert_eq!(sim.take_str(b), "MSG foo 3 1\r\nx\r\n");
+    sim.send(a, b"UNSUB 1\r\n");
+    sim.send(b, b"SUB bar 4\r\n");
+    sim.send(publisher, one);
+    assert_eq!(sim.take_str(a), "");
+    assert_eq!(sim.take_str(b), "");
+    sim.send(b, b"SUB foo 5\r\n");
+    sim.send(
+        publisher,
+        b"PUB foo 1\r\ny\r\nPUB bar 1\r\nz\r\nPUB foo 1\r\nw\r\n",
+    );
+    assert_eq!(
+        sim.take_str(b),
+        "MSG foo 5 1\r\ny\r\nMSG bar 4 1\r\nz\r\nMSG foo 5 1\r\nw\r\n"
+    );
+}

@@ -366,6 +366,12 @@ impl Parser {
         }
 
         let rest = &data[*pos..];
+        if self.carry.is_empty() {
+            if let Some((publish, len)) = self.quick_pub(rest) {
+                *pos += len;
+                return Ok(Some(Op::Pub(publish)));
+            }
+        }
         let newline = memchr(b'\n', rest);
         if !self.carry.is_empty() || newline.is_none() {
             // The line straddles reads: gather it in `carry`.
@@ -431,6 +437,60 @@ impl Parser {
         Ok(None)
     }
 
+    /// The common publish in one pass: `PUB <subject> [reply] <size>\r\n`, upper
+    /// case, single spaces, with its payload complete in `rest`. Returns the op
+    /// and the bytes it spans; anything else, valid or not, returns `None` and
+    /// takes the general path, which decides it exactly as before.
+    fn quick_pub<'a>(&self, rest: &'a [u8]) -> Option<(Publish<'a>, usize)> {
+        const KEYWORD: usize = PUB.0.len() + 1;
+        let args = rest.strip_prefix(b"PUB ")?;
+        // Offsets of the (at most two) single spaces between the arguments.
+        let mut spaces = [0usize; 2];
+        let mut n = 0;
+        let mut at = 0;
+        let cr = loop {
+            let i = find_control_or_space(args, at)?;
+            match args[i] {
+                b' ' => {
+                    let after_space = n > 0 && spaces[n - 1] + 1 == i;
+                    if n == 2 || i == 0 || after_space {
+                        return None;
+                    }
+                    spaces[n] = i;
+                    n += 1;
+                }
+                b'\r' => break i,
+                b'\t' | b'\n' => return None,
+                _ => {}
+            }
+            at = i + 1;
+        };
+        if n == 0 || cr > self.max_control_line {
+            return None;
+        }
+        if *args.get(cr + 1)? != b'\n' {
+            return None;
+        }
+        let subject = &args[..spaces[0]];
+        let reply = (n == 2).then(|| &args[spaces[0] + 1..spaces[1]]);
+        let size_token = &args[spaces[n - 1] + 1..cr];
+        let size = parse_size(size_token).filter(|&s| s <= self.max_payload)?;
+        let start = KEYWORD + cr + 2;
+        let end = start + size;
+        if rest.get(end..end + 2)? != b"\r\n" {
+            return None;
+        }
+        let publish = Publish {
+            subject,
+            reply,
+            header_size_token: None,
+            size_token,
+            header_len: 0,
+            payload: &rest[start..end],
+        };
+        Some((publish, end + 2))
+    }
+
     fn finish_carried_pub(
         &self,
         line_len: usize,
@@ -494,6 +554,26 @@ impl Parser {
             LineStart::Undecided => Ok(()),
         }
     }
+}
+
+/// The index of the first byte at or below `b' '` (space, tab, CR, LF and the
+/// other control bytes) in `bytes[from..]`, found eight bytes at a time: a
+/// control line's arguments are mostly long runs of subject bytes.
+fn find_control_or_space(bytes: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    while let Some(word) = bytes.get(from..from + 8) {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // The high bit of each byte below 0x21 (exact up to the first such
+        // byte, which is all that is read).
+        let low = word.wrapping_sub(ONES * 0x21) & !word & HIGH_BITS;
+        if low != 0 {
+            return Some(from + low.trailing_zeros() as usize / 8);
+        }
+        from += 8;
+    }
+    let tail = bytes.get(from..)?;
+    tail.iter().position(|&b| b <= b' ').map(|i| from + i)
 }
 
 /// Splits a line ending in `\n` (or `\r\n`) into its content and its ending.
@@ -612,8 +692,28 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// The word-at-a-time scan finds what a byte-by-byte one does.
+        #[test]
+        fn control_or_space_scan_matches_a_byte_loop(
+            bytes in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'\r'), 0u8..=255, 0x21u8..0x7f], 0..40),
+            from in 0usize..45,
+        ) {
+            let expected = bytes
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, &b)| b <= b' ')
+                .map(|(i, _)| i);
+            prop_assert_eq!(find_control_or_space(&bytes, from), expected);
+        }
+    }
+
     fn parse_chunks(chunks: &[&[u8]]) -> Vec<Owned> {
-        let mut parser = Parser::new(4096, 1024 * 1024);
+        parse_chunks_with(Parser::new(4096, 1024 * 1024), chunks)
+    }
+
+    fn parse_chunks_with(mut parser: Parser, chunks: &[&[u8]]) -> Vec<Owned> {
         parser.set_headers(true);
         let mut out = Vec::new();
         for chunk in chunks {
@@ -861,6 +961,58 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..20),
         ];
         proptest::collection::vec(op, 0..12).prop_map(|v| v.concat())
+    }
+
+    /// Publishes near the canonical `PUB subject [reply] size` form: the
+    /// variations the one-pass path must hand over to the general one.
+    fn near_canonical_pubs() -> impl Strategy<Value = Vec<u8>> {
+        fn one_of(options: &'static [&'static str]) -> impl Strategy<Value = &'static str> {
+            proptest::sample::select(options)
+        }
+        let separator = || one_of(&[" ", " ", " ", "  ", "\t", " \t"]);
+        let publish = (
+            one_of(&["PUB ", "PUB ", "PUB ", "pub ", "PUB\t", "PUB  "]),
+            one_of(&["a.b", "a.b", "_INBOX.x", ""]),
+            separator(),
+            one_of(&["", "", "r ", "r  ", "r\t"]),
+            (0usize..14, one_of(&["", "", "", "", "", "1234567890", "x"])),
+            one_of(&[
+                "\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n", " \r\n", "\rx\r\n",
+            ]),
+            (any::<bool>(), any::<bool>()),
+            one_of(&["\r\n", "\r\n", "\r\n", "\n", "xx", ""]),
+        )
+            .prop_map(
+                |(kw, subject, sep, reply, (size, bad_size), end, (fit, _), trailer)| {
+                    let size_token = if bad_size.is_empty() {
+                        size.to_string()
+                    } else {
+                        bad_size.to_string()
+                    };
+                    let payload = "p".repeat(if fit { size } else { size / 2 });
+                    [kw, subject, sep, reply, &size_token, end, &payload, trailer]
+                        .concat()
+                        .into_bytes()
+                },
+            );
+        proptest::collection::vec(publish, 1..4).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        /// The one-pass publish path agrees with the general parser (which a
+        /// byte-by-byte feed always takes), under tight limits too.
+        #[test]
+        fn quick_publish_path_agrees_with_the_general_one(
+            input in near_canonical_pubs(),
+            max_control_line in 1u32..16,
+            max_payload in 0u32..16,
+        ) {
+            let limits = || Parser::new(max_control_line, max_payload);
+            let whole = parse_chunks_with(limits(), &[&input]);
+            let bytes: Vec<&[u8]> = input.chunks(1).collect();
+            prop_assert_eq!(parse_chunks_with(limits(), &bytes), whole);
+        }
     }
 
     proptest! {
