@@ -58,19 +58,35 @@ impl Outbound {
 
     /// Appends the concatenation of `parts` as one contiguous run.
     pub fn push_parts(&mut self, pool: &mut ChunkPool, parts: &[&[u8]]) {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let total = parts.iter().map(|p| p.len()).sum();
+        self.push_with(pool, total, |tail| {
+            for part in parts {
+                tail.extend_from_slice(part);
+            }
+        });
+    }
+
+    /// Appends the `len` bytes that `write` appends to the vector it is given,
+    /// as one contiguous run (so a delivery is encoded straight into its chunk).
+    pub fn push_with(
+        &mut self,
+        pool: &mut ChunkPool,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         let fits = self
             .chunks
             .back()
-            .is_some_and(|c| c.capacity() - c.len() >= total);
+            .is_some_and(|c| c.capacity() - c.len() >= len);
         if !fits {
-            self.chunks.push_back(pool.take(total));
+            self.chunks.push_back(pool.take(len));
         }
         let tail = self.chunks.back_mut().expect("a chunk was just ensured");
-        for part in parts {
-            tail.extend_from_slice(part);
-        }
-        self.len += total;
+        let before = tail.len();
+        write(tail);
+        let written = tail.len() - before;
+        debug_assert_eq!(written, len, "push_with was told a wrong length");
+        self.len += written;
     }
 
     /// Appends bytes.

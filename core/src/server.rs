@@ -1377,15 +1377,18 @@ impl Server {
         let client = self.slots[publisher].client.as_mut().expect("live client");
         let acc = client.account;
         let generation = self.accounts[acc].sublist.generation();
-        let matches = match client.last_match.take(acc, generation, publish.subject) {
-            Some(matches) => matches,
-            None => self.accounts[acc].sublist.matches(publish.subject),
-        };
+        let remembered = client.last_match.take(acc, generation, publish.subject);
+        let hit = remembered.is_some();
+        let matches =
+            remembered.unwrap_or_else(|| self.accounts[acc].sublist.matches(publish.subject));
         let mut delivered = self.deliver_all(publisher, &matches, publish, now);
         if let Some(client) = self.slots[publisher].client.as_mut() {
-            client
-                .last_match
-                .keep(acc, generation, publish.subject, matches);
+            if hit {
+                client.last_match.restore(matches);
+            } else {
+                let memo = &mut client.last_match;
+                memo.keep(acc, generation, publish.subject, matches);
+            }
         }
         let account = &self.accounts[acc];
         let (streams, services) = (
@@ -1688,41 +1691,32 @@ impl Server {
         sub.delivered += 1;
         let done = sub.max > 0 && sub.delivered >= sub.max;
         let mut size_buf = [0u8; 20];
-        let mut parts = Parts::default();
-        let mut push = |part| parts.push(part);
-        let (payload, headers_kept) = match publish.header_size_token {
-            Some(hdr) if client.headers => {
-                push(b"HMSG ");
-                (publish.payload, Some(hdr))
-            }
-            _ => {
-                push(b"MSG ");
-                (&publish.payload[publish.header_len..], None)
-            }
+        let (keyword, payload, header_size) = match publish.header_size_token {
+            Some(hdr) if client.headers => (&b"HMSG "[..], publish.payload, Some(hdr)),
+            _ => (&b"MSG "[..], &publish.payload[publish.header_len..], None),
         };
-        push(publish.subject);
-        push(b" ");
-        push(&sub.sid);
-        push(b" ");
-        if let Some(reply) = publish.reply {
-            push(reply);
-            push(b" ");
-        }
-        if let Some(hdr) = headers_kept {
-            push(hdr);
-            push(b" ");
-        }
-        let size: &[u8] = if publish.header_len > 0 && headers_kept.is_none() {
+        let size: &[u8] = if publish.header_len > 0 && header_size.is_none() {
             decimal(payload.len(), &mut size_buf)
         } else {
             publish.size_token
         };
-        push(size);
-        push(b"\r\n");
-        push(payload);
-        push(b"\r\n");
-        let trace = self.opts.trace.then(|| outbound_trace(parts.as_slice()));
-        client.out.push_parts(&mut self.pool, parts.as_slice());
+        let message = Delivery {
+            keyword,
+            subject: publish.subject,
+            sid: &sub.sid,
+            reply: publish.reply,
+            header_size,
+            size,
+            payload,
+        };
+        let trace = self.opts.trace.then(|| {
+            let mut bytes = Vec::with_capacity(message.len());
+            message.encode(&mut bytes);
+            outbound_trace(&[&bytes])
+        });
+        client
+            .out
+            .push_with(&mut self.pool, message.len(), |out| message.encode(out));
         client.out_msgs += 1;
         client.out_bytes += payload.len() as u64;
         self.stats.out_msgs += 1;
@@ -2084,21 +2078,52 @@ fn outbound_trace(parts: &[&[u8]]) -> String {
     format!("->> [{}]", String::from_utf8_lossy(line))
 }
 
-/// The pieces of one MSG/HMSG, gathered on the stack and copied out in one go.
-#[derive(Default)]
-struct Parts<'a> {
-    parts: [&'a [u8]; 13],
-    len: usize,
+/// One delivery as the subscriber receives it:
+/// `MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n`, or `HMSG` with the
+/// header size before the total.
+struct Delivery<'a> {
+    keyword: &'static [u8],
+    subject: &'a [u8],
+    sid: &'a [u8],
+    reply: Option<&'a [u8]>,
+    header_size: Option<&'a [u8]>,
+    size: &'a [u8],
+    payload: &'a [u8],
 }
 
-impl<'a> Parts<'a> {
-    fn push(&mut self, part: &'a [u8]) {
-        self.parts[self.len] = part;
-        self.len += 1;
+impl Delivery<'_> {
+    /// Its length in bytes.
+    fn len(&self) -> usize {
+        let optional = |token: Option<&[u8]>| token.map_or(0, |t| t.len() + 1);
+        self.keyword.len()
+            + self.subject.len()
+            + 1
+            + self.sid.len()
+            + 1
+            + optional(self.reply)
+            + optional(self.header_size)
+            + self.size.len()
+            + 2
+            + self.payload.len()
+            + 2
     }
 
-    fn as_slice(&self) -> &[&'a [u8]] {
-        &self.parts[..self.len]
+    /// Appends it to `out`, straight into the outbound chunk (no list of
+    /// pieces in between, which costs more than the copying).
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.keyword);
+        out.extend_from_slice(self.subject);
+        out.push(b' ');
+        out.extend_from_slice(self.sid);
+        out.push(b' ');
+        for token in [self.reply, self.header_size].into_iter().flatten() {
+            out.extend_from_slice(token);
+            out.push(b' ');
+        }
+        out.extend_from_slice(self.size);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(self.payload);
+        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -73,6 +73,11 @@ impl MatchMemo {
         self.result = Some(result);
     }
 
+    /// Puts back a result [`take`](Self::take) moved out.
+    pub fn restore(&mut self, result: Arc<Matches>) {
+        self.result = Some(result);
+    }
+
     /// Drops the remembered result (its sublist was replaced).
     pub fn forget(&mut self) {
         self.result = None;
