@@ -64,6 +64,7 @@ pub mod cli;
 pub mod config;
 pub mod errors;
 pub mod log;
+pub mod memo;
 pub mod options;
 pub mod outbound;
 pub mod perms;

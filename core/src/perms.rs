@@ -503,13 +503,12 @@ const PUBLISH_CACHE_EVICT: usize = 32;
 ///
 /// Cache only [`Permissions::can_publish`] results, never reply-tracking ones;
 /// clear it when the connection's permissions change.
+///
+/// The engine asks it only when the subject differs from the connection's
+/// last one ([`crate::memo::PublishMemo`] answers repeats).
 #[derive(Debug, Default)]
 pub struct PublishCache {
     map: HashMap<Box<[u8]>, bool>,
-    /// The last subject decided and its decision: publishers mostly repeat a
-    /// subject, and comparing a few bytes is far cheaper than hashing them.
-    last_subject: Vec<u8>,
-    last_allowed: Option<bool>,
 }
 
 impl PublishCache {
@@ -518,25 +517,17 @@ impl PublishCache {
         Self::default()
     }
 
-    /// The decision for `subject`: the last one if it is the same subject, else
-    /// the cached one, else `decide()`'s, which is then cached. Allocates only
-    /// when a new subject is cached.
+    /// The decision for `subject`: the cached one, else `decide()`'s, which is
+    /// then cached. Allocates only when a new subject is cached.
     pub fn decide(&mut self, subject: &[u8], decide: impl FnOnce() -> bool) -> bool {
-        if let Some(allowed) = self.last_allowed.filter(|_| self.last_subject == subject) {
-            return allowed;
-        }
-        let allowed = match self.get(subject) {
+        match self.get(subject) {
             Some(allowed) => allowed,
             None => {
                 let allowed = decide();
                 self.insert(subject, allowed);
                 allowed
             }
-        };
-        self.last_subject.clear();
-        self.last_subject.extend_from_slice(subject);
-        self.last_allowed = Some(allowed);
-        allowed
+        }
     }
 
     /// The cached decision for `subject`. Never allocates.
@@ -547,9 +538,6 @@ impl PublishCache {
     /// Caches a decision. A full cache first drops 32 entries in hash order,
     /// which stands in for nats-server's random choice.
     pub fn insert(&mut self, subject: &[u8], allowed: bool) {
-        if self.last_subject == subject {
-            self.last_allowed = Some(allowed);
-        }
         if let Some(cached) = self.map.get_mut(subject) {
             *cached = allowed;
             return;
@@ -568,7 +556,6 @@ impl PublishCache {
     /// Forgets every decision.
     pub fn clear(&mut self) {
         self.map.clear();
-        self.last_allowed = None;
     }
 
     /// Number of cached decisions.

@@ -20,6 +20,7 @@ use crate::errors::{
     publish_violation, removed_subscription_violation, reply_violation, subscription_violation,
     ClientError, CloseReason,
 };
+use crate::memo::PublishMemo;
 use crate::options::Options;
 use crate::outbound::{ChunkPool, Outbound};
 use crate::perms::{Permissions, PublishCache, ReplyTracker, SubscribeDecision};
@@ -29,7 +30,7 @@ use crate::rng::Rng;
 use crate::subject::{
     is_literal, is_valid_literal_subject, is_valid_subject, map_subject, subject_matches,
 };
-use crate::sublist::{MatchMemo, Matches, SubKey};
+use crate::sublist::{Matches, SubKey};
 use crate::time::Time;
 
 #[path = "monitor.rs"]
@@ -201,8 +202,8 @@ struct Client {
     perms: Option<Arc<Permissions>>,
     /// Recent publish decisions (only used with publish restrictions).
     publish_cache: PublishCache,
-    /// The match of the last subject published in its own account.
-    last_match: MatchMemo,
+    /// The last subject published and what it resolved to.
+    last_publish: PublishMemo,
     /// Replies this client may send under `allow_responses`.
     replies: Option<ReplyTracker>,
     /// When the reply tracker is next pruned (one timer per client at most).
@@ -469,7 +470,7 @@ impl Server {
             user: None,
             perms: None,
             publish_cache: PublishCache::new(),
-            last_match: MatchMemo::default(),
+            last_publish: PublishMemo::default(),
             replies: None,
             prune_due: None,
             violations_since: now,
@@ -776,7 +777,7 @@ impl Server {
         self.account_index = new_index;
         self.system_account = new_system;
         for client in self.slots.iter_mut().filter_map(|s| s.client.as_mut()) {
-            client.last_match.forget();
+            client.last_publish.forget_matches();
             match remap[client.account] {
                 Some(new) => client.account = new,
                 None => (client.account, client.counted) = (0, false),
@@ -1090,6 +1091,7 @@ impl Server {
             .map(ReplyTracker::new);
         client.prune_due = None;
         client.publish_cache.clear();
+        client.last_publish.forget_permission();
         let changed = match (&client.perms, &perms) {
             (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
             (None, None) => false,
@@ -1210,9 +1212,16 @@ impl Server {
         let Some(perms) = client.perms.as_ref().filter(|p| p.restricts_publish()) else {
             return true;
         };
-        let allowed = client
-            .publish_cache
-            .decide(subject, || perms.can_publish(subject));
+        let allowed = match client.last_publish.allowed() {
+            Some(allowed) => allowed,
+            None => {
+                let allowed = client
+                    .publish_cache
+                    .decide(subject, || perms.can_publish(subject));
+                client.last_publish.set_allowed(allowed);
+                allowed
+            }
+        };
         // Replies allowed by tracking are not cached: each uses up an allowance.
         allowed
             || client
@@ -1320,6 +1329,7 @@ impl Server {
 
     fn process_pub(&mut self, index: usize, publish: &Publish<'_>, now: Time) {
         let client = self.client_mut(index);
+        client.last_publish.start(publish.subject);
         client.in_msgs += 1;
         client.in_bytes += publish.payload.len() as u64;
         self.stats.in_msgs += 1;
@@ -1377,18 +1387,13 @@ impl Server {
         let client = self.slots[publisher].client.as_mut().expect("live client");
         let acc = client.account;
         let generation = self.accounts[acc].sublist.generation();
-        let remembered = client.last_match.take(acc, generation, publish.subject);
-        let hit = remembered.is_some();
-        let matches =
-            remembered.unwrap_or_else(|| self.accounts[acc].sublist.matches(publish.subject));
+        let matches = match client.last_publish.take_matches(acc, generation) {
+            Some(matches) => matches,
+            None => self.accounts[acc].sublist.matches(publish.subject),
+        };
         let mut delivered = self.deliver_all(publisher, &matches, publish, now);
         if let Some(client) = self.slots[publisher].client.as_mut() {
-            if hit {
-                client.last_match.restore(matches);
-            } else {
-                let memo = &mut client.last_match;
-                memo.keep(acc, generation, publish.subject, matches);
-            }
+            client.last_publish.keep_matches(acc, generation, matches);
         }
         let account = &self.accounts[acc];
         let (streams, services) = (

@@ -38,52 +38,6 @@ pub struct QueueGroup {
     pub members: Vec<SubKey>,
 }
 
-/// One publisher's last match result, reused while the sublist it came from
-/// is unchanged: publishers mostly repeat a subject, and this spares them the
-/// shared cache's hashing. Keyed by the sublist's owner (an account index) and
-/// generation, which a rebuilt sublist does not continue: forget the memo then.
-#[derive(Debug, Default)]
-pub struct MatchMemo {
-    owner: usize,
-    generation: u64,
-    subject: Vec<u8>,
-    result: Option<Arc<Matches>>,
-}
-
-impl MatchMemo {
-    /// The remembered result, moved out (no reference count traffic), if it
-    /// is for `subject` in this sublist at this generation.
-    pub fn take(&mut self, owner: usize, generation: u64, subject: &[u8]) -> Option<Arc<Matches>> {
-        if self.owner == owner && self.generation == generation && self.subject == subject {
-            self.result.take()
-        } else {
-            None
-        }
-    }
-
-    /// Remembers `result` as the match of `subject` (the subject's buffer is
-    /// reused, so a steady publisher allocates nothing).
-    pub fn keep(&mut self, owner: usize, generation: u64, subject: &[u8], result: Arc<Matches>) {
-        if self.subject != subject {
-            self.subject.clear();
-            self.subject.extend_from_slice(subject);
-        }
-        self.owner = owner;
-        self.generation = generation;
-        self.result = Some(result);
-    }
-
-    /// Puts back a result [`take`](Self::take) moved out.
-    pub fn restore(&mut self, result: Arc<Matches>) {
-        self.result = Some(result);
-    }
-
-    /// Drops the remembered result (its sublist was replaced).
-    pub fn forget(&mut self) {
-        self.result = None;
-    }
-}
-
 /// Counters for monitoring (`/subsz`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SublistStats {

@@ -72,6 +72,8 @@ start() {
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Busy ticks of the whole machine (all cores): everything but idle and iowait.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 human() { awk -v x="$1" 'BEGIN { if (x >= 1e6) printf "%.2fM", x / 1e6; else if (x >= 1e3) printf "%.0fk", x / 1e3; else printf "%.0f", x }'; }
@@ -84,12 +86,12 @@ cell() {
   url="nats://127.0.0.1:$port"
   [[ $conf == perms ]] && url="nats://bench:benchpw@127.0.0.1:$port"
   raw=$WORK/raw-$who-$conf-$test-$size.csv
-  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+  c0=$(cpu_ticks "$pid"); m0=$(machine_ticks); t0=$(date +%s.%N)
   "$BENCH_SH" --url "$url" --tests "$test" --sizes "$size" --runs "$RUNS" --raw "$raw" \
     --n-pub "$N_PUB" --n-sub "$N_SUB" --n-fan "$N_FAN" --fanout "$FANOUT" --rtt-n "$RTT_N" \
     --label "$who-$conf" >"$WORK/table-$who-$conf-$test-$size.md" 2>>"$WORK/bench.log" \
     || { echo "bench.sh failed for $who $conf $test $size (see $WORK/bench.log)" >&2; exit 1; }
-  c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+  c1=$(cpu_ticks "$pid"); m1=$(machine_ticks); t1=$(date +%s.%N)
   case $test in
     pub) msgs=$((RUNS * N_PUB + PREFLIGHT)); rate=$(awk -F, 'NR > 1 { print $5 }' "$raw" | median);;
     pubsub) msgs=$((RUNS * N_SUB + PREFLIGHT)); rate=$(awk -F, 'NR > 1 { print $6 }' "$raw" | median);;
@@ -98,12 +100,12 @@ cell() {
          p50=$(awk -F, 'NR > 1 { print $7 }' "$raw" | median); p99=$(awk -F, 'NR > 1 { print $9 }' "$raw" | median);;
   esac
   awk -v w="$who" -v c="$conf" -v t="$test" -v s="$size" -v r="$rate" -v m="$msgs" \
-      -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v p50="${p50:--}" -v p99="${p99:--}" \
-    'BEGIN { printf "%s %s %s %s %s %.0f %.0f %s %s\n", w, c, t, s, r, d / hz * 1e9 / m, 100 * d / hz / (t1 - t0), p50, p99 }' >>"$RESULTS"
+      -v d=$((c1 - c0)) -v md=$((m1 - m0)) -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v p50="${p50:--}" -v p99="${p99:--}" \
+    'BEGIN { printf "%s %s %s %s %s %.0f %.0f %s %s %.0f\n", w, c, t, s, r, d / hz * 1e9 / m, 100 * d / hz / (t1 - t0), p50, p99, 100 * (md - d) / hz / (t1 - t0) }' >>"$RESULTS"
   echo "  $who $conf $test $size: $(tail -1 "$RESULTS" | cut -d' ' -f5-)" >&2
 }
 
-get() { # server conf test size field(5=rate 6=cpu_ns 7=busy 8=p50 9=p99)
+get() { # server conf test size field(5=rate 6=cpu_ns 7=busy 8=p50 9=p99 10=everything else's busy)
   awk -v w="$1" -v c="$2" -v t="$3" -v s="$4" -v f="$5" '$1 == w && $2 == c && $3 == t && $4 == s { print $f }' "$RESULTS"
 }
 
@@ -147,10 +149,11 @@ echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); bench.sh median of $RUNS runs per cell" \
   "(n: publish-only $N_PUB, 1:1 $N_SUB, 1:$FANOUT $N_FAN, request/reply $RTT_N)."
 echo "CPU = server utime+stime per message delivered (per message published for publish-only, per request+reply for request/reply);"
-echo "busy = server CPU time over the cell's wall time (100% = one core)."
+echo "busy = server CPU time over the cell's wall time (100% = one core); rest = the CPU everything else used meanwhile"
+echo "(the benchmark clients, mostly), of $(($(nproc) * 100))% on this machine."
 if [[ -s $RESULTS ]]; then
   echo
-  echo "| config | test | size | tenet msgs/s | nats msgs/s | ratio | tenet CPU ns/msg (busy) | nats CPU ns/msg (busy) | CPU ratio |"
+  echo "| config | test | size | tenet msgs/s | nats msgs/s | ratio | tenet CPU ns/msg (busy, rest) | nats CPU ns/msg (busy, rest) | CPU ratio |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for conf in plain perms; do
     for test in pub pubsub fanout; do
@@ -159,7 +162,9 @@ if [[ -s $RESULTS ]]; then
         [[ -n $tr ]] || continue
         tc=$(get tenet $conf $test $size 6); nc=$(get nats $conf $test $size 6)
         case $test in pub) name="publish only";; pubsub) name="1 pub : 1 sub";; fanout) name="1 pub : $FANOUT subs";; esac
-        echo "| $conf | $name | $size | $(human "$tr") | $(human "$nr") | $(ratio "$tr" "$nr")x | $tc ($(get tenet $conf $test $size 7)%) | $nc ($(get nats $conf $test $size 7)%) | $(ratio "$tc" "$nc")x |"
+        echo "| $conf | $name | $size | $(human "$tr") | $(human "$nr") | $(ratio "$tr" "$nr")x" \
+          "| $tc ($(get tenet $conf $test $size 7)%, $(get tenet $conf $test $size 10)%)" \
+          "| $nc ($(get nats $conf $test $size 7)%, $(get nats $conf $test $size 10)%) | $(ratio "$tc" "$nc")x |"
       done
     done
   done

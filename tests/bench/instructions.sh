@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Instructions tenet-mio executes per message, counted by valgrind's callgrind:
+# unlike throughput on a shared machine, the count repeats to within a fraction
+# of a percent, so it measures what permissions cost (bench-plain.conf against
+# bench-perms.conf) and what an optimisation saves.
+#
+#   tests/bench/instructions.sh [--n 200000] [--configs "plain perms"] [--tests "pub pubsub fanout"]
+#
+# For each configuration one tenet-mio runs under callgrind; for each test and
+# size (16 and 128 bytes) the counters are zeroed, nats-bench-harness (the
+# official nats.go bench package, built by ../shared/bench/build_tools.sh) runs
+# n messages, and the counters are dumped. Per message means per message
+# delivered (per message published for publish-only).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SHARED=${TENET_SHARED:-$ROOT/../shared}
+CONFIGS=$SHARED/bench/configs
+N=200000
+CONFS="plain perms"
+TESTS="pub pubsub fanout"
+FANOUT=5
+PORT=14231
+while (($#)); do
+  case $1 in
+    --n) N=$2; shift 2;;
+    --configs) CONFS=$2; shift 2;;
+    --tests) TESTS=$2; shift 2;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+command -v callgrind_control >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
+HARNESS=/tmp/natsbench/nats-bench-harness
+[[ -x $HARNESS ]] || bash "$SHARED/bench/build_tools.sh" >&2
+(cd "$ROOT" && cargo build --release -q -p tenet-mio)
+WORK=$(mktemp -d /tmp/tenet-instructions.XXXXXX)
+VPID=""
+trap '[[ -n $VPID ]] && kill $VPID 2>/dev/null || true' EXIT
+
+# total instructions in the newest dump file of this run
+last_dump_total() { grep -h '^totals:' "$(ls -t "$WORK"/callgrind.out.* | head -1)" | awk '{ print $2 }'; }
+
+echo "| config | test | size | messages | instructions | per message |"
+echo "| --- | --- | ---: | ---: | ---: | ---: |"
+for conf in $CONFS; do
+  url="nats://127.0.0.1:$PORT"
+  [[ $conf == plain ]] || url="nats://bench:benchpw@127.0.0.1:$PORT"
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
+    "$ROOT/target/release/tenet-mio" -c "$CONFIGS/bench-$conf.conf" -a 127.0.0.1 -p $PORT \
+    >"$WORK/server-$conf.log" 2>&1 &
+  VPID=$!
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+  for test in $TESTS; do
+    for size in 16 128; do
+      case $test in
+        pub) subs=0; msgs=$N;;
+        pubsub) subs=1; msgs=$N;;
+        fanout) subs=$FANOUT; msgs=$((N * FANOUT));;
+      esac
+      callgrind_control -z $VPID >/dev/null 2>&1
+      "$HARNESS" -s "$url" -np 1 -ns $subs -n "$N" -ms "$size" bench.x >"$WORK/$conf-$test-$size.txt" 2>&1 \
+        || { echo "nats-bench-harness failed: $(tail -3 "$WORK/$conf-$test-$size.txt")" >&2; exit 1; }
+      callgrind_control -d $VPID >/dev/null 2>&1
+      sleep 0.5
+      total=$(last_dump_total)
+      echo "| $conf | $test | $size | $msgs | $total | $((total / msgs)) |"
+    done
+  done
+  kill $VPID; wait $VPID 2>/dev/null || true; VPID=""
+done
+echo
+echo "_$(date -u '+%Y-%m-%d %H:%M UTC'), valgrind $(valgrind --version | cut -d- -f2), dumps in ${WORK}_"
