@@ -5,8 +5,9 @@
 #   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--only "throughput idle subs"]
 #
 # - Throughput and latency: ../shared/bench/bench.sh (the official nats.go bench
-#   package) on bench-plain.conf and bench-perms.conf, one cell at a time, the two
-#   servers alternating, both running throughout (tenet on 14222, nats on 14223).
+#   package) on bench-plain.conf and bench-perms.conf, one cell at a time on each
+#   of four servers in turn (tenet plain and perms on 14222-14223, nats-server
+#   plain and perms on 14224-14225), all running throughout.
 #   Around every cell the servers' utime+stime is read from /proc/PID/stat, which
 #   gives the server CPU time per message and how busy the server was.
 # - Memory with 10,000 idle connections, and 1,000,000 subscriptions over 100,000
@@ -40,7 +41,7 @@ done
 N_PUB=$((5000000 / SCALE)); N_SUB=$((2000000 / SCALE)); N_FAN=$((1000000 / SCALE))
 RTT_N=$((20000 / SCALE)); FANOUT=5; PREFLIGHT=1000
 IDLE_CONNS=10000; SUBS=1000000; SUBJECTS=100000; PUBLISHES=$((200000 / SCALE))
-TENET_PORT=14222; NATS_PORT=14223
+TENET_PORT=14222; NATS_PORT=14226
 CLK_TCK=$(getconf CLK_TCK)
 
 command -v "$NATS" >/dev/null || { echo "nats-server not found (apt-get install nats-server, or --nats PATH)" >&2; exit 2; }
@@ -110,18 +111,27 @@ get() { # server conf test size field(5=rate 6=cpu_ns 7=busy 8=p50 9=p99 10=ever
 }
 
 if [[ " $ONLY " == *" throughput "* ]]; then
-  for conf in plain perms; do
-    echo "== $conf: bench.sh cells, tenet and nats-server alternating" >&2
-    start tenet $TENET_PORT "$CONFIGS/bench-$conf.conf"; tpid=$SPID
-    start nats $NATS_PORT "$CONFIGS/bench-$conf.conf"; npid=$SPID
-    for size in 16 128; do
-      for test in pub pubsub fanout rtt; do
-        cell tenet "$tpid" $TENET_PORT $conf $test $size
-        cell nats "$npid" $NATS_PORT $conf $test $size
+  # All four servers run throughout (idle ones cost nothing), and every cell is
+  # measured on each in turn, so drift of the machine hits all four alike.
+  echo "== bench.sh cells: tenet and nats-server, plain and perms, in turn" >&2
+  declare -A PID PORT
+  port=$TENET_PORT
+  for who in tenet nats; do
+    for conf in plain perms; do
+      start $who $port "$CONFIGS/bench-$conf.conf"
+      PID[$who-$conf]=$SPID; PORT[$who-$conf]=$port; port=$((port + 1))
+    done
+  done
+  for size in 16 128; do
+    for test in pub pubsub fanout rtt; do
+      for who in tenet nats; do
+        for conf in plain perms; do
+          cell $who "${PID[$who-$conf]}" "${PORT[$who-$conf]}" $conf $test $size
+        done
       done
     done
-    stop "$tpid"; stop "$npid"
   done
+  for p in "${PID[@]}"; do stop "$p"; done
 fi
 
 IDLE_T="" IDLE_N="" SUBS_T="" SUBS_N=""
@@ -169,14 +179,15 @@ if [[ -s $RESULTS ]]; then
     done
   done
   echo
-  echo "| config | request/reply | size | tenet p50 / p99 µs | nats p50 / p99 µs | p50 ratio | p99 ratio | tenet CPU ns/msg | nats CPU ns/msg |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| config | request/reply | size | tenet p50 / p99 µs | nats p50 / p99 µs | p50 ratio | p99 ratio | tenet CPU ns/msg | nats CPU ns/msg | CPU ratio |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for conf in plain perms; do
     for size in 16 128; do
       t50=$(get tenet $conf rtt $size 8); n50=$(get nats $conf rtt $size 8)
       [[ -n $t50 ]] || continue
       t99=$(get tenet $conf rtt $size 9); n99=$(get nats $conf rtt $size 9)
-      echo "| $conf | closed loop | $size | $t50 / $t99 | $n50 / $n99 | $(ratio "$t50" "$n50")x | $(ratio "$t99" "$n99")x | $(get tenet $conf rtt $size 6) | $(get nats $conf rtt $size 6) |"
+      tc=$(get tenet $conf rtt $size 6); nc=$(get nats $conf rtt $size 6)
+      echo "| $conf | closed loop | $size | $t50 / $t99 | $n50 / $n99 | $(ratio "$t50" "$n50")x | $(ratio "$t99" "$n99")x | $tc | $nc | $(ratio "$tc" "$nc")x |"
     done
   done
   echo
