@@ -1,7 +1,8 @@
 //! Publish permission checks: `perms::Permissions::can_publish` on wildcard allow/deny lists, the per-connection memo of the last subject, and the `PublishCache` decision cache.
 
+mod support;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tenet_core::config::options::{Permissions as PermissionsConfig, SubjectPermission};
@@ -79,9 +80,7 @@ fn perms(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = support::config();
     targets = perms
 }
 criterion_main!(benches);

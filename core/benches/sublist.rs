@@ -1,7 +1,8 @@
 //! Subject match time of `sublist::Sublist::matches` over ~10,000 subscriptions: literal and wildcard hits, cache on (repeated subject) and off, and a cache-defeating rotation.
 
+mod support;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tenet_core::sublist::{SubKey, Sublist};
@@ -92,9 +93,7 @@ fn sublist(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = support::config();
     targets = sublist
 }
 criterion_main!(benches);

@@ -1,4 +1,7 @@
-//! Helpers shared by the engine-level benches: connect a client, drain events like a runtime.
+//! Helpers shared by the benches: the short criterion settings, and for the engine-level ones a connected client and an event drain like a runtime's.
+
+// Each bench uses a part of this module.
+#![allow(dead_code)]
 
 use std::hint::black_box;
 use std::io::IoSlice;
