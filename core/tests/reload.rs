@@ -131,3 +131,87 @@ fn accounts_reload_moves_users_and_keeps_everyone_elses_subscriptions() {
     assert_eq!(sim.take_str(a), "-ERR 'Maximum Payload Violation'\r\n");
     assert_eq!(sim.server.account_stats("A").unwrap().in_msgs, 2);
 }
+
+/// A publisher repeating one subject has its permission decision remembered;
+/// new permissions from a reload must decide its very next publish.
+#[test]
+fn a_reload_decides_a_repeated_subject_afresh() {
+    const PERMS_BEFORE: &str = r#"
+authorization {
+  users: [
+    {user: joe, password: p, permissions: {publish: ["a", "b"]}}
+    {user: sub, password: p}
+  ]
+}
+"#;
+    const PERMS_AFTER: &str = r#"
+authorization {
+  users: [
+    {user: joe, password: p, permissions: {publish: ["b", "c"]}}
+    {user: sub, password: p}
+  ]
+}
+"#;
+    let mut sim = Sim::with_server(server_from_config(PERMS_BEFORE));
+    let joe = sim.connect(&login("joe"));
+    let sub = sim.connect(&login("sub"));
+    sim.send(sub, b"SUB a 1\r\nSUB c 3\r\n");
+    sim.send(joe, b"PUB c 1\r\nx\r\nPUB a 1\r\nx\r\nPUB a 1\r\nx\r\n");
+    let violation =
+        |subject: &str| format!("-ERR 'Permissions Violation for Publish to \"{subject}\"'\r\n");
+    assert_eq!(sim.take_str(joe), violation("c"));
+    assert_eq!(sim.take_str(sub), "MSG a 1 1\r\nx\r\n".repeat(2));
+    let (opts, auth) = config(PERMS_AFTER);
+    sim.server.reload(opts, auth, sim.now).expect("reloadable");
+    sim.pump();
+    // `a` was the last subject, allowed until now.
+    sim.send(joe, b"PUB a 1\r\ny\r\nPUB c 1\r\ny\r\nPUB c 1\r\ny\r\n");
+    assert_eq!(sim.take_str(joe), violation("a"));
+    assert_eq!(sim.take_str(sub), "MSG c 3 1\r\ny\r\n".repeat(2));
+}
+
+/// A publisher repeating one subject has its match remembered by the subject
+/// trie's generation; a reload rebuilds the tries, whose generations start
+/// again, so the next publish must be matched afresh.
+#[test]
+fn a_reload_matches_a_repeated_subject_afresh() {
+    const USERS_BEFORE: &str = r#"
+authorization {
+  users: [
+    {user: joe, password: p}
+    {user: stays, password: p}
+    {user: late, password: p}
+    {user: gone, password: p}
+  ]
+}
+"#;
+    const USERS_AFTER: &str = r#"
+authorization {
+  users: [
+    {user: joe, password: p}
+    {user: stays, password: p}
+    {user: late, password: p}
+  ]
+}
+"#;
+    let mut sim = Sim::with_server(server_from_config(USERS_BEFORE));
+    let joe = sim.connect(&login("joe"));
+    let stays = sim.connect(&login("stays"));
+    let late = sim.connect(&login("late"));
+    let gone = sim.connect(&login("gone"));
+    sim.send(stays, b"SUB foo 1\r\nSUB bar 2\r\n");
+    sim.send(gone, b"SUB foo 1\r\n");
+    // Remembered with three subscriptions in the trie.
+    sim.send(joe, b"PUB foo 1\r\nx\r\n");
+    assert_eq!(sim.take_str(stays), "MSG foo 1 1\r\nx\r\n");
+    assert_eq!(sim.take_str(gone), "MSG foo 1 1\r\nx\r\n");
+    // A fourth, then a reload that drops gone's: the rebuilt trie holds three
+    // again, a generation number the remembered match also had.
+    sim.send(late, b"SUB foo 9\r\n");
+    let (opts, auth) = config(USERS_AFTER);
+    sim.server.reload(opts, auth, sim.now).expect("reloadable");
+    sim.pump();
+    sim.send(joe, b"PUB foo 1\r\ny\r\n");
+    assert_eq!(sim.take_str(stays), "MSG foo 1 1\r\ny\r\n");
+    assert_eq!(sim.take_str(late), "MSG foo 9 1\r\ny\r\n");
+}
