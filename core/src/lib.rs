@@ -60,7 +60,6 @@
 
 pub mod account;
 pub mod auth;
-pub mod cli;
 pub mod config;
 pub mod errors;
 pub mod log;

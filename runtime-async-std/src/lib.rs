@@ -29,8 +29,8 @@ use async_std::task;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tenet_core::Auth;
 use tenet_core::{ClientId, Event, MonitorResponse, Options, Peer, Server, Time};
-use tenet_mio::host::{self, Logger, Runtime};
-use tenet_mio::http;
+use tenet_host::http;
+use tenet_host::{self as host, Logger, Runtime};
 
 /// Bytes a reader asks for in one read.
 const READ_BUFFER: usize = 64 * 1024;

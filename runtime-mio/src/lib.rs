@@ -18,13 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub mod host;
-pub mod http;
-
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tenet_core::Auth;
 use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
+use tenet_host::http;
+use tenet_host::{self as host, Logger};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -38,12 +37,7 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
-pub use host::Logger;
-
-/// A logger that prints nats-server style lines, with timestamps, to stderr.
-pub fn stderr_logger() -> Logger {
-    host::logger(None, true).expect("stderr needs no opening")
-}
+use tenet_host::stderr_logger;
 
 /// Asks a running event loop, from any thread, to stop or to take a new configuration.
 #[derive(Clone)]

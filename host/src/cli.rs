@@ -3,11 +3,11 @@
 //! Parsing records only the flags that were given, so that they can override a
 //! configuration file afterwards, as nats-server's do.
 
-use crate::account::Accounts;
-use crate::auth::{Auth, Users};
-use crate::config::options::{http_port_option, read_config, Config};
-use crate::config::parse::{parse_file, ConfigError, Resolver};
-use crate::options::DEFAULT_PORT;
+use tenet_core::account::Accounts;
+use tenet_core::auth::{Auth, Users};
+use tenet_core::config::options::{http_port_option, read_config, Config};
+use tenet_core::config::parse::{parse_file, ConfigError, Resolver};
+use tenet_core::options::DEFAULT_PORT;
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -329,8 +329,8 @@ impl Flags {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse::MapResolver;
-    use crate::options::Options;
+    use tenet_core::config::parse::MapResolver;
+    use tenet_core::options::Options;
 
     fn flags(args: &[&str]) -> Result<Flags, CliError> {
         match parse_args(args.iter().map(|s| s.to_string()))? {

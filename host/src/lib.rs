@@ -1,0 +1,20 @@
+//! tenet-host: the process-level services every tenet binary shares, and the
+//! I/O that happens outside the engine.
+//!
+//! The engine (`tenet-core`) never touches a file, a socket or a clock; the
+//! runtimes (`tenet-mio`, `tenet-async-std`) own the sockets and the event loop.
+//! What is left, and the same for every runtime, lives here: the command line,
+//! configuration files and their includes, log output, the pid file, signals
+//! and `--signal`, and serving monitoring over HTTP. A runtime implements
+//! [`Runtime`] and its binary's `main` is one call to [`main`].
+
+pub mod cli;
+pub mod config_files;
+pub mod driver;
+pub mod http;
+pub mod log;
+pub mod pid_file;
+pub mod signal;
+
+pub use driver::{bind_engine, main, Bound, MonitorBindError, Runtime};
+pub use log::{logger, stderr_logger, Logger};
