@@ -188,7 +188,11 @@ impl TestServer {
                 full.extend_from_slice(&["-c", &config_arg]);
             }
             let (mut child, log) = spawn_process(&full);
-            match wait_until_accepting(port, &mut child) {
+            let log_file = args
+                .windows(2)
+                .find(|pair| matches!(pair[0], "-l" | "--log" | "-log"))
+                .map(|pair| pair[1]);
+            match wait_until_ready(port, &mut child, &log, log_file) {
                 Ok(()) => {
                     return TestServer {
                         port,
@@ -199,7 +203,8 @@ impl TestServer {
                     let _ = child.kill();
                     let _ = child.wait();
                     last_log = format!("{why}\n{}", log.snapshot());
-                    if !last_log.to_lowercase().contains("in use") {
+                    let lower = last_log.to_lowercase();
+                    if !lower.contains("in use") && !lower.contains("another server") {
                         break;
                     }
                 }
@@ -343,25 +348,62 @@ fn spawn_process(args: &[&str]) -> (Child, Arc<Log>) {
     (child, log)
 }
 
-/// Polls the port until a connection gets the server's INFO line, or the process
-/// exits, or the start timeout passes.
-fn wait_until_accepting(port: u16, child: &mut Child) -> Result<(), String> {
+/// The server id a server logged at start (`  ID:       N...`, as nats-server
+/// and tenet both print it).
+fn logged_server_id(text: &str) -> Option<String> {
+    let rest = text.split("  ID:       ").nth(1)?;
+    let id = rest.split_whitespace().next()?;
+    Some(id.to_string())
+}
+
+/// Waits until the server we started answers on `port`: its log names its server
+/// id, and a connection to the port gets an INFO with that same id. Another
+/// test's server that happened to take the port between `free_port` and our
+/// bind answers with another id and is never mistaken for ours (ours then fails
+/// with "address in use" and the caller retries). With `-l FILE` the id is read
+/// from that file.
+fn wait_until_ready(
+    port: u16,
+    child: &mut Child,
+    log: &Log,
+    log_file: Option<&str>,
+) -> Result<(), String> {
     let deadline = Instant::now() + START_TIMEOUT;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut seen_other = None;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             return Err(format!("server exited early with {status}"));
         }
-        if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            // Read the INFO so the probe is a complete, cleanly closed connection.
-            stream.set_read_timeout(Some(TIMEOUT)).ok();
-            let mut line = String::new();
-            if BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("INFO ") {
-                return Ok(());
+        let id = logged_server_id(&log.snapshot()).or_else(|| {
+            let text = std::fs::read_to_string(log_file?).ok()?;
+            logged_server_id(&text)
+        });
+        if let Some(id) = id {
+            if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                // Read the INFO so the probe is a complete, cleanly closed connection.
+                stream.set_read_timeout(Some(TIMEOUT)).ok();
+                let mut line = String::new();
+                if BufReader::new(&stream).read_line(&mut line).is_ok() {
+                    let answered = line
+                        .strip_prefix("INFO ")
+                        .and_then(|json| serde_json::from_str::<Value>(json).ok())
+                        .and_then(|info| Some(info.get("server_id")?.as_str()?.to_string()));
+                    match answered {
+                        Some(answered) if answered == id => return Ok(()),
+                        Some(answered) => seen_other = Some(answered),
+                        None => {}
+                    }
+                }
             }
         }
         if Instant::now() >= deadline {
-            return Err(format!("port {port} not accepting after {START_TIMEOUT:?}"));
+            return Err(match seen_other {
+                Some(other) => format!(
+                    "port {port} is served by another server ({other}), not ours, after {START_TIMEOUT:?}"
+                ),
+                None => format!("port {port} not accepting after {START_TIMEOUT:?}"),
+            });
         }
         thread::sleep(Duration::from_millis(10));
     }
