@@ -1,0 +1,816 @@
+//! A client connection: its state, lifecycle and protocol ops (CONNECT, authentication,
+//! permissions, accounts, PING, SUB, UNSUB), closing, sending, logging and tracing.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+
+use crate::auth::encode_nonce;
+use crate::errors::{subscription_violation, ClientError, CloseReason};
+use crate::memo::PublishMemo;
+use crate::outbound::Outbound;
+use crate::perms::{Permissions, PublishCache, ReplyTracker, SubscribeDecision};
+use crate::proto::encode::Info;
+use crate::proto::{ConnectOptions, Op, ParseError, Parser};
+use crate::subject::is_valid_subject;
+use crate::sublist::SubKey;
+use crate::time::Time;
+
+use super::timers::{Timer, FIRST_PING_INTERVAL};
+use super::{ClientId, Event, Level, Peer, Server, Slot, Subscription, PROTOCOL_VERSION};
+
+/// Permission violations logged per client and second, at most.
+const VIOLATION_LOGS_PER_SECOND: u32 = 10;
+
+/// The queue group name nats-server reserves for itself.
+const RESERVED_QUEUE: &[u8] = b"_sys_";
+
+pub(super) struct Client {
+    pub(super) id: ClientId,
+    /// nats-server's `cid`: a connection number that is never reused.
+    pub(super) cid: u64,
+    pub(super) peer: Peer,
+    /// When it connected.
+    pub(super) start: Time,
+    parser: Parser,
+    pub(super) opts: ConnectOptions,
+    /// A CONNECT was accepted.
+    pub(super) connected: bool,
+    /// The core closed it and waits for the runtime's `handle_closed`.
+    pub(super) closing: bool,
+    /// Client asked for headers (and the server supports them).
+    pub(super) headers: bool,
+    pub(super) subs: HashMap<Box<[u8]>, SubKey>,
+    pub(super) out: Outbound,
+    pub(super) flush_queued: bool,
+    pub(super) last_activity: Time,
+    pub(super) ping_due: Time,
+    pub(super) pings_out: u32,
+    pub(super) rtt_measured: bool,
+    /// When the last server PING went out.
+    pub(super) ping_sent: Time,
+    /// The round trip of the last answered server PING.
+    pub(super) rtt: Duration,
+    sent_connect_info: bool,
+    /// Reading is paused until this time, or until the receiver drains.
+    pub(super) paused_until: Option<Time>,
+    /// Publishers paused because this client's outbound queue is too long.
+    pub(super) stalled_publishers: Vec<ClientId>,
+    /// The nonce sent in INFO (nkey users sign it).
+    pub(super) nonce: Option<String>,
+    /// Authenticated (always true when no authentication is configured).
+    pub(super) authenticated: bool,
+    /// Until when the client may take to authenticate.
+    pub(super) auth_due: Option<Time>,
+    /// The authenticated user's name, for logs.
+    pub(super) user: Option<String>,
+    /// The user's permissions; `None` is unrestricted.
+    pub(super) perms: Option<Arc<Permissions>>,
+    /// Recent publish decisions (only used with publish restrictions).
+    pub(super) publish_cache: PublishCache,
+    /// The last subject published and what it resolved to.
+    pub(super) last_publish: PublishMemo,
+    /// Replies this client may send under `allow_responses`.
+    pub(super) replies: Option<ReplyTracker>,
+    /// When the reply tracker is next pruned (one timer per client at most).
+    pub(super) prune_due: Option<Time>,
+    /// Start of the current second of permission-violation logging.
+    violations_since: Time,
+    /// Violations logged in that second.
+    violations_logged: u32,
+    /// Violations not logged since the last one that was.
+    violations_suppressed: u64,
+    /// The account the client authenticated into (`$G` until then).
+    pub(super) account: usize,
+    /// Counted in its account's connections.
+    pub(super) counted: bool,
+    /// Subscriptions allowed (0 = unlimited): the server's and the account's limit.
+    max_subs: u32,
+    /// Largest payload: the server's and the account's limit.
+    max_payload: u32,
+    /// Headers or limits changed: the parser must be told.
+    parser_stale: bool,
+    pub(super) in_msgs: u64,
+    pub(super) in_bytes: u64,
+    pub(super) out_msgs: u64,
+    pub(super) out_bytes: u64,
+}
+
+impl Server {
+    // ----- inputs -------------------------------------------------------------
+
+    /// A new connection. Its INFO is queued at once; if the server is full it is
+    /// followed by `-ERR 'maximum connections exceeded'` and a `Close` event.
+    pub fn accept(&mut self, peer: Peer, now: Time) -> ClientId {
+        let index = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    client: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        let id = ClientId::new(index, slot.generation);
+        let cid = self.next_cid;
+        self.next_cid += 1;
+        self.stats.total_connections += 1;
+        let ping_due = now + self.opts.ping_interval;
+        let nonce = self.users.needs_nonce().then(|| {
+            let mut random = [0u8; 11];
+            for chunk in random.chunks_mut(8) {
+                let bytes = self.rng.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&bytes[..chunk.len()]);
+            }
+            encode_nonce(random)
+        });
+        let auth_due = self.users.enabled().then(|| now + self.users.timeout());
+        let client = Client {
+            id,
+            cid,
+            peer,
+            start: now,
+            parser: Parser::new(self.opts.max_control_line, self.opts.max_payload),
+            opts: ConnectOptions::default(),
+            connected: false,
+            closing: false,
+            headers: false,
+            subs: HashMap::new(),
+            out: Outbound::default(),
+            flush_queued: false,
+            last_activity: now,
+            ping_due,
+            pings_out: 0,
+            rtt_measured: false,
+            ping_sent: now,
+            rtt: Duration::ZERO,
+            sent_connect_info: false,
+            paused_until: None,
+            stalled_publishers: Vec::new(),
+            nonce,
+            authenticated: auth_due.is_none(),
+            auth_due,
+            user: None,
+            perms: None,
+            publish_cache: PublishCache::new(),
+            last_publish: PublishMemo::default(),
+            replies: None,
+            prune_due: None,
+            violations_since: now,
+            violations_logged: 0,
+            violations_suppressed: 0,
+            account: 0,
+            counted: false,
+            max_subs: match self.opts.max_subscriptions {
+                0 => u32::MAX,
+                n => n,
+            },
+            max_payload: self.opts.max_payload,
+            parser_stale: false,
+            in_msgs: 0,
+            in_bytes: 0,
+            out_msgs: 0,
+            out_bytes: 0,
+        };
+        self.slots[index as usize].client = Some(client);
+        self.open_clients += 1;
+        let info = self.info_line(index as usize, false);
+        self.send(index as usize, &info);
+        if self.open_clients > self.opts.max_connections as usize {
+            self.log_client(index as usize, Level::Error, "maximum connections exceeded");
+            self.close_with_error(index as usize, ClientError::MaxConnectionsExceeded);
+        } else {
+            self.log_client(index as usize, Level::Debug, "Client connection created");
+            self.timers
+                .push(Reverse((ping_due, id.0, Timer::Ping as u8)));
+            if let Some(due) = auth_due {
+                self.timers
+                    .push(Reverse((due, id.0, Timer::AuthTimeout as u8)));
+            }
+        }
+        id
+    }
+
+    /// Bytes read from a client's socket.
+    pub fn handle_read(&mut self, id: ClientId, data: &[u8], now: Time) {
+        let Some(index) = self.open_index(id) else {
+            return;
+        };
+        let client = self.client_mut(index);
+        client.last_activity = now;
+        // With authentication required, anything but a CONNECT as the very
+        // first op is an Authorization Violation, decided on its first byte
+        // as nats-server does (before the op is even parsed).
+        if !client.authenticated
+            && !client.connected
+            && client.parser.buffered() == 0
+            && self.users.auth_required()
+            && data.first().is_some_and(|b| !matches!(b, b'C' | b'c'))
+        {
+            self.log_client(
+                index,
+                Level::Error,
+                "authentication error - first op is not CONNECT",
+            );
+            self.close_with_error(index, ClientError::AuthorizationViolation);
+            return;
+        }
+        let client = self.client_mut(index);
+        let mut parser = std::mem::replace(&mut client.parser, Parser::new(0, 0));
+        if client.parser_stale {
+            // Limits changed since the last read (a reload).
+            client.parser_stale = false;
+            parser.set_headers(client.headers);
+            parser.set_max_payload(client.max_payload);
+        }
+        let mut pos = 0;
+        while pos < data.len() || parser.buffered() > 0 {
+            match parser.next(data, &mut pos) {
+                Ok(Some(op)) => {
+                    self.process_op(index, op, now);
+                    let client = self.client_mut(index);
+                    if client.closing {
+                        break;
+                    }
+                    if client.parser_stale {
+                        client.parser_stale = false;
+                        parser.set_headers(client.headers);
+                        parser.set_max_payload(client.max_payload);
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    self.parse_error(index, error);
+                    break;
+                }
+            }
+        }
+        if let Some(client) = self.slots[index].client.as_mut() {
+            client.parser = parser;
+        }
+    }
+
+    /// The client's socket is gone (closed by the peer, an I/O error, or after a
+    /// `Close` event). Frees everything the client held.
+    pub fn handle_closed(&mut self, id: ClientId) {
+        let Some(index) = self.live_index(id) else {
+            return;
+        };
+        if !self.client_ref(index).closing {
+            self.shut_client(index, CloseReason::ClientClosed, false);
+        }
+        let mut client = self.slots[index].client.take().expect("live");
+        client.out.clear(&mut self.pool);
+        self.free_slots.push(index as u32);
+    }
+
+    // ----- protocol -----------------------------------------------------------
+
+    fn process_op(&mut self, index: usize, op: Op<'_>, now: Time) {
+        if self.opts.trace {
+            self.trace_op(index, &op);
+        }
+        // With authentication on, the first op must be a CONNECT, unless
+        // `no_auth_user` lets a client without credentials in.
+        if !self.client_ref(index).authenticated
+            && !matches!(op, Op::Connect(_))
+            && self.authenticate(index).is_none()
+        {
+            return;
+        }
+        match op {
+            Op::Connect(json) => self.process_connect(index, json, now),
+            Op::Info(json) => {
+                // nats-server reads it into its INFO structure: only an object will do.
+                let object =
+                    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(json);
+                if object.is_err() {
+                    self.close_silently(index, "invalid INFO from client");
+                }
+            }
+            Op::Pub(publish) => self.process_pub(index, &publish, now),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.process_sub(index, subject, queue, sid, now),
+            Op::Unsub { sid, max } => self.process_unsub(index, sid, max),
+            Op::Ping => self.process_ping(index),
+            Op::Pong => {
+                let client = self.client_mut(index);
+                if client.pings_out > 0 {
+                    client.rtt = now.saturating_since(client.ping_sent);
+                }
+                client.pings_out = 0;
+                client.rtt_measured = true;
+            }
+            Op::Ok => {}
+            Op::Err(text) => {
+                let text = String::from_utf8_lossy(text).into_owned();
+                self.log_client(index, Level::Error, &format!("Client Error {text}"));
+                self.shut_client(index, CloseReason::ProtocolViolation, true);
+            }
+        }
+    }
+
+    fn process_connect(&mut self, index: usize, json: &[u8], now: Time) {
+        let client = self.client_mut(index);
+        if let Err(e) = client.opts.apply(json) {
+            self.close_silently(index, &format!("invalid CONNECT: {e}"));
+            return;
+        }
+        let opts = &self.client_ref(index).opts;
+        if opts.account.as_deref().is_some_and(|a| !a.is_empty()) || opts.new_account == Some(true)
+        {
+            // The legacy account fields are refused when they ask for
+            // something, as nats-server does.
+            self.close_with_error(index, ClientError::AuthorizationViolation);
+            return;
+        }
+        let Some(perms_changed) = self.authenticate(index) else {
+            return;
+        };
+        let opts = &self.client_ref(index).opts;
+        let error = if !(0..=1).contains(&opts.protocol) {
+            Some(ClientError::InvalidClientProtocol)
+        } else if opts.no_responders && !opts.headers {
+            Some(ClientError::NoRespondersRequiresHeaders)
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            self.close_with_error(index, error);
+            return;
+        }
+        if perms_changed {
+            self.recheck_subscriptions(index);
+        }
+        let first_connect = !self.client_ref(index).connected;
+        let jitter = self.first_ping_jitter();
+        let client = self.client_mut(index);
+        client.headers = client.opts.headers;
+        client.parser_stale = true;
+        client.connected = true;
+        let verbose = client.opts.verbose;
+        if first_connect {
+            // An early PING measures the round trip, as nats-server does.
+            let first = self.opts.ping_interval.min(FIRST_PING_INTERVAL);
+            self.schedule_ping(index, now + first + jitter);
+        }
+        if verbose {
+            self.send(index, b"+OK\r\n");
+        }
+    }
+
+    /// Authenticates the client with what its CONNECT said (or, without one, as
+    /// `no_auth_user`) and installs its permissions; returns whether they
+    /// changed while the client had subscriptions (the caller re-checks them
+    /// once the CONNECT is accepted). On failure sends `Authorization
+    /// Violation`, closes, and returns `None`.
+    fn authenticate(&mut self, index: usize) -> Option<bool> {
+        let client = self.slots[index].client.as_ref().expect("live client");
+        let Some(user) = self
+            .users
+            .authenticate(&client.opts, client.nonce.as_deref())
+        else {
+            let who = client
+                .opts
+                .user
+                .clone()
+                .or_else(|| client.opts.nkey.clone())
+                .unwrap_or_default();
+            self.log_client(
+                index,
+                Level::Error,
+                &format!("authentication error - User {who:?}"),
+            );
+            self.close_with_error(index, ClientError::AuthorizationViolation);
+            return None;
+        };
+        let user_index = user.index;
+        let Some(&account) = self.account_index.get(user.account) else {
+            let text = format!(
+                "user {:?} names unknown account {:?}",
+                user.name, user.account
+            );
+            self.log_client(index, Level::Error, &text);
+            self.close_with_error(index, ClientError::AuthorizationViolation);
+            return None;
+        };
+        if !self.join_account(index, account) {
+            return None;
+        }
+        Some(self.install_permissions(index, user_index))
+    }
+
+    /// Gives the client the permissions of identity `user_index` (compiled
+    /// once per identity and shared); its publish cache and `allow_responses`
+    /// tracking start afresh. Returns whether the permissions changed while
+    /// it had subscriptions (which then need a re-check).
+    pub(super) fn install_permissions(&mut self, index: usize, user_index: usize) -> bool {
+        let user = self
+            .users
+            .identity(user_index)
+            .expect("an authenticated identity exists");
+        let compiled = &mut self.compiled_perms;
+        let perms = user.permissions.map(|cfg| {
+            Arc::clone(
+                compiled
+                    .entry(user.index)
+                    .or_insert_with(|| Arc::new(Permissions::compile(cfg))),
+            )
+        });
+        let name = (!user.name.is_empty()).then(|| user.name.to_string());
+        let client = self.slots[index].client.as_mut().expect("live client");
+        client.authenticated = true;
+        client.auth_due = None;
+        client.user = name;
+        client.replies = perms
+            .as_ref()
+            .and_then(|p| p.responses())
+            .map(ReplyTracker::new);
+        client.prune_due = None;
+        client.publish_cache.clear();
+        client.last_publish.forget_permission();
+        let changed = match (&client.perms, &perms) {
+            (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
+            (None, None) => false,
+            _ => true,
+        };
+        client.perms = perms;
+        changed && !client.subs.is_empty()
+    }
+
+    /// Moves the client into `account` (it starts in `$G`), within the
+    /// account's connection limit, and applies the account's per-connection
+    /// limits. Subscriptions made in another account are dropped: they belong
+    /// to another tenant's subject space. False if the client was closed.
+    pub(super) fn join_account(&mut self, index: usize, account: usize) -> bool {
+        let client = self.client_ref(index);
+        let (old, counted) = (client.account, client.counted);
+        if counted && old == account {
+            return true;
+        }
+        let acc = &self.accounts[account];
+        if acc
+            .limits
+            .max_connections
+            .is_some_and(|max| acc.stats.connections >= max)
+        {
+            self.log_client(
+                index,
+                Level::Error,
+                "maximum account active connections exceeded",
+            );
+            self.close_with_error(index, ClientError::MaxAccountConnectionsExceeded);
+            return false;
+        }
+        if counted {
+            self.accounts[old].stats.connections -= 1;
+            let keys: Vec<SubKey> = self.client_ref(index).subs.values().copied().collect();
+            for key in keys {
+                self.remove_sub(key);
+            }
+        }
+        let limits = self.accounts[account].limits;
+        self.accounts[account].stats.connections += 1;
+        let (server_subs, server_payload) = (self.opts.max_subscriptions, self.opts.max_payload);
+        let client = self.client_mut(index);
+        client.account = account;
+        client.counted = true;
+        // The server's 0 is unlimited; an account's 0 allows none, as in nats-server.
+        let server_subs = if server_subs == 0 {
+            u32::MAX
+        } else {
+            server_subs
+        };
+        client.max_subs = limits
+            .max_subscriptions
+            .map_or(server_subs, |n| n.min(server_subs));
+        client.max_payload = limits
+            .max_payload
+            .map_or(server_payload, |n| n.min(server_payload));
+        client.parser_stale = true;
+        true
+    }
+
+    fn process_ping(&mut self, index: usize) {
+        self.send(index, b"PONG\r\n");
+        let client = self.client_ref(index);
+        if client.connected && client.opts.protocol >= 1 && !client.sent_connect_info {
+            let info = self.info_line(index, true);
+            self.client_mut(index).sent_connect_info = true;
+            self.send(index, &info);
+        }
+    }
+
+    fn process_sub(
+        &mut self,
+        index: usize,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+        now: Time,
+    ) {
+        if !is_valid_subject(subject) || queue.is_some_and(|q| !is_valid_queue(q)) {
+            self.send_error(index, ClientError::InvalidSubject);
+            return;
+        }
+        if queue == Some(RESERVED_QUEUE) {
+            let text = subscription_violation(subject, queue);
+            self.send_error_text(index, &text);
+            return;
+        }
+        let decision = self
+            .client_ref(index)
+            .perms
+            .as_ref()
+            .map(|p| p.can_subscribe(subject, queue));
+        if decision == Some(SubscribeDecision::Denied) {
+            let text = subscription_violation(subject, queue);
+            self.log_violation(index, "Subscription", subject, now);
+            self.send_error_text(index, &text);
+            return;
+        }
+        let filtered = decision == Some(SubscribeDecision::AllowedFiltered);
+        let client = self.client_ref(index);
+        let max_subs = client.max_subs as usize;
+        // The limit first, as nats-server: at the limit even a duplicate sid
+        // gets the error.
+        if client.subs.len() >= max_subs {
+            self.log_client(index, Level::Error, "maximum subscriptions exceeded");
+            self.send_error(index, ClientError::MaxSubscriptionsExceeded);
+            return;
+        }
+        if client.subs.contains_key(sid) {
+            // nats-server ignores a duplicate sid (and still acknowledges it).
+            if client.opts.verbose {
+                self.send(index, b"+OK\r\n");
+            }
+            return;
+        }
+        let (id, account) = (client.id, client.account);
+        let key = self.alloc_sub(Subscription {
+            client: id,
+            account: account as u32,
+            sid: sid.into(),
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            max: 0,
+            delivered: 0,
+            filtered,
+        });
+        self.accounts[account].sublist.insert(subject, queue, key);
+        let client = self.client_mut(index);
+        client.subs.insert(sid.into(), key);
+        if client.opts.verbose {
+            self.send(index, b"+OK\r\n");
+        }
+    }
+
+    fn process_unsub(&mut self, index: usize, sid: &[u8], max: Option<u64>) {
+        let client = self.client_ref(index);
+        let verbose = client.opts.verbose;
+        if let Some(&key) = client.subs.get(sid) {
+            let sub = self.subs[key.0 as usize]
+                .as_mut()
+                .expect("client subs are live");
+            match max {
+                Some(max) if max > sub.delivered => sub.max = max,
+                _ => self.remove_sub(key),
+            }
+        }
+        if verbose {
+            self.send(index, b"+OK\r\n");
+        }
+    }
+
+    // ----- closing ------------------------------------------------------------
+
+    fn parse_error(&mut self, index: usize, error: ParseError) {
+        match error {
+            ParseError::Err(e) => {
+                self.log_client(
+                    index,
+                    Level::Error,
+                    &format!("Client parser ERROR: {}", e.text()),
+                );
+                self.close_with_error(index, e);
+            }
+            ParseError::Silent => self.close_silently(index, "malformed protocol arguments"),
+        }
+    }
+
+    fn close_silently(&mut self, index: usize, why: &str) {
+        self.log_client(index, Level::Error, &format!("Protocol Violation: {why}"));
+        self.shut_client(index, CloseReason::ProtocolViolation, true);
+    }
+
+    pub(super) fn close_with_error(&mut self, index: usize, error: ClientError) {
+        self.send_error(index, error);
+        self.shut_client(index, error.close_reason(), true);
+    }
+
+    /// Removes the client's subscriptions and stops reading it. With
+    /// `tell_runtime`, asks the runtime to close the socket once the queued bytes
+    /// (e.g. an `-ERR`) are written; without, the runtime closed it already.
+    pub(super) fn shut_client(&mut self, index: usize, reason: CloseReason, tell_runtime: bool) {
+        let client = self.client_mut(index);
+        if client.closing {
+            return;
+        }
+        client.closing = true;
+        let id = client.id;
+        let keys: Vec<SubKey> = client.subs.values().copied().collect();
+        let stalled = std::mem::take(&mut client.stalled_publishers);
+        for key in keys {
+            self.remove_sub(key);
+        }
+        for publisher in stalled {
+            self.resume(publisher);
+        }
+        self.open_clients -= 1;
+        let client = self.client_ref(index);
+        if client.counted {
+            let account = client.account;
+            self.accounts[account].stats.connections -= 1;
+        }
+        self.log_client(
+            index,
+            Level::Debug,
+            &format!("Client connection closed: {reason}"),
+        );
+        if tell_runtime {
+            self.events.push_back(Event::Close(id, reason));
+        }
+    }
+
+    // ----- sending ------------------------------------------------------------
+
+    pub(super) fn send(&mut self, index: usize, bytes: &[u8]) {
+        self.send_parts(index, &[bytes]);
+    }
+
+    pub(super) fn send_parts(&mut self, index: usize, parts: &[&[u8]]) {
+        if self.opts.trace {
+            self.trace_out(index, parts);
+        }
+        let client = self.slots[index].client.as_mut().expect("live client");
+        client.out.push_parts(&mut self.pool, parts);
+        if !client.flush_queued {
+            client.flush_queued = true;
+            self.events.push_back(Event::Flush(client.id));
+        }
+        // A client that sends but never reads must not queue replies without
+        // bound either (PONGs, errors, +OK).
+        if !client.closing && client.out.len() as u64 > self.opts.max_pending {
+            self.slow_consumer(index);
+        }
+    }
+
+    pub(super) fn send_error(&mut self, index: usize, error: ClientError) {
+        self.send_error_text(index, error.text());
+    }
+
+    pub(super) fn send_error_text(&mut self, index: usize, text: &str) {
+        self.send_parts(index, &[b"-ERR '", text.as_bytes(), b"'\r\n"]);
+    }
+
+    fn info_line(&self, index: usize, connect_info: bool) -> Vec<u8> {
+        let client = self.client_ref(index);
+        Info {
+            server_id: &self.server_id,
+            server_name: &self.server_name,
+            version: PROTOCOL_VERSION,
+            proto: 1,
+            go: concat!("tenet ", env!("CARGO_PKG_VERSION")),
+            host: &self.opts.host,
+            port: self.port,
+            headers: true,
+            max_payload: client.max_payload,
+            auth_required: self.users.auth_required(),
+            client_id: Some(client.cid),
+            client_ip: Some(&client.peer.ip),
+            nonce: client.nonce.as_deref(),
+            connect_info,
+            remote_account: connect_info.then_some(self.accounts[client.account].name.as_str()),
+        }
+        .to_line()
+    }
+
+    // ----- logging ------------------------------------------------------------
+
+    pub(super) fn log_client(&mut self, index: usize, level: Level, text: &str) {
+        let enabled = match level {
+            Level::Trace => self.opts.trace,
+            Level::Debug => self.opts.debug,
+            _ => true,
+        };
+        if enabled {
+            let c = self.client_ref(index);
+            let line = format!("{}:{} - cid:{} - {text}", c.peer.ip, c.peer.port, c.cid);
+            self.events.push_back(Event::Log(level, line));
+        }
+    }
+
+    /// Logs a denied publish or subscription with the user, account and
+    /// subject: at most [`VIOLATION_LOGS_PER_SECOND`] lines per client and
+    /// second, so a misbehaving client cannot flood the log; the next line
+    /// logged says how many were left out.
+    pub(super) fn log_violation(&mut self, index: usize, what: &str, subject: &[u8], now: Time) {
+        let client = self.client_mut(index);
+        if now.saturating_since(client.violations_since) >= Duration::from_secs(1) {
+            client.violations_since = now;
+            client.violations_logged = 0;
+        }
+        if client.violations_logged >= VIOLATION_LOGS_PER_SECOND {
+            client.violations_suppressed += 1;
+            return;
+        }
+        client.violations_logged += 1;
+        let suppressed = std::mem::take(&mut client.violations_suppressed);
+        let user = client.user.clone().unwrap_or_default();
+        let account = client.account;
+        let account = self.accounts[account].name.clone();
+        let mut line = format!("{what} Violation - User {user:?}, Account {account:?}, Subject ");
+        crate::proto::encode::go_quote(subject, &mut line);
+        if suppressed > 0 {
+            line.push_str(&format!(" ({suppressed} more violations not logged)"));
+        }
+        self.log_client(index, Level::Error, &line);
+    }
+
+    fn trace_out(&mut self, index: usize, parts: &[&[u8]]) {
+        let line = outbound_trace(parts);
+        self.log_client(index, Level::Trace, &line);
+    }
+
+    fn trace_op(&mut self, index: usize, op: &Op<'_>) {
+        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let line = match op {
+            Op::Connect(j) => format!("<<- [CONNECT {}]", s(j)),
+            Op::Info(j) => format!("<<- [INFO {}]", s(j)),
+            Op::Pub(p) => {
+                let reply = p.reply.map(|r| format!(" {}", s(r))).unwrap_or_default();
+                match p.header_size_token {
+                    Some(h) => format!(
+                        "<<- [HPUB {}{reply} {} {}]",
+                        s(p.subject),
+                        s(h),
+                        s(p.size_token)
+                    ),
+                    None => format!("<<- [PUB {}{reply} {}]", s(p.subject), s(p.size_token)),
+                }
+            }
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
+                let queue = queue.map(|q| format!(" {}", s(q))).unwrap_or_default();
+                format!("<<- [SUB {}{queue} {}]", s(subject), s(sid))
+            }
+            Op::Unsub { sid, max } => match max {
+                Some(m) => format!("<<- [UNSUB {} {m}]", s(sid)),
+                None => format!("<<- [UNSUB {}]", s(sid)),
+            },
+            Op::Ping => "<<- [PING]".to_string(),
+            Op::Pong => "<<- [PONG]".to_string(),
+            Op::Ok => "<<- [+OK]".to_string(),
+            Op::Err(t) => format!("<<- [-ERR {}]", s(t)),
+        };
+        self.log_client(index, Level::Trace, &line);
+        if let Op::Pub(p) = op {
+            let mut payload = String::from("<<- MSG_PAYLOAD: [");
+            let max = self.opts.max_traced_msg_len;
+            if max > 0 && p.payload.len() > max {
+                // As nats-server: the first `max` bytes, then `...` inside the quotes.
+                crate::proto::encode::go_quote(&p.payload[..max], &mut payload);
+                payload.pop();
+                payload.push_str("...\"");
+            } else {
+                crate::proto::encode::go_quote(p.payload, &mut payload);
+            }
+            payload.push(']');
+            self.log_client(index, Level::Trace, &payload);
+        }
+    }
+}
+
+/// The trace of what is sent: its first line, e.g. `->> [PONG]`, `->> [MSG foo 1 2]`.
+pub(super) fn outbound_trace(parts: &[&[u8]]) -> String {
+    let bytes = parts.concat();
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    format!("->> [{}]", String::from_utf8_lossy(line))
+}
+
+/// Queue names are single tokens of any non-whitespace bytes.
+fn is_valid_queue(queue: &[u8]) -> bool {
+    !queue.is_empty() && !queue.iter().any(|b| b.is_ascii_whitespace())
+}

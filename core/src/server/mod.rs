@@ -1,0 +1,484 @@
+//! The engine: clients, subscriptions, routing, timers and back-pressure, driven by the runtime.
+//!
+//! See the crate documentation for the driving loop. Everything here is
+//! single-threaded and deterministic given the inputs, the seed and the times
+//! passed in.
+//!
+//! This file holds the [`Server`] state, the public types and the API the
+//! runtime drives; the rest of the engine lives by concept:
+//!
+//! - `client`: a connection's lifecycle and protocol ops (CONNECT,
+//!   authentication, permissions, accounts, PING, SUB, UNSUB), closing,
+//!   sending and tracing.
+//! - `routing`: publishing and delivery, no-responders and back-pressure.
+//! - `services`: stream exports, service imports and their answers, and
+//!   `allow_responses` reply tracking.
+//! - `reload`: applying a new configuration to the running server.
+//! - `timers`: the timers, firing them, and PING scheduling.
+//! - `monitor`: the HTTP monitoring endpoints.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::IoSlice;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+use crate::account::{Account, AccountStats, Accounts};
+use crate::auth::{Auth, Users};
+use crate::errors::CloseReason;
+use crate::options::Options;
+use crate::outbound::ChunkPool;
+use crate::perms::Permissions;
+use crate::rng::Rng;
+use crate::sublist::SubKey;
+use crate::time::Time;
+
+use client::Client;
+use routing::STALL_HIGH_WATER;
+
+mod client;
+mod monitor;
+mod reload;
+mod routing;
+mod services;
+mod timers;
+
+pub use monitor::{MonitorHost, MonitorResponse};
+
+/// The nats-server version whose client protocol tenet speaks, reported in INFO
+/// (clients gate features on it).
+pub const PROTOCOL_VERSION: &str = "2.9.10";
+/// tenet's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A connection, as named by the runtime. Ids are never reused while the runtime
+/// might still hold one: a stale id is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(u64);
+
+impl ClientId {
+    fn new(index: u32, generation: u32) -> ClientId {
+        ClientId((u64::from(generation) << 32) | u64::from(index))
+    }
+    fn index(self) -> usize {
+        (self.0 & 0xFFFF_FFFF) as usize
+    }
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    /// A number for the runtime's own tables (unique among live connections).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+    /// The id back from [`ClientId::as_u64`].
+    pub fn from_u64(raw: u64) -> ClientId {
+        ClientId(raw)
+    }
+}
+
+/// Log severity, as nats-server prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// `[TRC]`, protocol traces (`-V`).
+    Trace,
+    /// `[DBG]` (`-D`).
+    Debug,
+    /// `[INF]`.
+    Info,
+    /// `[WRN]`.
+    Warn,
+    /// `[ERR]`.
+    Error,
+}
+
+impl Level {
+    /// The tag nats-server prints, e.g. `[INF]`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Level::Trace => "[TRC]",
+            Level::Debug => "[DBG]",
+            Level::Info => "[INF]",
+            Level::Warn => "[WRN]",
+            Level::Error => "[ERR]",
+        }
+    }
+}
+
+/// Something the runtime must act on; drain with [`Server::poll_event`] after every input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The client has outbound bytes: write them ([`Server::outbound`], [`Server::handle_written`]).
+    Flush(ClientId),
+    /// Write what is still queued if possible, close the socket, then call
+    /// [`Server::handle_closed`].
+    Close(ClientId, CloseReason),
+    /// Reading from this client was paused ([`Server::can_read`]) and may resume.
+    Resume(ClientId),
+    /// A line for the log (already filtered by the debug/trace options).
+    Log(Level, String),
+}
+
+/// Where a client's address came from, for INFO, logs and monitoring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// IP address as text.
+    pub ip: String,
+    /// Remote port.
+    pub port: u16,
+}
+
+struct Subscription {
+    client: ClientId,
+    /// The account whose sublist holds it.
+    account: u32,
+    sid: Box<[u8]>,
+    subject: Box<[u8]>,
+    queue: Option<Box<[u8]>>,
+    /// Auto-unsubscribe after this many deliveries (0 = never).
+    max: u64,
+    delivered: u64,
+    /// The subscription overlaps a subscribe deny entry: each delivery is checked.
+    filtered: bool,
+}
+
+struct Slot {
+    generation: u32,
+    client: Option<Client>,
+}
+
+/// Server-wide counters (for `/varz` later).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages received from clients.
+    pub in_msgs: u64,
+    /// Payload bytes received from clients.
+    pub in_bytes: u64,
+    /// Messages delivered to clients.
+    pub out_msgs: u64,
+    /// Payload bytes delivered to clients.
+    pub out_bytes: u64,
+    /// Connections accepted since start.
+    pub total_connections: u64,
+    /// Clients closed as slow consumers.
+    pub slow_consumers: u64,
+    /// Clients closed for not answering PINGs.
+    pub stale_connections: u64,
+}
+
+/// The protocol engine. See the crate documentation for how to drive it.
+pub struct Server {
+    opts: Options,
+    server_id: String,
+    server_name: String,
+    /// The port clients connected to (INFO `port`), set by the runtime once bound.
+    port: u16,
+    rng: Rng,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    open_clients: usize,
+    next_cid: u64,
+    subs: Vec<Option<Subscription>>,
+    free_subs: Vec<u32>,
+    accounts: Vec<Account>,
+    events: VecDeque<Event>,
+    timers: BinaryHeap<Reverse<(Time, u64, u8)>>,
+    pool: ChunkPool,
+    stats: Stats,
+    stall_high_water: usize,
+    users: Users,
+    /// Compiled permissions per user entry, shared by that user's connections.
+    compiled_perms: HashMap<usize, Arc<Permissions>>,
+    /// Account indices by name.
+    account_index: HashMap<String, usize>,
+    /// When service responses are next pruned.
+    response_prune_due: Option<Time>,
+    /// Subjects rewritten by imports, reused so routing does not allocate.
+    route_buf: Vec<u8>,
+    /// `(account, start, end)` of each rewritten subject in `route_buf`.
+    route_spans: Vec<(usize, usize, usize)>,
+    /// Service imports in all accounts: the longest chain a request can follow.
+    service_imports: usize,
+    /// The system account's name (a reload may not change it).
+    system_account: Option<String>,
+    /// The monitoring port, set by the runtime once bound (0: none).
+    http_port: u16,
+    /// The wall-clock time of `Time::ZERO` in Unix nanoseconds, fixed by the
+    /// first monitoring request (so reported times do not jitter).
+    wall_origin: Option<u64>,
+    /// When the configuration was last loaded (start or reload), for monitoring.
+    config_loaded: Time,
+    /// Monitoring requests answered, by endpoint.
+    http_requests: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl Server {
+    /// A server with these options and no authentication; `seed` drives every
+    /// random choice (server id, nonces, queue member selection, ping jitter).
+    pub fn new(opts: Options, seed: u64) -> Server {
+        Server::with_users(opts, Users::none(), seed)
+    }
+
+    /// A server whose clients authenticate against `users`, all in `$G`.
+    pub fn with_users(opts: Options, users: Users, seed: u64) -> Server {
+        let accounts = Accounts::global();
+        Server::with_auth(opts, Auth { users, accounts }, seed)
+    }
+
+    /// A server with users and accounts: each user logs in to the account
+    /// [`Users`] names for it (a name missing from the accounts refuses the
+    /// user).
+    pub fn with_auth(opts: Options, auth: Auth, seed: u64) -> Server {
+        let Auth { users, accounts } = auth;
+        let system_account = accounts.system_account().map(str::to_string);
+        let mut rng = Rng::new(seed);
+        let server_id = random_server_id(&mut rng);
+        let server_name = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone());
+        let stall_high_water = (opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
+        let accounts = accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut rng));
+        let service_imports = accounts.iter().map(|a| a.services_in.len()).sum();
+        let account_index = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
+        Server {
+            port: opts.port.unwrap_or(0),
+            opts,
+            server_id,
+            server_name,
+            rng,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            open_clients: 0,
+            next_cid: 1,
+            subs: Vec::new(),
+            free_subs: Vec::new(),
+            accounts,
+            events: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            pool: ChunkPool::default(),
+            stats: Stats::default(),
+            stall_high_water,
+            users,
+            compiled_perms: HashMap::new(),
+            account_index,
+            response_prune_due: None,
+            route_buf: Vec::new(),
+            route_spans: Vec::new(),
+            service_imports,
+            system_account,
+            http_port: 0,
+            wall_origin: None,
+            config_loaded: Time::ZERO,
+            http_requests: Default::default(),
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// The server id (56 characters starting with `N`, like nats-server's).
+    pub fn server_id(&self) -> &str {
+        &self.server_id
+    }
+
+    /// The server name (defaults to the id).
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// Tells the engine which port it listens on (INFO reports it), once the
+    /// runtime has bound the socket (useful with a random port).
+    pub fn set_listen_port(&mut self, port: u16) {
+        self.port = port;
+    }
+
+    /// Tells the engine which port monitoring listens on (`/varz` reports
+    /// it), once the runtime has bound it.
+    pub fn set_http_port(&mut self, port: u16) {
+        self.http_port = port;
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Number of open client connections.
+    pub fn num_clients(&self) -> usize {
+        self.open_clients
+    }
+
+    /// Number of subscriptions across all clients.
+    pub fn num_subscriptions(&self) -> usize {
+        self.accounts.iter().map(|a| a.sublist.len()).sum()
+    }
+
+    /// The live numbers of the account with this name.
+    pub fn account_stats(&self, name: &str) -> Option<AccountStats> {
+        let account = &self.accounts[*self.account_index.get(name)?];
+        Some(AccountStats {
+            subscriptions: account.sublist.len(),
+            ..account.stats
+        })
+    }
+
+    // ----- inputs -------------------------------------------------------------
+
+    /// `n` bytes of the client's outbound queue were written.
+    pub fn handle_written(&mut self, id: ClientId, n: usize) {
+        let Some(index) = self.live_index(id) else {
+            return;
+        };
+        let low_water = self.stall_high_water / 2;
+        let client = self.slots[index].client.as_mut().expect("live");
+        client.out.consume(&mut self.pool, n);
+        if client.out.len() <= low_water && !client.stalled_publishers.is_empty() {
+            let stalled = std::mem::take(&mut client.stalled_publishers);
+            for publisher in stalled {
+                self.resume(publisher);
+            }
+        }
+    }
+
+    /// Closes every client (the runtime then sees a `Close` event for each).
+    pub fn shutdown(&mut self) {
+        for index in 0..self.slots.len() {
+            if self.slots[index]
+                .client
+                .as_ref()
+                .is_some_and(|c| !c.closing)
+            {
+                self.shut_client(index, CloseReason::ServerShutdown, true);
+            }
+        }
+    }
+
+    // ----- outputs ------------------------------------------------------------
+
+    /// The next event to act on.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        if let Event::Flush(id) = event {
+            if let Some(index) = self.live_index(id) {
+                self.client_mut(index).flush_queued = false;
+            }
+        }
+        Some(event)
+    }
+
+    /// When [`Server::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Fills `out` with the client's queued bytes (oldest first) for a vectored
+    /// write; returns how many slices were filled.
+    pub fn outbound<'a>(&'a self, id: ClientId, out: &mut [IoSlice<'a>]) -> usize {
+        match self.live_index(id) {
+            Some(index) => self.client_ref(index).out.slices(out),
+            None => 0,
+        }
+    }
+
+    /// Bytes queued for the client.
+    pub fn outbound_len(&self, id: ClientId) -> usize {
+        self.live_index(id)
+            .map_or(0, |i| self.client_ref(i).out.len())
+    }
+
+    /// Whether the runtime should read from this client now. False once it is
+    /// closing, and while it is paused because a receiver it feeds is backed up
+    /// (a `Resume` event says when to read again).
+    pub fn can_read(&self, id: ClientId) -> bool {
+        self.open_index(id)
+            .is_some_and(|i| self.client_ref(i).paused_until.is_none())
+    }
+
+    // ----- helpers ------------------------------------------------------------
+
+    fn alloc_sub(&mut self, sub: Subscription) -> SubKey {
+        match self.free_subs.pop() {
+            Some(i) => {
+                self.subs[i as usize] = Some(sub);
+                SubKey(i)
+            }
+            None => {
+                self.subs.push(Some(sub));
+                SubKey((self.subs.len() - 1) as u32)
+            }
+        }
+    }
+
+    fn remove_sub(&mut self, key: SubKey) {
+        let Some(sub) = self.subs[key.0 as usize].take() else {
+            return;
+        };
+        self.free_subs.push(key.0);
+        self.accounts[sub.account as usize]
+            .sublist
+            .remove(&sub.subject, sub.queue.as_deref(), key);
+        if let Some(client) = self.slots[sub.client.index()].client.as_mut() {
+            client.subs.remove(&sub.sid);
+        }
+    }
+
+    /// A server-wide log line (not about one client).
+    fn log(&mut self, level: Level, text: &str) {
+        let enabled = match level {
+            Level::Trace => self.opts.trace,
+            Level::Debug => self.opts.debug,
+            _ => true,
+        };
+        if enabled {
+            self.events.push_back(Event::Log(level, text.to_string()));
+        }
+    }
+
+    /// The slot index of a live client (open or closing) with this id.
+    fn live_index(&self, id: ClientId) -> Option<usize> {
+        let slot = self.slots.get(id.index())?;
+        (slot.generation == id.generation() && slot.client.is_some()).then_some(id.index())
+    }
+
+    /// The slot index of an open (not closing) client with this id.
+    fn open_index(&self, id: ClientId) -> Option<usize> {
+        self.live_index(id).filter(|&i| !self.client_ref(i).closing)
+    }
+
+    fn client_ref(&self, index: usize) -> &Client {
+        self.slots[index].client.as_ref().expect("live client")
+    }
+
+    fn client_mut(&mut self, index: usize) -> &mut Client {
+        self.slots[index].client.as_mut().expect("live client")
+    }
+}
+
+/// Six random characters from `[a-zA-Z0-9]`, for `_R_` reply subjects.
+fn random_token(rng: &mut Rng) -> [u8; 6] {
+    const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut token = [0u8; 6];
+    for b in &mut token {
+        *b = ALPHABET[rng.below(ALPHABET.len())];
+    }
+    token
+}
+
+/// 56 characters from the base32 alphabet starting with `N`, shaped like the
+/// nkey public key nats-server uses as its id.
+fn random_server_id(rng: &mut Rng) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    while id.len() < 56 {
+        id.push(ALPHABET[rng.below(32)] as char);
+    }
+    id
+}

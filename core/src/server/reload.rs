@@ -1,0 +1,251 @@
+//! Configuration reload: applying new options, users and accounts to the running server.
+
+use hashbrown::HashMap;
+
+use crate::account::AccountStats;
+use crate::auth::Auth;
+use crate::errors::{removed_subscription_violation, ClientError, CloseReason};
+use crate::options::Options;
+use crate::perms::SubscribeDecision;
+use crate::sublist::SubKey;
+use crate::time::Time;
+
+use super::routing::STALL_HIGH_WATER;
+use super::{random_token, Level, Server};
+
+impl Server {
+    /// Applies a new configuration to the running server, as nats-server's
+    /// reload does: every changed option must be one that can change live,
+    /// else nothing is applied and the error says which (`config reload not
+    /// supported for <field>: old=..., new=...`). Then each client is checked
+    /// against the new users and accounts: one whose user is gone or now
+    /// belongs to another account is closed (without an error, as
+    /// nats-server); one that no longer authenticates gets `Authorization
+    /// Violation` and is closed; the others get their new permissions and
+    /// limits, their `allow_responses` tracking starts afresh, and each
+    /// subscription no longer allowed is removed with `Permissions Violation
+    /// for Subscription to "<subject>" (sid "<sid>")`. Subscriptions,
+    /// counters and awaited service answers carry over into the accounts of
+    /// the same name. If `max_connections` was lowered, the newest clients
+    /// over it are closed. `now` becomes the `config_load_time` monitoring
+    /// reports.
+    pub fn reload(&mut self, opts: Options, auth: Auth, now: Time) -> Result<(), String> {
+        self.reload_config(opts, auth)?;
+        self.config_loaded = now;
+        Ok(())
+    }
+
+    fn reload_config(&mut self, opts: Options, auth: Auth) -> Result<(), String> {
+        let old_system = self.system_account.clone();
+        let new_system = auth.accounts.system_account().map(str::to_string);
+        let port = |p: Option<u16>| p.map_or("-1".to_string(), |p| p.to_string());
+        let unchanged = [
+            ("host", self.opts.host.clone(), opts.host.clone()),
+            ("port", port(self.opts.port), port(opts.port)),
+            (
+                "max_subscriptions",
+                self.opts.max_subscriptions.to_string(),
+                opts.max_subscriptions.to_string(),
+            ),
+            (
+                "server_name",
+                format!("{:?}", self.opts.server_name),
+                format!("{:?}", opts.server_name),
+            ),
+            (
+                "no_auth_user",
+                format!("{:?}", self.users.no_auth_user()),
+                format!("{:?}", auth.users.no_auth_user()),
+            ),
+            (
+                "system_account",
+                format!("{old_system:?}"),
+                format!("{new_system:?}"),
+            ),
+            (
+                "http_host",
+                self.opts.http_host().to_string(),
+                opts.http_host().to_string(),
+            ),
+            (
+                "http_port",
+                config_http_port(self.opts.http_port),
+                config_http_port(opts.http_port),
+            ),
+        ];
+        for (field, old, new) in unchanged {
+            if old != new {
+                let error =
+                    format!("config reload not supported for {field}: old={old}, new={new}");
+                self.log(
+                    Level::Error,
+                    &format!("Failed to reload server configuration: {error}"),
+                );
+                return Err(error);
+            }
+        }
+        let Auth { users, accounts } = auth;
+        let mut new_accounts =
+            accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut self.rng));
+        let new_index: HashMap<String, usize> = new_accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
+        self.opts = opts;
+        self.users = users;
+        self.compiled_perms.clear();
+        self.stall_high_water = (self.opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
+
+        // Who stays, and where.
+        for index in 0..self.slots.len() {
+            let Some(client) = self.slots[index].client.as_ref() else {
+                continue;
+            };
+            if client.closing || !client.authenticated || !client.counted {
+                continue;
+            }
+            let old_account = self.accounts[client.account].name.clone();
+            let name = client.user.clone().unwrap_or_default();
+            let identity = self
+                .users
+                .authenticate(&client.opts, client.nonce.as_deref())
+                .map(|u| u.account.to_string());
+            match identity {
+                Some(account) if account == old_account && new_index.contains_key(&account) => {}
+                Some(_) => self.shut_client(index, CloseReason::ClientClosed, true),
+                None if !name.is_empty() && !self.users.has_user(&name) => {
+                    self.shut_client(index, CloseReason::ClientClosed, true)
+                }
+                None => {
+                    self.log_client(index, Level::Error, "authentication error after reload");
+                    self.close_with_error(index, ClientError::AuthorizationViolation);
+                }
+            }
+        }
+
+        // Move subscriptions, counters and awaited answers into the new accounts.
+        let old_accounts = std::mem::take(&mut self.accounts);
+        let remap: Vec<Option<usize>> = old_accounts
+            .iter()
+            .map(|a| new_index.get(&a.name).copied())
+            .collect();
+        for (old, account) in old_accounts.into_iter().enumerate() {
+            let Some(new) = remap[old] else { continue };
+            let target = &mut new_accounts[new];
+            target.stats = AccountStats {
+                connections: 0,
+                ..account.stats
+            };
+            for (token, mut pending) in account.responses {
+                if let Some(requester) = remap[pending.account] {
+                    pending.account = requester;
+                    target.responses.insert(token, pending);
+                }
+            }
+        }
+        // Every subscription left belongs to a client that stays, in an
+        // account that exists under the same name.
+        for (key, sub) in self.subs.iter_mut().enumerate() {
+            if let Some(sub) = sub {
+                let new = remap[sub.account as usize].expect("the client's account stays");
+                sub.account = new as u32;
+                let queue = sub.queue.as_deref();
+                new_accounts[new]
+                    .sublist
+                    .insert(&sub.subject, queue, SubKey(key as u32));
+            }
+        }
+        self.service_imports = new_accounts.iter().map(|a| a.services_in.len()).sum();
+        self.accounts = new_accounts;
+        self.account_index = new_index;
+        self.system_account = new_system;
+        for client in self.slots.iter_mut().filter_map(|s| s.client.as_mut()) {
+            client.last_publish.forget_matches();
+            match remap[client.account] {
+                Some(new) => client.account = new,
+                None => (client.account, client.counted) = (0, false),
+            }
+        }
+
+        // The survivors: new permissions and limits.
+        for index in 0..self.slots.len() {
+            let live = self.slots[index]
+                .client
+                .as_ref()
+                .is_some_and(|c| !c.closing && c.authenticated && c.counted);
+            if !live {
+                continue;
+            }
+            // Counted again, within the account's (possibly new) limits.
+            let client = self.client_mut(index);
+            client.counted = false;
+            let account = client.account;
+            if !self.join_account(index, account) {
+                continue;
+            }
+            let user_index = {
+                let client = self.client_ref(index);
+                self.users
+                    .authenticate(&client.opts, client.nonce.as_deref())
+                    .map(|u| u.index)
+            };
+            let Some(user_index) = user_index else {
+                continue;
+            };
+            self.install_permissions(index, user_index);
+            self.recheck_subscriptions(index);
+        }
+
+        // A lowered max_connections closes the newest clients over it.
+        let max = self.opts.max_connections as usize;
+        if self.open_clients > max {
+            let mut open: Vec<(u64, usize)> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.client.as_ref().filter(|c| !c.closing).map(|c| (c.cid, i)))
+                .collect();
+            open.sort_unstable_by(|a, b| b.cmp(a));
+            for (_, index) in open.into_iter().take(self.open_clients - max) {
+                self.close_with_error(index, ClientError::MaxConnectionsExceeded);
+            }
+        }
+        self.log(Level::Info, "Reloaded server configuration");
+        Ok(())
+    }
+
+    /// Checks the client's subscriptions against its current permissions
+    /// (they changed: another login on the same connection): one no longer
+    /// allowed is removed with `-ERR 'Permissions Violation for Subscription
+    /// to "<subject>" (sid "<sid>")'`, as nats-server reports subscriptions a
+    /// reload takes away; the others are re-marked for delivery filtering.
+    pub(super) fn recheck_subscriptions(&mut self, index: usize) {
+        let client = self.client_ref(index);
+        let perms = client.perms.clone();
+        let keys: Vec<SubKey> = client.subs.values().copied().collect();
+        for key in keys {
+            let sub = self.subs[key.0 as usize]
+                .as_mut()
+                .expect("client subs are live");
+            let decision = perms.as_ref().map_or(SubscribeDecision::Allowed, |p| {
+                p.can_subscribe(&sub.subject, sub.queue.as_deref())
+            });
+            sub.filtered = decision == SubscribeDecision::AllowedFiltered;
+            if decision == SubscribeDecision::Denied {
+                let text = removed_subscription_violation(&sub.subject, &sub.sid);
+                self.remove_sub(key);
+                self.send_error_text(index, &text);
+            }
+        }
+    }
+}
+
+/// A monitoring port as the configuration writes it (0: none, -1: any).
+fn config_http_port(port: Option<u16>) -> String {
+    match port {
+        None => "0".to_string(),
+        Some(0) => "-1".to_string(),
+        Some(p) => p.to_string(),
+    }
+}

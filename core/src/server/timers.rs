@@ -1,0 +1,95 @@
+//! Timers: their kinds, firing them, PING scheduling and the first PING's jitter.
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use crate::errors::ClientError;
+use crate::time::Time;
+
+use super::{ClientId, Level, Server};
+
+/// The first server PING goes out this soon after CONNECT, to measure the RTT.
+pub(super) const FIRST_PING_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Timer {
+    Ping,
+    StallEnd,
+    AuthTimeout,
+    /// Drop expired `allow_responses` entries.
+    ReplyPrune,
+    /// Drop service responses no longer awaited (server-wide).
+    ResponsePrune,
+}
+
+/// The timer id of server-wide timers (no client has generation 0).
+pub(super) const SERVER_TIMER: u64 = 0;
+
+impl Server {
+    /// Time passed: fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        while let Some(&Reverse((due, raw, kind))) = self.timers.peek() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            if kind == Timer::ResponsePrune as u8 {
+                self.prune_responses(due, now);
+                continue;
+            }
+            let id = ClientId(raw);
+            let Some(index) = self.open_index(id) else {
+                continue;
+            };
+            if kind == Timer::Ping as u8 {
+                if self.client_ref(index).ping_due == due {
+                    self.ping_timer(index, now);
+                }
+            } else if kind == Timer::ReplyPrune as u8 {
+                self.prune_replies(index, due, now);
+            } else if kind == Timer::AuthTimeout as u8 {
+                let client = self.client_ref(index);
+                if !client.authenticated && client.auth_due == Some(due) {
+                    self.log_client(index, Level::Error, "Authentication Timeout");
+                    self.close_with_error(index, ClientError::AuthenticationTimeout);
+                }
+            } else if self.client_ref(index).paused_until == Some(due) {
+                self.resume(id);
+            }
+        }
+    }
+
+    pub(super) fn schedule_ping(&mut self, index: usize, due: Time) {
+        let client = self.client_mut(index);
+        client.ping_due = due;
+        let id = client.id;
+        self.timers.push(Reverse((due, id.0, Timer::Ping as u8)));
+    }
+
+    fn ping_timer(&mut self, index: usize, now: Time) {
+        let interval = self.opts.ping_interval;
+        let ping_max = self.opts.ping_max;
+        let client = self.client_ref(index);
+        let need_rtt = client.connected && !client.rtt_measured;
+        let active = now.saturating_since(client.last_activity) < interval;
+        if need_rtt || !active {
+            if client.pings_out + 1 > ping_max {
+                self.stats.stale_connections += 1;
+                self.log_client(index, Level::Debug, "Stale Client Connection - Closing");
+                self.close_with_error(index, ClientError::StaleConnection);
+                return;
+            }
+            let client = self.client_mut(index);
+            client.pings_out += 1;
+            client.ping_sent = now;
+            self.send(index, b"PING\r\n");
+        }
+        self.schedule_ping(index, now + interval);
+    }
+
+    pub(super) fn first_ping_jitter(&mut self) -> Duration {
+        let first = self.opts.ping_interval.min(FIRST_PING_INTERVAL);
+        let max_jitter = (first / 5).as_micros() as usize;
+        Duration::from_micros(self.rng.below(max_jitter.max(1)) as u64)
+    }
+}
