@@ -103,6 +103,8 @@ pub enum CloseReason {
     AuthenticationViolation,
     /// Outbound bytes exceeded `max_pending`.
     SlowConsumerPendingBytes,
+    /// The socket took no bytes for `write_deadline`.
+    SlowConsumerWriteDeadline,
     /// Too many unanswered server PINGs.
     StaleConnection,
     /// Malformed protocol, closed with or without `-ERR`.
@@ -132,6 +134,7 @@ impl CloseReason {
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::AuthenticationViolation => "Authentication Failure",
             CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
             CloseReason::StaleConnection => "Stale Connection",
             CloseReason::ProtocolViolation => "Protocol Violation",
             CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",

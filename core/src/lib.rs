@@ -29,7 +29,7 @@
 //!             let mut slices = [IoSlice::new(&[]); 64];
 //!             let n = server.outbound(id, &mut slices);
 //!             let bytes: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
-//!             server.handle_written(id, bytes.len());
+//!             server.handle_written(id, bytes.len(), now);
 //!             written.extend(bytes);
 //!         }
 //!         Event::Close(id, _reason) => {
@@ -38,6 +38,10 @@
 //!         }
 //!         Event::Resume(_id) => { /* read from this client again */ }
 //!         Event::Log(level, line) => eprintln!("{} {line}", level.tag()),
+//!         // Lame duck mode (`Server::enter_lame_duck`): close the listener,
+//!         // and later leave the loop.
+//!         Event::StopAccepting => {}
+//!         Event::Exit => break,
 //!     }
 //! }
 //! assert!(written.ends_with(b"MSG foo 1 2\r\nhi\r\n"));

@@ -46,6 +46,20 @@ pub struct Options {
     /// `None` serves no monitoring (nats-server's `0`), `Some(0)` any free
     /// port (nats-server's `-1`).
     pub http_port: Option<u16>,
+    /// Most tokens a SUB subject may have (`max_sub_tokens`); `0` means unlimited.
+    pub max_sub_tokens: u8,
+    /// Turn header support off (`no_header_support`): INFO says `headers: false`,
+    /// so HPUB is refused and a client asking for no-responders is closed.
+    pub no_header_support: bool,
+    /// How long a client's socket may accept no bytes while some are queued
+    /// for it (`write_deadline`) before it is closed as a slow consumer.
+    pub write_deadline: Duration,
+    /// Lame duck mode (`--signal ldm`) closes the clients over this long
+    /// (`lame_duck_duration`).
+    pub lame_duck_duration: Duration,
+    /// Lame duck mode waits this long before closing the first client
+    /// (`lame_duck_grace_period`).
+    pub lame_duck_grace_period: Duration,
 }
 
 impl Default for Options {
@@ -67,6 +81,11 @@ impl Default for Options {
             disable_sublist_cache: false,
             http_host: None,
             http_port: None,
+            max_sub_tokens: 0,
+            no_header_support: false,
+            write_deadline: Duration::from_secs(10),
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
         }
     }
 }

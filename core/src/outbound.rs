@@ -51,6 +51,11 @@ impl Outbound {
         self.len
     }
 
+    /// How many chunks hold the waiting bytes.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -72,6 +72,59 @@ fn listen_forms_and_env_variables() {
 }
 
 #[test]
+fn client_limits_headers_write_deadline_and_lame_duck() {
+    let (c, errors) = read(
+        "max_sub_tokens: 4\nno_header_support: true\nwrite_deadline: \"250ms\"\n\
+         lame_duck_duration: \"45s\"\nlame_duck_grace_period: \"3s\"\n",
+    );
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    let s = &c.server;
+    assert_eq!((s.max_sub_tokens, s.no_header_support), (4, true));
+    assert_eq!(s.write_deadline, Duration::from_millis(250));
+    assert_eq!(
+        (s.lame_duck_duration, s.lame_duck_grace_period),
+        (Duration::from_secs(45), Duration::from_secs(3))
+    );
+    // nats-server's defaults, and its alias and bare-seconds forms.
+    let (c, _) = read("max_subscription_tokens: 255\nwrite_deadline: 3\n");
+    assert_eq!(c.server.max_sub_tokens, 255);
+    assert_eq!(c.server.write_deadline, Duration::from_secs(3));
+    let defaults = read("").0.server;
+    assert_eq!(defaults.max_sub_tokens, 0);
+    assert!(!defaults.no_header_support);
+    assert_eq!(defaults.write_deadline, Duration::from_secs(10));
+    assert_eq!(defaults.lame_duck_duration, Duration::from_secs(120));
+    assert_eq!(defaults.lame_duck_grace_period, Duration::from_secs(10));
+}
+
+#[test]
+fn client_limit_and_lame_duck_mistakes_are_refused_as_nats_server_refuses_them() {
+    let (_, errors) = read(
+        "max_sub_tokens: 256\nmax_sub_tokens: 0\nno_header_support: 1\n\
+         lame_duck_duration: \"10s\"\nlame_duck_duration: 60\nlame_duck_grace_period: \"-1s\"\n\
+         write_deadline: \"soon\"\n",
+    );
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:16: max_sub_tokens value is too big",
+            "test.conf:2:17: max_sub_tokens value can not be negative",
+            "test.conf:3:20: value: expected a boolean, got integer",
+            "test.conf:4:22: invalid lame_duck_duration of 10s, minimum is 30 seconds",
+            "test.conf:5:21: lame_duck_duration: expected a duration string like \"30s\", got integer",
+            "test.conf:6:26: invalid lame_duck_grace_period, needs to be positive",
+            "test.conf:7:18: invalid duration \"soon\" (use a number and a unit: ns, us, ms, s, m, h)",
+        ]
+        .map(String::from)
+    );
+    let (_, errors) = read("lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"30s\"\n");
+    assert_eq!(
+        messages(&errors),
+        ["lame duck grace period (30s) should be strictly lower than lame duck duration (30s)"]
+    );
+}
+
+#[test]
 fn bad_values_name_their_position() {
     // Columns follow nats-server: 0-based on the first line, 1-based after it;
     // a quoted string's column is its first character inside the quote.
@@ -109,14 +162,14 @@ fn unknown_keys_are_errors_but_referenced_variables_are_not() {
 
 #[test]
 fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
-    let (_, errors) = read("cluster { port: 6222 }\njetstream: enabled\ntls { cert_file: x }\nwrite_deadline: \"2s\"\n");
+    let (_, errors) = read("cluster { port: 6222 }\njetstream: enabled\ntls { cert_file: x }\nprof_port: 6060\n");
     assert_eq!(
         messages(&errors),
         [
             "test.conf:1:0: \"cluster\" is not supported by tenet yet (it arrives with clustering)",
             "test.conf:2:1: \"jetstream\" is not supported by tenet yet (it arrives with JetStream)",
             "test.conf:3:1: \"tls\" is not supported by tenet yet (it arrives with TLS)",
-            "test.conf:4:1: \"write_deadline\" is not supported by tenet yet (it arrives with write deadlines)",
+            "test.conf:4:1: \"prof_port\" is not supported by tenet yet (it arrives with profiling)",
         ]
         .map(String::from)
     );

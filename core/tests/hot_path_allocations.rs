@@ -50,7 +50,7 @@ fn pump(server: &mut Server) -> usize {
                 if n == 0 {
                     break;
                 }
-                server.handle_written(id, n);
+                server.handle_written(id, n, Time::ZERO);
                 written += n;
             }
         }

@@ -100,6 +100,7 @@ fn varz_reports_the_configuration_and_the_counters() {
             "max_control_line",
             "max_payload",
             "max_pending",
+            "write_deadline",
             "start",
             "now",
             "uptime",
@@ -127,6 +128,7 @@ fn varz_reports_the_configuration_and_the_counters() {
     assert_eq!(v["http_host"], "0.0.0.0");
     assert_eq!(v["http_port"], 8222);
     assert_eq!(v["ping_interval"], 120_000_000_000u64);
+    assert_eq!(v["write_deadline"], 10_000_000_000u64);
     // Whole floats are written as Go writes them.
     assert_eq!(v["auth_timeout"], 2);
     assert_eq!(v["max_payload"], 1_048_576);

@@ -1142,6 +1142,7 @@ impl Harness {
                 // stale by then: `can_read` decides).
                 Event::Resume(_) => {}
                 Event::Log(_, line) => assert!(!line.is_empty(), "empty log line"),
+                Event::StopAccepting | Event::Exit => panic!("lame duck mode was never asked for"),
             }
         }
     }
@@ -1176,7 +1177,7 @@ impl Harness {
             }
             bytes.truncate(left);
             left -= bytes.len();
-            self.server.handle_written(id, bytes.len());
+            self.server.handle_written(id, bytes.len(), self.now);
             self.conn(s).rx.extend_from_slice(&bytes);
         }
         self.parse(s);

@@ -38,6 +38,8 @@ pub enum SignalCommand {
     Quit,
     /// `term`: SIGTERM.
     Term,
+    /// `ldm`: SIGUSR2, lame duck mode.
+    LameDuck,
 }
 
 impl SignalCommand {
@@ -48,6 +50,7 @@ impl SignalCommand {
             SignalCommand::Quit => 2,
             SignalCommand::Stop => 9,
             SignalCommand::Term => 15,
+            SignalCommand::LameDuck => 12,
         }
     }
 }
@@ -112,7 +115,7 @@ Server Options:
     -c, --config <file>              Configuration file
     -t                               Test the configuration and exit
     --signal <signal>[=<pid>]        Send a signal to a running server
-                                     (reload, stop, quit, term); <pid> may be a pid file
+                                     (ldm, reload, stop, quit, term); <pid> may be a pid file
 
 Logging Options:
     -l, --log <file>                 File to redirect log output
@@ -221,9 +224,10 @@ fn parse_signal(spec: &str) -> Result<Command, CliError> {
         "stop" => SignalCommand::Stop,
         "quit" => SignalCommand::Quit,
         "term" => SignalCommand::Term,
+        "ldm" => SignalCommand::LameDuck,
         _ => {
             return Err(CliError(format!(
-                "unknown signal {name:?} (use reload, stop, quit or term)"
+                "unknown signal {name:?} (use ldm, reload, stop, quit or term)"
             )))
         }
     };
@@ -403,6 +407,14 @@ mod tests {
                 target: Some("42".into())
             })
         );
+        assert_eq!(
+            sig("ldm"),
+            Ok(Command::Signal {
+                signal: SignalCommand::LameDuck,
+                target: None
+            })
+        );
+        assert_eq!(SignalCommand::LameDuck.number(), libc::SIGUSR2);
         assert!(sig("bogus").unwrap_err().0.contains("unknown signal"));
         assert!(sig("reload=").unwrap_err().0.contains("missing"));
     }

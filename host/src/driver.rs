@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 use tenet_core::config::options::Config;
 use tenet_core::Auth;
@@ -31,13 +31,22 @@ pub trait Runtime: Sized {
     fn http_addr(&self) -> Option<SocketAddr>;
     /// The engine, for the startup banner.
     fn server(&self) -> &Server;
-    /// A function that makes [`Runtime::run`] close every client and return; callable from any thread.
-    fn stopper(&self) -> Box<dyn Fn() + Send>;
-    /// A function that hands the running engine a new configuration
-    /// ([`Server::reload`]); callable from any thread.
-    fn reloader(&self) -> Box<dyn Fn(Options, Auth) + Send>;
+    /// A function that hands the running engine a request ([`Control`]);
+    /// callable from any thread.
+    fn controller(&self) -> Box<dyn Fn(Control) + Send>;
     /// Serves until stopped.
     fn run(self) -> io::Result<()>;
+}
+
+/// What the process asks of a running event loop (from a signal handler thread).
+pub enum Control {
+    /// Close every client and return from [`Runtime::run`].
+    Stop,
+    /// Apply a new configuration ([`Server::reload`]); the engine logs the outcome.
+    Reload(Box<(Options, Auth)>),
+    /// Enter lame duck mode ([`Server::enter_lame_duck`]): [`Runtime::run`]
+    /// returns once every client is closed.
+    LameDuck,
 }
 
 /// The sockets and the engine a runtime starts from.
@@ -216,7 +225,7 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         ),
     );
 
-    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR2]) {
         Ok(s) => s,
         Err(e) => {
             log(
@@ -226,16 +235,16 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let stop = runtime.stopper();
-    let reload = runtime.reloader();
+    let control = runtime.controller();
     let started_with = config.clone();
     std::thread::spawn(move || {
+        let mut lame_duck = false;
         for signal in signals.forever() {
             match signal {
                 SIGHUP => {
                     signal_log(Level::Info, "Trapped \"hangup\" signal");
                     match reread_config(&flags, &started_with) {
-                        Ok((opts, auth)) => reload(opts, auth),
+                        Ok((opts, auth)) => control(Control::Reload(Box::new((opts, auth)))),
                         Err(errors) => {
                             for error in errors {
                                 let line =
@@ -245,6 +254,15 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
                         }
                     }
                 }
+                SIGUSR2 => {
+                    signal_log(Level::Info, "Trapped \"user defined signal 2\" signal");
+                    lame_duck = true;
+                    control(Control::LameDuck);
+                }
+                // As nats-server: a TERM does not cut lame duck mode short (INT does).
+                SIGTERM if lame_duck => {
+                    signal_log(Level::Info, "Trapped \"terminated\" signal");
+                }
                 _ => {
                     let name = if signal == SIGINT {
                         "interrupt"
@@ -252,7 +270,7 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
                         "terminated"
                     };
                     signal_log(Level::Info, &format!("Trapped \"{name}\" signal"));
-                    stop();
+                    control(Control::Stop);
                 }
             }
         }

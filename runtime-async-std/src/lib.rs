@@ -30,7 +30,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tenet_core::Auth;
 use tenet_core::{ClientId, Event, MonitorResponse, Options, Peer, Server, Time};
 use tenet_host::http;
-use tenet_host::{self as host, Logger, Runtime};
+use tenet_host::{self as host, Control, Logger, Runtime};
 
 /// Bytes a reader asks for in one read.
 const READ_BUFFER: usize = 64 * 1024;
@@ -49,8 +49,8 @@ enum Input {
     ReadClosed(ClientId),
     Written(ClientId, usize),
     WriteFailed(ClientId),
-    /// A new configuration for [`Server::reload`].
-    Reload(Box<(Options, Auth)>),
+    /// A request of the process (stop, reload, lame duck mode).
+    Control(Control),
     /// A monitoring request ([`Server::monitor`]): path, query, and where the
     /// answer goes.
     Monitor {
@@ -58,7 +58,6 @@ enum Input {
         query: String,
         reply: Sender<MonitorResponse>,
     },
-    Stop,
 }
 
 /// What the engine tells a writer task.
@@ -122,17 +121,10 @@ impl Runtime for AsyncStdRuntime {
         &self.server
     }
 
-    fn stopper(&self) -> Box<dyn Fn() + Send> {
+    fn controller(&self) -> Box<dyn Fn(Control) + Send> {
         let inputs = self.inputs.0.clone();
-        Box::new(move || {
-            let _ = inputs.try_send(Input::Stop);
-        })
-    }
-
-    fn reloader(&self) -> Box<dyn Fn(Options, Auth) + Send> {
-        let inputs = self.inputs.0.clone();
-        Box::new(move |opts, auth| {
-            let _ = inputs.try_send(Input::Reload(Box::new((opts, auth))));
+        Box::new(move |control| {
+            let _ = inputs.try_send(Input::Control(control));
         })
     }
 
@@ -160,6 +152,8 @@ impl AsyncStdRuntime {
         let live_writers = Arc::new(AtomicUsize::new(0));
         let mut engine = Engine {
             server,
+            acceptor: Some(acceptor),
+            exit: false,
             conns: HashMap::new(),
             live_writers: live_writers.clone(),
             tx,
@@ -168,7 +162,9 @@ impl AsyncStdRuntime {
             log,
         };
         let result = engine.run(rx).await;
-        acceptor.cancel().await;
+        if let Some(acceptor) = engine.acceptor.take() {
+            acceptor.cancel().await;
+        }
         if let Some(monitor) = monitor {
             monitor.cancel().await;
         }
@@ -298,6 +294,10 @@ async fn writer(
 
 struct Engine {
     server: Server,
+    /// The task accepting clients; cancelled (closing the listener) in lame duck mode.
+    acceptor: Option<task::JoinHandle<()>>,
+    /// Lame duck mode has closed every client: return from `run`.
+    exit: bool,
     conns: HashMap<ClientId, Conn>,
     live_writers: Arc<AtomicUsize>,
     tx: Sender<Input>,
@@ -345,6 +345,9 @@ impl Engine {
             if stop {
                 self.server.shutdown();
                 self.drain_events();
+                return Ok(());
+            }
+            if self.exit {
                 return Ok(());
             }
         }
@@ -404,7 +407,7 @@ impl Engine {
             Input::Written(id, n) => {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     conn.in_flight -= n.min(conn.in_flight);
-                    self.server.handle_written(id, n);
+                    self.server.handle_written(id, n, now);
                     // A flush hands over at most MAX_SLICES chunks: send the rest now.
                     if conn.in_flight == 0 && self.server.outbound_len(id) > 0 {
                         self.flush(id);
@@ -413,17 +416,18 @@ impl Engine {
                 self.close_if_done(id);
             }
             Input::WriteFailed(id) => self.drop_conn(id),
-            Input::Reload(config) => {
+            Input::Control(Control::Reload(config)) => {
                 let (opts, auth) = *config;
                 // The engine logs the outcome.
                 let _ = self.server.reload(opts, auth, now);
             }
+            Input::Control(Control::LameDuck) => self.server.enter_lame_duck(now),
             Input::Monitor { path, query, reply } => {
                 let host = self.usage.sample();
                 let answer = self.server.monitor(&path, &query, now, &host);
                 let _ = reply.try_send(answer);
             }
-            Input::Stop => return true,
+            Input::Control(Control::Stop) => return true,
         }
         false
     }
@@ -444,6 +448,12 @@ impl Engine {
                     }
                 }
                 Event::Log(level, line) => (self.log)(level, &line),
+                Event::StopAccepting => {
+                    if let Some(acceptor) = self.acceptor.take() {
+                        task::spawn(acceptor.cancel());
+                    }
+                }
+                Event::Exit => self.exit = true,
             }
         }
     }
@@ -468,6 +478,11 @@ impl Engine {
         if !bytes.is_empty() {
             conn.in_flight += bytes.len();
             let _ = conn.writer.try_send(Output::Bytes(bytes));
+            // The writer reports back when the socket has taken them all; until
+            // then the bytes count as blocked (`write_deadline`), as a blocking
+            // write with a deadline in nats-server.
+            let now = self.now();
+            self.server.handle_written(id, 0, now);
         }
         // Beyond MAX_SLICES chunks, the rest goes when these are reported written.
     }

@@ -23,7 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tenet_core::Auth;
 use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
 use tenet_host::http;
-use tenet_host::{self as host, Logger};
+use tenet_host::{self as host, Control, Logger};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -39,11 +39,12 @@ const MAX_IOVECS: usize = 64;
 
 use tenet_host::stderr_logger;
 
-/// Asks a running event loop, from any thread, to stop or to take a new configuration.
+/// Asks a running event loop, from any thread, to stop, to take a new
+/// configuration or to enter lame duck mode.
 #[derive(Clone)]
 pub struct LoopHandle {
     stop: Arc<AtomicBool>,
-    reload: Arc<Mutex<Option<(Options, Auth)>>>,
+    controls: Arc<Mutex<Vec<Control>>>,
     waker: Arc<Waker>,
 }
 
@@ -54,10 +55,15 @@ impl LoopHandle {
         let _ = self.waker.wake();
     }
 
-    /// Makes the loop apply a new configuration ([`Server::reload`]); the
-    /// outcome is logged.
-    pub fn reload(&self, opts: Options, auth: Auth) {
-        *self.reload.lock().unwrap_or_else(|e| e.into_inner()) = Some((opts, auth));
+    /// Hands the loop a request; it acts on it at once.
+    pub fn control(&self, control: Control) {
+        if let Control::Stop = control {
+            return self.stop();
+        }
+        self.controls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(control);
         let _ = self.waker.wake();
     }
 }
@@ -84,7 +90,8 @@ struct HttpConn {
 pub struct EventLoop {
     server: Server,
     poll: Poll,
-    listener: TcpListener,
+    /// The client listener; closed in lame duck mode.
+    listener: Option<TcpListener>,
     local_addr: SocketAddr,
     http_listener: Option<(TcpListener, SocketAddr)>,
     http_conns: HashMap<usize, HttpConn>,
@@ -94,7 +101,9 @@ pub struct EventLoop {
     /// Clients to read again without waiting for readiness (budget used up, or resumed).
     read_again: Vec<ClientId>,
     stop: Arc<AtomicBool>,
-    reload: Arc<Mutex<Option<(Options, Auth)>>>,
+    controls: Arc<Mutex<Vec<Control>>>,
+    /// Lame duck mode has closed every client: return from `run`.
+    exit: bool,
     waker: Arc<Waker>,
     origin: Instant,
     log: Logger,
@@ -123,7 +132,7 @@ impl EventLoop {
         Ok(EventLoop {
             server: bound.server,
             poll,
-            listener,
+            listener: Some(listener),
             local_addr: bound.local_addr,
             http_listener,
             http_conns: HashMap::new(),
@@ -132,7 +141,8 @@ impl EventLoop {
             conns: HashMap::new(),
             read_again: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
-            reload: Arc::new(Mutex::new(None)),
+            controls: Arc::new(Mutex::new(Vec::new())),
+            exit: false,
             waker,
             origin: Instant::now(),
             log,
@@ -149,11 +159,11 @@ impl EventLoop {
         self.http_listener.as_ref().map(|(_, addr)| *addr)
     }
 
-    /// A handle that stops the loop or reloads its configuration.
+    /// A handle that stops the loop, reloads its configuration or starts lame duck mode.
     pub fn handle(&self) -> LoopHandle {
         LoopHandle {
             stop: self.stop.clone(),
-            reload: self.reload.clone(),
+            controls: self.controls.clone(),
             waker: self.waker.clone(),
         }
     }
@@ -205,18 +215,28 @@ impl EventLoop {
                     LISTENER => self.accept_all(),
                     HTTP_LISTENER => self.accept_http(),
                     WAKER => {
-                        let pending = self.reload.lock().unwrap_or_else(|e| e.into_inner()).take();
-                        if let Some((opts, auth)) = pending {
-                            // The engine logs the outcome.
-                            let now = self.now();
-                            let _ = self.server.reload(opts, auth, now);
+                        let controls = std::mem::take(
+                            &mut *self.controls.lock().unwrap_or_else(|e| e.into_inner()),
+                        );
+                        let now = self.now();
+                        for control in controls {
+                            match control {
+                                // The engine logs the outcome.
+                                Control::Reload(config) => {
+                                    let (opts, auth) = *config;
+                                    let _ = self.server.reload(opts, auth, now);
+                                }
+                                Control::LameDuck => self.server.enter_lame_duck(now),
+                                Control::Stop => self.stop.store(true, Ordering::SeqCst),
+                            }
                         }
                     }
                     Token(raw) if raw < HTTP_TOKENS => self.serve_http(raw),
                     Token(raw) => {
                         let id = ClientId::from_u64(raw as u64);
                         if event.is_writable() {
-                            self.flush(id);
+                            let now = self.now();
+                            self.flush(id, now);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.read(id, &mut buf);
@@ -235,6 +255,9 @@ impl EventLoop {
                 self.drain_events();
                 return Ok(());
             }
+            if self.exit {
+                return Ok(());
+            }
         }
     }
 
@@ -244,7 +267,10 @@ impl EventLoop {
 
     fn accept_all(&mut self) {
         loop {
-            match self.listener.accept() {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
                 Ok((mut stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     let peer = Peer {
@@ -441,9 +467,10 @@ impl EventLoop {
         }
     }
 
-    /// Writes the client's queued bytes until done or the socket is full.
-    /// Returns false if the connection is gone.
-    fn flush(&mut self, id: ClientId) -> bool {
+    /// Writes the client's queued bytes until done or the socket is full
+    /// (which the engine is told, for `write_deadline`). Returns false if the
+    /// connection is gone.
+    fn flush(&mut self, id: ClientId, now: Time) -> bool {
         loop {
             let Some(conn) = self.conns.get_mut(&id.as_u64()) else {
                 return false;
@@ -465,8 +492,11 @@ impl EventLoop {
                     self.drop_conn(id);
                     return false;
                 }
-                Ok(n) => self.server.handle_written(id, n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Ok(n) => self.server.handle_written(id, n, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.server.handle_written(id, 0, now);
+                    return true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.drop_conn(id);
@@ -477,14 +507,15 @@ impl EventLoop {
     }
 
     fn drain_events(&mut self) {
+        let now = self.now();
         while let Some(event) = self.server.poll_event() {
             match event {
                 Event::Flush(id) => {
-                    self.flush(id);
+                    self.flush(id, now);
                 }
                 Event::Close(id, _reason) => {
                     // Best effort: the -ERR that explains the close, if the socket takes it.
-                    if self.flush(id) {
+                    if self.flush(id, now) {
                         if let Some(conn) = self.conns.get(&id.as_u64()) {
                             let _ = conn.stream.shutdown(Shutdown::Both);
                         }
@@ -493,6 +524,12 @@ impl EventLoop {
                 }
                 Event::Resume(id) => self.read_again.push(id),
                 Event::Log(level, line) => (self.log)(level, &line),
+                Event::StopAccepting => {
+                    if let Some(mut listener) = self.listener.take() {
+                        let _ = self.poll.registry().deregister(&mut listener);
+                    }
+                }
+                Event::Exit => self.exit = true,
             }
         }
     }
@@ -519,13 +556,9 @@ impl host::Runtime for EventLoop {
     fn server(&self) -> &Server {
         &self.server
     }
-    fn stopper(&self) -> Box<dyn Fn() + Send> {
+    fn controller(&self) -> Box<dyn Fn(Control) + Send> {
         let handle = self.handle();
-        Box::new(move || handle.stop())
-    }
-    fn reloader(&self) -> Box<dyn Fn(Options, Auth) + Send> {
-        let handle = self.handle();
-        Box::new(move |opts, auth| handle.reload(opts, auth))
+        Box::new(move |control| handle.control(control))
     }
     fn run(self) -> io::Result<()> {
         self.serve()

@@ -10,8 +10,7 @@
 //!
 //! - `/varz`: `cluster`, `gateway`, `leaf`, `mqtt`, `websocket`, `jetstream`
 //!   (tenet has no clustering, gateways, leaf nodes, MQTT, websockets or
-//!   JetStream); `tls_timeout` (no TLS); `write_deadline` (no write deadline:
-//!   slow consumers are found by `max_pending`); `gomaxprocs` (a Go runtime
+//!   JetStream); `tls_timeout` (no TLS); `gomaxprocs` (a Go runtime
 //!   figure).
 //! - `/accountz?acc=<account>`: `imports` of an account that imports nothing
 //!   itself, and the `$SYS` account's `exports`: nats-server's system

@@ -61,11 +61,11 @@ pub fn pump(server: &mut Server) -> usize {
                 if n == 0 {
                     break;
                 }
-                server.handle_written(id, n);
+                server.handle_written(id, n, Time::ZERO);
                 written += n;
             },
             Event::Close(id, reason) => panic!("client {id:?} closed: {reason:?}"),
-            Event::Resume(_) | Event::Log(..) => {}
+            Event::Resume(_) | Event::Log(..) | Event::StopAccepting | Event::Exit => {}
         }
     }
     written

@@ -1,4 +1,4 @@
-//! Go-style duration strings (`"2s"`, `"1m30s"`, `"100ms"`, `"1.5h"`), as nats-server reads them.
+//! Go-style duration strings (`"2s"`, `"1m30s"`, `"100ms"`, `"1.5h"`), read as nats-server reads them and written as Go prints them.
 
 use std::time::Duration;
 
@@ -47,6 +47,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("duration {text:?} is too large"));
     }
     Ok(Duration::from_nanos(total_nanos.round() as u64))
+}
+
+/// Go's `Duration.String()`: `0s`, `850ns`, `1.5µs`, `859µs`, `1.234ms`, `2m3.5s`.
+pub fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos().min(u128::from(u64::MAX)) as u64;
+    let fraction = |value: u64, unit: u64, digits: usize| {
+        let (whole, rest) = (value / unit, value % unit);
+        if rest == 0 {
+            whole.to_string()
+        } else {
+            let rest = format!("{rest:0digits$}");
+            format!("{whole}.{}", rest.trim_end_matches('0'))
+        }
+    };
+    match nanos {
+        0 => "0s".to_string(),
+        1..=999 => format!("{nanos}ns"),
+        1_000..=999_999 => format!("{}µs", fraction(nanos, 1_000, 3)),
+        1_000_000..=999_999_999 => format!("{}ms", fraction(nanos, 1_000_000, 6)),
+        _ => {
+            let secs = nanos / 1_000_000_000;
+            let (hours, mins) = (secs / 3600, secs / 60 % 60);
+            let mut text = String::new();
+            if hours > 0 {
+                text.push_str(&format!("{hours}h"));
+            }
+            if hours > 0 || mins > 0 {
+                text.push_str(&format!("{mins}m"));
+            }
+            let in_minute = nanos % 60_000_000_000;
+            text.push_str(&fraction(in_minute, 1_000_000_000, 9));
+            text.push('s');
+            text
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Configuration files in nats-server's format: the value tree, the parser, typed options.
 
-mod duration;
+pub mod duration;
 mod lex;
 pub mod options;
 pub mod parse;

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::duration::parse_duration;
+use super::duration::{format_duration, parse_duration};
 use super::parse::{ConfigError, Parsed};
 use super::value::{Key, Pos, Value, ValueKind};
 use crate::options::{Options, DEFAULT_PORT};
@@ -215,11 +215,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("client_advertise", "clustering"),
     ("ports_file_dir", "ports files"),
     ("prof_port", "profiling"),
-    ("lame_duck_duration", "lame duck mode"),
-    ("lame_duck_grace_period", "lame duck mode"),
-    ("write_deadline", "write deadlines"),
-    ("max_sub_tokens", "max_sub_tokens"),
-    ("no_header_support", "turning headers off"),
     ("server_tags", "server tags"),
     ("logfile_size_limit", "log rotation"),
     ("log_size_limit", "log rotation"),
@@ -315,6 +310,42 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 config.no_system_account = r.boolean(value).unwrap_or(false)
             }
             "no_auth_user" => config.no_auth_user = r.string(value),
+            // Per-client limits and lame duck mode.
+            "max_sub_tokens" | "max_subscription_tokens" => {
+                if let Some(n) = r.int(value) {
+                    match n {
+                        1..=255 => config.server.max_sub_tokens = n as u8,
+                        _ if n > 255 => r.error(&value.pos, format!("{} value is too big", key.name)),
+                        _ => r.error(&value.pos, format!("{} value can not be negative", key.name)),
+                    }
+                }
+            }
+            "no_header_support" => {
+                config.server.no_header_support = r.boolean(value).unwrap_or(false)
+            }
+            "write_deadline" => {
+                if let Some(d) = r.duration_or_seconds(value) {
+                    config.server.write_deadline = d;
+                }
+            }
+            "lame_duck_duration" => {
+                if let Some(d) = r.duration_string(value, "lame_duck_duration") {
+                    if d < Duration::from_secs(30) {
+                        let shown = format_duration(d);
+                        r.error(
+                            &value.pos,
+                            format!("invalid lame_duck_duration of {shown}, minimum is 30 seconds"),
+                        );
+                    } else {
+                        config.server.lame_duck_duration = d;
+                    }
+                }
+            }
+            "lame_duck_grace_period" => {
+                if let Some(d) = r.duration_string(value, "lame_duck_grace_period") {
+                    config.server.lame_duck_grace_period = d;
+                }
+            }
             name => r.other_key(key, name),
         }
     }
@@ -350,6 +381,22 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             message: format!(
                 "max_payload ({}) can not be larger than max_pending ({})",
                 config.server.max_payload, config.server.max_pending
+            ),
+        });
+    }
+    let (duration, grace) = (
+        config.server.lame_duck_duration,
+        config.server.lame_duck_grace_period,
+    );
+    if grace >= duration {
+        // Checked against the defaults too, as nats-server validates after
+        // filling them in.
+        r.errors.push(ConfigError {
+            pos: None,
+            message: format!(
+                "lame duck grace period ({}) should be strictly lower than lame duck duration ({})",
+                format_duration(grace),
+                format_duration(duration)
             ),
         });
     }
@@ -455,6 +502,29 @@ impl Reader<'_> {
             ValueKind::Bool(b) => Some(b),
             _ => {
                 self.wrong_type("value", value, "a boolean");
+                None
+            }
+        }
+    }
+
+    /// A duration string only (nats-server's `time.ParseDuration` keys); a
+    /// negative one is refused as nats-server refuses it.
+    fn duration_string(&mut self, value: &Value, key: &str) -> Option<Duration> {
+        match &value.kind {
+            ValueKind::String(s) if s.trim().starts_with('-') => {
+                let message = format!("invalid {key}, needs to be positive");
+                self.error(&value.pos, message);
+                None
+            }
+            ValueKind::String(s) => match parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.error(&value.pos, format!("error parsing {key}: {e}"));
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(key, value, "a duration string like \"30s\"");
                 None
             }
         }

@@ -80,6 +80,9 @@ pub struct Info<'a> {
     /// Random text nkey users sign to authenticate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<&'a str>,
+    /// Set in the INFO sent when the server enters lame duck mode.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ldm: bool,
     /// Set in the INFO that follows the first PING.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub connect_info: bool,
@@ -142,6 +145,7 @@ mod tests {
             client_id: Some(3),
             nonce: None,
             client_ip: Some("127.0.0.1"),
+            ldm: false,
             connect_info: false,
             remote_account: None,
         };

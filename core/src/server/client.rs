@@ -54,6 +54,10 @@ pub(super) struct Client {
     /// The round trip of the last answered server PING.
     pub(super) rtt: Duration,
     sent_connect_info: bool,
+    /// Since when the socket has taken no bytes while some were queued.
+    pub(super) write_blocked_since: Option<Time>,
+    /// When the pending `write_deadline` timer fires, if one is pending.
+    pub(super) write_deadline_due: Option<Time>,
     /// Reading is paused until this time, or until the receiver drains.
     pub(super) paused_until: Option<Time>,
     /// Publishers paused because this client's outbound queue is too long.
@@ -150,6 +154,8 @@ impl Server {
             ping_sent: now,
             rtt: Duration::ZERO,
             sent_connect_info: false,
+            write_blocked_since: None,
+            write_deadline_due: None,
             paused_until: None,
             stalled_publishers: Vec::new(),
             nonce,
@@ -179,9 +185,12 @@ impl Server {
         };
         self.slots[index as usize].client = Some(client);
         self.open_clients += 1;
-        let info = self.info_line(index as usize, false);
+        let info = self.info_line(index as usize, InfoKind::Initial);
         self.send(index as usize, &info);
-        if self.open_clients > self.opts.max_connections as usize {
+        if self.lame_duck.is_some() {
+            // Accepted before the runtime closed its listener.
+            self.shut_client(index as usize, CloseReason::ServerShutdown, true);
+        } else if self.open_clients > self.opts.max_connections as usize {
             self.log_client(index as usize, Level::Error, "maximum connections exceeded");
             self.close_with_error(index as usize, ClientError::MaxConnectionsExceeded);
         } else {
@@ -336,9 +345,11 @@ impl Server {
             return;
         };
         let opts = &self.client_ref(index).opts;
+        // Headers need both sides: the client's CONNECT and the server's support.
+        let headers = opts.headers && !self.opts.no_header_support;
         let error = if !(0..=1).contains(&opts.protocol) {
             Some(ClientError::InvalidClientProtocol)
-        } else if opts.no_responders && !opts.headers {
+        } else if opts.no_responders && !headers {
             Some(ClientError::NoRespondersRequiresHeaders)
         } else {
             None
@@ -353,7 +364,7 @@ impl Server {
         let first_connect = !self.client_ref(index).connected;
         let jitter = self.first_ping_jitter();
         let client = self.client_mut(index);
-        client.headers = client.opts.headers;
+        client.headers = headers;
         client.parser_stale = true;
         client.connected = true;
         let verbose = client.opts.verbose;
@@ -503,7 +514,7 @@ impl Server {
         self.send(index, b"PONG\r\n");
         let client = self.client_ref(index);
         if client.connected && client.opts.protocol >= 1 && !client.sent_connect_info {
-            let info = self.info_line(index, true);
+            let info = self.info_line(index, InfoKind::ConnectInfo);
             self.client_mut(index).sent_connect_info = true;
             self.send(index, &info);
         }
@@ -538,6 +549,21 @@ impl Server {
             return;
         }
         let filtered = decision == Some(SubscribeDecision::AllowedFiltered);
+        let max_tokens = usize::from(self.opts.max_sub_tokens);
+        if max_tokens > 0 && memchr::memchr_iter(b'.', subject).count() + 1 > max_tokens {
+            let mut text = subscription_violation(subject, None);
+            text.push_str(", too many tokens");
+            let mut line = format!(
+                "Subscription Violation Too Many Tokens - {}, Subject ",
+                self.auth_user_label(index)
+            );
+            crate::proto::encode::go_quote(subject, &mut line);
+            line.push_str(", SID ");
+            line.push_str(&String::from_utf8_lossy(sid));
+            self.log_violation_line(index, line, now);
+            self.send_error_text(index, &text);
+            return;
+        }
         let client = self.client_ref(index);
         let max_subs = client.max_subs as usize;
         // The limit first, as nats-server: at the limit even a duplicate sid
@@ -681,8 +707,9 @@ impl Server {
         self.send_parts(index, &[b"-ERR '", text.as_bytes(), b"'\r\n"]);
     }
 
-    fn info_line(&self, index: usize, connect_info: bool) -> Vec<u8> {
+    fn info_line(&self, index: usize, kind: InfoKind) -> Vec<u8> {
         let client = self.client_ref(index);
+        let connect_info = kind == InfoKind::ConnectInfo;
         Info {
             server_id: &self.server_id,
             server_name: &self.server_name,
@@ -691,16 +718,30 @@ impl Server {
             go: concat!("tenet ", env!("CARGO_PKG_VERSION")),
             host: &self.opts.host,
             port: self.port,
-            headers: true,
+            headers: !self.opts.no_header_support,
             max_payload: client.max_payload,
             auth_required: self.users.auth_required(),
             client_id: Some(client.cid),
             client_ip: Some(&client.peer.ip),
-            nonce: client.nonce.as_deref(),
+            nonce: (kind == InfoKind::Initial)
+                .then_some(client.nonce.as_deref())
+                .flatten(),
+            ldm: kind == InfoKind::LameDuck,
             connect_info,
             remote_account: connect_info.then_some(self.accounts[client.account].name.as_str()),
         }
         .to_line()
+    }
+
+    /// The INFO that tells a client the server entered lame duck mode, sent
+    /// (as nats-server does) only to clients that take asynchronous INFOs and
+    /// have had their first PONG.
+    pub(super) fn send_lame_duck_info(&mut self, index: usize) {
+        let client = self.client_ref(index);
+        if client.connected && client.opts.protocol >= 1 && client.sent_connect_info {
+            let info = self.info_line(index, InfoKind::LameDuck);
+            self.send(index, &info);
+        }
     }
 
     // ----- logging ------------------------------------------------------------
@@ -723,6 +764,17 @@ impl Server {
     /// second, so a misbehaving client cannot flood the log; the next line
     /// logged says how many were left out.
     pub(super) fn log_violation(&mut self, index: usize, what: &str, subject: &[u8], now: Time) {
+        let client = self.client_ref(index);
+        let user = client.user.clone().unwrap_or_default();
+        let account = &self.accounts[client.account].name;
+        let mut line = format!("{what} Violation - User {user:?}, Account {account:?}, Subject ");
+        crate::proto::encode::go_quote(subject, &mut line);
+        self.log_violation_line(index, line, now);
+    }
+
+    /// Logs a permission violation, at most `VIOLATION_LOGS_PER_SECOND` per
+    /// client and second; the next line logged counts the ones left out.
+    fn log_violation_line(&mut self, index: usize, mut line: String, now: Time) {
         let client = self.client_mut(index);
         if now.saturating_since(client.violations_since) >= Duration::from_secs(1) {
             client.violations_since = now;
@@ -734,15 +786,21 @@ impl Server {
         }
         client.violations_logged += 1;
         let suppressed = std::mem::take(&mut client.violations_suppressed);
-        let user = client.user.clone().unwrap_or_default();
-        let account = client.account;
-        let account = self.accounts[account].name.clone();
-        let mut line = format!("{what} Violation - User {user:?}, Account {account:?}, Subject ");
-        crate::proto::encode::go_quote(subject, &mut line);
         if suppressed > 0 {
             line.push_str(&format!(" ({suppressed} more violations not logged)"));
         }
         self.log_client(index, Level::Error, &line);
+    }
+
+    /// Who the client logged in as, as nats-server names it in logs:
+    /// `Nkey "U..."`, `User "name"` or `User "N/A"`.
+    fn auth_user_label(&self, index: usize) -> String {
+        let opts = &self.client_ref(index).opts;
+        match (&opts.nkey, &opts.user) {
+            (Some(nkey), _) if !nkey.is_empty() => format!("Nkey {nkey:?}"),
+            (_, Some(user)) if !user.is_empty() => format!("User {user:?}"),
+            _ => "User \"N/A\"".to_string(),
+        }
     }
 
     fn trace_out(&mut self, index: usize, parts: &[&[u8]]) {
@@ -808,6 +866,17 @@ pub(super) fn outbound_trace(parts: &[&[u8]]) -> String {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     format!("->> [{}]", String::from_utf8_lossy(line))
+}
+
+/// Which INFO a client is sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InfoKind {
+    /// On connect, with the nonce.
+    Initial,
+    /// After the first PONG, with `connect_info` and the account.
+    ConnectInfo,
+    /// On entering lame duck mode, with `ldm`.
+    LameDuck,
 }
 
 /// Queue names are single tokens of any non-whitespace bytes.

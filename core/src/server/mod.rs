@@ -36,8 +36,10 @@ use crate::time::Time;
 
 use client::Client;
 use routing::STALL_HIGH_WATER;
+use timers::Timer;
 
 mod client;
+mod lame_duck;
 mod monitor;
 mod reload;
 mod routing;
@@ -117,6 +119,10 @@ pub enum Event {
     Resume(ClientId),
     /// A line for the log (already filtered by the debug/trace options).
     Log(Level, String),
+    /// Lame duck mode began: stop accepting connections (close the listener).
+    StopAccepting,
+    /// Lame duck mode closed every client: stop serving and exit.
+    Exit,
 }
 
 /// Where a client's address came from, for INFO, logs and monitoring.
@@ -210,6 +216,8 @@ pub struct Server {
     config_loaded: Time,
     /// Monitoring requests answered, by endpoint.
     http_requests: std::collections::BTreeMap<&'static str, u64>,
+    /// Lame duck mode, once entered.
+    lame_duck: Option<lame_duck::LameDuck>,
 }
 
 impl Server {
@@ -275,6 +283,7 @@ impl Server {
             wall_origin: None,
             config_loaded: Time::ZERO,
             http_requests: Default::default(),
+            lame_duck: None,
         }
     }
 
@@ -331,14 +340,33 @@ impl Server {
 
     // ----- inputs -------------------------------------------------------------
 
-    /// `n` bytes of the client's outbound queue were written.
-    pub fn handle_written(&mut self, id: ClientId, n: usize) {
+    /// `n` bytes of the client's outbound queue were written. Call it after
+    /// every write attempt, with `n = 0` when the socket took nothing: bytes
+    /// still queued afterwards mean the socket is full, and a client whose
+    /// socket takes no bytes for `write_deadline` is closed as a slow consumer.
+    pub fn handle_written(&mut self, id: ClientId, n: usize, now: Time) {
         let Some(index) = self.live_index(id) else {
             return;
         };
         let low_water = self.stall_high_water / 2;
         let client = self.slots[index].client.as_mut().expect("live");
         client.out.consume(&mut self.pool, n);
+        if client.out.is_empty() {
+            client.write_blocked_since = None;
+        } else if n > 0 || client.write_blocked_since.is_none() {
+            // The runtime writes until the socket refuses: bytes still queued
+            // mean the socket is full. `write_deadline` counts from the last
+            // progress.
+            client.write_blocked_since = Some(now);
+            if client.write_deadline_due.is_none() {
+                let due = now + self.opts.write_deadline;
+                client.write_deadline_due = Some(due);
+                let raw = client.id.0;
+                self.timers
+                    .push(Reverse((due, raw, Timer::WriteDeadline as u8)));
+            }
+        }
+        let client = self.slots[index].client.as_mut().expect("live");
         if client.out.len() <= low_water && !client.stalled_publishers.is_empty() {
             let stalled = std::mem::take(&mut client.stalled_publishers);
             for publisher in stalled {

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::{Client, Server, Subscription, PROTOCOL_VERSION, VERSION};
 use crate::account::{Account, ResponseType, Target};
+use crate::config::duration::format_duration as go_duration;
 use crate::log::civil_from_days;
 use crate::subject::{is_valid_literal_subject, subject_matches};
 use crate::sublist::Sublist;
@@ -128,6 +129,7 @@ impl Server {
             max_control_line: opts.max_control_line,
             max_payload: opts.max_payload,
             max_pending: opts.max_pending,
+            write_deadline: duration_nanos(opts.write_deadline),
             start: clock.text(Time::ZERO),
             now: clock.text(clock.now),
             uptime: uptime(clock.since(Time::ZERO)),
@@ -448,6 +450,8 @@ struct Varz<'a> {
     max_control_line: u32,
     max_payload: u32,
     max_pending: u64,
+    /// Nanoseconds.
+    write_deadline: u64,
     start: String,
     now: String,
     uptime: String,
@@ -792,41 +796,6 @@ fn uptime(d: Duration) -> String {
         format!("{mins}m{}s", secs % 60)
     } else {
         format!("{secs}s")
-    }
-}
-
-/// Go's `Duration.String()`: `0s`, `850ns`, `1.5µs`, `859µs`, `1.234ms`, `2m3.5s`.
-fn go_duration(d: Duration) -> String {
-    let nanos = duration_nanos(d);
-    let fraction = |value: u64, unit: u64, digits: usize| {
-        let (whole, rest) = (value / unit, value % unit);
-        if rest == 0 {
-            whole.to_string()
-        } else {
-            let rest = format!("{rest:0digits$}");
-            format!("{whole}.{}", rest.trim_end_matches('0'))
-        }
-    };
-    match nanos {
-        0 => "0s".to_string(),
-        1..=999 => format!("{nanos}ns"),
-        1_000..=999_999 => format!("{}µs", fraction(nanos, 1_000, 3)),
-        1_000_000..=999_999_999 => format!("{}ms", fraction(nanos, 1_000_000, 6)),
-        _ => {
-            let secs = nanos / 1_000_000_000;
-            let (hours, mins) = (secs / 3600, secs / 60 % 60);
-            let mut text = String::new();
-            if hours > 0 {
-                text.push_str(&format!("{hours}h"));
-            }
-            if hours > 0 || mins > 0 {
-                text.push_str(&format!("{mins}m"));
-            }
-            let in_minute = nanos % 60_000_000_000;
-            text.push_str(&fraction(in_minute, 1_000_000_000, 9));
-            text.push('s');
-            text
-        }
     }
 }
 

@@ -4,6 +4,7 @@ use hashbrown::HashMap;
 
 use crate::account::AccountStats;
 use crate::auth::Auth;
+use crate::config::duration::format_duration;
 use crate::errors::{removed_subscription_violation, ClientError, CloseReason};
 use crate::options::Options;
 use crate::perms::SubscribeDecision;
@@ -71,6 +72,26 @@ impl Server {
                 "http_port",
                 config_http_port(self.opts.http_port),
                 config_http_port(opts.http_port),
+            ),
+            (
+                "max_sub_tokens",
+                self.opts.max_sub_tokens.to_string(),
+                opts.max_sub_tokens.to_string(),
+            ),
+            (
+                "no_header_support",
+                self.opts.no_header_support.to_string(),
+                opts.no_header_support.to_string(),
+            ),
+            (
+                "lame_duck_duration",
+                format_duration(self.opts.lame_duck_duration),
+                format_duration(opts.lame_duck_duration),
+            ),
+            (
+                "lame_duck_grace_period",
+                format_duration(self.opts.lame_duck_grace_period),
+                format_duration(opts.lame_duck_grace_period),
             ),
         ];
         for (field, old, new) in unchanged {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::account::SERVICE_REPLY_PREFIX;
+use crate::config::duration::format_duration;
 use crate::errors::{publish_violation, reply_violation, ClientError, CloseReason};
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
@@ -295,6 +296,26 @@ impl Server {
         let client = self.slots[index].client.as_mut().expect("live client");
         client.out.clear(&mut self.pool);
         self.shut_client(index, CloseReason::SlowConsumerPendingBytes, true);
+    }
+
+    /// The socket took no bytes for `write_deadline`: closed as a slow
+    /// consumer without writing what is queued, as nats-server does (before
+    /// CONNECT without the log line or the count).
+    pub(super) fn write_deadline_exceeded(&mut self, index: usize) {
+        let client = self.client_ref(index);
+        if client.connected {
+            let line = format!(
+                "Slow Consumer Detected: WriteDeadline of {} exceeded with {} chunks of {} total bytes.",
+                format_duration(self.opts.write_deadline),
+                client.out.chunks(),
+                client.out.len()
+            );
+            self.stats.slow_consumers += 1;
+            self.log_client(index, Level::Info, &line);
+        }
+        let client = self.slots[index].client.as_mut().expect("live client");
+        client.out.clear(&mut self.pool);
+        self.shut_client(index, CloseReason::SlowConsumerWriteDeadline, true);
     }
 }
 

@@ -20,6 +20,10 @@ pub(super) enum Timer {
     ReplyPrune,
     /// Drop service responses no longer awaited (server-wide).
     ResponsePrune,
+    /// A client's socket may have taken no bytes for `write_deadline`.
+    WriteDeadline,
+    /// The next step of lame duck mode (server-wide).
+    LameDuck,
 }
 
 /// The timer id of server-wide timers (no client has generation 0).
@@ -37,6 +41,10 @@ impl Server {
                 self.prune_responses(due, now);
                 continue;
             }
+            if kind == Timer::LameDuck as u8 {
+                self.lame_duck_timer(due, now);
+                continue;
+            }
             let id = ClientId(raw);
             let Some(index) = self.open_index(id) else {
                 continue;
@@ -52,6 +60,10 @@ impl Server {
                 if !client.authenticated && client.auth_due == Some(due) {
                     self.log_client(index, Level::Error, "Authentication Timeout");
                     self.close_with_error(index, ClientError::AuthenticationTimeout);
+                }
+            } else if kind == Timer::WriteDeadline as u8 {
+                if self.client_ref(index).write_deadline_due == Some(due) {
+                    self.write_deadline_timer(index, now);
                 }
             } else if self.client_ref(index).paused_until == Some(due) {
                 self.resume(id);
@@ -85,6 +97,30 @@ impl Server {
             self.send(index, b"PING\r\n");
         }
         self.schedule_ping(index, now + interval);
+    }
+
+    /// Closes the client if its socket has taken no bytes for
+    /// `write_deadline` while some were queued; otherwise waits for the
+    /// deadline counted from the last progress.
+    fn write_deadline_timer(&mut self, index: usize, now: Time) {
+        let deadline = self.opts.write_deadline;
+        let client = self.client_mut(index);
+        client.write_deadline_due = None;
+        let Some(since) = client.write_blocked_since else {
+            return;
+        };
+        if client.out.is_empty() {
+            return;
+        }
+        if since + deadline > now {
+            let due = since + deadline;
+            client.write_deadline_due = Some(due);
+            let raw = client.id.0;
+            self.timers
+                .push(Reverse((due, raw, Timer::WriteDeadline as u8)));
+            return;
+        }
+        self.write_deadline_exceeded(index);
     }
 
     pub(super) fn first_ping_jitter(&mut self) -> Duration {

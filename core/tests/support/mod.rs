@@ -19,6 +19,10 @@ pub struct Sim {
     pub stuck: Vec<ClientId>,
     /// Log lines, oldest first.
     pub logs: Vec<String>,
+    /// The engine asked the runtime to stop accepting connections (lame duck mode).
+    pub stopped_accepting: bool,
+    /// The engine asked the runtime to exit (lame duck mode is over).
+    pub exited: bool,
 }
 
 impl Sim {
@@ -35,6 +39,8 @@ impl Sim {
             resumed: Vec::new(),
             stuck: Vec::new(),
             logs: Vec::new(),
+            stopped_accepting: false,
+            exited: false,
         }
     }
 
@@ -73,7 +79,10 @@ impl Sim {
             match event {
                 Event::Flush(id) if !self.stuck.contains(&id) => self.drain(id),
                 Event::Log(_, line) => self.logs.push(line),
-                Event::Flush(_) => {}
+                // A full socket: the runtime tried, and nothing went out.
+                Event::Flush(id) => self.server.handle_written(id, 0, self.now),
+                Event::StopAccepting => self.stopped_accepting = true,
+                Event::Exit => self.exited = true,
                 Event::Close(id, reason) => {
                     self.drain(id);
                     self.closed.insert(id, reason);
@@ -92,7 +101,7 @@ impl Sim {
                 return;
             }
             let bytes: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
-            self.server.handle_written(id, bytes.len());
+            self.server.handle_written(id, bytes.len(), self.now);
             self.received.entry(id).or_default().extend(bytes);
         }
     }
