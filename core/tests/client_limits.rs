@@ -27,7 +27,10 @@ fn a_subscription_with_more_tokens_than_max_sub_tokens_is_refused_and_the_client
         ..Options::default()
     });
     let c = ready(&mut sim, QUIET);
-    sim.send(c, b"SUB a.b.c 1\r\nSUB a.b.c.d 2\r\nSUB a.*.> 3\r\nPING\r\n");
+    sim.send(
+        c,
+        b"SUB a.b.c 1\r\nSUB a.b.c.d 2\r\nSUB a.*.> 3\r\nPING\r\n",
+    );
     assert_eq!(
         sim.take_str(c),
         "-ERR 'Permissions Violation for Subscription to \"a.b.c.d\", too many tokens'\r\nPONG\r\n"
@@ -82,7 +85,10 @@ fn without_header_support_info_says_so_hpub_closes_and_no_responders_is_refused(
 fn with_header_support_the_same_clients_are_served() {
     let mut sim = Sim::new(Options::default());
     let c = ready(&mut sim, HEADERS);
-    sim.send(c, b"SUB a 1\r\nHPUB a 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n");
+    sim.send(
+        c,
+        b"SUB a 1\r\nHPUB a 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n",
+    );
     assert_eq!(
         sim.take_str(c),
         "HMSG a 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPONG\r\n"
@@ -116,7 +122,10 @@ fn a_socket_that_takes_nothing_for_write_deadline_is_closed_as_a_slow_consumer()
         sim.closed.get(&sub),
         Some(&CloseReason::SlowConsumerWriteDeadline)
     );
-    assert_eq!(CloseReason::SlowConsumerWriteDeadline.as_str(), "Slow Consumer (Write Deadline)");
+    assert_eq!(
+        CloseReason::SlowConsumerWriteDeadline.as_str(),
+        "Slow Consumer (Write Deadline)"
+    );
     assert_eq!(sim.server.stats().slow_consumers, 1);
     assert!(
         sim.logs.iter().any(|l| l.ends_with(
@@ -139,7 +148,10 @@ fn progress_restarts_the_write_deadline_and_an_empty_queue_stops_it() {
     sim.advance(Duration::from_millis(400));
     sim.server.handle_written(sub, 1, sim.now);
     sim.advance(Duration::from_millis(499));
-    assert!(sim.closed.is_empty(), "closed although the socket took a byte");
+    assert!(
+        sim.closed.is_empty(),
+        "closed although the socket took a byte"
+    );
     // Then it drains: no deadline at all, however long it stays idle.
     sim.stuck.clear();
     sim.drain(sub);
@@ -195,7 +207,10 @@ fn options_that_cannot_change_live_fail_the_reload() {
             .server
             .reload(changed, tenet_core::Auth::none(), sim.now)
             .unwrap_err();
-        assert!(error.starts_with("config reload not supported for "), "{error}");
+        assert!(
+            error.starts_with("config reload not supported for "),
+            "{error}"
+        );
     }
 }
 

@@ -162,7 +162,8 @@ fn unknown_keys_are_errors_but_referenced_variables_are_not() {
 
 #[test]
 fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
-    let (_, errors) = read("cluster { port: 6222 }\njetstream: enabled\ntls { cert_file: x }\nprof_port: 6060\n");
+    let (_, errors) =
+        read("cluster { port: 6222 }\njetstream: enabled\ntls { cert_file: x }\nprof_port: 6060\n");
     assert_eq!(
         messages(&errors),
         [

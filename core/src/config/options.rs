@@ -315,8 +315,13 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 if let Some(n) = r.int(value) {
                     match n {
                         1..=255 => config.server.max_sub_tokens = n as u8,
-                        _ if n > 255 => r.error(&value.pos, format!("{} value is too big", key.name)),
-                        _ => r.error(&value.pos, format!("{} value can not be negative", key.name)),
+                        _ if n > 255 => {
+                            r.error(&value.pos, format!("{} value is too big", key.name))
+                        }
+                        _ => r.error(
+                            &value.pos,
+                            format!("{} value can not be negative", key.name),
+                        ),
                     }
                 }
             }

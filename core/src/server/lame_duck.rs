@@ -65,10 +65,7 @@ impl Server {
                 Duration::from_nanos(1),
                 (clients / spread.as_nanos().max(1)) as usize,
             ),
-            nanos => (
-                Duration::from_nanos(nanos.min(1_000_000_000) as u64),
-                1,
-            ),
+            nanos => (Duration::from_nanos(nanos.min(1_000_000_000) as u64), 1),
         };
         for id in &to_close {
             if let Some(index) = self.open_index(*id) {
@@ -84,7 +81,11 @@ impl Server {
             closing: false,
             due,
         });
-        if self.lame_duck.as_ref().is_some_and(|ld| ld.to_close.is_empty()) {
+        if self
+            .lame_duck
+            .as_ref()
+            .is_some_and(|ld| ld.to_close.is_empty())
+        {
             self.finish_lame_duck();
             return;
         }
@@ -130,7 +131,10 @@ impl Server {
                 break;
             }
         }
-        let interval = self.lame_duck.as_ref().map_or(Duration::ZERO, |ld| ld.interval);
+        let interval = self
+            .lame_duck
+            .as_ref()
+            .map_or(Duration::ZERO, |ld| ld.interval);
         let nanos = interval.as_nanos() as usize;
         let pause = Duration::from_nanos(self.rng.below(nanos.max(1)).max(nanos / 2) as u64);
         let due = now + pause;
