@@ -278,15 +278,30 @@ async fn writer(
     while let Ok(output) = outputs.recv().await {
         match output {
             Output::Bytes(bytes) => {
-                if stream.write_all(&bytes).await.is_err() {
-                    let _ = tx.send(Input::WriteFailed(id)).await;
-                    break;
+                // Each write is reported as it happens, so the engine sees
+                // progress on a slow socket (`write_deadline`).
+                let mut written = 0;
+                while written < bytes.len() {
+                    match stream.write(&bytes[written..]).await {
+                        Ok(n) if n > 0 => {
+                            written += n;
+                            let _ = tx.send(Input::Written(id, n)).await;
+                        }
+                        _ => {
+                            let _ = tx.send(Input::WriteFailed(id)).await;
+                            return finish(stream, live).await;
+                        }
+                    }
                 }
-                let _ = tx.send(Input::Written(id, bytes.len())).await;
             }
             Output::Close => break,
         }
     }
+    finish(stream, live).await;
+}
+
+/// Closes a writer's socket and counts the writer out.
+async fn finish(mut stream: TcpStream, live: Arc<AtomicUsize>) {
     let _ = stream.flush().await;
     let _ = stream.shutdown(Shutdown::Both);
     live.fetch_sub(1, Ordering::SeqCst);
@@ -478,9 +493,8 @@ impl Engine {
         if !bytes.is_empty() {
             conn.in_flight += bytes.len();
             let _ = conn.writer.try_send(Output::Bytes(bytes));
-            // The writer reports back when the socket has taken them all; until
-            // then the bytes count as blocked (`write_deadline`), as a blocking
-            // write with a deadline in nats-server.
+            // Until the writer reports that the socket took some, the bytes
+            // count as blocked (`write_deadline`).
             let now = self.now();
             self.server.handle_written(id, 0, now);
         }
