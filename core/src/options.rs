@@ -4,6 +4,12 @@ use std::time::Duration;
 
 /// nats-server's default client port.
 pub const DEFAULT_PORT: u16 = 4222;
+/// nats-server's default `connect_error_reports`: a failed first connection
+/// to a remote is logged on the first attempt and every 3600th (about once an
+/// hour at one attempt a second).
+pub const DEFAULT_CONNECT_ERROR_REPORTS: u64 = 3600;
+/// nats-server's default `reconnect_error_reports`: every failed reconnect is logged.
+pub const DEFAULT_RECONNECT_ERROR_REPORTS: u64 = 1;
 
 /// Everything the engine needs to know about its configuration.
 ///
@@ -46,6 +52,14 @@ pub struct Options {
     /// `None` serves no monitoring (nats-server's `0`), `Some(0)` any free
     /// port (nats-server's `-1`).
     pub http_port: Option<u16>,
+    /// `connect_error_reports`, used by leaf nodes and routes: log every Nth
+    /// failed attempt to connect to a remote never reached before (the first
+    /// attempt is always logged). Never 0: a `0` in a file is the default.
+    pub connect_error_reports: u64,
+    /// `reconnect_error_reports`, used by leaf nodes and routes: log every Nth
+    /// failed attempt to reconnect to a remote that was connected before (the
+    /// first attempt is always logged). Never 0: a `0` in a file is the default.
+    pub reconnect_error_reports: u64,
 }
 
 impl Default for Options {
@@ -67,6 +81,8 @@ impl Default for Options {
             disable_sublist_cache: false,
             http_host: None,
             http_port: None,
+            connect_error_reports: DEFAULT_CONNECT_ERROR_REPORTS,
+            reconnect_error_reports: DEFAULT_RECONNECT_ERROR_REPORTS,
         }
     }
 }

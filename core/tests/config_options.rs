@@ -346,3 +346,42 @@ fn account_keys_of_later_features_are_refused_by_name() {
         ]
     );
 }
+
+#[test]
+fn error_report_intervals_of_leaf_nodes_and_routes() {
+    let reports = |text: &str| {
+        let (c, errors) = read(text);
+        assert!(errors.is_empty(), "{:?}", messages(&errors));
+        (
+            c.server.connect_error_reports,
+            c.server.reconnect_error_reports,
+        )
+    };
+    // nats-server's defaults: every 3600th first-connect failure, every reconnect failure.
+    assert_eq!(reports(""), (3600, 1));
+    assert_eq!(
+        reports("connect_error_reports: 10\nreconnect_error_reports: 5\n"),
+        (10, 5)
+    );
+    // 0 is the default, as in nats-server; a negative count acts as its absolute value.
+    assert_eq!(
+        reports("connect_error_reports: 0\nreconnect_error_reports: 0\n"),
+        (3600, 1)
+    );
+    assert_eq!(
+        reports("CONNECT_ERROR_REPORTS: -7\nreconnect_error_reports: -2\n"),
+        (7, 2)
+    );
+    let (_, errors) = read(
+        "connect_error_reports: \"often\"\nreconnect_error_reports: 1.5\nconnect_error_reports: true\n",
+    );
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:24: value: expected an integer, got string",
+            "test.conf:2:26: value: expected an integer, got float",
+            "test.conf:3:24: value: expected an integer, got boolean",
+        ]
+        .map(String::from)
+    );
+}

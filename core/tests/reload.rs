@@ -215,3 +215,20 @@ authorization {
     assert_eq!(sim.take_str(stays), "MSG foo 1 1\r\ny\r\n");
     assert_eq!(sim.take_str(late), "MSG foo 9 1\r\ny\r\n");
 }
+
+#[test]
+fn error_report_intervals_change_live() {
+    let mut sim = Sim::with_server(server_from_config(BEFORE));
+    let joe = sim.connect(&login("joe"));
+    let (opts, auth) = config(&format!(
+        "connect_error_reports: 60\nreconnect_error_reports: 10\n{BEFORE}"
+    ));
+    sim.server.reload(opts, auth, sim.now).expect("reloadable");
+    sim.pump();
+    let opts = sim.server.options();
+    assert_eq!(
+        (opts.connect_error_reports, opts.reconnect_error_reports),
+        (60, 10)
+    );
+    assert!(!sim.closed.contains_key(&joe));
+}

@@ -1274,3 +1274,22 @@ fn tracing_is_turned_on_by_a_reload() {
     );
     assert!(!server.logs().contains("before.trace"), "{}", server.logs());
 }
+
+#[test]
+fn error_report_intervals_change_live() {
+    // Accepted at start and changed by a reload, as nats-server does (they
+    // take effect once leaf nodes and routes exist).
+    let start = "connect_error_reports: 10\nreconnect_error_reports: 2\n";
+    let mut server = Reloadable::start(&guarded("old", start));
+    let mut u = login(&server, "u", "p", "A");
+    u.send("SUB old.> 1\r\n");
+    u.ping();
+    server.reload(&guarded(
+        "new",
+        "connect_error_reports: 60\nreconnect_error_reports: 0\n",
+    ));
+    // The rest of the same reload applied too.
+    u.expect(sub_revoked("old.>", 1));
+    u.send(format!("SUB new.> 2\r\n{}", publish("new.x", "granted")));
+    u.expect(msg("new.x", 2, "granted"));
+}

@@ -13,7 +13,9 @@ use std::time::Duration;
 use super::duration::parse_duration;
 use super::parse::{ConfigError, Parsed};
 use super::value::{Key, Pos, Value, ValueKind};
-use crate::options::{Options, DEFAULT_PORT};
+use crate::options::{
+    Options, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_PORT, DEFAULT_RECONNECT_ERROR_REPORTS,
+};
 use crate::subject::is_valid_subject;
 
 /// Everything a configuration file sets.
@@ -225,8 +227,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("log_size_limit", "log rotation"),
     ("trace_verbose", "verbose tracing"),
     ("logtime_utc", "UTC log times"),
-    ("connect_error_reports", "error report intervals"),
-    ("reconnect_error_reports", "error report intervals"),
     ("max_closed_clients", "closed-connection monitoring"),
 ];
 
@@ -315,6 +315,20 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 config.no_system_account = r.boolean(value).unwrap_or(false)
             }
             "no_auth_user" => config.no_auth_user = r.string(value),
+            // Logging targets, the monitoring base path and the error-report
+            // intervals of leaf nodes and routes (host-keys).
+            "connect_error_reports" => {
+                if let Some(n) = r.int(value) {
+                    config.server.connect_error_reports =
+                        error_reports(n, DEFAULT_CONNECT_ERROR_REPORTS);
+                }
+            }
+            "reconnect_error_reports" => {
+                if let Some(n) = r.int(value) {
+                    config.server.reconnect_error_reports =
+                        error_reports(n, DEFAULT_RECONNECT_ERROR_REPORTS);
+                }
+            }
             name => r.other_key(key, name),
         }
     }
@@ -360,6 +374,16 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
         (a, b) => b.is_some().cmp(&a.is_some()),
     });
     (config, r.errors)
+}
+
+/// An error-report interval as nats-server reads it: `0` is the default; a
+/// negative count works as its absolute value (nats-server tests `attempts %
+/// n == 0`, which Go computes the same for `n` and `-n`).
+fn error_reports(n: i64, default: u64) -> u64 {
+    match n {
+        0 => default,
+        n => n.unsigned_abs(),
+    }
 }
 
 /// A monitoring port as nats-server reads it: `0` serves no monitoring, `-1`
