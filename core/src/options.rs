@@ -60,6 +60,11 @@ pub struct Options {
     /// failed attempt to reconnect to a remote that was connected before (the
     /// first attempt is always logged). Never 0: a `0` in a file is the default.
     pub reconnect_error_reports: u64,
+    /// `http_base_path`, as written (`/varz` reports it so): every monitoring
+    /// path is served under it, normalised as nats-server does (a leading `/`
+    /// added, `.`, `..`, repeated and trailing slashes removed); empty serves
+    /// them at the root.
+    pub http_base_path: String,
 }
 
 impl Default for Options {
@@ -83,6 +88,7 @@ impl Default for Options {
             http_port: None,
             connect_error_reports: DEFAULT_CONNECT_ERROR_REPORTS,
             reconnect_error_reports: DEFAULT_RECONNECT_ERROR_REPORTS,
+            http_base_path: String::new(),
         }
     }
 }

@@ -385,3 +385,20 @@ fn error_report_intervals_of_leaf_nodes_and_routes() {
         .map(String::from)
     );
 }
+
+#[test]
+fn the_monitoring_base_path_is_kept_as_written() {
+    let (c, errors) = read("http_port: 8222\nhttp_base_path: \"nats/\"\n");
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    assert_eq!(c.server.http_base_path, "nats/");
+    assert_eq!(read("").0.server.http_base_path, "");
+    let (_, errors) = read("http_base_path: 8222\nhttp_base_path: [a]\n");
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:16: value: expected a string, got integer",
+            "test.conf:2:17: value: expected a string, got array",
+        ]
+        .map(String::from)
+    );
+}

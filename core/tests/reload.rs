@@ -232,3 +232,16 @@ fn error_report_intervals_change_live() {
     );
     assert!(!sim.closed.contains_key(&joe));
 }
+
+#[test]
+fn the_monitoring_base_path_cannot_change_live() {
+    let mut sim = Sim::with_server(server_from_config(&format!(
+        "http_base_path: /nats\n{BEFORE}"
+    )));
+    let (opts, auth) = config(&format!("http_base_path: /mon\n{BEFORE}"));
+    assert_eq!(
+        sim.server.reload(opts, auth, sim.now).unwrap_err(),
+        "config reload not supported for http_base_path: old=/nats, new=/mon"
+    );
+    assert_eq!(sim.server.options().http_base_path, "/nats");
+}

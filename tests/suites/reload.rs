@@ -825,6 +825,21 @@ fn changing_system_account_fails_the_reload() {
 }
 
 #[test]
+fn changing_http_base_path_fails_the_reload() {
+    let start = "http_base_path: /nats\n";
+    let mut server = Reloadable::start(&guarded("old", start));
+    refused_reload(
+        &mut server,
+        start,
+        "http_base_path: /monitor\n",
+        &format!(
+            "config reload not supported for {}: old=/nats, new=/monitor",
+            field("http_base_path", "HTTPBasePath")
+        ),
+    );
+}
+
+#[test]
 fn a_syntax_error_fails_the_reload_with_its_position() {
     let start = "ping_max: 3\n";
     let mut server = Reloadable::start(&guarded("old", start));

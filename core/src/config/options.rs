@@ -205,7 +205,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("ocsp_cache", "TLS"),
     ("https", "TLS"),
     ("https_port", "TLS"),
-    ("http_base_path", "a monitoring base path"),
     ("jetstream", "JetStream"),
     ("store_dir", "JetStream"),
     ("storedir", "JetStream"),
@@ -327,6 +326,11 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 if let Some(n) = r.int(value) {
                     config.server.reconnect_error_reports =
                         error_reports(n, DEFAULT_RECONNECT_ERROR_REPORTS);
+                }
+            }
+            "http_base_path" => {
+                if let Some(path) = r.string(value) {
+                    config.server.http_base_path = path;
                 }
             }
             name => r.other_key(key, name),

@@ -72,6 +72,11 @@ impl Server {
                 config_http_port(self.opts.http_port),
                 config_http_port(opts.http_port),
             ),
+            (
+                "http_base_path",
+                self.opts.http_base_path.clone(),
+                opts.http_base_path.clone(),
+            ),
         ];
         for (field, old, new) in unchanged {
             if old != new {
