@@ -30,7 +30,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tenet_core::Auth;
 use tenet_core::{ClientId, Event, MonitorResponse, Options, Peer, Server, Time};
 use tenet_host::http;
-use tenet_host::{self as host, Logger, Runtime};
+use tenet_host::{self as host, Applied, Logger, Runtime};
 
 /// Bytes a reader asks for in one read.
 const READ_BUFFER: usize = 64 * 1024;
@@ -49,8 +49,9 @@ enum Input {
     ReadClosed(ClientId),
     Written(ClientId, usize),
     WriteFailed(ClientId),
-    /// A new configuration for [`Server::reload`].
-    Reload(Box<(Options, Auth)>),
+    /// A new configuration for [`Server::reload`], and what to do once the
+    /// engine took it (before its log lines are written).
+    Reload(Box<(Options, Auth, Applied)>),
     /// A monitoring request ([`Server::monitor`]): path, query, and where the
     /// answer goes.
     Monitor {
@@ -129,10 +130,10 @@ impl Runtime for AsyncStdRuntime {
         })
     }
 
-    fn reloader(&self) -> Box<dyn Fn(Options, Auth) + Send> {
+    fn reloader(&self) -> Box<dyn Fn(Options, Auth, Applied) + Send> {
         let inputs = self.inputs.0.clone();
-        Box::new(move |opts, auth| {
-            let _ = inputs.try_send(Input::Reload(Box::new((opts, auth))));
+        Box::new(move |opts, auth, applied| {
+            let _ = inputs.try_send(Input::Reload(Box::new((opts, auth, applied))));
         })
     }
 
@@ -414,9 +415,11 @@ impl Engine {
             }
             Input::WriteFailed(id) => self.drop_conn(id),
             Input::Reload(config) => {
-                let (opts, auth) = *config;
+                let (opts, auth, applied) = *config;
                 // The engine logs the outcome.
-                let _ = self.server.reload(opts, auth, now);
+                if self.server.reload(opts, auth, now).is_ok() {
+                    applied();
+                }
             }
             Input::Monitor { path, query, reply } => {
                 let host = self.usage.sample();

@@ -43,7 +43,7 @@ use tenet_host::stderr_logger;
 #[derive(Clone)]
 pub struct LoopHandle {
     stop: Arc<AtomicBool>,
-    reload: Arc<Mutex<Option<(Options, Auth)>>>,
+    reload: Arc<Mutex<Option<PendingReload>>>,
     waker: Arc<Waker>,
 }
 
@@ -57,10 +57,19 @@ impl LoopHandle {
     /// Makes the loop apply a new configuration ([`Server::reload`]); the
     /// outcome is logged.
     pub fn reload(&self, opts: Options, auth: Auth) {
-        *self.reload.lock().unwrap_or_else(|e| e.into_inner()) = Some((opts, auth));
+        self.reload_then(opts, auth, Box::new(|| {}));
+    }
+
+    /// [`LoopHandle::reload`], calling `applied` on the loop's thread if the
+    /// engine takes the configuration (before its log lines are written).
+    pub fn reload_then(&self, opts: Options, auth: Auth, applied: host::Applied) {
+        *self.reload.lock().unwrap_or_else(|e| e.into_inner()) = Some((opts, auth, applied));
         let _ = self.waker.wake();
     }
 }
+
+/// A configuration waiting for the loop, and what to do once it is taken.
+type PendingReload = (Options, Auth, host::Applied);
 
 /// A client socket.
 struct Conn {
@@ -94,7 +103,7 @@ pub struct EventLoop {
     /// Clients to read again without waiting for readiness (budget used up, or resumed).
     read_again: Vec<ClientId>,
     stop: Arc<AtomicBool>,
-    reload: Arc<Mutex<Option<(Options, Auth)>>>,
+    reload: Arc<Mutex<Option<PendingReload>>>,
     waker: Arc<Waker>,
     origin: Instant,
     log: Logger,
@@ -206,10 +215,12 @@ impl EventLoop {
                     HTTP_LISTENER => self.accept_http(),
                     WAKER => {
                         let pending = self.reload.lock().unwrap_or_else(|e| e.into_inner()).take();
-                        if let Some((opts, auth)) = pending {
+                        if let Some((opts, auth, applied)) = pending {
                             // The engine logs the outcome.
                             let now = self.now();
-                            let _ = self.server.reload(opts, auth, now);
+                            if self.server.reload(opts, auth, now).is_ok() {
+                                applied();
+                            }
                         }
                     }
                     Token(raw) if raw < HTTP_TOKENS => self.serve_http(raw),
@@ -523,9 +534,9 @@ impl host::Runtime for EventLoop {
         let handle = self.handle();
         Box::new(move || handle.stop())
     }
-    fn reloader(&self) -> Box<dyn Fn(Options, Auth) + Send> {
+    fn reloader(&self) -> Box<dyn Fn(Options, Auth, host::Applied) + Send> {
         let handle = self.handle();
-        Box::new(move |opts, auth| handle.reload(opts, auth))
+        Box::new(move |opts, auth, applied| handle.reload_then(opts, auth, applied))
     }
     fn run(self) -> io::Result<()> {
         self.serve()
