@@ -392,8 +392,8 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 config.no_system_account = r.boolean(value).unwrap_or(false)
             }
             "no_auth_user" => config.no_auth_user = r.string(value),
-            // Logging targets, the monitoring base path and the error-report
-            // intervals of leaf nodes and routes (host-keys).
+            // Process-level keys: the error-report intervals of leaf nodes
+            // and routes, the monitoring base path, the syslog targets.
             "connect_error_reports" => {
                 if let Some(n) = r.int(value) {
                     config.server.connect_error_reports =
