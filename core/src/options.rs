@@ -4,6 +4,12 @@ use std::time::Duration;
 
 /// nats-server's default client port.
 pub const DEFAULT_PORT: u16 = 4222;
+/// nats-server's default `connect_error_reports`: a failed first connection
+/// to a remote is logged on the first attempt and every 3600th (about once an
+/// hour at one attempt a second).
+pub const DEFAULT_CONNECT_ERROR_REPORTS: u64 = 3600;
+/// nats-server's default `reconnect_error_reports`: every failed reconnect is logged.
+pub const DEFAULT_RECONNECT_ERROR_REPORTS: u64 = 1;
 
 /// Everything the engine needs to know about its configuration.
 ///
@@ -60,6 +66,19 @@ pub struct Options {
     /// Lame duck mode waits this long before closing the first client
     /// (`lame_duck_grace_period`).
     pub lame_duck_grace_period: Duration,
+    /// `connect_error_reports`, used by leaf nodes and routes: log every Nth
+    /// failed attempt to connect to a remote never reached before (the first
+    /// attempt is always logged). Never 0: a `0` in a file is the default.
+    pub connect_error_reports: u64,
+    /// `reconnect_error_reports`, used by leaf nodes and routes: log every Nth
+    /// failed attempt to reconnect to a remote that was connected before (the
+    /// first attempt is always logged). Never 0: a `0` in a file is the default.
+    pub reconnect_error_reports: u64,
+    /// `http_base_path`, as written (`/varz` reports it so): every monitoring
+    /// path is served under it, normalised as nats-server does (a leading `/`
+    /// added, `.`, `..`, repeated and trailing slashes removed); empty serves
+    /// them at the root.
+    pub http_base_path: String,
 }
 
 impl Default for Options {
@@ -86,6 +105,9 @@ impl Default for Options {
             write_deadline: Duration::from_secs(10),
             lame_duck_duration: Duration::from_secs(120),
             lame_duck_grace_period: Duration::from_secs(10),
+            connect_error_reports: DEFAULT_CONNECT_ERROR_REPORTS,
+            reconnect_error_reports: DEFAULT_RECONNECT_ERROR_REPORTS,
+            http_base_path: String::new(),
         }
     }
 }

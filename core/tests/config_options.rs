@@ -400,3 +400,127 @@ fn account_keys_of_later_features_are_refused_by_name() {
         ]
     );
 }
+
+#[test]
+fn error_report_intervals_of_leaf_nodes_and_routes() {
+    let reports = |text: &str| {
+        let (c, errors) = read(text);
+        assert!(errors.is_empty(), "{:?}", messages(&errors));
+        (
+            c.server.connect_error_reports,
+            c.server.reconnect_error_reports,
+        )
+    };
+    // nats-server's defaults: every 3600th first-connect failure, every reconnect failure.
+    assert_eq!(reports(""), (3600, 1));
+    assert_eq!(
+        reports("connect_error_reports: 10\nreconnect_error_reports: 5\n"),
+        (10, 5)
+    );
+    // 0 is the default, as in nats-server; a negative count acts as its absolute value.
+    assert_eq!(
+        reports("connect_error_reports: 0\nreconnect_error_reports: 0\n"),
+        (3600, 1)
+    );
+    assert_eq!(
+        reports("CONNECT_ERROR_REPORTS: -7\nreconnect_error_reports: -2\n"),
+        (7, 2)
+    );
+    let (_, errors) = read(
+        "connect_error_reports: \"often\"\nreconnect_error_reports: 1.5\nconnect_error_reports: true\n",
+    );
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:24: value: expected an integer, got string",
+            "test.conf:2:26: value: expected an integer, got float",
+            "test.conf:3:24: value: expected an integer, got boolean",
+        ]
+        .map(String::from)
+    );
+}
+
+#[test]
+fn the_monitoring_base_path_is_kept_as_written() {
+    let (c, errors) = read("http_port: 8222\nhttp_base_path: \"nats/\"\n");
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    assert_eq!(c.server.http_base_path, "nats/");
+    assert_eq!(read("").0.server.http_base_path, "");
+    let (_, errors) = read("http_base_path: 8222\nhttp_base_path: [a]\n");
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:16: value: expected a string, got integer",
+            "test.conf:2:17: value: expected a string, got array",
+        ]
+        .map(String::from)
+    );
+}
+
+#[test]
+fn syslog_and_remote_syslog() {
+    use tenet_core::config::options::SyslogAddress;
+    let (c, errors) = read("syslog: true\nremote_syslog: \"udp://127.0.0.1:514\"\n");
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    assert!(c.syslog);
+    assert_eq!(c.remote_syslog.as_deref(), Some("udp://127.0.0.1:514"));
+    let (c, errors) = read("");
+    assert!(errors.is_empty());
+    assert_eq!((c.syslog, c.remote_syslog), (false, None));
+    // An empty remote_syslog is none, as in nats-server.
+    assert_eq!(read("remote_syslog: \"\"\n").0.remote_syslog, None);
+
+    let (_, errors) = read(
+        "syslog: \"yes please\"\nremote_syslog: 514\nremote_syslog: \"localhost:514\"\n\
+         remote_syslog: \"127.0.0.1:514\"\nremote_syslog: \"udp://\"\nremote_syslog: \"unix://\"\n",
+    );
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:1:9: value: expected a boolean, got string",
+            "test.conf:2:16: value: expected a string, got integer",
+            "test.conf:3:17: remote_syslog \"localhost:514\": invalid network type \"localhost\" (use udp://host:port, tcp://host:port or unix:///path)",
+            "test.conf:4:17: remote_syslog \"127.0.0.1:514\": no network type (use udp://host:port, tcp://host:port or unix:///path)",
+            "test.conf:5:17: remote_syslog \"udp://\": udp needs host:port (use udp://host:port, tcp://host:port or unix:///path)",
+            "test.conf:6:17: remote_syslog \"unix://\": unix needs a socket path (use udp://host:port, tcp://host:port or unix:///path)",
+        ]
+        .map(String::from)
+    );
+
+    // nats-server's URL forms: the scheme in any case; a path after host:port is ignored.
+    let parse = SyslogAddress::parse;
+    assert_eq!(
+        parse("udp://127.0.0.1:514"),
+        Ok(SyslogAddress::Udp("127.0.0.1:514".into()))
+    );
+    assert_eq!(
+        parse("TCP://logs.example.com:601/x"),
+        Ok(SyslogAddress::Tcp("logs.example.com:601".into()))
+    );
+    assert_eq!(
+        parse("udp://[::1]:514"),
+        Ok(SyslogAddress::Udp("[::1]:514".into()))
+    );
+    assert_eq!(
+        parse("unix:///var/run/syslog.sock"),
+        Ok(SyslogAddress::Unix("/var/run/syslog.sock".into()))
+    );
+    assert_eq!(
+        parse("unix:/dev/log"),
+        Ok(SyslogAddress::Unix("/dev/log".into()))
+    );
+    assert_eq!(
+        parse("udp://127.0.0.1:514").unwrap().to_string(),
+        "udp://127.0.0.1:514"
+    );
+    for bad in [
+        "http://x:80",
+        "udp://host",
+        "udp://:514",
+        "tcp://h:99999",
+        "/dev/log",
+        "",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}

@@ -617,3 +617,66 @@ fn every_read_counts_as_activity() {
     assert_eq!(conn["last_activity"], "2026-11-23T14:32:25Z");
     assert_eq!(conn["idle"], "1s");
 }
+
+#[test]
+fn a_base_path_moves_every_endpoint_under_it() {
+    let mut sim = Sim::new(Options {
+        http_port: Some(8222),
+        http_base_path: "nats/mon/".to_string(),
+        ..Options::default()
+    });
+    // /varz reports the base path as configured.
+    let v = json(&mut sim, "/nats/mon/varz");
+    assert_eq!(v["http_base_path"], "nats/mon/");
+    assert_eq!(json(&mut sim, "/nats/mon/healthz")["status"], "ok");
+    json(&mut sim, "/nats/mon/connz?subs=1");
+    json(&mut sim, "/nats/mon/subsz");
+    json(&mut sim, "/nats/mon/subscriptionsz");
+    json(&mut sim, "/nats/mon/accountz");
+    let index = get(&mut sim, "/nats/mon");
+    assert_eq!(
+        (index.status, index.content_type),
+        (200, "text/html; charset=utf-8")
+    );
+    assert!(
+        index.body.contains("<a href=./mon/varz>General</a>"),
+        "{}",
+        index.body
+    );
+    // Nothing else answers: not the old paths, not the base with a slash.
+    for path in [
+        "/varz",
+        "/",
+        "/healthz",
+        "/nats",
+        "/nats/mon/",
+        "/nats/monvarz",
+        "/nats/mon/varz/",
+        "/nats/mon/nope",
+    ] {
+        let r = get(&mut sim, path);
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (404, "404 page not found"),
+            "{path}"
+        );
+    }
+    // Requests are counted by endpoint, as nats-server does.
+    let v = json(&mut sim, "/nats/mon/varz");
+    assert_eq!(v["http_req_stats"]["/varz"], 2);
+    assert_eq!(v["http_req_stats"]["/"], 1);
+}
+
+#[test]
+fn without_a_base_path_the_endpoints_are_at_the_root() {
+    for base in ["", "/"] {
+        let mut sim = Sim::new(Options {
+            http_port: Some(8222),
+            http_base_path: base.to_string(),
+            ..Options::default()
+        });
+        assert_eq!(json(&mut sim, "/varz")["http_base_path"], base);
+        assert_eq!(get(&mut sim, "/").status, 200);
+        assert_eq!(get(&mut sim, "/varz/").status, 404);
+    }
+}

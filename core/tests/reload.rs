@@ -215,3 +215,33 @@ authorization {
     assert_eq!(sim.take_str(stays), "MSG foo 1 1\r\ny\r\n");
     assert_eq!(sim.take_str(late), "MSG foo 9 1\r\ny\r\n");
 }
+
+#[test]
+fn error_report_intervals_change_live() {
+    let mut sim = Sim::with_server(server_from_config(BEFORE));
+    let joe = sim.connect(&login("joe"));
+    let (opts, auth) = config(&format!(
+        "connect_error_reports: 60\nreconnect_error_reports: 10\n{BEFORE}"
+    ));
+    sim.server.reload(opts, auth, sim.now).expect("reloadable");
+    sim.pump();
+    let opts = sim.server.options();
+    assert_eq!(
+        (opts.connect_error_reports, opts.reconnect_error_reports),
+        (60, 10)
+    );
+    assert!(!sim.closed.contains_key(&joe));
+}
+
+#[test]
+fn the_monitoring_base_path_cannot_change_live() {
+    let mut sim = Sim::with_server(server_from_config(&format!(
+        "http_base_path: /nats\n{BEFORE}"
+    )));
+    let (opts, auth) = config(&format!("http_base_path: /mon\n{BEFORE}"));
+    assert_eq!(
+        sim.server.reload(opts, auth, sim.now).unwrap_err(),
+        "config reload not supported for http_base_path: old=/nats, new=/mon"
+    );
+    assert_eq!(sim.server.options().http_base_path, "/nats");
+}

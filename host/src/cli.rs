@@ -5,7 +5,7 @@
 
 use tenet_core::account::Accounts;
 use tenet_core::auth::{Auth, Users};
-use tenet_core::config::options::{http_port_option, read_config, Config};
+use tenet_core::config::options::{http_port_option, read_config, Config, SyslogAddress};
 use tenet_core::config::parse::{parse_file, ConfigError, Resolver};
 use tenet_core::options::DEFAULT_PORT;
 
@@ -88,6 +88,10 @@ pub struct Flags {
     pub auth: Option<String>,
     /// `-m`: monitoring port.
     pub http_port: Option<i64>,
+    /// `-s`: log to the local syslog.
+    pub syslog: Option<bool>,
+    /// `-r`: log to this syslog server.
+    pub remote_syslog: Option<String>,
 }
 
 /// A command-line mistake; the binary prints it and exits with status 1.
@@ -124,6 +128,9 @@ Logging Options:
     -V, --trace                      Trace the raw protocol
     -DV                              Debug and trace
     --max_traced_msg_len <len>       Payload bytes shown in a trace (default: 0, all)
+    -s, --syslog                     Log to the local syslog (/dev/log)
+    -r, --remote_syslog <addr>       Log to a syslog server (udp://127.0.0.1:514,
+                                     tcp://host:port or unix:///path)
 
 Authorization Options:
     --user <user>                    User required for connections
@@ -181,6 +188,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             "T" | "logtime" => flags.log_time = switch(&inline_value)?,
             "D" | "debug" => flags.debug = switch(&inline_value)?,
             "V" | "trace" => flags.trace = switch(&inline_value)?,
+            "s" | "syslog" => flags.syslog = switch(&inline_value)?,
+            "r" | "remote_syslog" => flags.remote_syslog = Some(value("syslog address")?),
             "DV" => {
                 flags.debug = Some(true);
                 flags.trace = Some(true);
@@ -267,6 +276,12 @@ impl Flags {
             None => (Config::default(), Vec::new()),
         };
         self.apply(&mut config);
+        // -r is checked as the file's remote_syslog is (which read_config did).
+        if self.remote_syslog.is_some() {
+            if let Some(Err(message)) = config.remote_syslog.as_deref().map(SyslogAddress::parse) {
+                errors.push(ConfigError { pos: None, message });
+            }
+        }
         if let Some(port) = self.http_port {
             match http_port_option(port) {
                 Ok(port) => config.server.http_port = port,
@@ -327,6 +342,13 @@ impl Flags {
         if let Some(file) = &self.pid_file {
             config.pid_file = Some(file.clone());
         }
+        if let Some(syslog) = self.syslog {
+            config.syslog = syslog;
+        }
+        if let Some(address) = &self.remote_syslog {
+            // An empty address is none, as in the file.
+            config.remote_syslog = (!address.is_empty()).then(|| address.clone());
+        }
     }
 }
 
@@ -381,6 +403,32 @@ mod tests {
         );
         assert!(parse_args(["--max_traced_msg_len=x".to_string()]).is_err());
         assert_eq!(parse_args(["--version".to_string()]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn syslog_flags_override_the_file() {
+        let mut files = std::collections::HashMap::new();
+        files.insert(
+            "s.conf".to_string(),
+            "syslog: false\nremote_syslog: \"udp://10.0.0.1:514\"\n".to_string(),
+        );
+        let resolver = MapResolver(files);
+        let load = |args: &[&str]| flags(args).unwrap().load_config(&resolver, &|_| None);
+        let c = load(&["-c", "s.conf", "-s", "-r", "tcp://127.0.0.1:601"]).unwrap();
+        assert!(c.syslog);
+        assert_eq!(c.remote_syslog.as_deref(), Some("tcp://127.0.0.1:601"));
+        let c = load(&["-c", "s.conf", "--syslog=true", "--remote_syslog="]).unwrap();
+        assert_eq!((c.syslog, c.remote_syslog), (true, None));
+        let c = load(&["-c", "s.conf"]).unwrap();
+        assert_eq!(c.remote_syslog.as_deref(), Some("udp://10.0.0.1:514"));
+        let errors = load(&["-r", "localhost:514"]).unwrap_err();
+        assert!(
+            errors[0]
+                .message
+                .contains("invalid network type \"localhost\""),
+            "{errors:?}"
+        );
+        assert!(flags(&["-r"]).unwrap_err().0.contains("needs an argument"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tenet_core::{Level, Options, Server};
 
 use crate::cli::{self, Command, Flags};
 use crate::config_files::FsResolver;
-use crate::log::{logger, Logger};
+use crate::log::{LogOutput, LogTarget, Logger};
 use crate::pid_file::PidFile;
 use crate::signal::send_signal;
 
@@ -42,12 +42,19 @@ pub trait Runtime: Sized {
 pub enum Control {
     /// Close every client and return from [`Runtime::run`].
     Stop,
-    /// Apply a new configuration ([`Server::reload`]); the engine logs the outcome.
-    Reload(Box<(Options, Auth)>),
+    /// Apply a new configuration ([`Server::reload`]; the engine logs the
+    /// outcome) and, if the engine takes it, call the [`Applied`] right
+    /// after, on the loop's thread, before the engine's log lines about the
+    /// reload are written (so they go where the new configuration logs).
+    Reload(Box<(Options, Auth, Applied)>),
     /// Enter lame duck mode ([`Server::enter_lame_duck`]): [`Runtime::run`]
     /// returns once every client is closed.
     LameDuck,
 }
+
+/// What the host does once the engine has taken a reloaded configuration
+/// (switching the log output); dropped unused when the engine refuses it.
+pub type Applied = Box<dyn FnOnce() + Send>;
 
 /// The sockets and the engine a runtime starts from.
 pub struct Bound {
@@ -160,15 +167,20 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         };
     }
 
-    let log_time = config.log_time.unwrap_or(true);
-    let new_logger = || logger(config.log_file.as_deref(), log_time);
-    let (mut log, loop_log, mut signal_log) = match (new_logger(), new_logger(), new_logger()) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
-            eprintln!("{binary}: cannot open log file: {e}");
+    // The log file, a syslog, or stderr; an unreachable syslog stops the
+    // start, as in nats-server.
+    let output = match LogTarget::of(&config).map_err(io::Error::other) {
+        Ok(target) => LogOutput::open(target),
+        Err(e) => Err(e),
+    };
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("{binary}: {e}");
             return ExitCode::from(1);
         }
     };
+    let (mut log, loop_log, mut signal_log) = (output.logger(), output.logger(), output.logger());
     let auth = match flags.auth(&config) {
         Ok(auth) => auth,
         Err(error) => {
@@ -243,8 +255,23 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
             match signal {
                 SIGHUP => {
                     signal_log(Level::Info, "Trapped \"hangup\" signal");
-                    match reread_config(&flags, &started_with) {
-                        Ok((opts, auth)) => control(Control::Reload(Box::new((opts, auth)))),
+                    let switch = reread_config(&flags, &started_with).and_then(|reread| {
+                        // A new log target is opened first: one that cannot
+                        // be reached fails the whole reload.
+                        let switch = output
+                            .prepare(reread.log_target.clone())
+                            .map_err(|e| vec![e.to_string()])?;
+                        Ok((reread, switch))
+                    });
+                    match switch {
+                        Ok((Reread { opts, auth, .. }, switch)) => {
+                            let applied: Applied = Box::new(move || {
+                                if let Some(switch) = switch {
+                                    switch.apply();
+                                }
+                            });
+                            control(Control::Reload(Box::new((opts, auth, applied))));
+                        }
                         Err(errors) => {
                             for error in errors {
                                 let line =
@@ -289,10 +316,18 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
     }
 }
 
+/// A configuration read again for a reload.
+struct Reread {
+    opts: Options,
+    auth: Auth,
+    /// Where the log goes from now on (`syslog`, `remote_syslog` change live).
+    log_target: LogTarget,
+}
+
 /// Reads the configuration file again for a reload, with the same command-line
-/// flags over it. The settings the runtime itself owns (log file, timestamps,
-/// pid file) cannot change live; the engine checks its own options.
-fn reread_config(flags: &Flags, started_with: &Config) -> Result<(Options, Auth), Vec<String>> {
+/// flags over it. The log file, its timestamps and the pid file cannot change
+/// live (the syslog settings can); the engine checks its own options.
+fn reread_config(flags: &Flags, started_with: &Config) -> Result<Reread, Vec<String>> {
     if flags.config_file.is_none() {
         return Err(vec!["no configuration file (-c) to reload".to_string()]);
     }
@@ -325,5 +360,10 @@ fn reread_config(flags: &Flags, started_with: &Config) -> Result<(Options, Auth)
         }
     }
     let auth = flags.auth(&config).map_err(|e| vec![e.to_string()])?;
-    Ok((config.server, auth))
+    let log_target = LogTarget::of(&config).map_err(|e| vec![e])?;
+    Ok(Reread {
+        opts: config.server,
+        auth,
+        log_target,
+    })
 }

@@ -16,5 +16,5 @@ pub mod log;
 pub mod pid_file;
 pub mod signal;
 
-pub use driver::{bind_engine, main, Bound, Control, MonitorBindError, Runtime};
-pub use log::{logger, stderr_logger, Logger};
+pub use driver::{bind_engine, main, Applied, Bound, Control, MonitorBindError, Runtime};
+pub use log::{logger, stderr_logger, LogOutput, LogTarget, Logger};

@@ -432,9 +432,11 @@ impl Engine {
             }
             Input::WriteFailed(id) => self.drop_conn(id),
             Input::Control(Control::Reload(config)) => {
-                let (opts, auth) = *config;
+                let (opts, auth, applied) = *config;
                 // The engine logs the outcome.
-                let _ = self.server.reload(opts, auth, now);
+                if self.server.reload(opts, auth, now).is_ok() {
+                    applied();
+                }
             }
             Input::Control(Control::LameDuck) => self.server.enter_lame_duck(now),
             Input::Monitor { path, query, reply } => {

@@ -223,8 +223,10 @@ impl EventLoop {
                             match control {
                                 // The engine logs the outcome.
                                 Control::Reload(config) => {
-                                    let (opts, auth) = *config;
-                                    let _ = self.server.reload(opts, auth, now);
+                                    let (opts, auth, applied) = *config;
+                                    if self.server.reload(opts, auth, now).is_ok() {
+                                        applied();
+                                    }
                                 }
                                 Control::LameDuck => self.server.enter_lame_duck(now),
                                 Control::Stop => self.stop.store(true, Ordering::SeqCst),

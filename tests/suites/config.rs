@@ -1,12 +1,17 @@
 //! Configuration files on the real binary: `-c`, `-t`, flags over the file,
-//! `-P` with `--signal`, `-l` and `-T`.
+//! `-P` with `--signal`, `-l` and `-T`, `syslog`/`-s` and `remote_syslog`/`-r`.
 
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tenet_tests::{
-    free_port, run_binary, runtime_binary_name, skip_on_reference, RawClient, TestServer,
+    free_port, run_binary, runtime_binary_name, server_binary, skip_on_reference, RawClient,
+    TestServer, TIMEOUT,
 };
 
 /// A scratch directory for this test's files, removed on drop.
@@ -208,4 +213,304 @@ fn log_file_and_logtime() {
         "{ready}"
     );
     assert_eq!(rest, "[INF] Server is ready");
+}
+
+// ----- syslog ---------------------------------------------------------------------
+
+/// A server process that logs elsewhere than stderr; killed when dropped.
+struct Spawned(Child);
+
+impl Spawned {
+    fn start(args: &[&str]) -> Spawned {
+        let child = Command::new(server_binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the server binary");
+        Spawned(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Stops the process and returns what it wrote to stdout and stderr.
+    fn output(mut self) -> String {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut text = String::new();
+        if let Some(mut out) = self.0.stdout.take() {
+            let _ = out.read_to_string(&mut text);
+        }
+        if let Some(mut err) = self.0.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The syslog tag: the binary's file name, as nats-server's.
+fn tag() -> String {
+    server_binary()
+        .file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(rc, 0, "gethostname");
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Datagrams received on `udp` until one contains `needle` (bounded).
+fn datagrams_until(udp: &UdpSocket, needle: &str) -> Vec<String> {
+    udp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !got.last().is_some_and(|m: &String| m.contains(needle)) {
+        match udp.recv(&mut buf) {
+            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) => panic!("no syslog message with {needle:?} ({e}); got {got:#?}"),
+        }
+    }
+    got
+}
+
+/// Newline-separated messages read from a stream until one contains `needle`.
+fn stream_until(stream: impl Read, needle: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let line =
+            line.unwrap_or_else(|e| panic!("no message with {needle:?} ({e}); got {got:#?}"));
+        let done = line.contains(needle);
+        got.push(format!("{line}\n"));
+        if done {
+            return got;
+        }
+    }
+    panic!("the stream ended before {needle:?}; got {got:#?}");
+}
+
+/// Checks a message in the network format nats-server sends to a syslog
+/// server, `<pri>2006-01-02T15:04:05Z07:00 host tag[pid]: text\n`; returns the text.
+fn network_format(message: &str, priority: u8, pid: u32) -> String {
+    let rest = message
+        .strip_prefix(&format!("<{priority}>"))
+        .unwrap_or_else(|| panic!("priority {priority}: {message:?}"));
+    let (time, rest) = rest.split_once(' ').expect("a time");
+    let b = time.as_bytes();
+    let shape = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && (time[19..] == *"Z"
+            || (time.len() == 25 && matches!(b[19], b'+' | b'-') && b[22] == b':'));
+    assert!(shape, "an RFC 3339 time without fraction: {message:?}");
+    let header = format!("{} {}[{pid}]: ", hostname(), tag());
+    let text = rest
+        .strip_prefix(&header)
+        .unwrap_or_else(|| panic!("{header:?} first: {message:?}"));
+    text.strip_suffix('\n')
+        .unwrap_or_else(|| panic!("a newline at the end: {message:?}"))
+        .to_string()
+}
+
+/// Checks a message in the local format (the local syslog, `unix://`),
+/// `<pri>Jan _2 15:04:05 tag[pid]: text\n`; returns the text.
+fn local_format(message: &str, priority: u8, pid: u32) -> String {
+    let rest = message
+        .strip_prefix(&format!("<{priority}>"))
+        .unwrap_or_else(|| panic!("priority {priority}: {message:?}"));
+    let (stamp, rest) = rest.split_at(15);
+    let b = stamp.as_bytes();
+    let months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    let shape = months.contains(&stamp[..3])
+        && b[3] == b' '
+        && (b[4] == b' ' || b[4].is_ascii_digit())
+        && b[5].is_ascii_digit()
+        && b[6] == b' '
+        && b[9] == b':'
+        && b[12] == b':';
+    assert!(shape, "a time like \"Jan _2 15:04:05\": {message:?}");
+    let header = format!(" {}[{pid}]: ", tag());
+    let text = rest
+        .strip_prefix(&header)
+        .unwrap_or_else(|| panic!("{header:?} after the time: {message:?}"));
+    text.strip_suffix('\n')
+        .unwrap_or_else(|| panic!("a newline at the end: {message:?}"))
+        .to_string()
+}
+
+/// The client port from a `Listening for client connections on <host>:<port>` text.
+fn listening_port(texts: &[String]) -> u16 {
+    let line = texts
+        .iter()
+        .find_map(|t| t.split("Listening for client connections on ").nth(1))
+        .expect("a listening line");
+    let addr = line.split_whitespace().next().expect("an address");
+    addr.rsplit(':').next().unwrap().parse().expect("a port")
+}
+
+/// A server logging to the UDP syslog `udp` (through `config`, or the
+/// flags): every line reaches it in the network format, info lines as
+/// notice (5) in the kern facility, without `[INF]`, and no debug line
+/// without -D; nothing goes to stderr; the server serves.
+fn logs_to_udp_syslog(udp: &UdpSocket, args: &[&str]) {
+    let server = Spawned::start(args);
+    let pid = server.pid();
+    let got = datagrams_until(udp, "Server is ready");
+    let ready = got.last().unwrap();
+    assert_eq!(network_format(ready, 5, pid), "Server is ready");
+    let texts: Vec<String> = got
+        .iter()
+        .map(|m| {
+            let priority = m[1..m.find('>').expect("<pri>")].parse::<u8>().unwrap();
+            assert_ne!(priority, 7, "a debug line without -D: {m:?}");
+            network_format(m, priority, pid)
+        })
+        .collect();
+    assert!(texts.iter().all(|t| !t.contains("[INF]")), "{texts:#?}");
+    let mut c = RawClient::connect(listening_port(&texts));
+    c.handshake();
+    let rest = server.output();
+    assert!(
+        !rest.contains("Server is ready"),
+        "logged to stderr too: {rest}"
+    );
+}
+
+#[test]
+fn remote_syslog_over_udp_from_the_file() {
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let addr = udp.local_addr().unwrap();
+    let dir = Scratch::new();
+    let conf = dir.file(
+        "syslog.conf",
+        &format!("listen: 127.0.0.1:-1\nremote_syslog: \"udp://{addr}\"\n"),
+    );
+    logs_to_udp_syslog(&udp, &["-c", &conf]);
+}
+
+#[test]
+fn remote_syslog_over_udp_from_the_r_flag() {
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let url = format!("udp://{}", udp.local_addr().unwrap());
+    logs_to_udp_syslog(&udp, &["-a", "127.0.0.1", "-p", "-1", "-r", &url]);
+    // The long form, and over a file that says otherwise.
+    let dir = Scratch::new();
+    let conf = dir.file("other.conf", "remote_syslog: \"udp://127.0.0.1:9\"\n");
+    logs_to_udp_syslog(
+        &udp,
+        &[
+            "-c",
+            &conf,
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "--remote_syslog",
+            &url,
+        ],
+    );
+}
+
+#[test]
+fn remote_syslog_over_tcp_and_unix_sockets() {
+    let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+    let url = format!("tcp://{}", tcp.local_addr().unwrap());
+    let server = Spawned::start(&["-a", "127.0.0.1", "-p", "-1", "-r", &url]);
+    let (stream, _) = tcp.accept().expect("the server connects");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let got = stream_until(stream, "Server is ready");
+    assert_eq!(
+        network_format(got.last().unwrap(), 5, server.pid()),
+        "Server is ready"
+    );
+    drop(server);
+
+    // unix:// is a stream socket, written in the local format (kern facility).
+    let dir = Scratch::new();
+    let path = dir.path("syslog.sock");
+    let unix = UnixListener::bind(&path).expect("bind unix");
+    let url = format!("unix://{path}");
+    let server = Spawned::start(&["-a", "127.0.0.1", "-p", "-1", "-r", &url]);
+    let (stream, _) = unix.accept().expect("the server connects");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let got = stream_until(stream, "Server is ready");
+    assert_eq!(
+        local_format(got.last().unwrap(), 5, server.pid()),
+        "Server is ready"
+    );
+}
+
+#[test]
+fn an_unreachable_syslog_stops_the_start() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let url = format!("tcp://{closed}");
+    let (status, out) = run_binary(&["-a", "127.0.0.1", "-p", "-1", "-r", &url]);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("error connecting to syslog"), "{out}");
+    assert!(!out.contains("Server is ready"), "{out}");
+
+    // Not a syslog address at all.
+    let (status, out) = run_binary(&["-a", "127.0.0.1", "-p", "-1", "-r", "localhost:514"]);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("invalid network type") && out.contains("localhost"),
+        "{out}"
+    );
+
+    // -s with no local syslog to reach.
+    let local = ["/dev/log", "/var/run/syslog", "/var/run/log"];
+    if local.iter().all(|p| !std::path::Path::new(p).exists()) {
+        let (status, out) = run_binary(&["-a", "127.0.0.1", "-p", "-1", "-s"]);
+        assert_eq!(status.code(), Some(1), "{out}");
+        assert!(out.contains("error connecting to syslog"), "{out}");
+    } else {
+        println!("note: a local syslog exists here; -s without one is not checked");
+    }
+}
+
+#[test]
+fn test_flag_checks_the_syslog_keys() {
+    if skip_on_reference("nats-server -t does not check the remote_syslog address") {
+        return;
+    }
+    let dir = Scratch::new();
+    let good = dir.file(
+        "good.conf",
+        "syslog: true\nremote_syslog: \"udp://127.0.0.1:514\"\n",
+    );
+    let (status, out) = run_binary(&["-t", "-c", &good]);
+    assert!(status.success(), "{out}");
+    let bad = dir.file("bad.conf", "syslog: 1\nremote_syslog: \"localhost:514\"\n");
+    let (status, out) = run_binary(&["-t", "-c", &bad]);
+    assert_eq!(status.code(), Some(1), "{out}");
+    let binary = runtime_binary_name();
+    assert_eq!(
+        out,
+        format!(
+            "{binary}: {bad}:1:8: value: expected a boolean, got integer\n\
+             {binary}: {bad}:2:17: remote_syslog \"localhost:514\": invalid network type \"localhost\" \
+             (use udp://host:port, tcp://host:port or unix:///path)\n"
+        )
+    );
 }

@@ -637,6 +637,38 @@ fn monitor_port_from_the_configuration_file_and_the_command_line() {
 }
 
 #[test]
+fn a_base_path_moves_every_endpoint_under_it() {
+    let (_server, port) = start_with_config("http_port: -1\nhttp_base_path: \"/nats/\"\n");
+    let varz = json(port, "/nats/varz");
+    assert_eq!(varz["http_base_path"], "/nats/");
+    assert_http_port(&varz, port);
+    assert_eq!(http_get(port, "/nats/healthz").body, r#"{"status":"ok"}"#);
+    json(port, "/nats/connz");
+    json(port, "/nats/subsz");
+    let index = http_get(port, "/nats");
+    assert_eq!(index.status, 200);
+    for link in ["varz", "connz", "accountz", "subsz", "healthz"] {
+        assert!(
+            index.body.contains(&format!("href=./nats/{link}")),
+            "{link}: {}",
+            index.body
+        );
+    }
+    for path in [
+        "/varz",
+        "/",
+        "/healthz",
+        "/nats/",
+        "/nats/nope",
+        "/natsvarz",
+    ] {
+        let r = http_get(port, path);
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert_eq!(r.body.trim_end(), "404 page not found", "{path}");
+    }
+}
+
+#[test]
 fn https_is_refused_until_tls_exists() {
     if skip_on_reference("tenet refuses https_port: it has no TLS") {
         return;

@@ -825,6 +825,21 @@ fn changing_system_account_fails_the_reload() {
 }
 
 #[test]
+fn changing_http_base_path_fails_the_reload() {
+    let start = "http_base_path: /nats\n";
+    let mut server = Reloadable::start(&guarded("old", start));
+    refused_reload(
+        &mut server,
+        start,
+        "http_base_path: /monitor\n",
+        &format!(
+            "config reload not supported for {}: old=/nats, new=/monitor",
+            field("http_base_path", "HTTPBasePath")
+        ),
+    );
+}
+
+#[test]
 fn a_syntax_error_fails_the_reload_with_its_position() {
     let start = "ping_max: 3\n";
     let mut server = Reloadable::start(&guarded("old", start));
@@ -1273,4 +1288,159 @@ fn tracing_is_turned_on_by_a_reload() {
         server.logs()
     );
     assert!(!server.logs().contains("before.trace"), "{}", server.logs());
+}
+
+#[test]
+fn error_report_intervals_change_live() {
+    // Accepted at start and changed by a reload, as nats-server does (they
+    // take effect once leaf nodes and routes exist).
+    let start = "connect_error_reports: 10\nreconnect_error_reports: 2\n";
+    let mut server = Reloadable::start(&guarded("old", start));
+    let mut u = login(&server, "u", "p", "A");
+    u.send("SUB old.> 1\r\n");
+    u.ping();
+    server.reload(&guarded(
+        "new",
+        "connect_error_reports: 60\nreconnect_error_reports: 0\n",
+    ));
+    // The rest of the same reload applied too.
+    u.expect(sub_revoked("old.>", 1));
+    u.send(format!("SUB new.> 2\r\n{}", publish("new.x", "granted")));
+    u.expect(msg("new.x", 2, "granted"));
+}
+
+/// Syslog messages received on `udp` until one contains `needle` (bounded).
+fn syslog_until(udp: &std::net::UdpSocket, needle: &str) -> Vec<String> {
+    udp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut got: Vec<String> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !got.last().is_some_and(|m| m.contains(needle)) {
+        match udp.recv(&mut buf) {
+            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) => panic!("no syslog message with {needle:?} ({e}); got {got:#?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn remote_syslog_switches_live() {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let syslog = format!("remote_syslog: \"udp://{}\"\n", udp.local_addr().unwrap());
+    let mut server = Reloadable::start(&guarded("old", ""));
+    let mut u = login(&server, "u", "p", "A");
+    u.send("SUB old.> 1\r\n");
+    u.ping();
+
+    // To the syslog server: the reload's own outcome already goes there.
+    std::fs::write(&server.config.0, guarded("new", &syslog)).expect("rewrite");
+    server.signal(libc::SIGHUP);
+    let got = syslog_until(&udp, RELOADED);
+    let reloaded = got.last().unwrap();
+    assert!(reloaded.starts_with("<5>"), "{reloaded}");
+    assert!(
+        reloaded.ends_with(&format!("[{}]: {RELOADED}\n", server.pid())),
+        "{reloaded}"
+    );
+    u.expect(sub_revoked("old.>", 1));
+    // What the server logs now goes to syslog, not stderr.
+    u.send("SUB old.x 2\r\n");
+    let got = syslog_until(&udp, "Subscription Violation");
+    assert!(got.last().unwrap().starts_with("<3>"), "{got:#?}");
+    assert!(!server.logs().contains("Subscription Violation"));
+
+    // And back to stderr.
+    let before = server.outcomes().len();
+    server.reload(&guarded("new", ""));
+    assert_eq!(server.outcomes().len(), before + 1);
+    u.send("SUB old.y 3\r\n");
+    assert!(server.wait_for_log("Subscription Violation", TIMEOUT));
+}
+
+#[test]
+fn an_unreachable_syslog_fails_the_reload() {
+    if skip_on_reference("nats-server exits when the new syslog cannot be reached") {
+        return;
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let mut server = Reloadable::start(&guarded("old", ""));
+    refused_reload(
+        &mut server,
+        "",
+        &format!("remote_syslog: \"tcp://{closed}\"\n"),
+        &format!(
+            "{}error connecting to syslog: tcp://{closed}: ",
+            failed_prefix()
+        ),
+    );
+}
+
+#[test]
+fn a_refused_reload_keeps_the_log_where_it_was() {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let syslog = format!("remote_syslog: \"udp://{}\"\n", udp.local_addr().unwrap());
+    let start = "server_name: first\n";
+    let mut server = Reloadable::start(&guarded("old", start));
+    // The syslog change comes with one that cannot change live: nothing applies.
+    refused_reload(
+        &mut server,
+        start,
+        &format!("server_name: second\n{syslog}"),
+        &not_supported("server_name", "ServerName"),
+    );
+    let mut u = login(&server, "u", "p", "A");
+    u.send("SUB old.x 1\r\n");
+    assert!(server.wait_for_log("Subscription Violation", TIMEOUT));
+    udp.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(udp.recv(&mut buf).is_err(), "a line went to syslog");
+}
+
+#[test]
+fn the_r_flag_stays_over_the_file_on_reload() {
+    if skip_on_reference("nats-server 2.9.10 drops -r on reload when the file has no remote_syslog")
+    {
+        return;
+    }
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let url = format!("udp://{}", udp.local_addr().unwrap());
+    let config = ConfigFile(write_config_file(&guarded("old", "")));
+    let path = config.0.to_string_lossy().into_owned();
+    let server = Spawned::start(&["-a", "127.0.0.1", "-p", "-1", "-c", &path, "-r", &url]);
+    syslog_until(&udp, "Server is ready");
+    std::fs::write(&config.0, guarded("new", "")).expect("rewrite");
+    server.hangup();
+    let got = syslog_until(&udp, "Reloaded server configuration");
+    assert!(got.last().unwrap().starts_with("<5>"), "{got:#?}");
+}
+
+/// A server process whose log goes elsewhere than stderr; killed when dropped.
+struct Spawned(std::process::Child);
+
+impl Spawned {
+    fn start(args: &[&str]) -> Spawned {
+        let child = std::process::Command::new(tenet_tests::server_binary())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run the server binary");
+        Spawned(child)
+    }
+
+    fn hangup(&self) {
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        let rc = unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(rc, 0);
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use super::duration::{format_duration, parse_duration};
 use super::parse::{ConfigError, Parsed};
 use super::value::{Key, Pos, Value, ValueKind};
-use crate::options::{Options, DEFAULT_PORT};
+use crate::options::{
+    Options, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_PORT, DEFAULT_RECONNECT_ERROR_REPORTS,
+};
 use crate::subject::is_valid_subject;
 
 /// Everything a configuration file sets.
@@ -37,6 +39,86 @@ pub struct Config {
     pub no_system_account: bool,
     /// `no_auth_user`.
     pub no_auth_user: Option<String>,
+    /// `syslog`: log to the local syslog (unless `log_file` or
+    /// `remote_syslog` is set, which win, as in nats-server).
+    pub syslog: bool,
+    /// `remote_syslog`: log to this syslog server (unless `log_file` is set);
+    /// an empty string is none, as in nats-server. Its form is checked when
+    /// the file is read ([`SyslogAddress::parse`]).
+    pub remote_syslog: Option<String>,
+}
+
+/// Where `remote_syslog` sends log lines: nats-server's URL forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyslogAddress {
+    /// `udp://host:port`.
+    Udp(String),
+    /// `tcp://host:port`.
+    Tcp(String),
+    /// `unix:///path`: a stream socket.
+    Unix(String),
+}
+
+impl SyslogAddress {
+    /// Reads a `remote_syslog` address as nats-server does (a URL whose
+    /// scheme, any case, is the network), refusing what it could never
+    /// connect to: another scheme, or no host and port, or no path.
+    pub fn parse(text: &str) -> Result<SyslogAddress, String> {
+        let uses = "use udp://host:port, tcp://host:port or unix:///path";
+        let scheme_len = text
+            .char_indices()
+            .find(|&(i, c)| {
+                !(c.is_ascii_alphabetic() || (i > 0 && (c.is_ascii_digit() || "+-.".contains(c))))
+            })
+            .filter(|&(_, c)| c == ':')
+            .map(|(i, _)| i)
+            .filter(|&i| i > 0);
+        let Some(scheme_len) = scheme_len else {
+            return Err(format!("remote_syslog {text:?}: no network type ({uses})"));
+        };
+        let scheme = text[..scheme_len].to_ascii_lowercase();
+        let rest = &text[scheme_len + 1..];
+        // `//authority/path`, or only a path.
+        let (authority, path) = match rest.strip_prefix("//") {
+            Some(after) => after.split_at(after.find('/').unwrap_or(after.len())),
+            None => ("", rest),
+        };
+        match scheme.as_str() {
+            "udp" | "tcp" => {
+                let port = authority
+                    .rsplit_once(':')
+                    .map(|(host, port)| (host, port.parse::<u16>()));
+                if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+                    return Err(format!(
+                        "remote_syslog {text:?}: {scheme} needs host:port ({uses})"
+                    ));
+                }
+                let address = authority.to_string();
+                Ok(if scheme == "udp" {
+                    SyslogAddress::Udp(address)
+                } else {
+                    SyslogAddress::Tcp(address)
+                })
+            }
+            "unix" if !path.is_empty() => Ok(SyslogAddress::Unix(path.to_string())),
+            "unix" => Err(format!(
+                "remote_syslog {text:?}: unix needs a socket path ({uses})"
+            )),
+            _ => Err(format!(
+                "remote_syslog {text:?}: invalid network type {scheme:?} ({uses})"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SyslogAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyslogAddress::Udp(a) => write!(f, "udp://{a}"),
+            SyslogAddress::Tcp(a) => write!(f, "tcp://{a}"),
+            SyslogAddress::Unix(p) => write!(f, "unix://{p}"),
+        }
+    }
 }
 
 /// The `authorization` block.
@@ -203,15 +285,12 @@ const NOT_YET: &[(&str, &str)] = &[
     ("ocsp_cache", "TLS"),
     ("https", "TLS"),
     ("https_port", "TLS"),
-    ("http_base_path", "a monitoring base path"),
     ("jetstream", "JetStream"),
     ("store_dir", "JetStream"),
     ("storedir", "JetStream"),
     ("default_js_domain", "JetStream"),
     ("mappings", "subject mappings"),
     ("maps", "subject mappings"),
-    ("syslog", "syslog"),
-    ("remote_syslog", "syslog"),
     ("client_advertise", "clustering"),
     ("ports_file_dir", "ports files"),
     ("prof_port", "profiling"),
@@ -220,8 +299,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("log_size_limit", "log rotation"),
     ("trace_verbose", "verbose tracing"),
     ("logtime_utc", "UTC log times"),
-    ("connect_error_reports", "error report intervals"),
-    ("reconnect_error_reports", "error report intervals"),
     ("max_closed_clients", "closed-connection monitoring"),
 ];
 
@@ -351,6 +428,34 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                     config.server.lame_duck_grace_period = d;
                 }
             }
+            // Process-level keys: the error-report intervals of leaf nodes
+            // and routes, the monitoring base path, the syslog targets.
+            "connect_error_reports" => {
+                if let Some(n) = r.int(value) {
+                    config.server.connect_error_reports =
+                        error_reports(n, DEFAULT_CONNECT_ERROR_REPORTS);
+                }
+            }
+            "reconnect_error_reports" => {
+                if let Some(n) = r.int(value) {
+                    config.server.reconnect_error_reports =
+                        error_reports(n, DEFAULT_RECONNECT_ERROR_REPORTS);
+                }
+            }
+            "http_base_path" => {
+                if let Some(path) = r.string(value) {
+                    config.server.http_base_path = path;
+                }
+            }
+            "syslog" => config.syslog = r.boolean(value).unwrap_or(false),
+            "remote_syslog" => {
+                config.remote_syslog = r.string(value).filter(|text| !text.is_empty());
+                if let Some(Err(message)) =
+                    config.remote_syslog.as_deref().map(SyslogAddress::parse)
+                {
+                    r.error(&value.pos, message);
+                }
+            }
             name => r.other_key(key, name),
         }
     }
@@ -412,6 +517,16 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
         (a, b) => b.is_some().cmp(&a.is_some()),
     });
     (config, r.errors)
+}
+
+/// An error-report interval as nats-server reads it: `0` is the default; a
+/// negative count works as its absolute value (nats-server tests `attempts %
+/// n == 0`, which Go computes the same for `n` and `-n`).
+fn error_reports(n: i64, default: u64) -> u64 {
+    match n {
+        0 => default,
+        n => n.unsigned_abs(),
+    }
 }
 
 /// A monitoring port as nats-server reads it: `0` serves no monitoring, `-1`

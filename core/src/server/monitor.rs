@@ -62,8 +62,10 @@ impl Server {
     /// the text after `?` (may be empty). `now` is the engine's time and
     /// `host.unix_nanos` the wall-clock time of the same instant; times in
     /// the answers are wall-clock times derived from the two (the engine's
-    /// start is [`Time::ZERO`]). Unknown paths get a 404, bad query options
-    /// a 400 with nats-server's message.
+    /// start is [`Time::ZERO`]). With an `http_base_path`, every endpoint is
+    /// under it (`<base>/varz`, the index at `<base>` itself) and nothing
+    /// else answers, as in nats-server. Unknown paths get a 404, bad query
+    /// options a 400 with nats-server's message.
     pub fn monitor(
         &mut self,
         path: &str,
@@ -71,6 +73,17 @@ impl Server {
         now: Time,
         host: &MonitorHost,
     ) -> MonitorResponse {
+        let base = base_path(&self.opts.http_base_path);
+        let path = if base == "/" {
+            path
+        } else {
+            match path.strip_prefix(base.as_str()) {
+                Some("") => "/",
+                // `<base>/` is not the index: nats-server's mux matches `<base>` exactly.
+                Some(rest) if rest.starts_with('/') && rest != "/" => rest,
+                _ => "",
+            }
+        };
         let endpoint = match path {
             "/" => "/",
             "/varz" => "/varz",
@@ -92,7 +105,7 @@ impl Server {
         };
         let query = Query::parse(query);
         let answer = match endpoint {
-            "/" => Ok(response(200, HTML, index())),
+            "/" => Ok(response(200, HTML, index(&base))),
             "/varz" => Ok(json(&self.varz(&clock, host))),
             "/connz" => self.connz(&query, &clock).map(|c| json(&c)),
             "/subsz" | "/subscriptionsz" => self.subsz(&query, &clock),
@@ -123,7 +136,7 @@ impl Server {
             ping_max: opts.ping_max,
             http_host: opts.http_host(),
             http_port,
-            http_base_path: "",
+            http_base_path: &opts.http_base_path,
             https_port: 0,
             auth_timeout: self.users.timeout().as_secs_f64(),
             max_control_line: opts.max_control_line,
@@ -799,8 +812,34 @@ fn uptime(d: Duration) -> String {
     }
 }
 
-/// The `/` page: links to the endpoints, like nats-server's.
-fn index() -> String {
+/// An `http_base_path` as nats-server normalises it (Go's `path.Clean` of
+/// the path with a leading `/`): `""` and `"/"` are `"/"`, `"nats/"` is
+/// `"/nats"`, `"/a//b/./c/../"` is `"/a/b"`.
+pub(crate) fn base_path(configured: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in configured.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The `/` page (at the base path): links to the endpoints, like
+/// nats-server's. The links are relative to the page, so they also work
+/// behind a proxy that adds a prefix: the page is at `<base>` (no trailing
+/// slash), so a link is `./<last part of base>/varz`, or `./varz` at the
+/// root. (nats-server writes `./<whole base>/varz`, which reaches the right
+/// place only for a one-part base.)
+fn index(base: &str) -> String {
+    let dir = match base.rsplit('/').next() {
+        Some(last) if !last.is_empty() => format!("./{last}/"),
+        _ => "./".to_string(),
+    };
     format!(
         r#"<html lang="en">
   <head>
@@ -813,11 +852,11 @@ fn index() -> String {
   <body>
     <h2>tenet v{version}</h2>
     <p>NATS protocol of nats-server {protocol}</p>
-    <a href=./varz>General</a>
-    <a href=./connz>Connections</a>
-    <a href=./accountz>Accounts</a>
-    <a href=./subsz>Subscriptions</a>
-    <a href=./healthz>Health Probe</a>
+    <a href={dir}varz>General</a>
+    <a href={dir}connz>Connections</a>
+    <a href={dir}accountz>Accounts</a>
+    <a href={dir}subsz>Subscriptions</a>
+    <a href={dir}healthz>Health Probe</a>
     <a href=https://docs.nats.io/running-a-nats-service/nats_admin/monitoring>Help</a>
   </body>
 </html>
@@ -941,6 +980,25 @@ mod tests {
         assert_eq!(go(1_000_000_000), "1s");
         assert_eq!(go(123_500_000_000), "2m3.5s");
         assert_eq!(go(3_600_000_000_000), "1h0m0s");
+    }
+
+    #[test]
+    fn base_paths_are_normalised_like_nats_server() {
+        for (configured, normalised) in [
+            ("", "/"),
+            ("/", "/"),
+            ("nats", "/nats"),
+            ("/nats/", "/nats"),
+            ("nats/mon/", "/nats/mon"),
+            ("//a//b/./c/../", "/a/b"),
+            ("/../x/..", "/"),
+        ] {
+            assert_eq!(base_path(configured), normalised, "{configured:?}");
+        }
+        assert!(index("/").contains("<a href=./varz>General</a>"));
+        assert!(index("/nats").contains("<a href=./nats/connz>Connections</a>"));
+        // The page is at /a/b: ./b/varz is /a/b/varz.
+        assert!(index("/a/b").contains("<a href=./b/subsz>Subscriptions</a>"));
     }
 
     #[test]

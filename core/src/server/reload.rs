@@ -93,6 +93,11 @@ impl Server {
                 format_duration(self.opts.lame_duck_grace_period),
                 format_duration(opts.lame_duck_grace_period),
             ),
+            (
+                "http_base_path",
+                self.opts.http_base_path.clone(),
+                opts.http_base_path.clone(),
+            ),
         ];
         for (field, old, new) in unchanged {
             if old != new {
