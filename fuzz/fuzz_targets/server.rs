@@ -1128,6 +1128,10 @@ impl Harness {
                     if let Some(s) = self.slot_of(id) {
                         if !self.conn(s).stuck {
                             self.write(s, usize::MAX);
+                        } else {
+                            // A full socket: the runtime tried and wrote nothing
+                            // (`write_deadline` runs).
+                            self.server.handle_written(id, 0, self.now);
                         }
                     }
                 }
