@@ -313,7 +313,8 @@ impl Server {
             Op::Err(text) => {
                 let text = String::from_utf8_lossy(text).into_owned();
                 self.log_client(index, Level::Error, &format!("Client Error {text}"));
-                self.shut_client(index, CloseReason::ProtocolViolation, true);
+                // nats-server's reason for a client's -ERR.
+                self.shut_client(index, CloseReason::ParseError, true);
             }
         }
     }
