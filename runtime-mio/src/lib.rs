@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tenet_core::Auth;
-use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
+use tenet_core::{ClientId, CloseReason, Event, Level, Options, Peer, Server, Time};
 use tenet_host::http;
 use tenet_host::{self as host, Logger};
 
@@ -231,7 +231,7 @@ impl EventLoop {
             self.drain_events();
             self.expire_http();
             if self.stop.load(Ordering::SeqCst) {
-                self.server.shutdown();
+                self.server.shutdown(self.now());
                 self.drain_events();
                 return Ok(());
             }
@@ -259,7 +259,9 @@ impl EventLoop {
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
                         (self.log)(Level::Error, &format!("registering a client failed: {e}"));
-                        self.server.handle_closed(id);
+                        // It could never be read.
+                        self.server
+                            .handle_closed(id, CloseReason::ReadError, self.now());
                         continue;
                     }
                     self.conns.insert(
@@ -421,7 +423,7 @@ impl EventLoop {
                 Ok(0) => {
                     conn.read_closed = true;
                     if self.server.outbound_len(id) == 0 {
-                        self.drop_conn(id);
+                        self.drop_conn(id, CloseReason::ClientClosed);
                     }
                     return;
                 }
@@ -436,7 +438,7 @@ impl EventLoop {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.drop_conn(id),
+                Err(_) => return self.drop_conn(id, CloseReason::ReadError),
             }
         }
     }
@@ -453,7 +455,7 @@ impl EventLoop {
                 let n = self.server.outbound(id, &mut slices);
                 if n == 0 {
                     if conn.read_closed {
-                        self.drop_conn(id);
+                        self.drop_conn(id, CloseReason::ClientClosed);
                         return false;
                     }
                     return true;
@@ -462,14 +464,14 @@ impl EventLoop {
             };
             match result {
                 Ok(0) => {
-                    self.drop_conn(id);
+                    self.drop_conn(id, CloseReason::WriteError);
                     return false;
                 }
                 Ok(n) => self.server.handle_written(id, n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.drop_conn(id);
+                    self.drop_conn(id, CloseReason::WriteError);
                     return false;
                 }
             }
@@ -482,13 +484,13 @@ impl EventLoop {
                 Event::Flush(id) => {
                     self.flush(id);
                 }
-                Event::Close(id, _reason) => {
+                Event::Close(id, reason) => {
                     // Best effort: the -ERR that explains the close, if the socket takes it.
                     if self.flush(id) {
                         if let Some(conn) = self.conns.get(&id.as_u64()) {
                             let _ = conn.stream.shutdown(Shutdown::Both);
                         }
-                        self.drop_conn(id);
+                        self.drop_conn(id, reason);
                     }
                 }
                 Event::Resume(id) => self.read_again.push(id),
@@ -497,12 +499,17 @@ impl EventLoop {
         }
     }
 
-    /// Forgets the socket and tells the engine it is gone.
-    fn drop_conn(&mut self, id: ClientId) {
+    /// Forgets the socket and tells the engine it is gone, and why: once the
+    /// peer closed its side, that is the reason whatever failed after (as
+    /// nats-server, which closes on the end of input).
+    fn drop_conn(&mut self, id: ClientId, mut reason: CloseReason) {
         if let Some(mut conn) = self.conns.remove(&id.as_u64()) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            if conn.read_closed {
+                reason = CloseReason::ClientClosed;
+            }
         }
-        self.server.handle_closed(id);
+        self.server.handle_closed(id, reason, self.now());
     }
 }
 

@@ -16,6 +16,7 @@
 //! - `reload`: applying a new configuration to the running server.
 //! - `timers`: the timers, firing them, and PING scheduling.
 //! - `monitor`: the HTTP monitoring endpoints.
+//! - `closed`: the records of closed connections that `/connz?state=closed` lists.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -35,9 +36,11 @@ use crate::sublist::SubKey;
 use crate::time::Time;
 
 use client::Client;
+use closed::ClosedRing;
 use routing::STALL_HIGH_WATER;
 
 mod client;
+mod closed;
 mod monitor;
 mod reload;
 mod routing;
@@ -210,6 +213,12 @@ pub struct Server {
     config_loaded: Time,
     /// Monitoring requests answered, by endpoint.
     http_requests: std::collections::BTreeMap<&'static str, u64>,
+    /// The time of the input being handled: every input that carries a time
+    /// sets it first, so a client closed deep inside one (a slow consumer
+    /// found while routing, a failed login) records when it was closed.
+    input_time: Time,
+    /// The last closed client connections, for `/connz?state=closed`.
+    closed: ClosedRing,
 }
 
 impl Server {
@@ -275,6 +284,8 @@ impl Server {
             wall_origin: None,
             config_loaded: Time::ZERO,
             http_requests: Default::default(),
+            input_time: Time::ZERO,
+            closed: ClosedRing::default(),
         }
     }
 
@@ -347,8 +358,10 @@ impl Server {
         }
     }
 
-    /// Closes every client (the runtime then sees a `Close` event for each).
-    pub fn shutdown(&mut self) {
+    /// Closes every client (the runtime then sees a `Close` event for each);
+    /// `now` is when (closed connections are kept with it).
+    pub fn shutdown(&mut self, now: Time) {
+        self.input_time = now;
         for index in 0..self.slots.len() {
             if self.slots[index]
                 .client
@@ -417,16 +430,23 @@ impl Server {
     }
 
     fn remove_sub(&mut self, key: SubKey) {
-        let Some(sub) = self.subs[key.0 as usize].take() else {
+        let Some(sub) = self.unlink_sub(key) else {
             return;
         };
+        if let Some(client) = self.slots[sub.client.index()].client.as_mut() {
+            client.subs.remove(&sub.sid);
+        }
+    }
+
+    /// Takes a subscription out of the table and its subject space (not out
+    /// of its client's map) and hands it back.
+    fn unlink_sub(&mut self, key: SubKey) -> Option<Subscription> {
+        let sub = self.subs[key.0 as usize].take()?;
         self.free_subs.push(key.0);
         self.accounts[sub.account as usize]
             .sublist
             .remove(&sub.subject, sub.queue.as_deref(), key);
-        if let Some(client) = self.slots[sub.client.index()].client.as_mut() {
-            client.subs.remove(&sub.sid);
-        }
+        Some(sub)
     }
 
     /// A server-wide log line (not about one client).
