@@ -227,7 +227,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("logtime_utc", "UTC log times"),
     ("connect_error_reports", "error report intervals"),
     ("reconnect_error_reports", "error report intervals"),
-    ("max_closed_clients", "closed-connection monitoring"),
 ];
 
 /// Reads a parsed file into typed options. The configuration is returned even
