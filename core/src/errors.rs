@@ -95,8 +95,12 @@ impl ClientError {
 pub enum CloseReason {
     /// The client closed its side.
     ClientClosed,
-    /// The runtime reported a read or write error.
+    /// Writing to the socket failed.
     WriteError,
+    /// Reading from the socket failed (anything but an orderly close).
+    ReadError,
+    /// The client sent `-ERR`.
+    ParseError,
     /// No CONNECT within the authentication timeout.
     AuthenticationTimeout,
     /// Authentication failed.
@@ -131,6 +135,8 @@ impl CloseReason {
         match self {
             CloseReason::ClientClosed => "Client Closed",
             CloseReason::WriteError => "Write Error",
+            CloseReason::ReadError => "Read Error",
+            CloseReason::ParseError => "Parse Error",
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::AuthenticationViolation => "Authentication Failure",
             CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",

@@ -32,9 +32,9 @@
 //!             server.handle_written(id, bytes.len(), now);
 //!             written.extend(bytes);
 //!         }
-//!         Event::Close(id, _reason) => {
+//!         Event::Close(id, reason) => {
 //!             // Write what is still queued if the socket takes it, close, then:
-//!             server.handle_closed(id);
+//!             server.handle_closed(id, reason, now);
 //!         }
 //!         Event::Resume(_id) => { /* read from this client again */ }
 //!         Event::Log(level, line) => eprintln!("{} {line}", level.tag()),
@@ -57,8 +57,10 @@
 //! - Read only while [`Server::can_read`] says so; a paused client gets an
 //!   [`Event::Resume`] when it may be read again (edge-triggered runtimes must then
 //!   read it without waiting for readiness).
-//! - Report peer closes and I/O errors with [`Server::handle_closed`], and call it
-//!   after carrying out an [`Event::Close`].
+//! - Report peer closes and I/O errors with [`Server::handle_closed`] (an
+//!   orderly close is [`CloseReason::ClientClosed`], a failed read or write
+//!   [`CloseReason::ReadError`] or [`CloseReason::WriteError`]: `/connz` shows
+//!   it), and call it after carrying out an [`Event::Close`].
 //! - Time is whatever monotonic [`Time`] the runtime passes in; the engine never
 //!   reads a clock.
 

@@ -93,8 +93,7 @@ impl Sim {
 
     /// The peer went away.
     fn close(&mut self, id: ClientId) {
-        self.base.server.handle_closed(id);
-        self.base.pump();
+        self.base.disconnect(id);
         self.base.take(id);
     }
 

@@ -278,7 +278,7 @@ fn account_connection_limit_counts_live_connections() {
     let b = sim.connect(&login("b"));
     sim.send(b, b"PING\r\n");
     assert!(sim.take_str(b).starts_with("PONG\r\n"));
-    sim.server.handle_closed(a1);
+    sim.disconnect(a1);
     let a4 = sim.connect(&login("a"));
     sim.send(a4, b"PING\r\n");
     assert!(sim.take_str(a4).starts_with("PONG\r\n"));

@@ -161,6 +161,22 @@ fn unknown_keys_are_errors_but_referenced_variables_are_not() {
 }
 
 #[test]
+fn max_closed_clients_is_an_unknown_field_as_in_nats_server_2_9_10() {
+    // nats-server 2.9.10 has the option (always 10,000) but no key for it:
+    // `nats-server -c` says `unknown field "max_closed_clients"`.
+    let (_, errors) = read("max_closed_clients: 5\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:1:0: unknown field \"max_closed_clients\""]
+    );
+    let (_, errors) = read("port: 4222\nmax_closed_clients = 100\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:2:1: unknown field \"max_closed_clients\""]
+    );
+}
+
+#[test]
 fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
     let (_, errors) =
         read("cluster { port: 6222 }\njetstream: enabled\ntls { cert_file: x }\nprof_port: 6060\n");

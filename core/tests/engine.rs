@@ -189,7 +189,7 @@ fn max_connections_sends_info_then_the_error_and_closes() {
     );
     assert!(!sim.closed.contains_key(&first));
     // The refused connection frees its place: a later one is admitted once the first leaves.
-    sim.server.handle_closed(first);
+    sim.disconnect(first);
     let third = sim.connect(QUIET);
     assert!(!sim.closed.contains_key(&third));
 }
@@ -198,7 +198,7 @@ fn max_connections_sends_info_then_the_error_and_closes() {
 fn stale_ids_are_ignored_after_close() {
     let mut sim = Sim::new(Options::default());
     let a = sim.connect(QUIET);
-    sim.server.handle_closed(a);
+    sim.disconnect(a);
     let b = sim.connect(QUIET);
     assert_ne!(a, b);
     sim.send(a, b"SUB x 1\r\n");
@@ -281,7 +281,7 @@ fn shutdown_closes_everyone() {
     let mut sim = Sim::new(Options::default());
     let a = sim.connect(QUIET);
     let b = sim.connect(QUIET);
-    sim.server.shutdown();
+    sim.server.shutdown(sim.now);
     sim.pump();
     assert_eq!(sim.closed.get(&a), Some(&CloseReason::ServerShutdown));
     assert_eq!(sim.closed.get(&b), Some(&CloseReason::ServerShutdown));

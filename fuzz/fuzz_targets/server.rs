@@ -69,7 +69,9 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use tenet_core::config::options::read_config;
 use tenet_core::config::{parse, MapResolver};
-use tenet_core::{Accounts, Auth, ClientId, Event, Options, Peer, Server, Time, Users};
+use tenet_core::{
+    Accounts, Auth, ClientId, CloseReason, Event, Options, Peer, Server, Time, Users,
+};
 
 // ----- the configuration -----------------------------------------------------------
 
@@ -1153,7 +1155,8 @@ impl Harness {
 
     fn close(&mut self, s: usize) {
         let conn = self.slots[s].take().expect("open");
-        self.server.handle_closed(conn.id);
+        self.server
+            .handle_closed(conn.id, CloseReason::ClientClosed, self.now);
         assert_eq!(
             self.server.outbound_len(conn.id),
             0,
@@ -1563,7 +1566,7 @@ impl Harness {
             }
             8 => {
                 if slot == 255 {
-                    self.server.shutdown();
+                    self.server.shutdown(self.now);
                     self.pump();
                 } else if self.slots[s].is_some() {
                     self.close(s);
@@ -1674,7 +1677,7 @@ fuzz_target!(|data: &[u8]| {
     }
     h.check_pending();
     // Shut down: nothing may be left behind.
-    h.server.shutdown();
+    h.server.shutdown(h.now);
     h.pump();
     for s in 0..SLOTS {
         assert!(h.slots[s].is_none(), "slot {s} still open after shutdown");

@@ -28,7 +28,7 @@ use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tenet_core::Auth;
-use tenet_core::{ClientId, Event, MonitorResponse, Options, Peer, Server, Time};
+use tenet_core::{ClientId, CloseReason, Event, MonitorResponse, Options, Peer, Server, Time};
 use tenet_host::http;
 use tenet_host::{self as host, Control, Logger, Runtime};
 
@@ -45,8 +45,9 @@ const MAX_SLICES: usize = 64;
 enum Input {
     Accepted(TcpStream, SocketAddr),
     Data(ClientId, Vec<u8>),
-    /// The peer closed its side (or reading failed).
-    ReadClosed(ClientId),
+    /// The peer closed its side ([`CloseReason::ClientClosed`]) or reading
+    /// failed ([`CloseReason::ReadError`]).
+    ReadClosed(ClientId, CloseReason),
     Written(ClientId, usize),
     WriteFailed(ClientId),
     /// A request of the process (stop, reload, lame duck mode).
@@ -76,7 +77,8 @@ struct Conn {
     owed_credit: Option<Vec<u8>>,
     /// Bytes handed to the writer but not yet reported written.
     in_flight: usize,
-    read_closed: bool,
+    /// Reading ended, and how.
+    read_closed: Option<CloseReason>,
 }
 
 /// A bound server, ready to run on async-std.
@@ -251,10 +253,15 @@ async fn reader(
     credits: Receiver<Vec<u8>>,
     tx: Sender<Input>,
 ) {
+    let mut how = CloseReason::ClientClosed;
     while let Ok(mut buf) = credits.recv().await {
         buf.resize(READ_BUFFER, 0);
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
+            Err(_) => {
+                how = CloseReason::ReadError;
+                break;
+            }
             Ok(n) => {
                 buf.truncate(n);
                 if tx.send(Input::Data(id, buf)).await.is_err() {
@@ -263,7 +270,7 @@ async fn reader(
             }
         }
     }
-    let _ = tx.send(Input::ReadClosed(id)).await;
+    let _ = tx.send(Input::ReadClosed(id, how)).await;
 }
 
 /// Writes what the engine sends, reporting each write back to it; `live` counts
@@ -358,7 +365,8 @@ impl Engine {
             self.server.handle_timeout(now);
             self.drain_events();
             if stop {
-                self.server.shutdown();
+                let now = self.now();
+                self.server.shutdown(now);
                 self.drain_events();
                 return Ok(());
             }
@@ -399,7 +407,7 @@ impl Engine {
                         credit: credit_tx,
                         owed_credit: None,
                         in_flight: 0,
-                        read_closed: false,
+                        read_closed: None,
                     },
                 );
             }
@@ -413,9 +421,9 @@ impl Engine {
                     }
                 }
             }
-            Input::ReadClosed(id) => {
+            Input::ReadClosed(id, how) => {
                 if let Some(conn) = self.conns.get_mut(&id) {
-                    conn.read_closed = true;
+                    conn.read_closed = Some(how);
                 }
                 self.close_if_done(id);
             }
@@ -430,7 +438,7 @@ impl Engine {
                 }
                 self.close_if_done(id);
             }
-            Input::WriteFailed(id) => self.drop_conn(id),
+            Input::WriteFailed(id) => self.drop_conn(id, CloseReason::WriteError),
             Input::Control(Control::Reload(config)) => {
                 let (opts, auth, applied) = *config;
                 // The engine logs the outcome.
@@ -453,9 +461,9 @@ impl Engine {
         while let Some(event) = self.server.poll_event() {
             match event {
                 Event::Flush(id) => self.flush(id),
-                Event::Close(id, _reason) => {
+                Event::Close(id, reason) => {
                     self.flush(id);
-                    self.drop_conn(id);
+                    self.drop_conn(id, reason);
                 }
                 Event::Resume(id) => {
                     if let Some(conn) = self.conns.get_mut(&id) {
@@ -508,20 +516,24 @@ impl Engine {
         let done = self
             .conns
             .get(&id)
-            .is_some_and(|c| c.read_closed && c.in_flight == 0);
+            .is_some_and(|c| c.read_closed.is_some() && c.in_flight == 0);
         if done && self.server.outbound_len(id) == 0 {
-            self.drop_conn(id);
+            self.drop_conn(id, CloseReason::ClientClosed);
         } else if done {
             self.flush(id);
         }
     }
 
-    /// Tells the writer to finish and close, and the engine that the client is gone.
-    fn drop_conn(&mut self, id: ClientId) {
+    /// Tells the writer to finish and close, and the engine that the client
+    /// is gone, and why: once reading ended, how it ended is the reason
+    /// whatever failed after (as nats-server, which closes then).
+    fn drop_conn(&mut self, id: ClientId, mut reason: CloseReason) {
         if let Some(conn) = self.conns.remove(&id) {
             let _ = conn.writer.try_send(Output::Close);
             conn.credit.close();
+            reason = conn.read_closed.unwrap_or(reason);
         }
-        self.server.handle_closed(id);
+        let now = self.now();
+        self.server.handle_closed(id, reason, now);
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tenet_core::Auth;
-use tenet_core::{ClientId, Event, Level, Options, Peer, Server, Time};
+use tenet_core::{ClientId, CloseReason, Event, Level, Options, Peer, Server, Time};
 use tenet_host::http;
 use tenet_host::{self as host, Control, Logger};
 
@@ -253,7 +253,7 @@ impl EventLoop {
             self.drain_events();
             self.expire_http();
             if self.stop.load(Ordering::SeqCst) {
-                self.server.shutdown();
+                self.server.shutdown(self.now());
                 self.drain_events();
                 return Ok(());
             }
@@ -287,7 +287,9 @@ impl EventLoop {
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
                         (self.log)(Level::Error, &format!("registering a client failed: {e}"));
-                        self.server.handle_closed(id);
+                        // It could never be read.
+                        self.server
+                            .handle_closed(id, CloseReason::ReadError, self.now());
                         continue;
                     }
                     self.conns.insert(
@@ -449,7 +451,7 @@ impl EventLoop {
                 Ok(0) => {
                     conn.read_closed = true;
                     if self.server.outbound_len(id) == 0 {
-                        self.drop_conn(id);
+                        self.drop_conn(id, CloseReason::ClientClosed);
                     }
                     return;
                 }
@@ -464,7 +466,7 @@ impl EventLoop {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.drop_conn(id),
+                Err(_) => return self.drop_conn(id, CloseReason::ReadError),
             }
         }
     }
@@ -482,7 +484,7 @@ impl EventLoop {
                 let n = self.server.outbound(id, &mut slices);
                 if n == 0 {
                     if conn.read_closed {
-                        self.drop_conn(id);
+                        self.drop_conn(id, CloseReason::ClientClosed);
                         return false;
                     }
                     return true;
@@ -491,7 +493,7 @@ impl EventLoop {
             };
             match result {
                 Ok(0) => {
-                    self.drop_conn(id);
+                    self.drop_conn(id, CloseReason::WriteError);
                     return false;
                 }
                 Ok(n) => self.server.handle_written(id, n, now),
@@ -501,7 +503,7 @@ impl EventLoop {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.drop_conn(id);
+                    self.drop_conn(id, CloseReason::WriteError);
                     return false;
                 }
             }
@@ -515,13 +517,13 @@ impl EventLoop {
                 Event::Flush(id) => {
                     self.flush(id, now);
                 }
-                Event::Close(id, _reason) => {
+                Event::Close(id, reason) => {
                     // Best effort: the -ERR that explains the close, if the socket takes it.
                     if self.flush(id, now) {
                         if let Some(conn) = self.conns.get(&id.as_u64()) {
                             let _ = conn.stream.shutdown(Shutdown::Both);
                         }
-                        self.drop_conn(id);
+                        self.drop_conn(id, reason);
                     }
                 }
                 Event::Resume(id) => self.read_again.push(id),
@@ -536,12 +538,17 @@ impl EventLoop {
         }
     }
 
-    /// Forgets the socket and tells the engine it is gone.
-    fn drop_conn(&mut self, id: ClientId) {
+    /// Forgets the socket and tells the engine it is gone, and why: once the
+    /// peer closed its side, that is the reason whatever failed after (as
+    /// nats-server, which closes on the end of input).
+    fn drop_conn(&mut self, id: ClientId, mut reason: CloseReason) {
         if let Some(mut conn) = self.conns.remove(&id.as_u64()) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            if conn.read_closed {
+                reason = CloseReason::ClientClosed;
+            }
         }
-        self.server.handle_closed(id);
+        self.server.handle_closed(id, reason, self.now());
     }
 }
 

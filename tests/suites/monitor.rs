@@ -16,10 +16,10 @@
 //!   itself, and the `$SYS` account's `exports`: nats-server's system
 //!   services (`$SYS.REQ.ACCOUNT.PING.CONNZ`, ...), which tenet does not
 //!   offer yet.
-//! - `/connz`, `/subsz`: every field is produced; the lists hold no internal
-//!   subscriptions (nats-server's system account and import subscriptions).
-//! - Fields nats-server writes only in cases tenet never has: `stop`, `reason`
-//!   (closed connections, not kept), `tls_version`, `tls_cipher_suite`,
+//! - `/connz`, `/subsz`: every field is produced, for open and closed
+//!   connections; the lists hold no internal subscriptions (nats-server's
+//!   system account and import subscriptions).
+//! - Fields nats-server writes only in cases tenet never has: `tls_version`, `tls_cipher_suite`,
 //!   `tls_peer_certs` (no TLS), `jwt`,
 //!   `issuer_key`, `name_tag`, `tags`, `decoded_jwt`,
 //!   `validation_result_jwt`, `revoked_user` (no operator mode),
@@ -700,6 +700,163 @@ fn token_logins_are_not_shown() {
         .is_none());
 }
 
+/// `GET target` until it lists connections with each of these names (a
+/// closed connection is kept once the server has noticed the close, which
+/// takes a moment).
+fn wait_for(port: u16, target: &str, wanted: &[&str]) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let answer = json(port, target);
+        if wanted.iter().all(|w| names(&answer).contains(w)) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{target}: not all of {wanted:?}: {answer:#}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The names of the connections that sent one, in the order listed (the
+/// test harness's readiness probe is a closed connection without a CONNECT).
+fn named(connz: &Value) -> Vec<&str> {
+    names(connz).into_iter().filter(|n| !n.is_empty()).collect()
+}
+
+#[test]
+fn closed_connections_are_kept_with_their_reason_and_subscriptions() {
+    let (server, port) = start(&[]);
+    let mut gone = client(server.port(), "gone", None);
+    gone.send("SUB orders.> 1\r\nSUB work q 2\r\nPUB orders.new 2\r\nhi\r\n");
+    gone.expect("MSG orders.new 1 2\r\nhi\r\n");
+    gone.ping();
+    let _open = client(server.port(), "open", None);
+    let gone_port = gone.local_port();
+    assert!(named(&json(port, "/connz?state=closed")).is_empty());
+    drop(gone);
+
+    let closed = wait_for(port, "/connz?state=closed&subs=1", &["gone"]);
+    let listed = closed["connections"].as_array().unwrap().len() as u64;
+    assert_eq!(
+        (number(&closed, "num_connections"), number(&closed, "total")),
+        (listed, listed)
+    );
+    let c = conn(&closed, "gone");
+    assert_eq!(c["reason"], "Client Closed");
+    assert_eq!(number(c, "port"), u64::from(gone_port));
+    assert_eq!(
+        (c["lang"].as_str(), c["version"].as_str()),
+        (Some("raw"), Some("1.2.3"))
+    );
+    assert_eq!((number(c, "in_msgs"), number(c, "out_msgs")), (1, 1));
+    assert_eq!(number(c, "subscriptions"), 2);
+    let mut list: Vec<&str> = c["subscriptions_list"]
+        .as_array()
+        .expect("the subscriptions it had")
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    list.sort();
+    assert_eq!(list, ["orders.>", "work"]);
+    let (start, stop) = (c["start"].as_str().unwrap(), c["stop"].as_str().unwrap());
+    assert!(
+        start.ends_with('Z') && stop.ends_with('Z') && stop >= start,
+        "{c}"
+    );
+    let cid = c["cid"].clone();
+
+    // The open connections are the other one; both states list both, by cid.
+    assert_eq!(named(&json(port, "/connz")), ["open"]);
+    assert_eq!(named(&json(port, "/connz?state=all")), ["gone", "open"]);
+    assert!(conn(&json(port, "/connz?state=all"), "open")
+        .get("reason")
+        .is_none());
+    // Details name the account ($G too) and no max. (With auth=1: nats-server
+    // 2.9.10 keeps the details of a subs=detail answer without it in the
+    // record, so later answers show them unasked.)
+    let detailed = json(port, "/connz?state=closed&subs=detail&auth=1");
+    let mut detail = conn(&detailed, "gone")["subscriptions_list_detail"]
+        .as_array()
+        .expect("a detailed list")
+        .clone();
+    detail.sort_by_key(|d| d["sid"].as_str().unwrap().to_string());
+    assert_eq!(
+        detail,
+        [
+            serde_json::json!({"account": "$G", "subject": "orders.>", "sid": "1", "msgs": 1, "cid": cid}),
+            serde_json::json!({"account": "$G", "subject": "work", "qgroup": "q", "sid": "2", "msgs": 0, "cid": cid}),
+        ]
+    );
+
+    // A connection reset is a read error.
+    let reset = client(server.port(), "reset", None);
+    reset.abort();
+    let closed = wait_for(port, "/connz?state=closed", &["reset"]);
+    assert_eq!(conn(&closed, "reset")["reason"], "Read Error");
+    assert_eq!(
+        named(&json(port, "/connz?state=closed&sort=stop")),
+        ["reset", "gone"]
+    );
+    assert_eq!(
+        named(&json(port, "/connz?state=closed&sort=reason")),
+        ["gone", "reset"]
+    );
+    let one = json(port, &format!("/connz?state=closed&cid={cid}"));
+    assert_eq!(names(&one), ["gone"]);
+    assert_eq!(number(&one, "limit"), 1);
+    let all = json(port, "/connz?state=closed");
+    let total = number(&all, "total");
+    let page = json(port, "/connz?state=closed&offset=1&limit=1");
+    assert_eq!(names(&page), [names(&all)[1]]);
+    assert_eq!(
+        (number(&page, "num_connections"), number(&page, "total")),
+        (1, total)
+    );
+    for (target, body) in [
+        (
+            "/connz?state=all&sort=stop",
+            "sort by stop only valid on closed connections",
+        ),
+        ("/connz?state=later", "Error decoding state for later"),
+    ] {
+        let r = http_get(port, target);
+        assert_eq!((r.status, r.body.as_str()), (400, body), "{target}");
+    }
+}
+
+#[test]
+fn closed_logins_keep_their_user_and_account() {
+    let (server, port) = start_with_config(ACCOUNTS);
+    let a = client(server.port(), "app-a", Some("a"));
+    let _b = client(server.port(), "app-b", Some("b"));
+    let mut refused = RawClient::connect(server.port());
+    refused.send("CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"wrong\",\"user\":\"b\",\"pass\":\"x\"}\r\n");
+    refused.expect("-ERR 'Authorization Violation'\r\n");
+    drop(a);
+    let closed = wait_for(port, "/connz?state=closed&auth=1", &["app-a", "wrong"]);
+    let who = |name: &str| {
+        let c = conn(&closed, name);
+        (
+            c["reason"].as_str().unwrap().to_string(),
+            c["authorized_user"].as_str().map(str::to_string),
+            c["account"].as_str().map(str::to_string),
+        )
+    };
+    assert_eq!(
+        who("app-a"),
+        ("Client Closed".into(), Some("a".into()), Some("A".into()))
+    );
+    // A failed login keeps the user it tried, in no account.
+    assert_eq!(
+        who("wrong"),
+        ("Authentication Failure".into(), Some("b".into()), None)
+    );
+    assert_eq!(names(&json(port, "/connz?state=closed&acc=A")), ["app-a"]);
+    assert_eq!(names(&json(port, "/connz?state=closed&user=b")), ["wrong"]);
+    assert_eq!(names(&json(port, "/connz?state=all&acc=B")), ["app-b"]);
+}
+
 // ----- against nats-server -----------------------------------------------------
 
 /// nats-server started next to tenet, for the field comparison.
@@ -790,9 +947,11 @@ fn field_paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The same traffic on a server: two tenants' clients with subscriptions,
-/// a queue subscription with an auto-unsubscribe, and messages both ways.
-fn drive(port: u16) -> Vec<RawClient> {
+/// The same traffic on a server (`port`, monitoring on `http`): two
+/// tenants' clients with subscriptions, a queue subscription with an
+/// auto-unsubscribe, messages both ways, and a client with subscriptions
+/// that has left (once the server keeps it as closed).
+fn drive(port: u16, http: u16) -> Vec<RawClient> {
     let mut a = client(port, "app-a", Some("a"));
     let mut b = client(port, "app-b", Some("b"));
     a.send("SUB news.sport 1\r\nSUB calc.add adders 2\r\nUNSUB 2 10\r\n");
@@ -802,6 +961,11 @@ fn drive(port: u16) -> Vec<RawClient> {
     a.send("PUB news.sport 4\r\ngoal\r\n");
     a.expect("MSG news.sport 1 4\r\ngoal\r\n");
     b.expect("MSG from_a.news.sport 9 4\r\ngoal\r\n");
+    let mut gone = client(port, "app-gone", Some("a2"));
+    gone.send("SUB news.> 1\r\nSUB calc.sub adders 2\r\n");
+    gone.ping();
+    drop(gone);
+    wait_for(http, "/connz?state=closed", &["app-gone"]);
     vec![a, b]
 }
 
@@ -816,8 +980,8 @@ fn every_field_tenet_writes_is_a_nats_server_field() {
     };
     let (tenet, tenet_http) = start_with_config(ACCOUNTS);
     let (reference, nats_port, nats_http) = Reference::start(&nats, ACCOUNTS);
-    let _tenet_clients = drive(tenet.port());
-    let _nats_clients = drive(nats_port);
+    let _tenet_clients = drive(tenet.port(), tenet_http);
+    let _nats_clients = drive(nats_port, nats_http);
 
     let mut not_produced = BTreeSet::new();
     for target in [
@@ -825,6 +989,10 @@ fn every_field_tenet_writes_is_a_nats_server_field() {
         "/connz",
         "/connz?subs=1&auth=1",
         "/connz?subs=detail&auth=1",
+        "/connz?state=closed",
+        "/connz?state=closed&subs=1&auth=1",
+        "/connz?state=closed&subs=detail&auth=1",
+        "/connz?state=all&subs=detail&auth=1",
         "/subsz",
         "/subsz?subs=1",
         "/accountz",

@@ -299,7 +299,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("log_size_limit", "log rotation"),
     ("trace_verbose", "verbose tracing"),
     ("logtime_utc", "UTC log times"),
-    ("max_closed_clients", "closed-connection monitoring"),
 ];
 
 /// Reads a parsed file into typed options. The configuration is returned even

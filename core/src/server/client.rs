@@ -18,6 +18,7 @@ use crate::subject::is_valid_subject;
 use crate::sublist::SubKey;
 use crate::time::Time;
 
+use super::closed::SubsWriter;
 use super::timers::{Timer, FIRST_PING_INTERVAL};
 use super::{ClientId, Event, Level, Peer, Server, Slot, Subscription, PROTOCOL_VERSION};
 
@@ -108,6 +109,7 @@ impl Server {
     /// A new connection. Its INFO is queued at once; if the server is full it is
     /// followed by `-ERR 'maximum connections exceeded'` and a `Close` event.
     pub fn accept(&mut self, peer: Peer, now: Time) -> ClientId {
+        self.input_time = now;
         let index = match self.free_slots.pop() {
             Some(i) => i,
             None => {
@@ -210,6 +212,7 @@ impl Server {
         let Some(index) = self.open_index(id) else {
             return;
         };
+        self.input_time = now;
         let client = self.client_mut(index);
         client.last_activity = now;
         // With authentication required, anything but a CONNECT as the very
@@ -264,14 +267,19 @@ impl Server {
         }
     }
 
-    /// The client's socket is gone (closed by the peer, an I/O error, or after a
-    /// `Close` event). Frees everything the client held.
-    pub fn handle_closed(&mut self, id: ClientId) {
+    /// The client's socket is gone at `now`: closed by the peer (`reason`
+    /// [`CloseReason::ClientClosed`]), by a failed read or write
+    /// ([`CloseReason::ReadError`], [`CloseReason::WriteError`]), or by the
+    /// runtime after a `Close` event (the engine closed it already: `reason`
+    /// is then ignored). Frees everything the client held; the closed
+    /// connection is kept for monitoring with the reason and the time.
+    pub fn handle_closed(&mut self, id: ClientId, reason: CloseReason, now: Time) {
         let Some(index) = self.live_index(id) else {
             return;
         };
         if !self.client_ref(index).closing {
-            self.shut_client(index, CloseReason::ClientClosed, false);
+            self.input_time = now;
+            self.shut_client(index, reason, false);
         }
         let mut client = self.slots[index].client.take().expect("live");
         client.out.clear(&mut self.pool);
@@ -322,7 +330,8 @@ impl Server {
             Op::Err(text) => {
                 let text = String::from_utf8_lossy(text).into_owned();
                 self.log_client(index, Level::Error, &format!("Client Error {text}"));
-                self.shut_client(index, CloseReason::ProtocolViolation, true);
+                // nats-server's reason for a client's -ERR.
+                self.shut_client(index, CloseReason::ParseError, true);
             }
         }
     }
@@ -473,6 +482,14 @@ impl Server {
             .max_connections
             .is_some_and(|max| acc.stats.connections >= max)
         {
+            // As nats-server, the client leaves its old account and names the
+            // one that refused it (its closed record shows that account).
+            if counted {
+                self.accounts[old].stats.connections -= 1;
+            }
+            let client = self.client_mut(index);
+            client.account = account;
+            client.counted = false;
             self.log_client(
                 index,
                 Level::Error,
@@ -642,7 +659,8 @@ impl Server {
         self.shut_client(index, error.close_reason(), true);
     }
 
-    /// Removes the client's subscriptions and stops reading it. With
+    /// Removes the client's subscriptions, stops reading it and keeps its
+    /// record for monitoring (with its subscriptions, as nats-server). With
     /// `tell_runtime`, asks the runtime to close the socket once the queued bytes
     /// (e.g. an `-ERR`) are written; without, the runtime closed it already.
     pub(super) fn shut_client(&mut self, index: usize, reason: CloseReason, tell_runtime: bool) {
@@ -652,11 +670,21 @@ impl Server {
         }
         client.closing = true;
         let id = client.id;
-        let keys: Vec<SubKey> = client.subs.values().copied().collect();
+        let keys: Vec<SubKey> = client.subs.drain().map(|(_, key)| key).collect();
         let stalled = std::mem::take(&mut client.stalled_publishers);
+        // Sized exactly first: a buffer cut to size later costs a realloc.
+        let size = keys
+            .iter()
+            .filter_map(|key| self.subs[key.0 as usize].as_ref())
+            .map(SubsWriter::size_of)
+            .sum();
+        let mut kept = SubsWriter::with_capacity(size);
         for key in keys {
-            self.remove_sub(key);
+            if let Some(sub) = self.unlink_sub(key) {
+                kept.push(&sub);
+            }
         }
+        self.record_closed(index, reason, kept);
         for publisher in stalled {
             self.resume(publisher);
         }

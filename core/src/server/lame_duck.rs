@@ -40,6 +40,7 @@ impl Server {
         if self.lame_duck.is_some() {
             return;
         }
+        self.input_time = now;
         self.log(
             Level::Info,
             "Entering lame duck mode, stop accepting new clients",
@@ -86,7 +87,7 @@ impl Server {
             .as_ref()
             .is_some_and(|ld| ld.to_close.is_empty())
         {
-            self.finish_lame_duck();
+            self.finish_lame_duck(now);
             return;
         }
         self.timers
@@ -115,7 +116,7 @@ impl Server {
                 return;
             };
             let Some(&id) = ld.to_close.get(ld.closed) else {
-                self.finish_lame_duck();
+                self.finish_lame_duck(now);
                 return;
             };
             ld.closed += 1;
@@ -124,7 +125,7 @@ impl Server {
                 self.shut_client(index, CloseReason::ServerShutdown, true);
             }
             if closed == total {
-                self.finish_lame_duck();
+                self.finish_lame_duck(now);
                 return;
             }
             if batch <= 1 || (closed - 1) % batch == 0 {
@@ -147,8 +148,8 @@ impl Server {
 
     /// Every client is closed: close any that slipped in, then ask the
     /// runtime to exit.
-    fn finish_lame_duck(&mut self) {
-        self.shutdown();
+    fn finish_lame_duck(&mut self, now: Time) {
+        self.shutdown(now);
         self.events.push_back(Event::Exit);
     }
 }

@@ -16,6 +16,7 @@
 //! - `reload`: applying a new configuration to the running server.
 //! - `timers`: the timers, firing them, and PING scheduling.
 //! - `monitor`: the HTTP monitoring endpoints.
+//! - `closed`: the records of closed connections that `/connz?state=closed` lists.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -35,10 +36,12 @@ use crate::sublist::SubKey;
 use crate::time::Time;
 
 use client::Client;
+use closed::ClosedRing;
 use routing::STALL_HIGH_WATER;
 use timers::Timer;
 
 mod client;
+mod closed;
 mod lame_duck;
 mod monitor;
 mod reload;
@@ -218,6 +221,12 @@ pub struct Server {
     http_requests: std::collections::BTreeMap<&'static str, u64>,
     /// Lame duck mode, once entered.
     lame_duck: Option<lame_duck::LameDuck>,
+    /// The time of the input being handled: every input that carries a time
+    /// sets it first, so a client closed deep inside one (a slow consumer
+    /// found while routing, a failed login) records when it was closed.
+    input_time: Time,
+    /// The last closed client connections, for `/connz?state=closed`.
+    closed: ClosedRing,
 }
 
 impl Server {
@@ -284,6 +293,8 @@ impl Server {
             config_loaded: Time::ZERO,
             http_requests: Default::default(),
             lame_duck: None,
+            input_time: Time::ZERO,
+            closed: ClosedRing::default(),
         }
     }
 
@@ -345,6 +356,7 @@ impl Server {
     /// still queued afterwards mean the socket is full, and a client whose
     /// socket takes no bytes for `write_deadline` is closed as a slow consumer.
     pub fn handle_written(&mut self, id: ClientId, n: usize, now: Time) {
+        self.input_time = now;
         let Some(index) = self.live_index(id) else {
             return;
         };
@@ -375,8 +387,10 @@ impl Server {
         }
     }
 
-    /// Closes every client (the runtime then sees a `Close` event for each).
-    pub fn shutdown(&mut self) {
+    /// Closes every client (the runtime then sees a `Close` event for each);
+    /// `now` is when (closed connections are kept with it).
+    pub fn shutdown(&mut self, now: Time) {
+        self.input_time = now;
         for index in 0..self.slots.len() {
             if self.slots[index]
                 .client
@@ -445,16 +459,23 @@ impl Server {
     }
 
     fn remove_sub(&mut self, key: SubKey) {
-        let Some(sub) = self.subs[key.0 as usize].take() else {
+        let Some(sub) = self.unlink_sub(key) else {
             return;
         };
+        if let Some(client) = self.slots[sub.client.index()].client.as_mut() {
+            client.subs.remove(&sub.sid);
+        }
+    }
+
+    /// Takes a subscription out of the table and its subject space (not out
+    /// of its client's map) and hands it back.
+    fn unlink_sub(&mut self, key: SubKey) -> Option<Subscription> {
+        let sub = self.subs[key.0 as usize].take()?;
         self.free_subs.push(key.0);
         self.accounts[sub.account as usize]
             .sublist
             .remove(&sub.subject, sub.queue.as_deref(), key);
-        if let Some(client) = self.slots[sub.client.index()].client.as_mut() {
-            client.subs.remove(&sub.sid);
-        }
+        Some(sub)
     }
 
     /// A server-wide log line (not about one client).

@@ -8,20 +8,25 @@
 //! nats-server read it unchanged. Only counters the engine keeps anyway are
 //! read: monitoring adds no work per message.
 //!
+//! `/connz?state=closed` (and `state=all`) lists the last 10,000 closed
+//! connections as nats-server does, from the records `closed` keeps.
+//!
 //! Not produced, because tenet does not have the feature: routes, gateways,
 //! leaf nodes, JetStream, MQTT, websockets and TLS (their `/varz` sections and
-//! endpoints), closed connections (`/connz?state=closed`), the system
-//! account's internal subscriptions and imports, and Go runtime figures
-//! (`gomaxprocs`).
+//! endpoints), the system account's internal subscriptions and imports, and
+//! Go runtime figures (`gomaxprocs`).
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::closed::ClosedClient;
 use super::{Client, Server, Subscription, PROTOCOL_VERSION, VERSION};
 use crate::account::{Account, ResponseType, Target};
 use crate::config::duration::format_duration as go_duration;
+use crate::errors::CloseReason;
 use crate::log::civil_from_days;
 use crate::subject::{is_valid_literal_subject, subject_matches};
 use crate::sublist::Sublist;
@@ -94,6 +99,7 @@ impl Server {
             "/healthz" => "/healthz",
             _ => return response(404, TEXT, "404 page not found".to_string()),
         };
+        self.input_time = now;
         *self.http_requests.entry(endpoint).or_default() += 1;
         let origin = *self
             .wall_origin
@@ -167,75 +173,137 @@ impl Server {
     }
 
     fn connz<'a>(&'a self, query: &Query, clock: &Clock) -> Result<Connz<'a>, MonitorResponse> {
-        let sort = match query.get("sort").unwrap_or("cid") {
-            s @ ("cid" | "start" | "subs" | "pending" | "msgs_to" | "msgs_from" | "bytes_to"
-            | "bytes_from" | "last" | "idle" | "uptime") => s,
-            s @ ("stop" | "reason") => {
-                return Err(bad_request(format!(
-                    "sort by {s} only valid on closed connections"
-                )))
-            }
-            other => return Err(bad_request(format!("invalid sorting option: {other}"))),
-        };
-        let detail = query.get("subs") == Some("detail");
-        let subs = detail || query.bool("subs")?;
+        // The options in the order nats-server decodes them (the first bad
+        // one is the answer).
         let auth = query.bool("auth")?;
+        let detail = query
+            .get("subs")
+            .is_some_and(|s| s.eq_ignore_ascii_case("detail"));
+        let subs = detail || query.bool("subs")?;
         let (offset, limit) = query.paging()?;
-        let cid = query.int("cid")?;
-        match query.get("state").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("open" | "any" | "all") => {}
-            Some("closed") => {
-                return Err(bad_request(
-                    "closed connections are not kept by tenet (state=closed)".to_string(),
-                ))
-            }
-            Some(_) => {
-                let state = query.get("state").unwrap_or_default();
-                return Err(bad_request(format!("Error decoding state: {state}")));
-            }
+        let cid = query.uint("cid")?.filter(|&cid| cid > 0);
+        let state = match query.get("state") {
+            None => State::Open,
+            Some(text) => match text.to_ascii_lowercase().as_str() {
+                "open" => State::Open,
+                "closed" => State::Closed,
+                "any" | "all" => State::All,
+                _ => return Err(bad_request(format!("Error decoding state for {text}"))),
+            },
+        };
+        let sort = query.get("sort").unwrap_or("cid");
+        if !matches!(
+            sort,
+            "cid"
+                | "start"
+                | "subs"
+                | "pending"
+                | "msgs_to"
+                | "msgs_from"
+                | "bytes_to"
+                | "bytes_from"
+                | "last"
+                | "idle"
+                | "uptime"
+                | "stop"
+                | "reason"
+        ) {
+            return Err(bad_request(format!("invalid sorting option: {sort}")));
         }
+        if matches!(sort, "stop" | "reason") && state != State::Closed {
+            return Err(bad_request(format!(
+                "sort by {sort} only valid on closed connections"
+            )));
+        }
+        // Asking for one connection asks for a page of one.
+        let limit = if cid.is_some() { 1 } else { limit };
         let account = query.get("acc");
         let user = query.get("user");
-
-        let mut clients: Vec<&Client> = self
-            .slots
-            .iter()
-            .filter_map(|slot| slot.client.as_ref())
-            .filter(|c| !c.closing)
-            .filter(|c| cid.is_none_or(|cid| i64::try_from(c.cid) == Ok(cid)))
-            .filter(|c| account.is_none_or(|a| self.account_of(c).is_some_and(|n| n == a)))
-            .filter(|c| user.is_none_or(|u| c.user.as_deref() == Some(u)))
-            .collect();
-        clients.sort_by_key(|c| c.cid);
         let now = clock.now;
-        let idle = |c: &Client| now.saturating_since(c.last_activity);
-        match sort {
-            "subs" => clients.sort_by_key(|c| std::cmp::Reverse(c.subs.len())),
-            "pending" => clients.sort_by_key(|c| std::cmp::Reverse(c.out.len())),
-            "msgs_to" => clients.sort_by_key(|c| std::cmp::Reverse(c.out_msgs)),
-            "msgs_from" => clients.sort_by_key(|c| std::cmp::Reverse(c.in_msgs)),
-            "bytes_to" => clients.sort_by_key(|c| std::cmp::Reverse(c.out_bytes)),
-            "bytes_from" => clients.sort_by_key(|c| std::cmp::Reverse(c.in_bytes)),
-            "last" => clients.sort_by_key(|c| std::cmp::Reverse(c.last_activity)),
-            "idle" => clients.sort_by_key(|c| std::cmp::Reverse(idle(c))),
-            // As nats-server: the shortest uptime first.
-            "uptime" => clients.sort_by_key(|c| now.saturating_since(c.start)),
-            _ => {}
-        }
-        let total = clients.len();
-        let connections: Vec<ConnInfo<'a>> = page(&clients, offset, limit)
-            .iter()
-            .map(|c| self.conn_info(c, clock, subs, detail, auth))
-            .collect();
-        Ok(Connz {
+        let mut answer = Connz {
             server_id: &self.server_id,
             now: clock.text(now),
-            num_connections: connections.len(),
-            total,
+            num_connections: 0,
+            total: 0,
             offset,
             limit,
-            connections,
-        })
+            connections: Vec::new(),
+        };
+        if account.is_some_and(|a| !self.account_index.contains_key(a)) {
+            return Ok(answer);
+        }
+
+        // Open connections by cid, then closed ones in the order they closed.
+        let mut open: Vec<&Client> = Vec::new();
+        if state != State::Closed {
+            open = self
+                .slots
+                .iter()
+                .filter_map(|slot| slot.client.as_ref())
+                .filter(|c| !c.closing)
+                .filter(|c| account.is_none_or(|a| self.account_of(c).is_some_and(|n| n == a)))
+                .collect();
+            open.sort_by_key(|c| c.cid);
+        }
+        let mut closed: Vec<&ClosedClient> = Vec::new();
+        if state != State::Open {
+            closed = self
+                .closed
+                .iter()
+                .filter(|c| account.is_none_or(|a| c.account() == Some(a)))
+                .collect();
+        }
+        // As nats-server: the total counts the connections in the state (and
+        // account) asked for; the cid and user filters do not lower it.
+        answer.total = open.len() + closed.len();
+        if let Some(cid) = cid {
+            // An open connection first, else a closed one (as nats-server
+            // 2.10+; 2.9.10 looks only at closed ones when both are asked for).
+            open.retain(|c| c.cid == cid);
+            if open.is_empty() {
+                closed.retain(|c| c.cid == cid);
+                closed.truncate(1);
+            } else {
+                closed.clear();
+            }
+        } else if let Some(user) = user {
+            open.retain(|c| c.user.as_deref() == Some(user));
+            closed.retain(|c| c.user() == Some(user));
+        }
+        let mut conns: Vec<Conn<'a>> = open
+            .into_iter()
+            .map(Conn::Open)
+            .chain(closed.into_iter().map(Conn::Closed))
+            .collect();
+        // Stable sorts: equal keys keep the order above.
+        match sort {
+            "cid" | "start" => conns.sort_by_key(|c| c.cid()),
+            "subs" => conns.sort_by_key(|c| Reverse(c.num_subs())),
+            "pending" => conns.sort_by_key(|c| Reverse(c.pending())),
+            "msgs_to" => conns.sort_by_key(|c| Reverse(c.counters().out_msgs)),
+            "msgs_from" => conns.sort_by_key(|c| Reverse(c.counters().in_msgs)),
+            "bytes_to" => conns.sort_by_key(|c| Reverse(c.counters().out_bytes)),
+            "bytes_from" => conns.sort_by_key(|c| Reverse(c.counters().in_bytes)),
+            "last" => conns.sort_by_key(|c| Reverse(c.last_activity())),
+            // The longest idle first: time since the last activity, as
+            // nats-server 2.10+ (2.9.10 sorted by last activity minus start).
+            "idle" => conns.sort_by_key(|c| Reverse(now.saturating_since(c.last_activity()))),
+            // The shortest uptime first; a closed connection's ended at its stop.
+            "uptime" => conns.sort_by_key(|c| c.end(now).saturating_since(c.start())),
+            // The most recently closed first.
+            "stop" => conns.sort_by_key(|c| Reverse(c.end(now))),
+            "reason" => conns.sort_by_key(|c| c.reason().map(CloseReason::as_str)),
+            _ => unreachable!("sort options are checked above"),
+        }
+        answer.connections = page(&conns, offset, limit)
+            .iter()
+            .map(|conn| match *conn {
+                Conn::Open(c) => self.conn_info(c, clock, subs, detail, auth),
+                Conn::Closed(c) => closed_info(c, clock, subs, detail, auth),
+            })
+            .collect();
+        answer.num_connections = answer.connections.len();
+        Ok(answer)
     }
 
     fn conn_info<'a>(
@@ -257,7 +325,17 @@ impl Server {
             (true, false) => (list.iter().map(|s| lossy(&s.subject)).collect(), Vec::new()),
             (true, true) => (
                 Vec::new(),
-                list.iter().map(|s| sub_detail(s, c.cid, None)).collect(),
+                list.iter()
+                    .map(|s| SubDetail {
+                        account: None,
+                        subject: lossy(&s.subject),
+                        qgroup: s.queue.as_deref().map(lossy),
+                        sid: lossy(&s.sid),
+                        msgs: s.delivered,
+                        max: s.max,
+                        cid: c.cid,
+                    })
+                    .collect(),
             ),
         };
         let account = self
@@ -271,6 +349,8 @@ impl Server {
             port: c.peer.port,
             start: clock.text(c.start),
             last_activity: clock.text(c.last_activity),
+            stop: None,
+            reason: None,
             rtt: go_duration(c.rtt),
             uptime: uptime(clock.since(c.start)),
             idle: uptime(clock.since(c.last_activity)),
@@ -333,8 +413,15 @@ impl Server {
                     .client
                     .as_ref()
                     .map_or(0, |c| c.cid);
-                let account = self.accounts[s.account as usize].name.as_str();
-                sub_detail(s, cid, Some(account))
+                SubDetail {
+                    account: Some(self.accounts[s.account as usize].name.as_str()),
+                    subject: lossy(&s.subject),
+                    qgroup: s.queue.as_deref().map(lossy),
+                    sid: lossy(&s.sid),
+                    msgs: s.delivered,
+                    max: s.max,
+                    cid,
+                }
             })
             .collect();
         Ok(json(&Subsz {
@@ -436,6 +523,159 @@ impl Server {
     }
 }
 
+/// The connections `/connz` lists (`state=`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Closed,
+    All,
+}
+
+/// An open or a closed connection, as `/connz` sorts and lists them.
+#[derive(Clone, Copy)]
+enum Conn<'a> {
+    Open(&'a Client),
+    Closed(&'a ClosedClient),
+}
+
+/// The message and byte counters of a connection.
+struct Counters {
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+}
+
+impl Conn<'_> {
+    fn cid(&self) -> u64 {
+        match self {
+            Conn::Open(c) => c.cid,
+            Conn::Closed(c) => c.cid,
+        }
+    }
+
+    fn num_subs(&self) -> usize {
+        match self {
+            Conn::Open(c) => c.subs.len(),
+            Conn::Closed(c) => c.num_subs(),
+        }
+    }
+
+    fn pending(&self) -> usize {
+        match self {
+            Conn::Open(c) => c.out.len(),
+            Conn::Closed(c) => c.pending_bytes,
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        match self {
+            Conn::Open(c) => Counters {
+                in_msgs: c.in_msgs,
+                out_msgs: c.out_msgs,
+                in_bytes: c.in_bytes,
+                out_bytes: c.out_bytes,
+            },
+            Conn::Closed(c) => Counters {
+                in_msgs: c.in_msgs,
+                out_msgs: c.out_msgs,
+                in_bytes: c.in_bytes,
+                out_bytes: c.out_bytes,
+            },
+        }
+    }
+
+    fn start(&self) -> Time {
+        match self {
+            Conn::Open(c) => c.start,
+            Conn::Closed(c) => c.start,
+        }
+    }
+
+    fn last_activity(&self) -> Time {
+        match self {
+            Conn::Open(c) => c.last_activity,
+            Conn::Closed(c) => c.last_activity,
+        }
+    }
+
+    /// When it closed, or `now` if it is open.
+    fn end(&self, now: Time) -> Time {
+        match self {
+            Conn::Open(_) => now,
+            Conn::Closed(c) => c.stop,
+        }
+    }
+
+    fn reason(&self) -> Option<CloseReason> {
+        match self {
+            Conn::Open(_) => None,
+            Conn::Closed(c) => Some(c.reason),
+        }
+    }
+}
+
+/// A closed connection as nats-server lists it: the figures as they were
+/// when it closed (`uptime` and `idle` end at `stop`), the user and account
+/// it kept (with `auth`), and its subscriptions, whose details name the
+/// account, `$G` included, and never a `max` (nats-server clears it when
+/// closing).
+fn closed_info<'a>(
+    c: &'a ClosedClient,
+    clock: &Clock,
+    subs: bool,
+    detail: bool,
+    auth: bool,
+) -> ConnInfo<'a> {
+    let mut list: Vec<_> = if subs { c.subs().collect() } else { Vec::new() };
+    list.sort_by(|a, b| sid_order(a.sid, b.sid));
+    let (subscriptions_list, subscriptions_list_detail) = match (subs, detail) {
+        (false, _) => (Vec::new(), Vec::new()),
+        (true, false) => (list.iter().map(|s| lossy(s.subject)).collect(), Vec::new()),
+        (true, true) => (
+            Vec::new(),
+            list.iter()
+                .map(|s| SubDetail {
+                    account: Some(c.account_name()),
+                    subject: lossy(s.subject),
+                    qgroup: s.queue.map(lossy),
+                    sid: lossy(s.sid),
+                    msgs: s.msgs,
+                    max: 0,
+                    cid: c.cid,
+                })
+                .collect(),
+        ),
+    };
+    ConnInfo {
+        cid: c.cid,
+        kind: "Client",
+        conn_type: "nats",
+        ip: c.ip(),
+        port: c.port,
+        start: clock.text(c.start),
+        last_activity: clock.text(c.last_activity),
+        stop: Some(clock.text(c.stop)),
+        reason: Some(c.reason.as_str()),
+        rtt: go_duration(c.rtt()),
+        uptime: uptime(c.stop.saturating_since(c.start)),
+        idle: uptime(c.stop.saturating_since(c.last_activity)),
+        pending_bytes: c.pending_bytes,
+        in_msgs: c.in_msgs,
+        out_msgs: c.out_msgs,
+        in_bytes: c.in_bytes,
+        out_bytes: c.out_bytes,
+        subscriptions: c.num_subs(),
+        name: c.name(),
+        lang: c.lang(),
+        version: c.version(),
+        authorized_user: if auth { c.user() } else { None },
+        account: if auth { c.account() } else { None },
+        subscriptions_list,
+        subscriptions_list_detail,
+    }
+}
+
 // ----- the JSON shapes (nats-server's field names and order) -------------------
 
 #[derive(Serialize)]
@@ -510,6 +750,12 @@ struct ConnInfo<'a> {
     port: u16,
     start: String,
     last_activity: String,
+    /// When a closed connection closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<String>,
+    /// Why a closed connection closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     rtt: String,
     uptime: String,
     idle: String,
@@ -685,18 +931,6 @@ fn is_false(b: &bool) -> bool {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-fn sub_detail<'a>(sub: &Subscription, cid: u64, account: Option<&'a str>) -> SubDetail<'a> {
-    SubDetail {
-        account,
-        subject: lossy(&sub.subject),
-        qgroup: sub.queue.as_deref().map(lossy),
-        sid: lossy(&sub.sid),
-        msgs: sub.delivered,
-        max: sub.max,
-        cid,
-    }
 }
 
 /// Numeric sids in numeric order, then the others by their bytes.
@@ -919,6 +1153,27 @@ impl Query {
                 "Error decoding int for '{key}': strconv.Atoi: parsing {text:?}: {why}"
             ))
         })
+    }
+
+    /// An unsigned number the way Go's `strconv.ParseUint` reads it (no sign).
+    fn uint(&self, key: &str) -> Result<Option<u64>, MonitorResponse> {
+        let Some(text) = self.get(key) else {
+            return Ok(None);
+        };
+        let digits = text.bytes().all(|b| b.is_ascii_digit());
+        match text.parse::<u64>() {
+            Ok(n) if digits => Ok(Some(n)),
+            _ => {
+                let why = if digits {
+                    "value out of range"
+                } else {
+                    "invalid syntax"
+                };
+                Err(bad_request(format!(
+                    "Error decoding uint64 for '{key}': strconv.ParseUint: parsing {text:?}: {why}"
+                )))
+            }
+        }
     }
 
     /// `offset` (negative is 0) and `limit` (0 or negative is the default, 1024).

@@ -31,6 +31,7 @@ impl Server {
     /// over it are closed. `now` becomes the `config_load_time` monitoring
     /// reports.
     pub fn reload(&mut self, opts: Options, auth: Auth, now: Time) -> Result<(), String> {
+        self.input_time = now;
         self.reload_config(opts, auth)?;
         self.config_loaded = now;
         Ok(())

@@ -293,9 +293,10 @@ impl Server {
             Level::Info,
             &format!("Slow Consumer Detected: MaxPending of {max} exceeded"),
         );
+        // Closed first, so that its record shows what was pending.
+        self.shut_client(index, CloseReason::SlowConsumerPendingBytes, true);
         let client = self.slots[index].client.as_mut().expect("live client");
         client.out.clear(&mut self.pool);
-        self.shut_client(index, CloseReason::SlowConsumerPendingBytes, true);
     }
 
     /// The socket took no bytes for `write_deadline`: closed as a slow

@@ -32,6 +32,7 @@ pub(super) const SERVER_TIMER: u64 = 0;
 impl Server {
     /// Time passed: fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.input_time = now;
         while let Some(&Reverse((due, raw, kind))) = self.timers.peek() {
             if due > now {
                 break;

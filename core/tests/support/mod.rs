@@ -64,6 +64,13 @@ impl Sim {
         self.pump();
     }
 
+    /// The peer closed the connection.
+    pub fn disconnect(&mut self, id: ClientId) {
+        self.server
+            .handle_closed(id, CloseReason::ClientClosed, self.now);
+        self.pump();
+    }
+
     pub fn advance(&mut self, d: Duration) {
         let until = self.now + d;
         while let Some(t) = self.server.poll_timeout().filter(|&t| t <= until) {
@@ -86,7 +93,7 @@ impl Sim {
                 Event::Close(id, reason) => {
                     self.drain(id);
                     self.closed.insert(id, reason);
-                    self.server.handle_closed(id);
+                    self.server.handle_closed(id, reason, self.now);
                 }
                 Event::Resume(id) => self.resumed.push(id),
             }
