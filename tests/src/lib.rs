@@ -99,8 +99,9 @@ fn build_binary(name: &str) -> PathBuf {
     binary
 }
 
-/// A port nobody listens on right now (the kernel picks it; a race with another
-/// process is possible, so process starts retry on "address in use").
+/// A port nobody listens on right now, for tests that must write a port into a
+/// configuration (the kernel picks it; another process may take it before it
+/// is used). `TestServer` itself lets the server pick its port (`-p -1`).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -113,6 +114,8 @@ pub fn free_port() -> u16 {
 struct Log {
     text: Mutex<String>,
     changed: Condvar,
+    /// Output streams read to their end.
+    ended: AtomicUsize,
 }
 
 impl Log {
@@ -125,6 +128,17 @@ impl Log {
                 text.push('\n');
                 self.changed.notify_all();
             }
+            let _text = self.text.lock().unwrap();
+            self.ended.fetch_add(1, Ordering::SeqCst);
+            self.changed.notify_all();
+        });
+    }
+
+    /// Waits (bounded) until both output streams of an exited process are read
+    /// to their end, so the log holds everything it printed.
+    fn wait_for_end(&self, timeout: Duration) {
+        self.wait_for(timeout, |_| {
+            (self.ended.load(Ordering::SeqCst) >= 2).then_some(())
         });
     }
 
@@ -175,45 +189,39 @@ impl TestServer {
     }
 
     fn start_binary(args: &[&str], config: Option<PathBuf>) -> TestServer {
-        let mut last_log = String::new();
-        // A free port can be taken between choosing and binding it: retry a few times.
-        for _ in 0..3 {
-            let port = free_port();
-            let port_text = port.to_string();
-            let mut full = vec!["-a", "127.0.0.1", "-p", &port_text];
-            full.extend_from_slice(args);
-            let config_arg;
-            if let Some(path) = &config {
-                config_arg = path.to_string_lossy().into_owned();
-                full.extend_from_slice(&["-c", &config_arg]);
-            }
-            let (mut child, log) = spawn_process(&full);
-            let log_file = args
-                .windows(2)
-                .find(|pair| matches!(pair[0], "-l" | "--log" | "-log"))
-                .map(|pair| pair[1]);
-            match wait_until_ready(port, &mut child, &log, log_file) {
-                Ok(()) => {
-                    return TestServer {
-                        port,
-                        running: Running { child, log, config },
-                    }
+        // `-p -1`: the server binds a port of its own choosing and logs it, so
+        // two tests can never race for one port.
+        let mut full = vec!["-a", "127.0.0.1", "-p", "-1"];
+        full.extend_from_slice(args);
+        let config_arg;
+        if let Some(path) = &config {
+            config_arg = path.to_string_lossy().into_owned();
+            full.extend_from_slice(&["-c", &config_arg]);
+        }
+        let (mut child, log) = spawn_process(&full);
+        let log_file = args
+            .windows(2)
+            .find(|pair| matches!(pair[0], "-l" | "--log" | "-log"))
+            .map(|pair| pair[1]);
+        match wait_until_ready(&mut child, &log, log_file) {
+            Ok(port) => TestServer {
+                port,
+                running: Running { child, log, config },
+            },
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                log.wait_for_end(Duration::from_secs(2));
+                if let Some(path) = config {
+                    let _ = std::fs::remove_file(path);
                 }
-                Err(why) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_log = format!("{why}\n{}", log.snapshot());
-                    let lower = last_log.to_lowercase();
-                    if !lower.contains("in use") && !lower.contains("another server") {
-                        break;
-                    }
-                }
+                panic!(
+                    "{} did not start: {why}\n{}",
+                    server_binary().display(),
+                    log.snapshot()
+                );
             }
         }
-        if let Some(path) = config {
-            let _ = std::fs::remove_file(path);
-        }
-        panic!("{} did not start:\n{last_log}", server_binary().display());
     }
 
     /// The server binary with exactly `args` (no `-a`/`-p` added); the port is read
@@ -348,38 +356,32 @@ fn spawn_process(args: &[&str]) -> (Child, Arc<Log>) {
     (child, log)
 }
 
-/// The server id a server logged at start (`  ID:       N...`, as nats-server
-/// and tenet both print it).
-fn logged_server_id(text: &str) -> Option<String> {
-    let rest = text.split("  ID:       ").nth(1)?;
-    let id = rest.split_whitespace().next()?;
-    Some(id.to_string())
+/// The value after `label` in a log text, up to the end of its word.
+fn logged_after<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.split(label).nth(1)?.split_whitespace().next()
 }
 
-/// Waits until the server we started answers on `port`: its log names its server
-/// id, and a connection to the port gets an INFO with that same id. Another
-/// test's server that happened to take the port between `free_port` and our
-/// bind answers with another id and is never mistaken for ours (ours then fails
-/// with "address in use" and the caller retries). With `-l FILE` the id is read
-/// from that file.
-fn wait_until_ready(
-    port: u16,
-    child: &mut Child,
-    log: &Log,
-    log_file: Option<&str>,
-) -> Result<(), String> {
+/// Waits until the server we started is ready and returns its port: its log
+/// names the port it listens on and its server id (`  ID:       N...`, as
+/// nats-server and tenet both print it), and a connection to that port gets
+/// an INFO with that same id, so a test never talks to a server it did not
+/// start. With `-l FILE` the log is read from that file.
+fn wait_until_ready(child: &mut Child, log: &Log, log_file: Option<&str>) -> Result<u16, String> {
     let deadline = Instant::now() + START_TIMEOUT;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut seen_other = None;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             return Err(format!("server exited early with {status}"));
         }
-        let id = logged_server_id(&log.snapshot()).or_else(|| {
-            let text = std::fs::read_to_string(log_file?).ok()?;
-            logged_server_id(&text)
-        });
-        if let Some(id) = id {
+        let mut text = log.snapshot();
+        if let Some(file) = log_file {
+            text.push_str(&std::fs::read_to_string(file).unwrap_or_default());
+        }
+        let port = logged_after(&text, "Listening for client connections on ")
+            .and_then(|addr| addr.rsplit(':').next()?.parse::<u16>().ok());
+        let id = logged_after(&text, "  ID:       ");
+        if let (Some(port), Some(id)) = (port, id) {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
             if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                 // Read the INFO so the probe is a complete, cleanly closed connection.
                 stream.set_read_timeout(Some(TIMEOUT)).ok();
@@ -390,7 +392,7 @@ fn wait_until_ready(
                         .and_then(|json| serde_json::from_str::<Value>(json).ok())
                         .and_then(|info| Some(info.get("server_id")?.as_str()?.to_string()));
                     match answered {
-                        Some(answered) if answered == id => return Ok(()),
+                        Some(answered) if answered == id => return Ok(port),
                         Some(answered) => seen_other = Some(answered),
                         None => {}
                     }
@@ -399,10 +401,8 @@ fn wait_until_ready(
         }
         if Instant::now() >= deadline {
             return Err(match seen_other {
-                Some(other) => format!(
-                    "port {port} is served by another server ({other}), not ours, after {START_TIMEOUT:?}"
-                ),
-                None => format!("port {port} not accepting after {START_TIMEOUT:?}"),
+                Some(other) => format!("its port is served by another server ({other})"),
+                None => format!("not ready after {START_TIMEOUT:?}"),
             });
         }
         thread::sleep(Duration::from_millis(10));
