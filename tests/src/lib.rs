@@ -794,6 +794,21 @@ impl RawClient {
     }
 }
 
+/// Datagrams received on `udp` until one contains `needle` (bounded).
+pub fn datagrams_until(udp: &std::net::UdpSocket, needle: &str) -> Vec<String> {
+    udp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !got.last().is_some_and(|m: &String| m.contains(needle)) {
+        match udp.recv(&mut buf) {
+            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("no syslog message with {needle:?} ({e}); got {got:#?}"),
+        }
+    }
+    got
+}
+
 /// Runs the server binary to completion (bounded); returns its status and stdout+stderr.
 pub fn run_binary(args: &[&str]) -> (ExitStatus, String) {
     let mut child = Command::new(server_binary())

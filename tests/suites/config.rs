@@ -276,21 +276,6 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// Datagrams received on `udp` until one contains `needle` (bounded).
-fn datagrams_until(udp: &UdpSocket, needle: &str) -> Vec<String> {
-    udp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    while !got.last().is_some_and(|m: &String| m.contains(needle)) {
-        match udp.recv(&mut buf) {
-            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("no syslog message with {needle:?} ({e}); got {got:#?}"),
-        }
-    }
-    got
-}
-
 /// Newline-separated messages read from a stream until one contains `needle`.
 fn stream_until(stream: impl Read, needle: &str) -> Vec<String> {
     let mut got = Vec::new();
@@ -375,7 +360,7 @@ fn listening_port(texts: &[String]) -> u16 {
 fn logs_to_udp_syslog(udp: &UdpSocket, args: &[&str]) {
     let server = Spawned::start(args);
     let pid = server.pid();
-    let got = datagrams_until(udp, "Server is ready");
+    let got = tenet_tests::datagrams_until(udp, "Server is ready");
     let ready = got.last().unwrap();
     assert_eq!(network_format(ready, 5, pid), "Server is ready");
     let texts: Vec<String> = got

@@ -1309,20 +1309,6 @@ fn error_report_intervals_change_live() {
     u.expect(msg("new.x", 2, "granted"));
 }
 
-/// Syslog messages received on `udp` until one contains `needle` (bounded).
-fn syslog_until(udp: &std::net::UdpSocket, needle: &str) -> Vec<String> {
-    udp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    let mut got: Vec<String> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    while !got.last().is_some_and(|m| m.contains(needle)) {
-        match udp.recv(&mut buf) {
-            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(e) => panic!("no syslog message with {needle:?} ({e}); got {got:#?}"),
-        }
-    }
-    got
-}
-
 #[test]
 fn remote_syslog_switches_live() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
@@ -1335,7 +1321,7 @@ fn remote_syslog_switches_live() {
     // To the syslog server: the reload's own outcome already goes there.
     std::fs::write(&server.config.0, guarded("new", &syslog)).expect("rewrite");
     server.signal(libc::SIGHUP);
-    let got = syslog_until(&udp, RELOADED);
+    let got = tenet_tests::datagrams_until(&udp, RELOADED);
     let reloaded = got.last().unwrap();
     assert!(reloaded.starts_with("<5>"), "{reloaded}");
     assert!(
@@ -1345,7 +1331,7 @@ fn remote_syslog_switches_live() {
     u.expect(sub_revoked("old.>", 1));
     // What the server logs now goes to syslog, not stderr.
     u.send("SUB old.x 2\r\n");
-    let got = syslog_until(&udp, "Subscription Violation");
+    let got = tenet_tests::datagrams_until(&udp, "Subscription Violation");
     assert!(got.last().unwrap().starts_with("<3>"), "{got:#?}");
     assert!(!server.logs().contains("Subscription Violation"));
 
@@ -1409,10 +1395,10 @@ fn the_r_flag_stays_over_the_file_on_reload() {
     let config = ConfigFile(write_config_file(&guarded("old", "")));
     let path = config.0.to_string_lossy().into_owned();
     let server = Spawned::start(&["-a", "127.0.0.1", "-p", "-1", "-c", &path, "-r", &url]);
-    syslog_until(&udp, "Server is ready");
+    tenet_tests::datagrams_until(&udp, "Server is ready");
     std::fs::write(&config.0, guarded("new", "")).expect("rewrite");
     server.hangup();
-    let got = syslog_until(&udp, "Reloaded server configuration");
+    let got = tenet_tests::datagrams_until(&udp, "Reloaded server configuration");
     assert!(got.last().unwrap().starts_with("<5>"), "{got:#?}");
 }
 
