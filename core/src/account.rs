@@ -224,35 +224,49 @@ impl Accounts {
     /// Whether the import just added to `importer` from `exporter`, on
     /// `local` (its subject in the importer), closes a loop of imports of the
     /// same kind. Like nats-server, imports are checked in the order they are
-    /// written, each against those before it: from the exporter, follow its
-    /// imports whose subject overlaps the one followed; meeting an account
-    /// already on the path is a cycle.
+    /// written, each against those before it: from the exporter, follow every
+    /// import whose subject overlaps the one followed (depth first); meeting
+    /// an account already on the path is a cycle.
     fn forms_cycle(&self, importer: usize, exporter: usize, local: &[u8], service: bool) -> bool {
         let edges = self.edges(service);
         let mut on_path = vec![importer];
-        let (mut at, mut subject) = (exporter, local.to_vec());
-        // Each step moves to a new account, so the walk is bounded.
-        'walk: while on_path.len() <= self.specs.len() {
-            // A stream is only followed through an account that exports it.
-            if !service && !self.exports_stream(at, &subject) {
-                return false;
-            }
-            for edge in edges.iter().filter(|e| e.importer == at) {
-                let overlapping = if service { &edge.remote } else { &edge.local };
-                if !subjects_collide(&subject, overlapping) {
-                    continue;
-                }
-                if on_path.contains(&edge.exporter) {
-                    return true;
-                }
-                on_path.push(at);
-                if is_subset(&edge.local, &subject) {
-                    subject = edge.local.clone();
-                }
-                at = edge.exporter;
-                continue 'walk;
-            }
+        self.cycle_from(&edges, exporter, local, service, &mut on_path)
+    }
+
+    /// One step of [`Accounts::forms_cycle`]: the imports of `at` that
+    /// `subject` overlaps, each followed in turn. The path only grows, so the
+    /// walk ends within as many steps as there are accounts.
+    fn cycle_from(
+        &self,
+        edges: &[Edge],
+        at: usize,
+        subject: &[u8],
+        service: bool,
+        on_path: &mut Vec<usize>,
+    ) -> bool {
+        // A stream is only followed through an account that exports it.
+        if !service && !self.exports_stream(at, subject) {
             return false;
+        }
+        for edge in edges.iter().filter(|e| e.importer == at) {
+            let overlapping = if service { &edge.remote } else { &edge.local };
+            if !subjects_collide(subject, overlapping) {
+                continue;
+            }
+            if on_path.contains(&edge.exporter) {
+                return true;
+            }
+            let next = if is_subset(&edge.local, subject) {
+                &edge.local[..]
+            } else {
+                subject
+            };
+            on_path.push(at);
+            let found = self.cycle_from(edges, edge.exporter, next, service, on_path);
+            on_path.pop();
+            if found {
+                return true;
+            }
         }
         false
     }
@@ -745,6 +759,27 @@ mod tests {
             account("B", vec![], vec![import(true, "A", "svc.>")]),
         ];
         assert!(Accounts::new(&chain, None, false).is_ok());
+        // The loop is behind the second overlapping import of C, not the
+        // first: every overlapping import is followed (found by the
+        // account-isolation property test).
+        let second_branch = vec![
+            account("B", vec![export(true, "a.a", None)], vec![]),
+            account(
+                "C",
+                vec![export(true, "*.>", None)],
+                vec![import(true, "B", "a.a"), import(true, "D", ">")],
+            ),
+            account(
+                "D",
+                vec![export(true, ">", None)],
+                vec![import(true, "C", "*.>")],
+            ),
+        ];
+        let err = Accounts::new(&second_branch, None, false).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Error adding service import \"*.>\": import forms a cycle"
+        );
         // A prefix moves the stream out of the way of the other import.
         let prefixed = vec![
             account(
