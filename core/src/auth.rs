@@ -15,7 +15,8 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use subtle::ConstantTimeEq;
 
 use crate::account::{Accounts, GLOBAL_ACCOUNT};
-use crate::config::options::{AccountConfig, Authorization, Permissions, User};
+use crate::config::options::{AccountConfig, Authorization, Config, Permissions, User};
+use crate::config::{ConfigError, Pos};
 use crate::proto::ConnectOptions;
 
 /// nats-server's authorization timeout when none (or zero) is configured.
@@ -42,7 +43,95 @@ impl Auth {
     pub fn none() -> Auth {
         Auth::default()
     }
+
+    /// The users and accounts a configuration describes, with the single
+    /// user, password or token of the command line (`--user`, `--pass`,
+    /// `--auth`) over the file's. Every check the server makes before it
+    /// starts is here (imports against exports, cycles, duplicate users,
+    /// credentials, `no_auth_user`), so `-t` and start-up agree; each error
+    /// carries the position of what is at fault.
+    pub fn from_config(
+        config: &Config,
+        flag_user: Option<&str>,
+        flag_pass: Option<&str>,
+        flag_token: Option<&str>,
+    ) -> Result<Auth, ConfigError> {
+        let accounts = Accounts::from_config(config)?;
+        let users = Users::new(
+            config.authorization.as_ref(),
+            &config.accounts,
+            config.no_auth_user.as_deref(),
+            flag_user,
+            flag_pass,
+            flag_token,
+        )
+        .map_err(|e| {
+            let pos = match e.site {
+                ErrorSite::Authorization => {
+                    config.authorization.as_ref().and_then(|a| a.pos.clone())
+                }
+                ErrorSite::User(pos) => pos,
+                ErrorSite::NoAuthUser => config.no_auth_user_pos.clone(),
+            };
+            ConfigError {
+                pos,
+                message: e.message,
+            }
+        })?;
+        Ok(Auth { users, accounts })
+    }
 }
+
+/// Why a set of users was refused, and where the mistake is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsersError {
+    /// What is wrong.
+    pub message: String,
+    /// What it is about.
+    pub site: ErrorSite,
+}
+
+/// What a [`UsersError`] is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorSite {
+    /// The `authorization` block's own settings (or the command-line flags over them).
+    Authorization,
+    /// One user of a `users` list, written at this position.
+    User(Option<Pos>),
+    /// `no_auth_user`.
+    NoAuthUser,
+}
+
+impl UsersError {
+    fn block(message: String) -> UsersError {
+        UsersError {
+            message,
+            site: ErrorSite::Authorization,
+        }
+    }
+
+    fn user(message: String, user: &User) -> UsersError {
+        UsersError {
+            message,
+            site: ErrorSite::User(user.pos.clone()),
+        }
+    }
+
+    fn no_auth_user(message: String) -> UsersError {
+        UsersError {
+            message,
+            site: ErrorSite::NoAuthUser,
+        }
+    }
+}
+
+impl fmt::Display for UsersError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UsersError {}
 
 /// Who may log in, compiled from the `authorization` block and the command line.
 #[derive(Clone, Debug)]
@@ -160,7 +249,7 @@ impl Users {
         flag_user: Option<&str>,
         flag_pass: Option<&str>,
         flag_token: Option<&str>,
-    ) -> Result<Users, String> {
+    ) -> Result<Users, UsersError> {
         let none = Authorization::default();
         let auth = auth.unwrap_or(&none);
         let user = non_empty(flag_user).or(non_empty(auth.user.as_deref()));
@@ -180,7 +269,9 @@ impl Users {
             } else {
                 ""
             };
-            Err(format!("authorization: {message}{source}"))
+            Err(UsersError::block(format!(
+                "authorization: {message}{source}"
+            )))
         };
         if token.is_some() && (user.is_some() || password.is_some()) {
             return conflict("can not have a token and a user/password");
@@ -211,11 +302,15 @@ impl Users {
         };
         let default = &auth.default_permissions;
         for u in &auth.users {
-            users.add_list_user(u, default, GLOBAL_ACCOUNT)?;
+            users
+                .add_list_user(u, default, GLOBAL_ACCOUNT)
+                .map_err(|message| UsersError::user(message, u))?;
         }
         for account in accounts {
             for u in &account.users {
-                users.add_list_user(u, &account.default_permissions, &account.name)?;
+                users
+                    .add_list_user(u, &account.default_permissions, &account.name)
+                    .map_err(|message| UsersError::user(message, u))?;
             }
         }
 
@@ -238,7 +333,7 @@ impl Users {
         };
         if let Some(entry) = single {
             if let Credential::Password(p) | Credential::Token(p) = &entry.credential {
-                check_bcrypt(p, "authorization password/token")?;
+                check_bcrypt(p, "authorization password/token").map_err(UsersError::block)?;
             }
             users.single = Some(users.entries.len());
             users.entries.push(entry);
@@ -256,17 +351,17 @@ impl Users {
 
         if let Some(name) = non_empty(no_auth_user) {
             if users.by_name.is_empty() && users.by_nkey.is_empty() {
-                return Err(format!(
+                return Err(UsersError::no_auth_user(format!(
                     "no_auth_user: {name:?} present, but users/nkeys are not defined"
-                ));
+                )));
             }
             let index = users.by_name.get(name).or_else(|| users.by_nkey.get(name));
             match index {
                 Some(&i) => users.no_auth = Some(i),
                 None => {
-                    return Err(format!(
+                    return Err(UsersError::no_auth_user(format!(
                         "no_auth_user: {name:?} not present as user or nkey in authorization block"
-                    ))
+                    )))
                 }
             }
         }
@@ -641,7 +736,8 @@ mod tests {
                 None,
                 None,
             )
-            .unwrap_err();
+            .unwrap_err()
+            .message;
             assert!(err.contains("alice") && err.contains("bcrypt"), "{err}");
             assert!(!err.contains(bad), "the secret must not be echoed: {err}");
         }
@@ -737,14 +833,18 @@ mod tests {
             (None, [Some("u"), Some("p"), Some("t")]),
         ];
         for (auth, [user, pass, tok]) in cases {
-            let err = Users::new(auth, &[], None, user, pass, tok).unwrap_err();
+            let err = Users::new(auth, &[], None, user, pass, tok)
+                .unwrap_err()
+                .message;
             assert!(err.contains("--user, --pass and --auth"), "{err}");
         }
         let both = Authorization {
             password: Some("p".into()),
             ..Authorization::default()
         };
-        let err = Users::new(Some(&both), &[], None, None, None, None).unwrap_err();
+        let err = Users::new(Some(&both), &[], None, None, None, None)
+            .unwrap_err()
+            .message;
         assert_eq!(err, "authorization: a password needs a user");
         // With a users list, a lone block password (a `PASS` variable) is ignored, as in nats-server.
         let pass_variable = Authorization {
@@ -759,7 +859,9 @@ mod tests {
         );
         assert_eq!(name_of(&users, r#"{"pass":"p"}"#), None);
         let dup = with_users(vec![password_user("a", "1"), password_user("a", "2")]);
-        let err = Users::new(Some(&dup), &[], None, None, None, None).unwrap_err();
+        let err = Users::new(Some(&dup), &[], None, None, None, None)
+            .unwrap_err()
+            .message;
         assert_eq!(err, "Duplicate user \"a\" detected");
     }
 
@@ -838,7 +940,8 @@ mod tests {
                 None,
                 None,
             )
-            .unwrap_err();
+            .unwrap_err()
+            .message;
             assert!(err.contains("not a valid user nkey"), "{err}");
         }
     }
@@ -884,14 +987,18 @@ mod tests {
     #[test]
     fn no_auth_user_must_exist() {
         let auth = with_users(vec![password_user("alice", "pw")]);
-        let err = Users::new(Some(&auth), &[], Some("ghost"), None, None, None).unwrap_err();
+        let err = Users::new(Some(&auth), &[], Some("ghost"), None, None, None)
+            .unwrap_err()
+            .message;
         assert!(err.contains("\"ghost\" not present"), "{err}");
         let token = Authorization {
             token: Some("t".into()),
             ..Authorization::default()
         };
         for auth in [None, Some(&token)] {
-            let err = Users::new(auth, &[], Some("alice"), None, None, None).unwrap_err();
+            let err = Users::new(auth, &[], Some("alice"), None, None, None)
+                .unwrap_err()
+                .message;
             assert!(err.contains("users/nkeys are not defined"), "{err}");
         }
         // "" means unset, as in nats-server.

@@ -3,8 +3,7 @@
 //! Parsing records only the flags that were given, so that they can override a
 //! configuration file afterwards, as nats-server's do.
 
-use tenet_core::account::Accounts;
-use tenet_core::auth::{Auth, Users};
+use tenet_core::auth::Auth;
 use tenet_core::config::options::{http_port_option, read_config, Config, SyslogAddress};
 use tenet_core::config::parse::{parse_file, ConfigError, Resolver};
 use tenet_core::options::DEFAULT_PORT;
@@ -295,21 +294,25 @@ impl Flags {
         }
     }
 
-    /// Who may log in and into which account: the file's `authorization` and
-    /// `accounts` blocks and `no_auth_user`, with `--user`, `--pass` and
-    /// `--auth` over them, as in nats-server.
-    pub fn auth(&self, config: &Config) -> Result<Auth, ConfigError> {
-        let accounts = Accounts::from_config(config)?;
-        let users = Users::new(
-            config.authorization.as_ref(),
-            &config.accounts,
-            config.no_auth_user.as_deref(),
+    /// Everything start-up checks, and only that, so that `-t` and start-up
+    /// (and a reload) agree: [`Flags::load_config`], then the users and
+    /// accounts it describes ([`Auth::from_config`], with `--user`, `--pass`
+    /// and `--auth` over the file's, as in nats-server). Each error carries
+    /// its position.
+    pub fn load(
+        &self,
+        resolver: &dyn Resolver,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Auth), Vec<ConfigError>> {
+        let config = self.load_config(resolver, env)?;
+        let auth = Auth::from_config(
+            &config,
             self.user.as_deref(),
             self.pass.as_deref(),
             self.auth.as_deref(),
         )
-        .map_err(|message| ConfigError { pos: None, message })?;
-        Ok(Auth { users, accounts })
+        .map_err(|e| vec![e])?;
+        Ok((config, auth))
     }
 
     /// Overrides what the file said with what the command line says.

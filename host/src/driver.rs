@@ -145,8 +145,9 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         }
     };
     let env = |name: &str| std::env::var(name).ok();
-    let config = match flags.load_config(&FsResolver, &env) {
-        Ok(config) => config,
+    // The same checks for -t and for start-up: a file -t calls valid starts.
+    let (config, auth) = match flags.load(&FsResolver, &env) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             for error in errors {
                 eprintln!("{binary}: {error}");
@@ -181,13 +182,6 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         }
     };
     let (mut log, loop_log, mut signal_log) = (output.logger(), output.logger(), output.logger());
-    let auth = match flags.auth(&config) {
-        Ok(auth) => auth,
-        Err(error) => {
-            eprintln!("{binary}: {error}");
-            return ExitCode::from(1);
-        }
-    };
     if auth.users.has_plaintext_passwords() {
         log(
             Level::Warn,
@@ -332,8 +326,8 @@ fn reread_config(flags: &Flags, started_with: &Config) -> Result<Reread, Vec<Str
         return Err(vec!["no configuration file (-c) to reload".to_string()]);
     }
     let env = |name: &str| std::env::var(name).ok();
-    let config = flags
-        .load_config(&FsResolver, &env)
+    let (config, auth) = flags
+        .load(&FsResolver, &env)
         .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let fixed = [
         (
@@ -359,7 +353,6 @@ fn reread_config(flags: &Flags, started_with: &Config) -> Result<Reread, Vec<Str
             )]);
         }
     }
-    let auth = flags.auth(&config).map_err(|e| vec![e.to_string()])?;
     let log_target = LogTarget::of(&config).map_err(|e| vec![e])?;
     Ok(Reread {
         opts: config.server,

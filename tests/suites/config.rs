@@ -65,6 +65,54 @@ fn test_flag_accepts_a_good_file() {
     );
 }
 
+/// Files that parse but describe users or accounts the server cannot run
+/// with, and the error (after `<file>:`) that both `-t` and start-up give.
+const REFUSED_AT_START: [(&str, &str); 6] = [
+    (
+        "authorization { users = [ {user: a, password: x}, {user: a, password: y} ] }\n",
+        "1:50: Duplicate user \"a\" detected",
+    ),
+    (
+        "authorization { password: secret }\n",
+        "1:0: authorization: a password needs a user",
+    ),
+    (
+        "authorization { users = [ {user: a, password: \"$2a$10$tooshort\"} ] }\n",
+        "1:26: password of user \"a\" looks like a bcrypt hash but is not a valid one",
+    ),
+    (
+        "authorization { users = [ {user: a, password: x} ] }\nno_auth_user: bob\n",
+        "2:1: no_auth_user: \"bob\" not present as user or nkey in authorization block",
+    ),
+    (
+        "accounts {\n  A { exports: [{stream: \"a.>\", accounts: [C]}] }\n  \
+         B { imports: [{stream: {account: A, subject: \"a.>\"}}] }\n  C {}\n}\n",
+        "3:17: Error adding stream import \"a.>\": stream import not authorized",
+    ),
+    (
+        "accounts { B { imports: [{stream: {account: Z, subject: \"a.>\"}}] } }\n",
+        "1:25: \"Z\" account not defined for stream import",
+    ),
+];
+
+#[test]
+fn test_flag_runs_every_check_start_up_runs() {
+    if skip_on_reference("nats-server's -t passes some files its start then refuses") {
+        return;
+    }
+    let dir = Scratch::new();
+    for (i, (text, error)) in REFUSED_AT_START.iter().enumerate() {
+        let conf = dir.file(&format!("refused{i}.conf"), text);
+        let want = format!("{}: {conf}:{error}\n", runtime_binary_name());
+        let (status, out) = run_binary(&["-t", "-c", &conf]);
+        assert!(!status.success(), "-t passed {text}");
+        assert_eq!(out, want, "-t on {text}");
+        let (status, out) = run_binary(&["-a", "127.0.0.1", "-p", "-1", "-c", &conf]);
+        assert!(!status.success(), "started with {text}");
+        assert_eq!(out, want, "start-up on {text}");
+    }
+}
+
 #[test]
 fn test_flag_reports_a_syntax_error_with_its_position() {
     if skip_on_reference("tenet's error wording") {

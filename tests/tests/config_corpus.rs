@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use tenet_core::config::options::read_config;
 use tenet_core::config::parse::Parsed;
 use tenet_core::config::{parse_file, ConfigError, Resolver};
-use tenet_core::{Accounts, Users};
+use tenet_core::Auth;
 
 /// Reads files under one top folder (`conf/`, `server/` or `test/`), naming them as
 /// nats-server does: an include is relative to the including file's directory
@@ -82,18 +82,7 @@ fn typed_verdict(parsed: &Parsed) -> (String, bool) {
     if errors.is_empty() {
         // The accounts and users must compile too (imports checked against
         // exports, users unique, credentials well formed).
-        let compiled = Accounts::from_config(&config)
-            .map_err(|e| e.to_string())
-            .and_then(|_| {
-                Users::new(
-                    config.authorization.as_ref(),
-                    &config.accounts,
-                    config.no_auth_user.as_deref(),
-                    None,
-                    None,
-                    None,
-                )
-            });
+        let compiled = Auth::from_config(&config, None, None, None);
         return match compiled {
             Ok(_) => ("accepted".to_string(), true),
             Err(e) => (format!("WRONG: {e}"), false),

@@ -39,6 +39,8 @@ pub struct Config {
     pub no_system_account: bool,
     /// `no_auth_user`.
     pub no_auth_user: Option<String>,
+    /// Where `no_auth_user` was written, for errors.
+    pub no_auth_user_pos: Option<Pos>,
     /// `syslog`: log to the local syslog (unless `log_file` or
     /// `remote_syslog` is set, which win, as in nats-server).
     pub syslog: bool,
@@ -136,6 +138,8 @@ pub struct Authorization {
     pub users: Vec<User>,
     /// Permissions of users in this block that have none of their own.
     pub default_permissions: Option<Permissions>,
+    /// Where the block was written, for errors.
+    pub pos: Option<Pos>,
 }
 
 /// A user (password or nkey) from a `users` list.
@@ -379,13 +383,21 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             "disable_sublist_cache" | "no_sublist_cache" => {
                 config.server.disable_sublist_cache = r.boolean(value).unwrap_or(false)
             }
-            "authorization" => config.authorization = r.authorization(value),
+            "authorization" => {
+                config.authorization = r.authorization(value).map(|a| Authorization {
+                    pos: Some(key.pos.clone()),
+                    ..a
+                })
+            }
             "accounts" => config.accounts = r.accounts(value),
             "system_account" | "system" => config.system_account = r.string(value),
             "no_system_account" | "no_system" | "no_sys_acc" => {
                 config.no_system_account = r.boolean(value).unwrap_or(false)
             }
-            "no_auth_user" => config.no_auth_user = r.string(value),
+            "no_auth_user" => {
+                config.no_auth_user = r.string(value);
+                config.no_auth_user_pos = Some(key.pos.clone());
+            }
             // Per-client limits and lame duck mode.
             "max_sub_tokens" | "max_subscription_tokens" => {
                 if let Some(n) = r.int(value) {
