@@ -3,7 +3,7 @@
 //! [`Accounts`] is compiled once from the `accounts` block: it checks every
 //! import against the exporter's exports (nats-server's "stream import not
 //! authorized") and turns each pair into a route. The engine keeps one
-//! [`Account`] per entry, with its sublist and the routes that leave it:
+//! `Account` per entry, with its sublist and the routes that leave it:
 //!
 //! - a *stream route* lives in the exporting account: a message published there
 //!   on a subject the importer takes is delivered again in the importer, on the
@@ -12,7 +12,7 @@
 //!   there on the import's local subject is delivered in the exporter, with its
 //!   reply subject replaced by a fresh `_R_.<prefix>.<id>`; the exporter's
 //!   answer to that subject is routed back to the original reply
-//!   ([`PendingResponse`]).
+//!   (a `PendingResponse`).
 //!
 //! As in nats-server, a stream is delivered one hop: what reached an account
 //! through a stream import is not exported again from there. A request follows

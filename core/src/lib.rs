@@ -25,7 +25,10 @@
 //! while let Some(event) = server.poll_event() {
 //!     match event {
 //!         Event::Flush(id) => {
-//!             // Write the queued bytes (ideally one writev), then report how many went out.
+//!             // Write the queued bytes (ideally one writev), then report how
+//!             // many went out: 0 if the socket took nothing. A Flush comes
+//!             // again while bytes remain after a write that took some; after
+//!             // one that took nothing, write again when the socket is writable.
 //!             let mut slices = [IoSlice::new(&[]); 64];
 //!             let n = server.outbound(id, &mut slices);
 //!             let bytes: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();

@@ -19,7 +19,8 @@ pub const DEFAULT_RECONNECT_ERROR_REPORTS: u64 = 1;
 pub struct Options {
     /// Interface to listen on (`-a`, `listen`/`host`).
     pub host: String,
-    /// Port to listen on; `None` means "any free port" (`-p -1`).
+    /// Port to listen on; `None` asks the runtime to bind any free port
+    /// (`-p -1`), which it then reports with [`crate::Server::set_listen_port`].
     pub port: Option<u16>,
     /// `server_name` in INFO; defaults to the server id.
     pub server_name: Option<String>,
@@ -27,7 +28,8 @@ pub struct Options {
     pub max_payload: u32,
     /// Longest control line accepted, in bytes.
     pub max_control_line: u32,
-    /// Most client connections at once; `0` refuses every client (as in nats-server).
+    /// Most client connections at once; `0` refuses every client (as
+    /// nats-server 2.10+ does; 2.9.10 reads a `0` as its default, 65536).
     pub max_connections: u32,
     /// Most subscriptions per connection; `0` means unlimited.
     pub max_subscriptions: u32,

@@ -447,3 +447,74 @@ fn a_repeated_subject_sees_every_subscription_change() {
         "MSG foo 5 1\r\ny\r\nMSG bar 4 1\r\nz\r\nMSG foo 5 1\r\nw\r\n"
     );
 }
+
+/// A runtime that writes once per `Flush`, through only 2 slices and at most
+/// `per_write` bytes, as the crate documentation's loop does: the engine asks
+/// again until everything is out, so nothing is stranded.
+#[test]
+fn flush_comes_again_until_the_queue_is_written() {
+    use std::io::IoSlice;
+    use tenet_core::Event;
+    let mut server = Server::new(Options::default(), 7);
+    let now = tenet_core::Time::from_millis(1);
+    let peer = || Peer {
+        ip: "127.0.0.1".into(),
+        port: 1,
+    };
+    let sub = server.accept(peer(), now);
+    let publisher = server.accept(peer(), now);
+    server.handle_read(
+        sub,
+        format!("CONNECT {QUIET}\r\nSUB big 1\r\n").as_bytes(),
+        now,
+    );
+    server.handle_read(publisher, format!("CONNECT {QUIET}\r\n").as_bytes(), now);
+    let payload = vec![b'x'; 60_000];
+    let mut expected = Vec::new();
+    for _ in 0..10 {
+        let mut publish = b"PUB big 60000\r\n".to_vec();
+        publish.extend_from_slice(&payload);
+        publish.extend_from_slice(b"\r\n");
+        server.handle_read(publisher, &publish, now);
+        expected.extend_from_slice(b"MSG big 1 60000\r\n");
+        expected.extend_from_slice(&payload);
+        expected.extend_from_slice(b"\r\n");
+    }
+    let per_write = 50_000;
+    let mut received: std::collections::HashMap<_, Vec<u8>> = Default::default();
+    let mut flushes = 0;
+    while let Some(event) = server.poll_event() {
+        if let Event::Flush(id) = event {
+            flushes += 1;
+            let mut slices = [IoSlice::new(&[]); 2];
+            let n = server.outbound(id, &mut slices);
+            let mut bytes: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+            bytes.truncate(per_write);
+            server.handle_written(id, bytes.len(), now);
+            received.entry(id).or_default().extend(bytes);
+        }
+    }
+    assert_eq!(server.outbound_len(sub), 0, "bytes stranded in the queue");
+    let got = &received[&sub];
+    assert!(got.ends_with(&expected), "the subscriber's bytes differ");
+    assert!(
+        flushes > 12,
+        "{flushes} flushes for 600 kB at 50 kB a write"
+    );
+}
+
+#[test]
+fn after_a_write_the_socket_refused_no_flush_comes_until_new_bytes() {
+    use tenet_core::Event;
+    let mut sim = Sim::new(Options::default());
+    let c = sim.connect(QUIET);
+    sim.stuck.push(c);
+    sim.send(c, b"PING\r\n");
+    assert!(sim.server.outbound_len(c) > 0);
+    // The Sim reported a write of nothing for that Flush: no new one is due.
+    assert!(
+        !std::iter::from_fn(|| sim.server.poll_event()).any(|e| e == Event::Flush(c)),
+        "a Flush for a socket that took nothing would spin the runtime"
+    );
+    assert_eq!(format!("{c:?}"), "ClientId { slot: 0, generation: 1 }");
+}

@@ -12,9 +12,11 @@ pub mod cli;
 pub mod config_files;
 pub mod driver;
 pub mod http;
+pub mod load;
 pub mod log;
 pub mod pid_file;
 pub mod signal;
 
 pub use driver::{bind_engine, main, Applied, Bound, Control, MonitorBindError, Runtime};
+pub use load::{load_file, server_from_file};
 pub use log::{logger, stderr_logger, LogOutput, LogTarget, Logger};

@@ -430,11 +430,9 @@ impl Engine {
             Input::Written(id, n) => {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     conn.in_flight -= n.min(conn.in_flight);
+                    // With more queued than one flush handed over, the engine
+                    // asks again (an Event::Flush).
                     self.server.handle_written(id, n, now);
-                    // A flush hands over at most MAX_SLICES chunks: send the rest now.
-                    if conn.in_flight == 0 && self.server.outbound_len(id) > 0 {
-                        self.flush(id);
-                    }
                 }
                 self.close_if_done(id);
             }
@@ -488,6 +486,10 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        if self.server.outbound_len(id) <= conn.in_flight {
+            // Everything queued is already with the writer.
+            return;
+        }
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let n = self.server.outbound(id, &mut slices);
         let mut skip = conn.in_flight;

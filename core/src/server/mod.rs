@@ -59,8 +59,19 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A connection, as named by the runtime. Ids are never reused while the runtime
 /// might still hold one: a stale id is ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(u64);
+
+impl std::fmt::Debug for ClientId {
+    /// `ClientId { slot: 3, generation: 2 }`: the engine's slot and how many
+    /// connections have used it (what tells a stale id from a live one).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientId")
+            .field("slot", &self.index())
+            .field("generation", &self.generation())
+            .finish()
+    }
+}
 
 impl ClientId {
     fn new(index: u32, generation: u32) -> ClientId {
@@ -113,7 +124,10 @@ impl Level {
 /// Something the runtime must act on; drain with [`Server::poll_event`] after every input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// The client has outbound bytes: write them ([`Server::outbound`], [`Server::handle_written`]).
+    /// The client has outbound bytes: write them ([`Server::outbound`]) and
+    /// report how many went out ([`Server::handle_written`], 0 included). It
+    /// comes again while bytes remain after a write that made progress; after
+    /// a write the socket refused, write again when the socket is writable.
     Flush(ClientId),
     /// Write what is still queued if possible, close the socket, then call
     /// [`Server::handle_closed`].
@@ -352,9 +366,11 @@ impl Server {
     // ----- inputs -------------------------------------------------------------
 
     /// `n` bytes of the client's outbound queue were written. Call it after
-    /// every write attempt, with `n = 0` when the socket took nothing: bytes
-    /// still queued afterwards mean the socket is full, and a client whose
-    /// socket takes no bytes for `write_deadline` is closed as a slow consumer.
+    /// every write attempt, with `n = 0` when the socket took nothing. If bytes
+    /// remain after a write that took some, the engine sends another
+    /// [`Event::Flush`]; after a write that took nothing it does not: write
+    /// again when the socket is writable. A client whose socket takes no bytes
+    /// for `write_deadline` while some are queued is closed as a slow consumer.
     pub fn handle_written(&mut self, id: ClientId, n: usize, now: Time) {
         self.input_time = now;
         let Some(index) = self.live_index(id) else {
@@ -365,7 +381,13 @@ impl Server {
         client.out.consume(&mut self.pool, n);
         if client.out.is_empty() {
             client.write_blocked_since = None;
-        } else if n > 0 || client.write_blocked_since.is_none() {
+        } else if n > 0 && !client.flush_queued {
+            // Progress, and more to write (a partial write, or more queued than
+            // the slices the runtime passed): ask for another write.
+            client.flush_queued = true;
+            self.events.push_back(Event::Flush(client.id));
+        }
+        if !client.out.is_empty() && (n > 0 || client.write_blocked_since.is_none()) {
             // The runtime writes until the socket refuses: bytes still queued
             // mean the socket is full. `write_deadline` counts from the last
             // progress.
@@ -421,7 +443,10 @@ impl Server {
     }
 
     /// Fills `out` with the client's queued bytes (oldest first) for a vectored
-    /// write; returns how many slices were filled.
+    /// write; returns how many slices were filled (0: nothing is queued). The
+    /// slices may hold less than everything queued ([`Server::outbound_len`]);
+    /// report what was written with [`Server::handle_written`] and the engine
+    /// asks for the rest with another [`Event::Flush`].
     pub fn outbound<'a>(&'a self, id: ClientId, out: &mut [IoSlice<'a>]) -> usize {
         match self.live_index(id) {
             Some(index) => self.client_ref(index).out.slices(out),
