@@ -486,8 +486,19 @@ impl Users {
         connect: &ConnectOptions,
         nonce: Option<&str>,
     ) -> Option<AuthUser<'_>> {
+        match self.check(connect, nonce) {
+            Verdict::Done(index) => self.identity(index?),
+            Verdict::Bcrypt(check) => check.verify().then(|| self.identity(check.identity))?,
+        }
+    }
+
+    /// [`Users::authenticate`] without its costly part: a password or token
+    /// stored as a bcrypt hash is not verified here but returned as a
+    /// [`BcryptCheck`], to run off the event loop (it takes tens of
+    /// milliseconds by design). Every other check is made.
+    pub fn check(&self, connect: &ConnectOptions, nonce: Option<&str>) -> Verdict {
         if !self.enabled() {
-            return self.identity(0);
+            return Verdict::Done(Some(0));
         }
         let user = non_empty(connect.user.as_deref());
         let pass = non_empty(connect.pass.as_deref());
@@ -495,38 +506,94 @@ impl Users {
         let nkey = non_empty(connect.nkey.as_deref());
         if user.is_none() && pass.is_none() && token.is_none() && nkey.is_none() {
             if let Some(i) = self.no_auth {
-                return self.identity(i);
+                return Verdict::Done(Some(i));
             }
         }
         // As nats-server, an nkey counts only where nkey users exist; then an
         // unknown one fails outright.
         if let (Some(nkey), false) = (nkey, self.by_nkey.is_empty()) {
-            let index = *self.by_nkey.get(nkey)?;
-            let Credential::Nkey(key) = &self.entries.get(index)?.credential else {
-                return None;
-            };
-            let sig = non_empty(connect.sig.as_deref())?;
-            return verify_signature(key, nonce?, sig).then(|| self.identity(index))?;
+            let found = self.by_nkey.get(nkey).and_then(|&index| {
+                let Credential::Nkey(key) = &self.entries.get(index)?.credential else {
+                    return None;
+                };
+                let sig = non_empty(connect.sig.as_deref())?;
+                verify_signature(key, nonce?, sig).then_some(index)
+            });
+            return Verdict::Done(found);
         }
         if let (Some(user), false) = (user, self.by_name.is_empty()) {
-            let index = *self.by_name.get(user)?;
-            let Credential::Password(stored) = &self.entries.get(index)?.credential else {
-                return None;
+            let Some(&index) = self.by_name.get(user) else {
+                return Verdict::Done(None);
             };
-            return secret_matches(stored, pass.unwrap_or("")).then(|| self.identity(index))?;
+            return match &self.entries[index].credential {
+                Credential::Password(stored) => Self::secret(index, stored, pass.unwrap_or("")),
+                _ => Verdict::Done(None),
+            };
         }
-        let index = self.single?;
-        let entry = self.entries.get(index)?;
-        let ok = match &entry.credential {
-            Credential::Token(stored) => secret_matches(stored, token.unwrap_or("")),
+        let Some(index) = self.single else {
+            return Verdict::Done(None);
+        };
+        let entry = &self.entries[index];
+        match &entry.credential {
+            Credential::Token(stored) => Self::secret(index, stored, token.unwrap_or("")),
             Credential::Password(stored) => {
                 // Check the name first: a wrong name must not cost a bcrypt run.
-                bool::from(entry.name.as_bytes().ct_eq(user.unwrap_or("").as_bytes()))
-                    && secret_matches(stored, pass.unwrap_or(""))
+                if bool::from(entry.name.as_bytes().ct_eq(user.unwrap_or("").as_bytes())) {
+                    Self::secret(index, stored, pass.unwrap_or(""))
+                } else {
+                    Verdict::Done(None)
+                }
             }
-            Credential::Nkey(_) | Credential::Anonymous => false,
-        };
-        ok.then(|| self.identity(index))?
+            Credential::Nkey(_) | Credential::Anonymous => Verdict::Done(None),
+        }
+    }
+
+    /// A secret compared at once, or a bcrypt hash to verify later.
+    fn secret(index: usize, stored: &str, given: &str) -> Verdict {
+        if looks_like_bcrypt(stored) {
+            Verdict::Bcrypt(BcryptCheck {
+                identity: index,
+                hash: stored.to_string(),
+                given: given.to_string(),
+            })
+        } else {
+            Verdict::Done(bool::from(stored.as_bytes().ct_eq(given.as_bytes())).then_some(index))
+        }
+    }
+}
+
+/// What [`Users::check`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The identity the credentials stand for (by index), or `None`: refused.
+    Done(Option<usize>),
+    /// The identity, if a bcrypt hash matches the secret given.
+    Bcrypt(BcryptCheck),
+}
+
+/// A bcrypt verification, to run on a worker thread ([`BcryptCheck::verify`]
+/// needs nothing but its own data).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BcryptCheck {
+    /// The identity it logs in as when the secret matches.
+    pub identity: usize,
+    hash: String,
+    given: String,
+}
+
+impl BcryptCheck {
+    /// Whether the secret matches the hash: tens of milliseconds of CPU.
+    pub fn verify(&self) -> bool {
+        bcrypt::verify(&self.given, &self.hash).unwrap_or(false)
+    }
+}
+
+impl fmt::Debug for BcryptCheck {
+    /// Never shows the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BcryptCheck")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
     }
 }
 
@@ -559,16 +626,6 @@ fn check_bcrypt(stored: &str, what: &str) -> Result<(), String> {
         _ => Err(format!(
             "{what} looks like a bcrypt hash but is not a valid one"
         )),
-    }
-}
-
-/// nats-server's `comparePasswords`: bcrypt when the stored secret looks like
-/// bcrypt, else constant-time equality.
-fn secret_matches(stored: &str, given: &str) -> bool {
-    if looks_like_bcrypt(stored) {
-        bcrypt::verify(given, stored).unwrap_or(false)
-    } else {
-        stored.as_bytes().ct_eq(given.as_bytes()).into()
     }
 }
 

@@ -45,6 +45,9 @@
 //!         // and later leave the loop.
 //!         Event::StopAccepting => {}
 //!         Event::Exit => break,
+//!         // Slow work (a bcrypt check): run `job.run()` on a worker thread,
+//!         // then `server.handle_job_done(done, now)` on this one.
+//!         Event::Job(job) => server.handle_job_done(job.run(), now),
 //!     }
 //! }
 //! assert!(written.ends_with(b"MSG foo 1 2\r\nhi\r\n"));
@@ -88,8 +91,8 @@ pub use auth::{Auth, Users};
 pub use errors::{ClientError, CloseReason};
 pub use options::Options;
 pub use server::{
-    ClientId, Event, Level, MonitorHost, MonitorResponse, Peer, Server, Stats, PROTOCOL_VERSION,
-    VERSION,
+    ClientId, Event, Job, JobDone, JobId, Level, MonitorHost, MonitorResponse, Peer, Server, Stats,
+    PROTOCOL_VERSION, VERSION,
 };
 pub use time::Time;
 

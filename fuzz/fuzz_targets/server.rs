@@ -1149,6 +1149,8 @@ impl Harness {
                 Event::Resume(_) => {}
                 Event::Log(_, line) => assert!(!line.is_empty(), "empty log line"),
                 Event::StopAccepting | Event::Exit => panic!("lame duck mode was never asked for"),
+                // A worker thread's job, done at once.
+                Event::Job(job) => self.server.handle_job_done(job.run(), self.now),
             }
         }
     }

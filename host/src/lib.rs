@@ -16,7 +16,9 @@ pub mod load;
 pub mod log;
 pub mod pid_file;
 pub mod signal;
+pub mod workers;
 
 pub use driver::{bind_engine, main, Applied, Bound, Control, MonitorBindError, Runtime};
 pub use load::{load_file, server_from_file};
 pub use log::{logger, stderr_logger, LogOutput, LogTarget, Logger};
+pub use workers::Workers;

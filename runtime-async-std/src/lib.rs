@@ -28,7 +28,9 @@ use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tenet_core::Auth;
-use tenet_core::{ClientId, CloseReason, Event, MonitorResponse, Options, Peer, Server, Time};
+use tenet_core::{
+    ClientId, CloseReason, Event, JobDone, MonitorResponse, Options, Peer, Server, Time,
+};
 use tenet_host::http;
 use tenet_host::{self as host, Control, Logger, Runtime};
 
@@ -43,6 +45,8 @@ const MAX_SLICES: usize = 64;
 
 /// What the connection tasks and the outside world tell the engine task.
 enum Input {
+    /// A job the engine asked for, done on a blocking-task thread.
+    JobDone(JobDone),
     Accepted(TcpStream, SocketAddr),
     Data(ClientId, Vec<u8>),
     /// The peer closed its side ([`CloseReason::ClientClosed`]) or reading
@@ -451,6 +455,7 @@ impl Engine {
                 let _ = reply.try_send(answer);
             }
             Input::Control(Control::Stop) => return true,
+            Input::JobDone(done) => self.server.handle_job_done(done, now),
         }
         false
     }
@@ -477,6 +482,13 @@ impl Engine {
                     }
                 }
                 Event::Exit => self.exit = true,
+                Event::Job(job) => {
+                    let tx = self.tx.clone();
+                    task::spawn(async move {
+                        let done = task::spawn_blocking(move || job.run()).await;
+                        let _ = tx.send(Input::JobDone(done)).await;
+                    });
+                }
             }
         }
     }

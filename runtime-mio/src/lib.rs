@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tenet_core::Auth;
-use tenet_core::{ClientId, CloseReason, Event, Level, Options, Peer, Server, Time};
+use tenet_core::{ClientId, CloseReason, Event, JobDone, Level, Options, Peer, Server, Time};
 use tenet_host::http;
-use tenet_host::{self as host, Control, Logger};
+use tenet_host::{self as host, Control, Logger, Workers};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -104,6 +104,9 @@ pub struct EventLoop {
     controls: Arc<Mutex<Vec<Control>>>,
     /// Lame duck mode has closed every client: return from `run`.
     exit: bool,
+    /// Threads for the engine's jobs, and their results waiting for the loop.
+    workers: Workers,
+    jobs_done: Arc<Mutex<Vec<JobDone>>>,
     waker: Arc<Waker>,
     origin: Instant,
     log: Logger,
@@ -129,6 +132,17 @@ impl EventLoop {
             None => None,
         };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let jobs_done: Arc<Mutex<Vec<JobDone>>> = Arc::default();
+        let workers = {
+            let (jobs_done, waker) = (jobs_done.clone(), waker.clone());
+            Workers::start(move |done| {
+                jobs_done
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(done);
+                let _ = waker.wake();
+            })?
+        };
         Ok(EventLoop {
             server: bound.server,
             poll,
@@ -143,6 +157,8 @@ impl EventLoop {
             stop: Arc::new(AtomicBool::new(false)),
             controls: Arc::new(Mutex::new(Vec::new())),
             exit: false,
+            workers,
+            jobs_done,
             waker,
             origin: Instant::now(),
             log,
@@ -219,6 +235,12 @@ impl EventLoop {
                             &mut *self.controls.lock().unwrap_or_else(|e| e.into_inner()),
                         );
                         let now = self.now();
+                        let done = std::mem::take(
+                            &mut *self.jobs_done.lock().unwrap_or_else(|e| e.into_inner()),
+                        );
+                        for done in done {
+                            self.server.handle_job_done(done, now);
+                        }
                         for control in controls {
                             match control {
                                 // The engine logs the outcome.
@@ -534,6 +556,7 @@ impl EventLoop {
                     }
                 }
                 Event::Exit => self.exit = true,
+                Event::Job(job) => self.workers.run(job),
             }
         }
     }

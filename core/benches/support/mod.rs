@@ -66,6 +66,7 @@ pub fn pump(server: &mut Server) -> usize {
             },
             Event::Close(id, reason) => panic!("client {id:?} closed: {reason:?}"),
             Event::Resume(_) | Event::Log(..) | Event::StopAccepting | Event::Exit => {}
+            Event::Job(job) => server.handle_job_done(job.run(), Time::ZERO),
         }
     }
     written

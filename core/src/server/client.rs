@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hashbrown::HashMap;
 
-use crate::auth::encode_nonce;
+use crate::auth::{encode_nonce, Verdict};
 use crate::errors::{subscription_violation, ClientError, CloseReason};
 use crate::memo::PublishMemo;
 use crate::outbound::Outbound;
@@ -19,6 +19,7 @@ use crate::sublist::SubKey;
 use crate::time::Time;
 
 use super::closed::SubsWriter;
+use super::jobs::JobId;
 use super::timers::{Timer, FIRST_PING_INTERVAL};
 use super::{ClientId, Event, Level, Peer, Server, Slot, Subscription, PROTOCOL_VERSION};
 
@@ -59,6 +60,10 @@ pub(super) struct Client {
     pub(super) write_blocked_since: Option<Time>,
     /// When the pending `write_deadline` timer fires, if one is pending.
     pub(super) write_deadline_due: Option<Time>,
+    /// The job its CONNECT waits for (a bcrypt check); reading is paused.
+    pub(super) waiting_job: Option<JobId>,
+    /// Bytes that arrived after that CONNECT, processed once the job is done.
+    pub(super) held_input: Vec<u8>,
     /// Reading is paused until this time, or until the receiver drains.
     pub(super) paused_until: Option<Time>,
     /// Publishers paused because this client's outbound queue is too long.
@@ -157,6 +162,8 @@ impl Server {
             rtt: Duration::ZERO,
             sent_connect_info: false,
             write_blocked_since: None,
+            waiting_job: None,
+            held_input: Vec::new(),
             write_deadline_due: None,
             paused_until: None,
             stalled_publishers: Vec::new(),
@@ -215,6 +222,11 @@ impl Server {
         self.input_time = now;
         let client = self.client_mut(index);
         client.last_activity = now;
+        if client.waiting_job.is_some() {
+            // Its CONNECT is being checked off the loop: keep what follows.
+            client.held_input.extend_from_slice(data);
+            return;
+        }
         // With authentication required, anything but a CONNECT as the very
         // first op is an Authorization Violation, decided on its first byte
         // as nats-server does (before the op is even parsed).
@@ -232,6 +244,13 @@ impl Server {
             self.close_with_error(index, ClientError::AuthorizationViolation);
             return;
         }
+        self.feed(index, data, now);
+    }
+
+    /// Parses `data` and processes its ops, until the data is used up, the
+    /// client is closed, or an op leaves it waiting for a job (then the rest
+    /// of `data` is held until the job is done).
+    pub(super) fn feed(&mut self, index: usize, data: &[u8], now: Time) {
         let client = self.client_mut(index);
         let mut parser = std::mem::replace(&mut client.parser, Parser::new(0, 0));
         if client.parser_stale {
@@ -247,6 +266,10 @@ impl Server {
                     self.process_op(index, op, now);
                     let client = self.client_mut(index);
                     if client.closing {
+                        break;
+                    }
+                    if client.waiting_job.is_some() {
+                        client.held_input.extend_from_slice(&data[pos..]);
                         break;
                     }
                     if client.parser_stale {
@@ -294,11 +317,17 @@ impl Server {
         }
         // With authentication on, the first op must be a CONNECT, unless
         // `no_auth_user` lets a client without credentials in.
-        if !self.client_ref(index).authenticated
-            && !matches!(op, Op::Connect(_))
-            && self.authenticate(index).is_none()
-        {
-            return;
+        if !self.client_ref(index).authenticated && !matches!(op, Op::Connect(_)) {
+            // No credentials to check (the first-byte rule refused anything
+            // else): the anonymous identity or nothing, checked at once.
+            let client = self.client_ref(index);
+            let identity = self
+                .users
+                .authenticate(&client.opts, client.nonce.as_deref())
+                .map(|user| user.index);
+            if self.authenticate(index, identity).is_none() {
+                return;
+            }
         }
         match op {
             Op::Connect(json) => self.process_connect(index, json, now),
@@ -350,7 +379,17 @@ impl Server {
             self.close_with_error(index, ClientError::AuthorizationViolation);
             return;
         }
-        let Some(perms_changed) = self.authenticate(index) else {
+        let client = self.client_ref(index);
+        match self.users.check(&client.opts, client.nonce.as_deref()) {
+            Verdict::Done(identity) => self.finish_connect(index, identity, now),
+            Verdict::Bcrypt(check) => self.start_job(index, check),
+        }
+    }
+
+    /// The rest of a CONNECT once its credentials are checked: `identity` is
+    /// who they stand for (`None`: refused).
+    pub(super) fn finish_connect(&mut self, index: usize, identity: Option<usize>, now: Time) {
+        let Some(perms_changed) = self.authenticate(index, identity) else {
             return;
         };
         let opts = &self.client_ref(index).opts;
@@ -387,17 +426,14 @@ impl Server {
         }
     }
 
-    /// Authenticates the client with what its CONNECT said (or, without one, as
-    /// `no_auth_user`) and installs its permissions; returns whether they
+    /// Logs the client in as `identity` (what its CONNECT's credentials stand
+    /// for, `None` if they were refused) and installs its permissions; returns whether they
     /// changed while the client had subscriptions (the caller re-checks them
     /// once the CONNECT is accepted). On failure sends `Authorization
     /// Violation`, closes, and returns `None`.
-    fn authenticate(&mut self, index: usize) -> Option<bool> {
+    fn authenticate(&mut self, index: usize, identity: Option<usize>) -> Option<bool> {
         let client = self.slots[index].client.as_ref().expect("live client");
-        let Some(user) = self
-            .users
-            .authenticate(&client.opts, client.nonce.as_deref())
-        else {
+        let Some(user) = identity.and_then(|i| self.users.identity(i)) else {
             let who = client
                 .opts
                 .user

@@ -42,6 +42,7 @@ use timers::Timer;
 
 mod client;
 mod closed;
+mod jobs;
 mod lame_duck;
 mod monitor;
 mod reload;
@@ -49,6 +50,7 @@ mod routing;
 mod services;
 mod timers;
 
+pub use jobs::{Job, JobDone, JobId};
 pub use monitor::{MonitorHost, MonitorResponse};
 
 /// The nats-server version whose client protocol tenet speaks, reported in INFO
@@ -140,6 +142,9 @@ pub enum Event {
     StopAccepting,
     /// Lame duck mode closed every client: stop serving and exit.
     Exit,
+    /// Run this on a worker thread ([`Job::run`]), off the event loop, and
+    /// hand back the result with [`Server::handle_job_done`].
+    Job(Job),
 }
 
 /// Where a client's address came from, for INFO, logs and monitoring.
@@ -235,6 +240,8 @@ pub struct Server {
     http_requests: std::collections::BTreeMap<&'static str, u64>,
     /// Lame duck mode, once entered.
     lame_duck: Option<lame_duck::LameDuck>,
+    /// The next job's number.
+    next_job: u64,
     /// The time of the input being handled: every input that carries a time
     /// sets it first, so a client closed deep inside one (a slow consumer
     /// found while routing, a failed login) records when it was closed.
@@ -307,6 +314,7 @@ impl Server {
             config_loaded: Time::ZERO,
             http_requests: Default::default(),
             lame_duck: None,
+            next_job: 1,
             input_time: Time::ZERO,
             closed: ClosedRing::default(),
         }
@@ -464,8 +472,10 @@ impl Server {
     /// closing, and while it is paused because a receiver it feeds is backed up
     /// (a `Resume` event says when to read again).
     pub fn can_read(&self, id: ClientId) -> bool {
-        self.open_index(id)
-            .is_some_and(|i| self.client_ref(i).paused_until.is_none())
+        self.open_index(id).is_some_and(|i| {
+            let client = self.client_ref(i);
+            client.paused_until.is_none() && client.waiting_job.is_none()
+        })
     }
 
     // ----- helpers ------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::IoSlice;
 use std::time::Duration;
 
-use tenet_core::{ClientId, CloseReason, Event, Options, Peer, Server, Time};
+use tenet_core::{ClientId, CloseReason, Event, Job, Options, Peer, Server, Time};
 
 /// A simulated runtime: collects what each client would receive.
 pub struct Sim {
@@ -23,6 +23,11 @@ pub struct Sim {
     pub stopped_accepting: bool,
     /// The engine asked the runtime to exit (lame duck mode is over).
     pub exited: bool,
+    /// When set, jobs wait here until the test runs them ([`Sim::run_jobs`]);
+    /// otherwise each runs as soon as the engine asks.
+    pub hold_jobs: bool,
+    /// Jobs held for the test.
+    pub jobs: Vec<Job>,
 }
 
 impl Sim {
@@ -41,6 +46,8 @@ impl Sim {
             logs: Vec::new(),
             stopped_accepting: false,
             exited: false,
+            hold_jobs: false,
+            jobs: Vec::new(),
         }
     }
 
@@ -57,6 +64,14 @@ impl Sim {
         assert!(info.starts_with(b"INFO {") && info.ends_with(b"} \r\n"));
         self.send(id, format!("CONNECT {connect_json}\r\n").as_bytes());
         id
+    }
+
+    /// Runs the held jobs (as a worker thread would) and hands back their results.
+    pub fn run_jobs(&mut self) {
+        for job in std::mem::take(&mut self.jobs) {
+            self.server.handle_job_done(job.run(), self.now);
+        }
+        self.pump();
     }
 
     pub fn send(&mut self, id: ClientId, bytes: &[u8]) {
@@ -90,6 +105,8 @@ impl Sim {
                 Event::Flush(id) => self.server.handle_written(id, 0, self.now),
                 Event::StopAccepting => self.stopped_accepting = true,
                 Event::Exit => self.exited = true,
+                Event::Job(job) if self.hold_jobs => self.jobs.push(job),
+                Event::Job(job) => self.server.handle_job_done(job.run(), self.now),
                 Event::Close(id, reason) => {
                     self.drain(id);
                     self.closed.insert(id, reason);
