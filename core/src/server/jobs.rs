@@ -68,6 +68,9 @@ impl Server {
         self.next_job += 1;
         let client = self.client_mut(index);
         client.waiting_job = Some(id);
+        // The CONNECT arrived in time: as nats-server, the authentication
+        // timeout does not run while its credentials are being checked.
+        client.auth_due = None;
         let job = Job {
             id,
             client: client.id,
