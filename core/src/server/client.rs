@@ -338,6 +338,13 @@ impl Server {
 
     fn process_connect(&mut self, index: usize, json: &[u8], now: Time) {
         let client = self.client_mut(index);
+        if !client.connected && !client.rtt_measured {
+            // A first estimate, as nats-server makes one: from the INFO sent
+            // on accept to this CONNECT (at least 1ns); the first PONG refines it.
+            client.rtt = now
+                .saturating_since(client.start)
+                .max(Duration::from_nanos(1));
+        }
         if let Err(e) = client.opts.apply(json) {
             self.close_silently(index, &format!("invalid CONNECT: {e}"));
             return;
