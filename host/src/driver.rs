@@ -92,7 +92,9 @@ pub fn bind_engine(opts: Options, auth: Auth) -> io::Result<Bound> {
                 let addr = crate::http::host_port(opts.http_host(), port);
                 io::Error::new(
                     e.kind(),
-                    MonitorBindError(format!("Can't listen to the monitor port: {addr}: {e}")),
+                    MonitorBindError(format!(
+                        "Can't start monitoring: can't listen to the monitor port: {addr}: {e}"
+                    )),
                 )
             })?;
             http.set_nonblocking(true)?;
@@ -208,7 +210,7 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
                     format!("Error listening on port: {addr}, {e}")
                 }
             };
-            log(Level::Error, &line);
+            log(Level::Fatal, &line);
             return ExitCode::from(1);
         }
     };
@@ -221,7 +223,7 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
     let _pid_file = match config.pid_file.as_deref().map(PidFile::create).transpose() {
         Ok(p) => p,
         Err(e) => {
-            log(Level::Error, &format!("Could not write pid file: {e}"));
+            log(Level::Fatal, &format!("Could not write pidfile: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -241,7 +243,7 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             log(
-                Level::Error,
+                Level::Fatal,
                 &format!("cannot install signal handlers: {e}"),
             );
             return ExitCode::from(1);
