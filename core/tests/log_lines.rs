@@ -24,8 +24,10 @@ fn lines_with(sim: &Sim, part: &str) -> Vec<String> {
 
 #[test]
 fn violation_lines_name_the_client_sid_and_queue_as_nats_server_does() {
-    let mut opts = Options::default();
-    opts.max_sub_tokens = 2;
+    let opts = Options {
+        max_sub_tokens: 2,
+        ..Options::default()
+    };
     let (_, auth) = config(
         r#"accounts { A: { users: [{user: a, password: p, permissions: {publish: {deny: "secret"}, subscribe: "ok.>"}}] } }"#,
     );
