@@ -449,6 +449,48 @@ impl Users {
         !self.by_nkey.is_empty()
     }
 
+    /// nkey users exist (nats-server then names the nkey a failed login
+    /// presented in its `authentication error` line).
+    pub fn has_nkey_users(&self) -> bool {
+        !self.by_nkey.is_empty()
+    }
+
+    /// Password users of a `users` list exist (in `authorization` or in an
+    /// account): nats-server then names the user a failed login presented.
+    pub fn has_user_list(&self) -> bool {
+        !self.by_name.is_empty()
+    }
+
+    /// Whether the nkey users (keys, permissions, accounts) differ from
+    /// `other`'s: nats-server's reload then logs `Reloaded: authorization
+    /// nkey users`.
+    pub fn nkey_users_differ(&self, other: &Users) -> bool {
+        let nkeys = |users: &Users| {
+            users
+                .by_nkey
+                .values()
+                .map(|&i| {
+                    let e = &users.entries[i];
+                    (e.name.clone(), e.permissions.clone(), e.account.clone())
+                })
+                .collect::<Vec<_>>()
+        };
+        nkeys(self) != nkeys(other)
+    }
+
+    /// The block's single user, its password and its token, as configured
+    /// (for the reload's `Reloaded: authorization username` lines).
+    pub fn single_credentials(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        let Some(entry) = self.single.map(|i| &self.entries[i]) else {
+            return (None, None, None);
+        };
+        match &entry.credential {
+            Credential::Password(p) => (Some(entry.name.as_str()), Some(p.as_str()), None),
+            Credential::Token(t) => (None, None, Some(t.as_str())),
+            Credential::Nkey(_) | Credential::Anonymous => (None, None, None),
+        }
+    }
+
     /// `authorization { timeout }`, default 2 s.
     pub fn timeout(&self) -> Duration {
         self.timeout

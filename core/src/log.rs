@@ -58,6 +58,8 @@ mod tests {
             "[4551] 2026/11/23 14:32:19.141716 [INF] Server is ready"
         );
         assert_eq!(format_line(7, None, Level::Error, "x"), "[7] [ERR] x");
+        // The host's start-up failures, as nats-server's Fatalf.
+        assert_eq!(format_line(7, None, Level::Fatal, "x"), "[7] [FTL] x");
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }

@@ -477,8 +477,9 @@ fn permission_violations_are_logged_with_user_account_and_subject_without_floodi
     };
     let logged = violations(&sim);
     assert_eq!(logged.len(), 10, "{logged:?}");
-    assert!(logged[0]
-        .ends_with("Subscription Violation - User \"a\", Account \"A\", Subject \"secret\""));
+    assert!(logged[0].ends_with(
+        "Subscription Violation - User \"a\", Account \"A\", Subject \"secret\", SID 1"
+    ));
     assert!(
         logged[1].ends_with("Publish Violation - User \"a\", Account \"A\", Subject \"secret\"")
     );

@@ -36,7 +36,7 @@ fn a_subscription_with_more_tokens_than_max_sub_tokens_is_refused_and_the_client
         "-ERR 'Permissions Violation for Subscription to \"a.b.c.d\", too many tokens'\r\nPONG\r\n"
     );
     assert!(sim.logs.iter().any(|l| l.ends_with(
-        "Subscription Violation Too Many Tokens - User \"N/A\", Subject \"a.b.c.d\", SID 2"
+        "Subscription Violation Too Many Tokens - User \"N/A\", Account \"$G\", Subject \"a.b.c.d\", SID 2"
     )));
     // The allowed ones were made; the refused one was not.
     let p = ready(&mut sim, QUIET);

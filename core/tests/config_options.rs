@@ -109,7 +109,7 @@ fn client_limit_and_lame_duck_mistakes_are_refused_as_nats_server_refuses_them()
         [
             "test.conf:1:16: max_sub_tokens value is too big",
             "test.conf:2:17: max_sub_tokens value can not be negative",
-            "test.conf:3:20: value: expected a boolean, got integer",
+            "test.conf:3:20: no_header_support: expected a boolean, got integer",
             "test.conf:4:22: invalid lame_duck_duration of 10s, minimum is 30 seconds",
             "test.conf:5:21: lame_duck_duration: expected a duration string like \"30s\", got integer",
             "test.conf:6:26: invalid lame_duck_grace_period, needs to be positive",
@@ -133,7 +133,7 @@ fn bad_values_name_their_position() {
         messages(&errors),
         [
             "test.conf:1:6: invalid port 70000 (use 1-65535, or -1 for a random port)",
-            "test.conf:2:15: value: expected an integer, got string",
+            "test.conf:2:15: max_payload: expected an integer, got string",
             "test.conf:3:17: invalid duration \"5 minutes\" (use a number and a unit: ns, us, ms, s, m, h)",
         ]
         .map(String::from)
@@ -448,9 +448,9 @@ fn error_report_intervals_of_leaf_nodes_and_routes() {
     assert_eq!(
         messages(&errors),
         [
-            "test.conf:1:24: value: expected an integer, got string",
-            "test.conf:2:26: value: expected an integer, got float",
-            "test.conf:3:24: value: expected an integer, got boolean",
+            "test.conf:1:24: connect_error_reports: expected an integer, got string",
+            "test.conf:2:26: reconnect_error_reports: expected an integer, got float",
+            "test.conf:3:24: connect_error_reports: expected an integer, got boolean",
         ]
         .map(String::from)
     );
@@ -466,8 +466,8 @@ fn the_monitoring_base_path_is_kept_as_written() {
     assert_eq!(
         messages(&errors),
         [
-            "test.conf:1:16: value: expected a string, got integer",
-            "test.conf:2:17: value: expected a string, got array",
+            "test.conf:1:16: http_base_path: expected a string, got integer",
+            "test.conf:2:17: http_base_path: expected a string, got array",
         ]
         .map(String::from)
     );
@@ -493,8 +493,8 @@ fn syslog_and_remote_syslog() {
     assert_eq!(
         messages(&errors),
         [
-            "test.conf:1:9: value: expected a boolean, got string",
-            "test.conf:2:16: value: expected a string, got integer",
+            "test.conf:1:9: syslog: expected a boolean, got string",
+            "test.conf:2:16: remote_syslog: expected a string, got integer",
             "test.conf:3:17: remote_syslog \"localhost:514\": invalid network type \"localhost\" (use udp://host:port, tcp://host:port or unix:///path)",
             "test.conf:4:17: remote_syslog \"127.0.0.1:514\": no network type (use udp://host:port, tcp://host:port or unix:///path)",
             "test.conf:5:17: remote_syslog \"udp://\": udp needs host:port (use udp://host:port, tcp://host:port or unix:///path)",

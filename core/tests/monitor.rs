@@ -1359,3 +1359,75 @@ fn a_closed_connection_keeps_all_its_subscriptions() {
     assert_eq!(detail[1999]["subject"], "s.2000");
     assert_eq!(detail[1999]["sid"], "2000");
 }
+
+#[test]
+fn rtt_is_estimated_from_info_to_connect_then_refined_by_pong() {
+    let mut sim = Sim::new(Options::default());
+    let a = sim.server.accept(
+        tenet_core::Peer {
+            ip: "127.0.0.1".into(),
+            port: 1,
+        },
+        sim.now,
+    );
+    sim.pump();
+    sim.take(a);
+    let rtt = |sim: &mut Sim| json(sim, "/connz")["connections"][0]["rtt"].clone();
+    assert_eq!(rtt(&mut sim), "0s");
+    // As nats-server: the INFO went out on accept, the CONNECT came back 3 ms later.
+    sim.advance(Duration::from_millis(3));
+    sim.send(a, format!("CONNECT {QUIET}\r\n").as_bytes());
+    assert_eq!(rtt(&mut sim), "3ms");
+    // A CONNECT in the same instant as the INFO still shows a round trip.
+    let b = sim.connect(QUIET);
+    let connz = json(&mut sim, "/connz");
+    assert_eq!(connz["connections"][1]["rtt"], "1ns", "{b:?}");
+    // The first server PING answered refines it.
+    while !sim.take_str(a).contains("PING") {
+        let due = sim.server.poll_timeout().expect("a PING is scheduled");
+        sim.advance(due.saturating_since(sim.now));
+    }
+    sim.advance(Duration::from_micros(250));
+    sim.send(a, b"PONG\r\n");
+    assert_eq!(rtt(&mut sim), "250µs");
+}
+
+#[test]
+fn a_callback_wraps_every_json_answer_as_jsonp() {
+    let mut sim = Sim::new(Options::default());
+    sim.connect(QUIET);
+    for endpoint in [
+        "/varz",
+        "/connz",
+        "/subsz",
+        "/subscriptionsz",
+        "/accountz",
+        "/healthz",
+    ] {
+        let plain = get(&mut sim, endpoint);
+        let wrapped = get(&mut sim, &format!("{endpoint}?callback=show"));
+        assert_eq!(wrapped.status, 200, "{endpoint}");
+        assert_eq!(wrapped.content_type, "application/javascript", "{endpoint}");
+        let inner = wrapped
+            .body
+            .strip_prefix("show(")
+            .and_then(|b| b.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{endpoint}: {}", wrapped.body));
+        let value: Value = serde_json::from_str(inner).expect("JSON inside");
+        assert!(value.is_object(), "{endpoint}");
+        if endpoint == "/healthz" {
+            assert_eq!(wrapped.body, format!("show({})", plain.body));
+        }
+    }
+    // An empty callback is plain JSON; errors and the HTML index are never wrapped.
+    assert_eq!(
+        get(&mut sim, "/varz?callback=").content_type,
+        "application/json"
+    );
+    let bad = get(&mut sim, "/connz?callback=f&sort=nope");
+    assert_eq!(
+        (bad.status, bad.body.as_str()),
+        (400, "invalid sorting option: nope")
+    );
+    assert!(!get(&mut sim, "/?callback=f").body.starts_with("f("));
+}

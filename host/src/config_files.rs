@@ -21,8 +21,16 @@ impl Resolver for FsResolver {
             base.join(path)
         };
         let name = full.to_string_lossy().into_owned();
+        // The caller names `path` in its message: the file looked for is
+        // named again only when it is another (an include beside its file).
         fs::read_to_string(&full)
             .map(|text| (name.clone(), text))
-            .map_err(|e| format!("error opening {name}: {e}"))
+            .map_err(|e| {
+                if name == path {
+                    e.to_string()
+                } else {
+                    format!("{name}: {e}")
+                }
+            })
     }
 }

@@ -6,6 +6,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
@@ -92,7 +93,9 @@ pub fn bind_engine(opts: Options, auth: Auth) -> io::Result<Bound> {
                 let addr = crate::http::host_port(opts.http_host(), port);
                 io::Error::new(
                     e.kind(),
-                    MonitorBindError(format!("Can't listen to the monitor port: {addr}: {e}")),
+                    MonitorBindError(format!(
+                        "Can't start monitoring: can't listen to the monitor port: {addr}: {e}"
+                    )),
                 )
             })?;
             http.set_nonblocking(true)?;
@@ -202,7 +205,7 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
                     format!("Error listening on port: {addr}, {e}")
                 }
             };
-            log(Level::Error, &line);
+            log(Level::Fatal, &line);
             return ExitCode::from(1);
         }
     };
@@ -215,7 +218,7 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
     let _pid_file = match config.pid_file.as_deref().map(PidFile::create).transpose() {
         Ok(p) => p,
         Err(e) => {
-            log(Level::Error, &format!("Could not write pid file: {e}"));
+            log(Level::Fatal, &format!("Could not write pidfile: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -235,7 +238,7 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             log(
-                Level::Error,
+                Level::Fatal,
                 &format!("cannot install signal handlers: {e}"),
             );
             return ExitCode::from(1);
@@ -243,6 +246,8 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
     };
     let control = runtime.controller();
     let started_with = config.clone();
+    // The syslog settings in force, for the reload's `Reloaded: syslog` lines.
+    let syslog_now = Arc::new(Mutex::new(SyslogSettings::of(&config)));
     std::thread::spawn(move || {
         let mut lame_duck = false;
         for signal in signals.forever() {
@@ -258,8 +263,20 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
                         Ok((reread, switch))
                     });
                     match switch {
-                        Ok((Reread { opts, auth, .. }, switch)) => {
+                        Ok((
+                            Reread {
+                                opts, auth, syslog, ..
+                            },
+                            switch,
+                        )) => {
+                            let (mut log, syslog_now) = (output.logger(), syslog_now.clone());
                             let applied: Applied = Box::new(move || {
+                                // As nats-server: these lines still go to the old target.
+                                let mut now = syslog_now.lock().unwrap_or_else(|e| e.into_inner());
+                                for line in now.reloaded(&syslog) {
+                                    log(Level::Info, &line);
+                                }
+                                *now = syslog;
                                 if let Some(switch) = switch {
                                     switch.apply();
                                 }
@@ -316,6 +333,37 @@ struct Reread {
     auth: Auth,
     /// Where the log goes from now on (`syslog`, `remote_syslog` change live).
     log_target: LogTarget,
+    /// The syslog settings as written.
+    syslog: SyslogSettings,
+}
+
+/// `syslog` and `remote_syslog` as the configuration (with the flags) says.
+#[derive(Clone, PartialEq)]
+struct SyslogSettings {
+    syslog: bool,
+    remote_syslog: Option<String>,
+}
+
+impl SyslogSettings {
+    fn of(config: &Config) -> SyslogSettings {
+        SyslogSettings {
+            syslog: config.syslog,
+            remote_syslog: config.remote_syslog.clone(),
+        }
+    }
+
+    /// nats-server's reload lines for what changed from `self` to `new`.
+    fn reloaded(&self, new: &SyslogSettings) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.syslog != new.syslog {
+            lines.push(format!("Reloaded: syslog = {}", new.syslog));
+        }
+        if self.remote_syslog != new.remote_syslog {
+            let address = new.remote_syslog.as_deref().unwrap_or_default();
+            lines.push(format!("Reloaded: remote_syslog = {address}"));
+        }
+        lines
+    }
 }
 
 /// Reads the configuration file again for a reload, with the same command-line
@@ -329,21 +377,24 @@ fn reread_config(flags: &Flags, started_with: &Config) -> Result<Reread, Vec<Str
     let (config, auth) = flags
         .load(&FsResolver, &env)
         .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    // Printed as nats-server prints them: the value itself, nothing for none.
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    let log_time = |value: Option<bool>| value.unwrap_or(true).to_string();
     let fixed = [
         (
             "log_file",
-            format!("{:?}", started_with.log_file),
-            format!("{:?}", config.log_file),
+            text(&started_with.log_file),
+            text(&config.log_file),
         ),
         (
             "logtime",
-            format!("{:?}", started_with.log_time),
-            format!("{:?}", config.log_time),
+            log_time(started_with.log_time),
+            log_time(config.log_time),
         ),
         (
             "pid_file",
-            format!("{:?}", started_with.pid_file),
-            format!("{:?}", config.pid_file),
+            text(&started_with.pid_file),
+            text(&config.pid_file),
         ),
     ];
     for (field, old, new) in fixed {
@@ -355,6 +406,7 @@ fn reread_config(flags: &Flags, started_with: &Config) -> Result<Reread, Vec<Str
     }
     let log_target = LogTarget::of(&config).map_err(|e| vec![e])?;
     Ok(Reread {
+        syslog: SyslogSettings::of(&config),
         opts: config.server,
         auth,
         log_target,

@@ -19,8 +19,8 @@
 //! is the facility times 8 plus the severity: the facility is `daemon` (3)
 //! for the local syslog and `kern` (0) for `remote_syslog` (nats-server dials
 //! it with the bare `LOG_DEBUG` priority); info lines and protocol traces are
-//! `notice` (5), warnings `warning` (4), errors `err` (3), debug lines `debug`
-//! (7). Debug and trace lines are sent only with `-D`/`-V`, as to a file. A
+//! `notice` (5), warnings `warning` (4), errors `err` (3), fatal start-up
+//! errors `crit` (2), debug lines `debug` (7). Debug and trace lines are sent only with `-D`/`-V`, as to a file. A
 //! failed write reconnects once and tries again, then the line is dropped.
 
 use std::fs::OpenOptions;
@@ -409,6 +409,7 @@ fn connect_error(what: &str, e: io::Error) -> io::Error {
 /// The syslog severity of a level, as nats-server's syslog logger maps them.
 fn severity(level: Level) -> u8 {
     match level {
+        Level::Fatal => 2,
         Level::Error => 3,
         Level::Warn => 4,
         Level::Info | Level::Trace => 5,
@@ -562,6 +563,7 @@ mod tests {
         );
         assert_eq!(
             [
+                Level::Fatal,
                 Level::Error,
                 Level::Warn,
                 Level::Info,
@@ -569,7 +571,7 @@ mod tests {
                 Level::Debug
             ]
             .map(severity),
-            [3, 4, 5, 5, 7]
+            [2, 3, 4, 5, 5, 7]
         );
     }
 

@@ -4,7 +4,8 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use tenet_tests::{
-    is_reference_server, run_binary, runtime_binary_name, server_binary, RawClient, TestServer,
+    is_reference_server, run_binary, runtime_binary_name, server_binary, skip_on_reference,
+    RawClient, TestServer,
 };
 
 /// True if `text` contains something shaped like a version number (`1.2.3`).
@@ -203,4 +204,81 @@ fn each_suite_runs_the_runtime_it_is_named_for() {
         "{out}"
     );
     assert!(server_binary().ends_with(runtime_binary_name()));
+}
+
+/// Runs the binary with `args`, which must fail at start-up: exit status 1
+/// and one `[FTL]` line starting with `expected`, as nats-server's Fatalf.
+fn fails_fatally(args: &[&str], expected: &str) {
+    let (status, text) = run_binary(args);
+    assert_eq!(status.code(), Some(1), "{text}");
+    let fatal: Vec<&str> = text.lines().filter(|l| l.contains("[FTL]")).collect();
+    assert_eq!(fatal.len(), 1, "{text}");
+    assert!(fatal[0].contains(&format!("[FTL] {expected}")), "{text}");
+    assert!(!text.contains("[ERR]"), "{text}");
+}
+
+#[test]
+fn a_port_in_use_is_fatal() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().unwrap().port().to_string();
+    fails_fatally(
+        &["-a", "127.0.0.1", "-p", &port],
+        &format!("Error listening on port: 127.0.0.1:{port}, "),
+    );
+    // The monitoring port too.
+    fails_fatally(
+        &["-a", "127.0.0.1", "-p", "-1", "-m", &port],
+        "Can't start monitoring: can't listen to the monitor port: ",
+    );
+}
+
+#[test]
+fn a_pid_file_that_cannot_be_written_is_fatal() {
+    fails_fatally(
+        &[
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "-P",
+            "/nonexistent-dir/x.pid",
+        ],
+        "Could not write pidfile: ",
+    );
+}
+
+#[test]
+fn a_missing_configuration_file_is_named_once() {
+    let path = std::env::temp_dir().join(format!("tenet-missing-{}.conf", std::process::id()));
+    let path = path.to_string_lossy().into_owned();
+    let (status, text) = run_binary(&["-c", &path]);
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert_eq!(text.matches(path.as_str()).count(), 1, "{text}");
+    if !is_reference_server() {
+        assert_eq!(
+            text,
+            format!(
+                "{}: cannot read configuration file {path:?}: No such file or directory (os error 2)\n",
+                runtime_binary_name()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_fatal_line_is_critical_in_syslog() {
+    // nats-server writes the line as `crit` too, but its syslog logger's
+    // Fatalf does not exit: 2.9.10 goes on running without a listener.
+    if skip_on_reference("nats-server keeps running after a fatal line sent to syslog") {
+        return;
+    }
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let syslog = format!("udp://{}", udp.local_addr().unwrap());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, text) = run_binary(&["-a", "127.0.0.1", "-p", &port, "-r", &syslog]);
+    assert_eq!(status.code(), Some(1), "{text}");
+    let got = tenet_tests::datagrams_until(&udp, "Error listening on port");
+    // nats-server's syslog logger writes Fatalf as `crit` (2); `kern` is 0.
+    assert!(got.last().unwrap().starts_with("<2>"), "{got:#?}");
 }

@@ -542,7 +542,7 @@ fn test_flag_checks_the_syslog_keys() {
     assert_eq!(
         out,
         format!(
-            "{binary}: {bad}:1:8: value: expected a boolean, got integer\n\
+            "{binary}: {bad}:1:8: syslog: expected a boolean, got integer\n\
              {binary}: {bad}:2:17: remote_syslog \"localhost:514\": invalid network type \"localhost\" \
              (use udp://host:port, tcp://host:port or unix:///path)\n"
         )

@@ -1024,3 +1024,24 @@ fn every_field_tenet_writes_is_a_nats_server_field() {
     drop(reference);
     let _ = tenet;
 }
+
+#[test]
+fn a_callback_answers_jsonp() {
+    let (_server, port) = start(&[]);
+    for endpoint in ["/varz", "/connz", "/subsz", "/accountz", "/healthz"] {
+        let r = http_get(port, &format!("{endpoint}?callback=show"));
+        assert_eq!(r.status, 200, "{endpoint}: {}", r.body);
+        assert!(
+            r.headers.contains("content-type: application/javascript"),
+            "{endpoint}: {}",
+            r.headers
+        );
+        let inner = r
+            .body
+            .strip_prefix("show(")
+            .and_then(|b| b.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{endpoint}: {}", r.body));
+        let value: Value = serde_json::from_str(inner).expect("JSON inside the call");
+        assert!(value.is_object(), "{endpoint}: {inner}");
+    }
+}

@@ -879,7 +879,11 @@ fn tenet_does_not_reload_log_file() {
         &mut server,
         "",
         &format!("log_file: \"{}\"\n", log.display()),
-        &not_supported("log_file", "LogFile"),
+        // The values as nats-server prints them: nothing for none.
+        &format!(
+            "config reload not supported for log_file: old=, new={}",
+            log.display()
+        ),
     );
     assert!(!log.exists(), "{} was created", log.display());
 }
@@ -894,7 +898,7 @@ fn tenet_does_not_reload_logtime() {
         &mut server,
         "",
         "logtime: false\n",
-        &not_supported("logtime", "Logtime"),
+        "config reload not supported for logtime: old=true, new=false",
     );
 }
 
@@ -911,7 +915,11 @@ fn tenet_does_not_reload_pid_file() {
         &mut server,
         &start,
         &format!("pid_file: \"{}\"\n", second.display()),
-        &not_supported("pid_file", "PidFile"),
+        &format!(
+            "config reload not supported for pid_file: old={}, new={}",
+            first.display(),
+            second.display()
+        ),
     );
     assert!(!second.exists(), "{} was created", second.display());
     drop(server);
@@ -1324,6 +1332,12 @@ fn remote_syslog_switches_live() {
     let got = tenet_tests::datagrams_until(&udp, RELOADED);
     let reloaded = got.last().unwrap();
     assert!(reloaded.starts_with("<5>"), "{reloaded}");
+    // nats-server's line for the option goes out before the switch, to stderr.
+    let line = format!(
+        "[INF] Reloaded: remote_syslog = udp://{}",
+        udp.local_addr().unwrap()
+    );
+    assert!(server.wait_for_log(&line, TIMEOUT), "{}", server.logs());
     assert!(
         reloaded.ends_with(&format!("[{}]: {RELOADED}\n", server.pid())),
         "{reloaded}"
@@ -1429,4 +1443,69 @@ impl Drop for Spawned {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+// ----- 8. What a reload logs -----------------------------------------------------
+
+#[test]
+fn a_reload_logs_what_it_changed_removed_and_refused() {
+    let mut server = Reloadable::start(
+        "authorization { users = [
+  {user: pam, password: p, permissions: {subscribe: [\"_INBOX.>\", \"foo\"]}}
+  {user: rotated, password: old}
+] }
+",
+    );
+    let mut pam = login(&server, "pam", "p", "$G");
+    pam.send("SUB _INBOX.> 1\r\nSUB foo 2\r\n");
+    pam.ping();
+    let mut rotated = login(&server, "rotated", "old", "$G");
+    rotated.ping();
+    server.reload(
+        "max_payload: 65536
+authorization { users = [
+  {user: pam, password: p, permissions: {subscribe: \"foo\"}}
+  {user: rotated, password: new}
+] }
+",
+    );
+    pam.expect(sub_revoked("_INBOX.>", 1));
+    expect_err_then_close(&mut rotated, "Authorization Violation");
+    let logs = server.logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
+        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
+        .filter(|l| {
+            l.starts_with("Reloaded")
+                || l.starts_with("Removed sub")
+                || l.contains("authentication error")
+        })
+        .collect();
+    // nats-server's lines in its order: the options, then what they did to
+    // the clients, then the outcome.
+    let rotated_error = lines
+        .iter()
+        .find(|l| l.contains("authentication error"))
+        .expect("the rotated user's error");
+    assert!(
+        rotated_error.ends_with(" - authentication error - User \"rotated\""),
+        "{logs}"
+    );
+    let mut without_client = lines.clone();
+    without_client.retain(|l| !l.contains("authentication error"));
+    assert_eq!(
+        without_client,
+        [
+            "Reloaded: authorization users",
+            "Reloaded: accounts",
+            "Reloaded: max_payload = 65536",
+            r#"Removed sub "_INBOX.>" (sid "1") for User "pam" - not authorized"#,
+            "Reloaded server configuration",
+        ],
+        "{logs}"
+    );
+    let position = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap();
+    assert!(position("max_payload") < position("authentication error"));
+    assert!(position("authentication error") < position(RELOADED));
 }

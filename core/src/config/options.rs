@@ -325,7 +325,7 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                     port = p.map(|p| (p, value.pos.clone())).or(port);
                 }
             }
-            "port" => port = r.int(value).map(|p| (p, value.pos.clone())),
+            "port" => port = r.int(&key.name, value).map(|p| (p, value.pos.clone())),
             "http" => match r.host_port(value) {
                 Some((h, Some(p))) => {
                     config.server.http_host = h.or(config.server.http_host.take());
@@ -338,50 +338,58 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 None => {}
             },
             "http_port" | "monitor_port" => {
-                http_port = r.int(value).map(|p| (p, value.pos.clone()))
+                http_port = r.int(&key.name, value).map(|p| (p, value.pos.clone()))
             }
-            "host" | "net" => host = r.string(value),
-            "server_name" => config.server.server_name = r.string(value),
-            "debug" => config.server.debug = r.boolean(value).unwrap_or(false),
-            "trace" => config.server.trace = r.boolean(value).unwrap_or(false),
+            "host" | "net" => host = r.string(&key.name, value),
+            "server_name" => config.server.server_name = r.string(&key.name, value),
+            "debug" => config.server.debug = r.boolean(&key.name, value).unwrap_or(false),
+            "trace" => config.server.trace = r.boolean(&key.name, value).unwrap_or(false),
             "max_traced_msg_len" => {
-                config.server.max_traced_msg_len =
-                    r.limit(value, 0, i64::from(u32::MAX)).unwrap_or(0) as usize
+                config.server.max_traced_msg_len = r
+                    .limit(&key.name, value, 0, i64::from(u32::MAX))
+                    .unwrap_or(0) as usize
             }
-            "logtime" => config.log_time = r.boolean(value),
-            "logfile" | "log_file" => config.log_file = r.string(value),
-            "pidfile" | "pid_file" => config.pid_file = r.string(value),
+            "logtime" => config.log_time = r.boolean(&key.name, value),
+            "logfile" | "log_file" => config.log_file = r.string(&key.name, value),
+            "pidfile" | "pid_file" => config.pid_file = r.string(&key.name, value),
             "max_control_line" => {
-                config.server.max_control_line =
-                    r.limit(value, 1, i64::from(i32::MAX)).unwrap_or(4096)
+                config.server.max_control_line = r
+                    .limit(&key.name, value, 1, i64::from(i32::MAX))
+                    .unwrap_or(4096)
             }
             "max_payload" => {
-                config.server.max_payload =
-                    r.limit(value, 1, i64::from(i32::MAX)).unwrap_or(1 << 20)
+                config.server.max_payload = r
+                    .limit(&key.name, value, 1, i64::from(i32::MAX))
+                    .unwrap_or(1 << 20)
             }
             "max_pending" => {
-                if let Some(n) = r.limit(value, 1, i64::MAX) {
+                if let Some(n) = r.limit(&key.name, value, 1, i64::MAX) {
                     config.server.max_pending = n as u64;
                 }
             }
             // 0 in a file refuses every client, as in nats-server 2.10+.
             "max_connections" | "max_conn" => {
-                config.server.max_connections = r.limit(value, 0, i64::from(u32::MAX)).unwrap_or(0)
+                config.server.max_connections = r
+                    .limit(&key.name, value, 0, i64::from(u32::MAX))
+                    .unwrap_or(0)
             }
             "max_subscriptions" | "max_subs" => {
-                config.server.max_subscriptions =
-                    r.limit(value, 0, i64::from(u32::MAX)).unwrap_or(0)
+                config.server.max_subscriptions = r
+                    .limit(&key.name, value, 0, i64::from(u32::MAX))
+                    .unwrap_or(0)
             }
             "ping_interval" => {
-                if let Some(d) = r.duration_or_seconds(value) {
+                if let Some(d) = r.duration_or_seconds(&key.name, value) {
                     config.server.ping_interval = d;
                 }
             }
             "ping_max" => {
-                config.server.ping_max = r.limit(value, 0, i64::from(u32::MAX)).unwrap_or(2)
+                config.server.ping_max = r
+                    .limit(&key.name, value, 0, i64::from(u32::MAX))
+                    .unwrap_or(2)
             }
             "disable_sublist_cache" | "no_sublist_cache" => {
-                config.server.disable_sublist_cache = r.boolean(value).unwrap_or(false)
+                config.server.disable_sublist_cache = r.boolean(&key.name, value).unwrap_or(false)
             }
             "authorization" => {
                 config.authorization = r.authorization(value).map(|a| Authorization {
@@ -390,17 +398,17 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 })
             }
             "accounts" => config.accounts = r.accounts(value),
-            "system_account" | "system" => config.system_account = r.string(value),
+            "system_account" | "system" => config.system_account = r.string(&key.name, value),
             "no_system_account" | "no_system" | "no_sys_acc" => {
-                config.no_system_account = r.boolean(value).unwrap_or(false)
+                config.no_system_account = r.boolean(&key.name, value).unwrap_or(false)
             }
             "no_auth_user" => {
-                config.no_auth_user = r.string(value);
+                config.no_auth_user = r.string(&key.name, value);
                 config.no_auth_user_pos = Some(key.pos.clone());
             }
             // Per-client limits and lame duck mode.
             "max_sub_tokens" | "max_subscription_tokens" => {
-                if let Some(n) = r.int(value) {
+                if let Some(n) = r.int(&key.name, value) {
                     match n {
                         1..=255 => config.server.max_sub_tokens = n as u8,
                         _ if n > 255 => {
@@ -414,10 +422,10 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 }
             }
             "no_header_support" => {
-                config.server.no_header_support = r.boolean(value).unwrap_or(false)
+                config.server.no_header_support = r.boolean(&key.name, value).unwrap_or(false)
             }
             "write_deadline" => {
-                if let Some(d) = r.duration_or_seconds(value) {
+                if let Some(d) = r.duration_or_seconds(&key.name, value) {
                     config.server.write_deadline = d;
                 }
             }
@@ -442,25 +450,25 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             // Process-level keys: the error-report intervals of leaf nodes
             // and routes, the monitoring base path, the syslog targets.
             "connect_error_reports" => {
-                if let Some(n) = r.int(value) {
+                if let Some(n) = r.int(&key.name, value) {
                     config.server.connect_error_reports =
                         error_reports(n, DEFAULT_CONNECT_ERROR_REPORTS);
                 }
             }
             "reconnect_error_reports" => {
-                if let Some(n) = r.int(value) {
+                if let Some(n) = r.int(&key.name, value) {
                     config.server.reconnect_error_reports =
                         error_reports(n, DEFAULT_RECONNECT_ERROR_REPORTS);
                 }
             }
             "http_base_path" => {
-                if let Some(path) = r.string(value) {
+                if let Some(path) = r.string(&key.name, value) {
                     config.server.http_base_path = path;
                 }
             }
-            "syslog" => config.syslog = r.boolean(value).unwrap_or(false),
+            "syslog" => config.syslog = r.boolean(&key.name, value).unwrap_or(false),
             "remote_syslog" => {
-                config.remote_syslog = r.string(value).filter(|text| !text.is_empty());
+                config.remote_syslog = r.string(&key.name, value).filter(|text| !text.is_empty());
                 if let Some(Err(message)) =
                     config.remote_syslog.as_deref().map(SyslogAddress::parse)
                 {
@@ -599,28 +607,28 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, value: &Value) -> Option<String> {
+    fn string(&mut self, key: &str, value: &Value) -> Option<String> {
         match &value.kind {
             ValueKind::String(s) => Some(s.clone()),
             _ => {
-                self.wrong_type("value", value, "a string");
+                self.wrong_type(key, value, "a string");
                 None
             }
         }
     }
 
-    fn int(&mut self, value: &Value) -> Option<i64> {
+    fn int(&mut self, key: &str, value: &Value) -> Option<i64> {
         match value.kind {
             ValueKind::Integer(n) => Some(n),
             _ => {
-                self.wrong_type("value", value, "an integer");
+                self.wrong_type(key, value, "an integer");
                 None
             }
         }
     }
 
-    fn limit(&mut self, value: &Value, min: i64, max: i64) -> Option<u32> {
-        let n = self.int(value)?;
+    fn limit(&mut self, key: &str, value: &Value, min: i64, max: i64) -> Option<u32> {
+        let n = self.int(key, value)?;
         if n < min || n > max {
             self.error(&value.pos, format!("{n} is out of range ({min} to {max})"));
             return None;
@@ -628,11 +636,11 @@ impl Reader<'_> {
         Some(n.min(i64::from(u32::MAX)) as u32)
     }
 
-    fn boolean(&mut self, value: &Value) -> Option<bool> {
+    fn boolean(&mut self, key: &str, value: &Value) -> Option<bool> {
         match value.kind {
             ValueKind::Bool(b) => Some(b),
             _ => {
-                self.wrong_type("value", value, "a boolean");
+                self.wrong_type(key, value, "a boolean");
                 None
             }
         }
@@ -662,7 +670,7 @@ impl Reader<'_> {
     }
 
     /// A duration string, or a number of seconds (nats-server accepts both).
-    fn duration_or_seconds(&mut self, value: &Value) -> Option<Duration> {
+    fn duration_or_seconds(&mut self, key: &str, value: &Value) -> Option<Duration> {
         match &value.kind {
             ValueKind::Integer(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
             ValueKind::Float(f) if *f >= 0.0 && f.is_finite() => Some(Duration::from_secs_f64(*f)),
@@ -675,7 +683,7 @@ impl Reader<'_> {
             },
             _ => {
                 self.wrong_type(
-                    "duration",
+                    key,
                     value,
                     "a duration string like \"2s\" or a number of seconds",
                 );
@@ -731,10 +739,10 @@ impl Reader<'_> {
         let mut auth = Authorization::default();
         for (key, v) in map {
             match key.name.to_ascii_lowercase().as_str() {
-                "user" | "username" => auth.user = self.string(v),
-                "pass" | "password" => auth.password = self.string(v),
-                "token" => auth.token = self.string(v),
-                "timeout" => auth.timeout = self.duration_or_seconds(v),
+                "user" | "username" => auth.user = self.string(&key.name, v),
+                "pass" | "password" => auth.password = self.string(&key.name, v),
+                "token" => auth.token = self.string(&key.name, v),
+                "timeout" => auth.timeout = self.duration_or_seconds(&key.name, v),
                 "users" => auth.users = self.users(v),
                 "default_permissions" | "default_permission" | "permissions" | "permission" => {
                     auth.default_permissions = self.permissions(v)
@@ -780,9 +788,9 @@ impl Reader<'_> {
             };
             for (key, v) in map {
                 match key.name.to_ascii_lowercase().as_str() {
-                    "user" | "username" => user.name = self.string(v),
-                    "pass" | "password" => user.password = self.string(v),
-                    "nkey" => user.nkey = self.string(v),
+                    "user" | "username" => user.name = self.string(&key.name, v),
+                    "pass" | "password" => user.password = self.string(&key.name, v),
+                    "nkey" => user.nkey = self.string(&key.name, v),
                     "permissions" | "permission" | "authorization" => {
                         user.permissions = self.permissions(v)
                     }
@@ -869,7 +877,7 @@ impl Reader<'_> {
         };
         let mut out = Vec::new();
         for item in items {
-            let Some(text) = self.string(item) else {
+            let Some(text) = self.string("subject", item) else {
                 continue;
             };
             let mut parts = text.split(' ').filter(|p| !p.is_empty());
@@ -904,7 +912,7 @@ impl Reader<'_> {
                     match key.name.to_ascii_lowercase().as_str() {
                         "max" | "max_msgs" | "max_messages" | "max_responses" => {
                             // 0 means the default (1); negative means unlimited.
-                            rp.max = match self.int(v) {
+                            rp.max = match self.int(&key.name, v) {
                                 Some(n) if n < 0 => None,
                                 Some(0) | None => Some(1),
                                 Some(n) => Some(n as u64),
@@ -946,7 +954,7 @@ impl Reader<'_> {
             // A plain list of names.
             ValueKind::Array(list) => {
                 for item in list {
-                    if let Some(name) = self.string(item) {
+                    if let Some(name) = self.string("accounts", item) {
                         accounts.push(AccountConfig {
                             name,
                             pos: Some(item.pos.clone()),
@@ -1033,7 +1041,7 @@ impl Reader<'_> {
         for (key, v) in map {
             match key.name.to_ascii_lowercase().as_str() {
                 kind @ ("stream" | "service") => {
-                    let subject = self.string(v)?;
+                    let subject = self.string(&key.name, v)?;
                     if !is_valid_subject(subject.as_bytes()) {
                         self.error(
                             &v.pos,
@@ -1049,10 +1057,10 @@ impl Reader<'_> {
                         pos: Some(value.pos.clone()),
                     });
                 }
-                "accounts" => accounts = Some(self.list(v, |r, e| r.string(e))),
-                "response" | "response_type" => response_type = self.string(v),
+                "accounts" => accounts = Some(self.list(v, |r, e| r.string("accounts", e))),
+                "response" | "response_type" => response_type = self.string(&key.name, v),
                 "threshold" | "response_threshold" | "response_max_time" => {
-                    response_threshold = self.duration_or_seconds(v)
+                    response_threshold = self.duration_or_seconds(&key.name, v)
                 }
                 _ => self.unknown_in(key, "export"),
             }
@@ -1081,8 +1089,8 @@ impl Reader<'_> {
                     let (mut account, mut subject) = (None, None);
                     for (k, sv) in source {
                         match k.name.to_ascii_lowercase().as_str() {
-                            "account" => account = self.string(sv),
-                            "subject" => subject = self.string(sv),
+                            "account" => account = self.string(&k.name, sv),
+                            "subject" => subject = self.string(&k.name, sv),
                             _ => self.unknown_in(k, "import source"),
                         }
                     }
@@ -1103,8 +1111,8 @@ impl Reader<'_> {
                         ),
                     }
                 }
-                "to" => to = self.string(v),
-                "prefix" => prefix = self.string(v),
+                "to" => to = self.string(&key.name, v),
+                "prefix" => prefix = self.string(&key.name, v),
                 _ => self.unknown_in(key, "import"),
             }
         }

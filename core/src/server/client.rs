@@ -367,6 +367,13 @@ impl Server {
 
     fn process_connect(&mut self, index: usize, json: &[u8], now: Time) {
         let client = self.client_mut(index);
+        if !client.connected && !client.rtt_measured {
+            // A first estimate, as nats-server makes one: from the INFO sent
+            // on accept to this CONNECT (at least 1ns); the first PONG refines it.
+            client.rtt = now
+                .saturating_since(client.start)
+                .max(Duration::from_nanos(1));
+        }
         if let Err(e) = client.opts.apply(json) {
             self.close_silently(index, &format!("invalid CONNECT: {e}"));
             return;
@@ -432,20 +439,8 @@ impl Server {
     /// once the CONNECT is accepted). On failure sends `Authorization
     /// Violation`, closes, and returns `None`.
     fn authenticate(&mut self, index: usize, identity: Option<usize>) -> Option<bool> {
-        let client = self.slots[index].client.as_ref().expect("live client");
         let Some(user) = identity.and_then(|i| self.users.identity(i)) else {
-            let who = client
-                .opts
-                .user
-                .clone()
-                .or_else(|| client.opts.nkey.clone())
-                .unwrap_or_default();
-            self.log_client(
-                index,
-                Level::Error,
-                &format!("authentication error - User {who:?}"),
-            );
-            self.close_with_error(index, ClientError::AuthorizationViolation);
+            self.auth_violation(index);
             return None;
         };
         let user_index = user.index;
@@ -585,20 +580,16 @@ impl Server {
             self.send_error(index, ClientError::InvalidSubject);
             return;
         }
-        if queue == Some(RESERVED_QUEUE) {
-            let text = subscription_violation(subject, queue);
-            self.send_error_text(index, &text);
-            return;
-        }
         let decision = self
             .client_ref(index)
             .perms
             .as_ref()
             .map(|p| p.can_subscribe(subject, queue));
-        if decision == Some(SubscribeDecision::Denied) {
+        if queue == Some(RESERVED_QUEUE) || decision == Some(SubscribeDecision::Denied) {
             let text = subscription_violation(subject, queue);
-            self.log_violation(index, "Subscription", subject, now);
             self.send_error_text(index, &text);
+            let violation = Violation::subscription("Subscription Violation", subject, queue, sid);
+            self.log_violation(index, &violation, now);
             return;
         }
         let filtered = decision == Some(SubscribeDecision::AllowedFiltered);
@@ -606,15 +597,10 @@ impl Server {
         if max_tokens > 0 && memchr::memchr_iter(b'.', subject).count() + 1 > max_tokens {
             let mut text = subscription_violation(subject, None);
             text.push_str(", too many tokens");
-            let mut line = format!(
-                "Subscription Violation Too Many Tokens - {}, Subject ",
-                self.auth_user_label(index)
-            );
-            crate::proto::encode::go_quote(subject, &mut line);
-            line.push_str(", SID ");
-            line.push_str(&String::from_utf8_lossy(sid));
-            self.log_violation_line(index, line, now);
             self.send_error_text(index, &text);
+            let what = "Subscription Violation Too Many Tokens";
+            let violation = Violation::subscription(what, subject, None, sid);
+            self.log_violation(index, &violation, now);
             return;
         }
         let client = self.client_ref(index);
@@ -730,6 +716,13 @@ impl Server {
             let account = client.account;
             self.accounts[account].stats.connections -= 1;
         }
+        let suppressed = std::mem::take(&mut self.client_mut(index).violations_suppressed);
+        if suppressed > 0 {
+            // The count the next violation line would have carried.
+            let line =
+                format!("{suppressed} more violations not logged before the connection closed");
+            self.log_client(index, Level::Error, &line);
+        }
         self.log_client(
             index,
             Level::Debug,
@@ -818,27 +811,50 @@ impl Server {
         };
         if enabled {
             let c = self.client_ref(index);
-            let line = format!("{}:{} - cid:{} - {text}", c.peer.ip, c.peer.port, c.cid);
+            let mut line = format!("{}:{} - cid:{}", c.peer.ip, c.peer.port, c.cid);
+            if let Some(label) = client_label(&c.opts) {
+                // As nats-server, once a CONNECT named the client: ` - "v1.2.3:go:myapp"`.
+                line.push_str(" - ");
+                crate::proto::encode::go_quote(label.as_bytes(), &mut line);
+            }
+            line.push_str(" - ");
+            line.push_str(text);
             self.events.push_back(Event::Log(level, line));
         }
     }
 
-    /// Logs a denied publish or subscription with the user, account and
-    /// subject: at most [`VIOLATION_LOGS_PER_SECOND`] lines per client and
-    /// second, so a misbehaving client cannot flood the log; the next line
-    /// logged says how many were left out.
-    pub(super) fn log_violation(&mut self, index: usize, what: &str, subject: &[u8], now: Time) {
-        let client = self.client_ref(index);
-        let user = client.user.clone().unwrap_or_default();
-        let account = &self.accounts[client.account].name;
-        let mut line = format!("{what} Violation - User {user:?}, Account {account:?}, Subject ");
-        crate::proto::encode::go_quote(subject, &mut line);
-        self.log_violation_line(index, line, now);
+    /// Logs a refused CONNECT (or one a reload no longer accepts) as
+    /// nats-server does, naming what the CONNECT presented: `authentication
+    /// error - Nkey "U..."` where nkey users exist, else `- User "name"`
+    /// where a users list exists, else nothing more; then sends
+    /// `Authorization Violation` and closes.
+    pub(super) fn auth_violation(&mut self, index: usize) {
+        let opts = &self.client_ref(index).opts;
+        let mut line = String::from("authentication error");
+        let named = if self.users.has_nkey_users() {
+            Some(("Nkey", opts.nkey.as_deref()))
+        } else if self.users.has_user_list() {
+            Some(("User", opts.user.as_deref()))
+        } else {
+            None
+        };
+        if let Some((kind, name)) = named {
+            line.push_str(" - ");
+            line.push_str(kind);
+            line.push(' ');
+            crate::proto::encode::go_quote(name.unwrap_or("").as_bytes(), &mut line);
+        }
+        self.log_client(index, Level::Error, &line);
+        self.close_with_error(index, ClientError::AuthorizationViolation);
     }
 
-    /// Logs a permission violation, at most `VIOLATION_LOGS_PER_SECOND` per
-    /// client and second; the next line logged counts the ones left out.
-    fn log_violation_line(&mut self, index: usize, mut line: String, now: Time) {
+    /// Logs a denied publish or subscription as nats-server does, with the
+    /// account added (`Subscription Violation - User "u", Account "A",
+    /// Subject "s", Queue: "q", SID 1`): at most [`VIOLATION_LOGS_PER_SECOND`]
+    /// lines per client and second, so a misbehaving client cannot flood the
+    /// log; the next line logged (or the client's closing) says how many
+    /// were left out.
+    pub(super) fn log_violation(&mut self, index: usize, violation: &Violation<'_>, now: Time) {
         let client = self.client_mut(index);
         if now.saturating_since(client.violations_since) >= Duration::from_secs(1) {
             client.violations_since = now;
@@ -850,6 +866,26 @@ impl Server {
         }
         client.violations_logged += 1;
         let suppressed = std::mem::take(&mut client.violations_suppressed);
+        let quote = crate::proto::encode::go_quote;
+        let mut line = format!(
+            "{} - {}, Account ",
+            violation.what,
+            self.auth_user_label(index)
+        );
+        let account = &self.accounts[self.client_ref(index).account].name;
+        quote(account.as_bytes(), &mut line);
+        line.push_str(", ");
+        line.push_str(violation.field);
+        line.push(' ');
+        quote(violation.subject, &mut line);
+        if let Some(queue) = violation.queue {
+            line.push_str(", Queue: ");
+            quote(queue, &mut line);
+        }
+        if let Some(sid) = violation.sid {
+            line.push_str(", SID ");
+            line.push_str(&String::from_utf8_lossy(sid));
+        }
         if suppressed > 0 {
             line.push_str(&format!(" ({suppressed} more violations not logged)"));
         }
@@ -857,14 +893,22 @@ impl Server {
     }
 
     /// Who the client logged in as, as nats-server names it in logs:
-    /// `Nkey "U..."`, `User "name"` or `User "N/A"`.
-    fn auth_user_label(&self, index: usize) -> String {
+    /// `Nkey "U..."`, `User "name"` or `User "N/A"` (what the CONNECT said).
+    pub(super) fn auth_user_label(&self, index: usize) -> String {
         let opts = &self.client_ref(index).opts;
+        let mut label = String::new();
         match (&opts.nkey, &opts.user) {
-            (Some(nkey), _) if !nkey.is_empty() => format!("Nkey {nkey:?}"),
-            (_, Some(user)) if !user.is_empty() => format!("User {user:?}"),
-            _ => "User \"N/A\"".to_string(),
+            (Some(nkey), _) if !nkey.is_empty() => {
+                label.push_str("Nkey ");
+                crate::proto::encode::go_quote(nkey.as_bytes(), &mut label);
+            }
+            (_, Some(user)) if !user.is_empty() => {
+                label.push_str("User ");
+                crate::proto::encode::go_quote(user.as_bytes(), &mut label);
+            }
+            _ => label.push_str("User \"N/A\""),
         }
+        label
     }
 
     fn trace_out(&mut self, index: usize, parts: &[&[u8]]) {
@@ -946,4 +990,65 @@ enum InfoKind {
 /// Queue names are single tokens of any non-whitespace bytes.
 fn is_valid_queue(queue: &[u8]) -> bool {
     !queue.is_empty() && !queue.iter().any(|b| b.is_ascii_whitespace())
+}
+
+/// A denied publish or subscription, for [`Server::log_violation`].
+pub(super) struct Violation<'a> {
+    /// `Publish Violation`, `Subscription Violation`, ...
+    what: &'a str,
+    /// `Subject` or `Reply`.
+    field: &'a str,
+    subject: &'a [u8],
+    queue: Option<&'a [u8]>,
+    sid: Option<&'a [u8]>,
+}
+
+impl<'a> Violation<'a> {
+    /// A publish refused for its subject (`field` "Subject") or its reply ("Reply").
+    pub(super) fn publish(field: &'a str, subject: &'a [u8]) -> Violation<'a> {
+        Violation {
+            what: "Publish Violation",
+            field,
+            subject,
+            queue: None,
+            sid: None,
+        }
+    }
+
+    /// A refused SUB; `what` names the kind (`Subscription Violation`, ...).
+    fn subscription(
+        what: &'a str,
+        subject: &'a [u8],
+        queue: Option<&'a [u8]>,
+        sid: &'a [u8],
+    ) -> Violation<'a> {
+        Violation {
+            what,
+            field: "Subject",
+            subject,
+            queue,
+            sid: Some(sid),
+        }
+    }
+}
+
+/// How nats-server names a client in its log lines once its CONNECT said
+/// something about it: `v<version>`, `lang` and `name`, those given, joined
+/// by `:` (`v1.2.3:go:myapp`).
+fn client_label(opts: &ConnectOptions) -> Option<String> {
+    let version = opts
+        .version
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(|v| format!("v{v}"));
+    let parts: Vec<&str> = [
+        version.as_deref(),
+        opts.lang.as_deref(),
+        opts.name.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| !p.is_empty())
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(":"))
 }

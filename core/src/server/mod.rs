@@ -108,6 +108,9 @@ pub enum Level {
     Warn,
     /// `[ERR]`.
     Error,
+    /// `[FTL]`: the process cannot go on (a start-up failure); the engine
+    /// never logs it, the host does before it exits.
+    Fatal,
 }
 
 impl Level {
@@ -119,6 +122,7 @@ impl Level {
             Level::Info => "[INF]",
             Level::Warn => "[WRN]",
             Level::Error => "[ERR]",
+            Level::Fatal => "[FTL]",
         }
     }
 }

@@ -57,6 +57,7 @@ pub struct MonitorResponse {
 }
 
 const JSON: &str = "application/json";
+const JAVASCRIPT: &str = "application/javascript";
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 /// Entries per page of `/connz` and `/subsz` unless `limit` says otherwise.
@@ -118,7 +119,16 @@ impl Server {
             "/accountz" => self.accountz(&query, &clock).map(|a| json(&a)),
             _ => Ok(response(200, JSON, r#"{"status":"ok"}"#.to_string())),
         };
-        answer.unwrap_or_else(|error| error)
+        let mut answer = answer.unwrap_or_else(|error| error);
+        // JSONP, as nats-server answers `?callback=fn`: `fn(<json>)` as
+        // JavaScript, for every JSON answer (not for errors).
+        if let Some(callback) = query.get("callback").filter(|c| !c.is_empty()) {
+            if answer.status == 200 && answer.content_type == JSON {
+                answer.body = format!("{callback}({})", answer.body);
+                answer.content_type = JAVASCRIPT;
+            }
+        }
+        answer
     }
 
     fn varz<'a>(&'a self, clock: &Clock, host: &MonitorHost) -> Varz<'a> {

@@ -1,18 +1,21 @@
 //! Configuration reload: applying new options, users and accounts to the running server.
 
+use std::time::Duration;
+
 use hashbrown::HashMap;
 
 use crate::account::AccountStats;
-use crate::auth::Auth;
+use crate::auth::{Auth, Users};
 use crate::config::duration::format_duration;
 use crate::errors::{removed_subscription_violation, ClientError, CloseReason};
 use crate::options::Options;
 use crate::perms::SubscribeDecision;
+use crate::proto::encode::go_quote;
 use crate::sublist::SubKey;
 use crate::time::Time;
 
 use super::routing::STALL_HIGH_WATER;
-use super::{random_token, Level, Server};
+use super::{random_token, Event, Level, Server};
 
 impl Server {
     /// Applies a new configuration to the running server, as nats-server's
@@ -41,6 +44,8 @@ impl Server {
         let old_system = self.system_account.clone();
         let new_system = auth.accounts.system_account().map(str::to_string);
         let port = |p: Option<u16>| p.map_or("-1".to_string(), |p| p.to_string());
+        // As nats-server prints a string option: the value, nothing for none.
+        let text = |value: Option<&str>| value.unwrap_or_default().to_string();
         let unchanged = [
             ("host", self.opts.host.clone(), opts.host.clone()),
             ("port", port(self.opts.port), port(opts.port)),
@@ -51,18 +56,18 @@ impl Server {
             ),
             (
                 "server_name",
-                format!("{:?}", self.opts.server_name),
-                format!("{:?}", opts.server_name),
+                text(self.opts.server_name.as_deref()),
+                text(opts.server_name.as_deref()),
             ),
             (
                 "no_auth_user",
-                format!("{:?}", self.users.no_auth_user()),
-                format!("{:?}", auth.users.no_auth_user()),
+                text(self.users.no_auth_user()),
+                text(auth.users.no_auth_user()),
             ),
             (
                 "system_account",
-                format!("{old_system:?}"),
-                format!("{new_system:?}"),
+                text(old_system.as_deref()),
+                text(new_system.as_deref()),
             ),
             (
                 "http_host",
@@ -112,6 +117,11 @@ impl Server {
             }
         }
         let Auth { users, accounts } = auth;
+        let changes = ReloadChanges::between(&self.opts, &self.users, &opts, &users);
+        // The `Reloaded: <option>` lines go before what the reload then does
+        // to clients, as nats-server orders them; they are put in place once
+        // the number of clients closed for `max_connections` is known.
+        let mark = self.events.len();
         let mut new_accounts =
             accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut self.rng));
         let new_index: HashMap<String, usize> = new_accounts
@@ -144,10 +154,7 @@ impl Server {
                 None if !name.is_empty() && !self.users.has_user(&name) => {
                     self.shut_client(index, CloseReason::ClientClosed, true)
                 }
-                None => {
-                    self.log_client(index, Level::Error, "authentication error after reload");
-                    self.close_with_error(index, ClientError::AuthorizationViolation);
-                }
+                None => self.auth_violation(index),
             }
         }
 
@@ -225,6 +232,7 @@ impl Server {
         }
 
         // A lowered max_connections closes the newest clients over it.
+        let mut closed_over_max = 0;
         let max = self.opts.max_connections as usize;
         if self.open_clients > max {
             let mut open: Vec<(u64, usize)> = self
@@ -234,9 +242,15 @@ impl Server {
                 .filter_map(|(i, s)| s.client.as_ref().filter(|c| !c.closing).map(|c| (c.cid, i)))
                 .collect();
             open.sort_unstable_by(|a, b| b.cmp(a));
-            for (_, index) in open.into_iter().take(self.open_clients - max) {
+            let over = self.open_clients - max;
+            for (_, index) in open.into_iter().take(over) {
+                self.log_client(index, Level::Error, "maximum connections exceeded");
                 self.close_with_error(index, ClientError::MaxConnectionsExceeded);
             }
+            closed_over_max = over;
+        }
+        for (i, line) in changes.lines(closed_over_max).into_iter().enumerate() {
+            self.events.insert(mark + i, Event::Log(Level::Info, line));
         }
         self.log(Level::Info, "Reloaded server configuration");
         Ok(())
@@ -261,8 +275,18 @@ impl Server {
             sub.filtered = decision == SubscribeDecision::AllowedFiltered;
             if decision == SubscribeDecision::Denied {
                 let text = removed_subscription_violation(&sub.subject, &sub.sid);
+                let mut line = String::from("Removed sub ");
+                go_quote(&sub.subject, &mut line);
+                line.push_str(" (sid ");
+                go_quote(&sub.sid, &mut line);
+                line.push_str(") for ");
                 self.remove_sub(key);
                 self.send_error_text(index, &text);
+                // As nats-server: a server line (no client prefix), so an
+                // operator sees what a reload took away.
+                line.push_str(&self.auth_user_label(index));
+                line.push_str(" - not authorized");
+                self.log(Level::Info, &line);
             }
         }
     }
@@ -274,5 +298,126 @@ fn config_http_port(port: Option<u16>) -> String {
         None => "0".to_string(),
         Some(0) => "-1".to_string(),
         Some(p) => p.to_string(),
+    }
+}
+
+/// What a reload changes that nats-server reports with a `Reloaded: <option>`
+/// line, each as nats-server prints its new value.
+struct ReloadChanges {
+    trace: Option<bool>,
+    debug: Option<bool>,
+    max_connections: Option<u32>,
+    nkey_users: bool,
+    username: bool,
+    password: bool,
+    token: bool,
+    ping_interval: Option<Duration>,
+    ping_max: Option<u32>,
+    auth_timeout: Option<Duration>,
+    max_control_line: Option<u32>,
+    max_payload: Option<u32>,
+    write_deadline: Option<Duration>,
+    max_traced_msg_len: Option<usize>,
+    connect_error_reports: Option<u64>,
+    reconnect_error_reports: Option<u64>,
+}
+
+impl ReloadChanges {
+    fn between(old: &Options, old_users: &Users, new: &Options, new_users: &Users) -> Self {
+        fn changed<T: PartialEq + Copy>(old: T, new: T) -> Option<T> {
+            (old != new).then_some(new)
+        }
+        let (old_user, old_pass, old_token) = old_users.single_credentials();
+        let (new_user, new_pass, new_token) = new_users.single_credentials();
+        ReloadChanges {
+            trace: changed(old.trace, new.trace),
+            debug: changed(old.debug, new.debug),
+            max_connections: changed(old.max_connections, new.max_connections),
+            nkey_users: old_users.nkey_users_differ(new_users),
+            username: old_user != new_user,
+            password: old_pass != new_pass,
+            token: old_token != new_token,
+            ping_interval: changed(old.ping_interval, new.ping_interval),
+            ping_max: changed(old.ping_max, new.ping_max),
+            auth_timeout: changed(old_users.timeout(), new_users.timeout()),
+            max_control_line: changed(old.max_control_line, new.max_control_line),
+            max_payload: changed(old.max_payload, new.max_payload),
+            write_deadline: changed(old.write_deadline, new.write_deadline),
+            max_traced_msg_len: changed(old.max_traced_msg_len, new.max_traced_msg_len),
+            connect_error_reports: changed(old.connect_error_reports, new.connect_error_reports),
+            reconnect_error_reports: changed(
+                old.reconnect_error_reports,
+                new.reconnect_error_reports,
+            ),
+        }
+    }
+
+    /// nats-server's lines, in the order of its options (the users and the
+    /// accounts always count as changed there, so those two lines are
+    /// always logged); `closed` clients were closed for `max_connections`.
+    fn lines(&self, closed: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut add = |text: String| lines.push(format!("Reloaded: {text}"));
+        if let Some(v) = self.trace {
+            add(format!("trace = {v}"));
+        }
+        if let Some(v) = self.debug {
+            add(format!("debug = {v}"));
+        }
+        if let Some(v) = self.max_connections {
+            add(format!("max_connections = {v}"));
+        }
+        if self.nkey_users {
+            add("authorization nkey users".to_string());
+        }
+        add("authorization users".to_string());
+        add("accounts".to_string());
+        if self.username {
+            add("authorization username".to_string());
+        }
+        if self.password {
+            add("authorization password".to_string());
+        }
+        if self.token {
+            add("authorization token".to_string());
+        }
+        if let Some(v) = self.ping_interval {
+            add(format!("ping_interval = {}", format_duration(v)));
+        }
+        if let Some(v) = self.ping_max {
+            add(format!("ping_max = {v}"));
+        }
+        if let Some(v) = self.auth_timeout {
+            // Go's %v of a float64 number of seconds: `2`, `1.5`.
+            add(format!("authorization timeout = {}", v.as_secs_f64()));
+        }
+        if let Some(v) = self.max_control_line {
+            add(format!("max_control_line = {v}"));
+        }
+        if let Some(v) = self.max_payload {
+            add(format!("max_payload = {v}"));
+        }
+        if let Some(v) = self.write_deadline {
+            add(format!("write_deadline = {}", format_duration(v)));
+        }
+        if let Some(v) = self.max_traced_msg_len {
+            add(format!("max_traced_msg_len = {v}"));
+        }
+        if let Some(v) = self.connect_error_reports {
+            add(format!("connect_error_reports = {v}"));
+        }
+        if let Some(v) = self.reconnect_error_reports {
+            add(format!("reconnect_error_reports = {v}"));
+        }
+        if closed > 0 {
+            // Before the max_connections line, as nats-server logs it.
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with("Reloaded: max_connections"))
+                .unwrap_or(0);
+            let text = format!("Closed {closed} connections to fall within max_connections");
+            lines.insert(at, text);
+        }
+        lines
     }
 }

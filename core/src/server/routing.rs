@@ -15,7 +15,7 @@ use crate::subject::{is_valid_literal_subject, subject_matches};
 use crate::sublist::{Matches, SubKey};
 use crate::time::Time;
 
-use super::client::outbound_trace;
+use super::client::{outbound_trace, Violation};
 use super::timers::Timer;
 use super::{ClientId, Event, Level, Server};
 
@@ -51,18 +51,15 @@ impl Server {
             return;
         }
         // The subject's permission first, then reserved names, as nats-server orders them.
-        if !self.publish_allowed(index, publish.subject, now) {
-            let text = publish_violation(publish.subject);
-            self.log_violation(index, "Publish", publish.subject, now);
-            self.send_error_text(index, &text);
-            return;
-        }
-        if RESERVED_PUBLISH_PREFIXES
-            .iter()
-            .any(|p| publish.subject.starts_with(p))
+        if !self.publish_allowed(index, publish.subject, now)
+            || RESERVED_PUBLISH_PREFIXES
+                .iter()
+                .any(|p| publish.subject.starts_with(p))
         {
             let text = publish_violation(publish.subject);
             self.send_error_text(index, &text);
+            let violation = Violation::publish("Subject", publish.subject);
+            self.log_violation(index, &violation, now);
             return;
         }
         if let Some(reply) = publish
@@ -71,6 +68,7 @@ impl Server {
         {
             let text = reply_violation(reply);
             self.send_error_text(index, &text);
+            self.log_violation(index, &Violation::publish("Reply", reply), now);
             return;
         }
         if self.client_ref(index).opts.verbose {
