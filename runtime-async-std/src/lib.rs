@@ -199,7 +199,7 @@ impl Link {
     }
 }
 
-/// The engine task's view of one connection.
+/// The engine task's view of one connection; dropping it closes the link.
 struct Conn {
     /// Bytes to the writer, credits to the reader.
     link: Arc<Link>,
@@ -209,6 +209,12 @@ struct Conn {
     in_flight: usize,
     /// Reading ended, and how.
     read_closed: Option<CloseReason>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.link.close();
+    }
 }
 
 /// A bound server, ready to run on async-std.
@@ -421,9 +427,10 @@ impl ReadSize {
     }
 
     /// Makes `buf` the size of the next read, giving memory back when the
-    /// size shrank.
+    /// size shrank. (What it holds was handed to the engine already; only
+    /// the bytes past it are filled.)
     fn fit(&self, buf: &mut Vec<u8>) {
-        buf.clear();
+        buf.truncate(self.size);
         if buf.capacity() > self.size {
             buf.shrink_to(self.size);
         }
@@ -709,8 +716,8 @@ impl Engine {
     /// that the client is gone, and why: once reading ended, how it ended is
     /// the reason whatever failed after (as nats-server, which closes then).
     fn drop_conn(&mut self, id: ClientId, mut reason: CloseReason) {
+        // Dropping the Conn closes its link.
         if let Some(conn) = self.conns.remove(&id) {
-            conn.link.close();
             reason = conn.read_closed.unwrap_or(reason);
         }
         let now = self.now();
