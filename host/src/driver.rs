@@ -85,11 +85,12 @@ impl std::error::Error for MonitorBindError {}
 /// with `http_port`) and builds the engine for them, seeded from the clock
 /// and the process id: the part every runtime shares.
 pub fn bind_engine(opts: Options, auth: Auth) -> io::Result<Bound> {
-    let listener = std::net::TcpListener::bind((opts.host.as_str(), opts.port.unwrap_or(0)))?;
+    // Backlogs as large as the kernel allows (std's is 128), as nats-server's.
+    let listener = crate::accept::listen(opts.host.as_str(), opts.port.unwrap_or(0))?;
     let local_addr = listener.local_addr()?;
     let http = match opts.http_port {
         Some(port) => {
-            let http = std::net::TcpListener::bind((opts.http_host(), port)).map_err(|e| {
+            let http = crate::accept::listen(opts.http_host(), port).map_err(|e| {
                 let addr = crate::http::host_port(opts.http_host(), port);
                 io::Error::new(
                     e.kind(),

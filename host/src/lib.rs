@@ -8,6 +8,7 @@
 //! and `--signal`, and serving monitoring over HTTP. A runtime implements
 //! [`Runtime`] and its binary's `main` is one call to [`main`].
 
+pub mod accept;
 pub mod cli;
 pub mod config_files;
 pub mod driver;
@@ -18,6 +19,7 @@ pub mod pid_file;
 pub mod signal;
 pub mod workers;
 
+pub use accept::{AcceptBackoff, AcceptFailure};
 pub use driver::{bind_engine, main, Applied, Bound, Control, MonitorBindError, Runtime};
 pub use load::{load_file, server_from_file};
 pub use log::{logger, stderr_logger, LogOutput, LogTarget, Logger};

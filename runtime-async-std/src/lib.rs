@@ -1,12 +1,27 @@
 //! tenet-async-std: drives the tenet engine from async-std tasks.
 //!
 //! One task owns the [`Server`]; each connection has a reader task and a writer
-//! task that exchange messages with it over channels, so the engine itself needs
-//! no lock. Reads are paced by credits: a reader reads again only once the engine
-//! has taken its last chunk (and is not pausing that client for back-pressure),
-//! returning the buffer with the credit. Bytes handed to a writer stay counted
-//! in the engine's outbound queue until the writer reports them written, so slow
+//! task. They send the engine what they read and wrote over its input
+//! channel, so the engine itself needs no lock; the engine hands them bytes
+//! to write and read buffers through a small [`Link`] per connection (one
+//! short lock, no channel: an idle connection costs little). Reads are paced
+//! by credits: a reader reads again only once the engine has taken its last
+//! chunk (and is not pausing that client for back-pressure), returning the
+//! buffer with the credit. Bytes handed to a writer stay counted in the
+//! engine's outbound queue until the writer reports them written, so slow
 //! consumers are detected exactly as in the mio runtime.
+//!
+//! A reader's buffer is sized as nats-server sizes its own: 512 bytes at
+//! first, twice as large after each read that fills it (up to 64 KiB), half
+//! as large again after reads that fill less than half of it (down to 64
+//! bytes), so an idle connection holds little and a busy publisher reads in
+//! 64 KiB chunks.
+//!
+//! When the engine closes a client, it marks the link closed: the writer
+//! writes what the socket takes at once (the `-ERR` that explains the close),
+//! then shuts the socket down, which also ends a read the reader is waiting
+//! in, so the socket and every buffer are freed at once even when the peer
+//! reads nothing.
 //!
 //! Monitoring (`http_port`) runs in its own tasks: one accepts connections,
 //! and each connection's task reads the request (with `httparse`), asks the
@@ -19,23 +34,31 @@
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, TcpListener as StdListener};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_std::channel::{bounded, unbounded, Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tenet_core::Auth;
 use tenet_core::{
-    ClientId, CloseReason, Event, JobDone, MonitorResponse, Options, Peer, Server, Time,
+    ClientId, CloseReason, Event, JobDone, Level, MonitorResponse, Options, Peer, Server, Time,
 };
 use tenet_host::http;
-use tenet_host::{self as host, Control, Logger, Runtime};
+use tenet_host::{self as host, AcceptBackoff, AcceptFailure, Control, Logger, Runtime};
 
-/// Bytes a reader asks for in one read.
-const READ_BUFFER: usize = 64 * 1024;
+/// A reader's first buffer (an INFO/CONNECT exchange fits).
+const READ_BUFFER_START: usize = 512;
+/// The smallest a reader's buffer shrinks to.
+const READ_BUFFER_MIN: usize = 64;
+/// The largest a reader's buffer grows to.
+const READ_BUFFER_MAX: usize = 64 * 1024;
+/// Reads in a row that fill less than half the buffer before it shrinks.
+const SHORT_READS_TO_SHRINK: u32 = 2;
 /// Inputs handled before the engine's events are drained (batches writes).
 const BATCH: usize = 64;
 /// How long a shutdown waits for writers to deliver what they hold.
@@ -56,6 +79,8 @@ enum Input {
     WriteFailed(ClientId),
     /// A request of the process (stop, reload, lame duck mode).
     Control(Control),
+    /// A line for the log, from a task that has no logger (the acceptors).
+    Log(Level, String),
     /// A monitoring request ([`Server::monitor`]): path, query, and where the
     /// answer goes.
     Monitor {
@@ -65,24 +90,133 @@ enum Input {
     },
 }
 
-/// What the engine tells a writer task.
-enum Output {
-    Bytes(Vec<u8>),
-    /// Write what came before, then close the socket.
-    Close,
+/// What the engine task shares with one connection's reader and writer.
+#[derive(Default)]
+struct Link {
+    state: Mutex<LinkState>,
 }
 
-/// The engine task's view of one connection.
+#[derive(Default)]
+struct LinkState {
+    /// Bytes for the writer, not yet taken by it.
+    out: Vec<u8>,
+    /// A buffer handed back to the reader: permission to read again.
+    credit: Option<Vec<u8>>,
+    /// The engine dropped the connection: the writer writes only what the
+    /// socket takes at once and closes it; the reader stops.
+    closed: bool,
+    writer: Option<Waker>,
+    reader: Option<Waker>,
+}
+
+impl Link {
+    fn lock(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the writer `slices`, skipping their first `skip` bytes.
+    fn send(&self, slices: &[IoSlice<'_>], mut skip: usize) {
+        let mut state = self.lock();
+        for slice in slices {
+            if skip >= slice.len() {
+                skip -= slice.len();
+                continue;
+            }
+            state.out.extend_from_slice(&slice[skip..]);
+            skip = 0;
+        }
+        if let Some(writer) = state.writer.take() {
+            writer.wake();
+        }
+    }
+
+    /// Hands the reader a buffer to read into.
+    fn credit(&self, buf: Vec<u8>) {
+        let mut state = self.lock();
+        state.credit = Some(buf);
+        if let Some(reader) = state.reader.take() {
+            reader.wake();
+        }
+    }
+
+    /// The engine is done with the connection.
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.credit = None;
+        for waker in [state.writer.take(), state.reader.take()]
+            .into_iter()
+            .flatten()
+        {
+            waker.wake();
+        }
+    }
+
+    /// The next buffer to read into; None once the connection is closed.
+    async fn next_credit(&self) -> Option<Vec<u8>> {
+        future::poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.closed {
+                return Poll::Ready(None);
+            }
+            if let Some(buf) = state.credit.take() {
+                return Poll::Ready(Some(buf));
+            }
+            state.reader = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The bytes to write next, and whether the connection is closed; no
+    /// bytes once it is closed and nothing is left.
+    async fn next_bytes(&self) -> (Vec<u8>, bool) {
+        future::poll_fn(|cx| {
+            let mut state = self.lock();
+            if !state.out.is_empty() || state.closed {
+                return Poll::Ready((std::mem::take(&mut state.out), state.closed));
+            }
+            state.writer = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Writes some of `bytes`, waiting for the socket only while the
+    /// connection is open; None if it is closed and the socket takes nothing
+    /// at once.
+    async fn write(&self, stream: &mut TcpStream, bytes: &[u8]) -> Option<io::Result<usize>> {
+        future::poll_fn(|cx| match Pin::new(&mut *stream).poll_write(cx, bytes) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending => {
+                let mut state = self.lock();
+                if state.closed {
+                    return Poll::Ready(None);
+                }
+                state.writer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// The engine task's view of one connection; dropping it closes the link.
 struct Conn {
-    writer: Sender<Output>,
-    /// Returns a buffer to the reader: permission to read again.
-    credit: Sender<Vec<u8>>,
+    /// Bytes to the writer, credits to the reader.
+    link: Arc<Link>,
     /// A buffer kept back while the engine pauses this client.
     owed_credit: Option<Vec<u8>>,
     /// Bytes handed to the writer but not yet reported written.
     in_flight: usize,
     /// Reading ended, and how.
     read_closed: Option<CloseReason>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.link.close();
+    }
 }
 
 /// A bound server, ready to run on async-std.
@@ -149,11 +283,14 @@ impl AsyncStdRuntime {
             log,
             ..
         } = self;
+        let backoff = AcceptBackoff::client(listener.local_addr()?);
         let listener = TcpListener::from(listener);
-        let acceptor = task::spawn(accept_loop(listener, tx.clone()));
-        let monitor = http.map(|(listener, _)| {
+        let acceptor = task::spawn(accept_loop(listener, backoff, tx.clone()));
+        let monitor = http.map(|(listener, addr)| {
             // bind_engine made it non-blocking, as async-std wants it.
-            task::spawn(http_accept_loop(TcpListener::from(listener), tx.clone()))
+            let listener = TcpListener::from(listener);
+            let backoff = AcceptBackoff::monitoring(addr);
+            task::spawn(http_accept_loop(listener, backoff, tx.clone()))
         });
         let live_writers = Arc::new(AtomicUsize::new(0));
         let mut engine = Engine {
@@ -183,29 +320,40 @@ impl AsyncStdRuntime {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tx: Sender<Input>) {
+async fn accept_loop(listener: TcpListener, mut backoff: AcceptBackoff, tx: Sender<Input>) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                backoff.accepted();
                 let _ = stream.set_nodelay(true);
                 if tx.send(Input::Accepted(stream, addr)).await.is_err() {
                     return;
                 }
             }
-            // Out of file descriptors and the like: back off a little and go on.
-            Err(_) => task::sleep(Duration::from_millis(10)).await,
+            // Out of file descriptors and the like: pause, then try again.
+            Err(e) => pause_after(&mut backoff, &e, &tx).await,
         }
     }
 }
 
-async fn http_accept_loop(listener: TcpListener, tx: Sender<Input>) {
+async fn http_accept_loop(listener: TcpListener, mut backoff: AcceptBackoff, tx: Sender<Input>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                backoff.accepted();
                 task::spawn(serve_http(stream, tx.clone()));
             }
-            Err(_) => task::sleep(Duration::from_millis(10)).await,
+            Err(e) => pause_after(&mut backoff, &e, &tx).await,
         }
+    }
+}
+
+/// After a failed accept: logs it (through the engine) and pauses as
+/// nats-server does.
+async fn pause_after(backoff: &mut AcceptBackoff, error: &io::Error, tx: &Sender<Input>) {
+    if let AcceptFailure::Pause { pause, line } = backoff.failed(error) {
+        let _ = tx.send(Input::Log(Level::Error, line)).await;
+        task::sleep(pause).await;
     }
 }
 
@@ -250,16 +398,54 @@ async fn serve_http(mut stream: TcpStream, tx: Sender<Input>) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
+/// How much a reader reads at once (see the crate's documentation).
+struct ReadSize {
+    size: usize,
+    /// Reads in a row that filled less than half the buffer.
+    short_reads: u32,
+}
+
+impl ReadSize {
+    fn new() -> ReadSize {
+        ReadSize {
+            size: READ_BUFFER_START,
+            short_reads: 0,
+        }
+    }
+
+    /// Sizes the next read after one of `n` bytes.
+    fn after_read(&mut self, n: usize) {
+        if n >= self.size {
+            self.short_reads = 0;
+            self.size = (self.size * 2).min(READ_BUFFER_MAX);
+        } else {
+            if n < self.size / 2 {
+                self.short_reads += 1;
+            }
+            if self.short_reads > SHORT_READS_TO_SHRINK {
+                self.size = (self.size / 2).max(READ_BUFFER_MIN);
+            }
+        }
+    }
+
+    /// Makes `buf` the size of the next read, giving memory back when the
+    /// size shrank. (What it holds was handed to the engine already; only
+    /// the bytes past it are filled.)
+    fn fit(&self, buf: &mut Vec<u8>) {
+        buf.truncate(self.size);
+        if buf.capacity() > self.size {
+            buf.shrink_to(self.size);
+        }
+        buf.resize(self.size, 0);
+    }
+}
+
 /// Reads whenever the engine hands back a buffer.
-async fn reader(
-    id: ClientId,
-    mut stream: TcpStream,
-    credits: Receiver<Vec<u8>>,
-    tx: Sender<Input>,
-) {
+async fn reader(id: ClientId, mut stream: TcpStream, link: Arc<Link>, tx: Sender<Input>) {
     let mut how = CloseReason::ClientClosed;
-    while let Ok(mut buf) = credits.recv().await {
-        buf.resize(READ_BUFFER, 0);
+    let mut size = ReadSize::new();
+    while let Some(mut buf) = link.next_credit().await {
+        size.fit(&mut buf);
         match stream.read(&mut buf).await {
             Ok(0) => break,
             Err(_) => {
@@ -267,6 +453,7 @@ async fn reader(
                 break;
             }
             Ok(n) => {
+                size.after_read(n);
                 buf.truncate(n);
                 if tx.send(Input::Data(id, buf)).await.is_err() {
                     return;
@@ -277,41 +464,45 @@ async fn reader(
     let _ = tx.send(Input::ReadClosed(id, how)).await;
 }
 
-/// Writes what the engine sends, reporting each write back to it; `live` counts
-/// running writers (a shutdown waits for them).
+/// Writes what the engine hands it, reporting each write back to it, until
+/// the engine closes the link: then it writes only what the socket takes at
+/// once, and closes the socket. `live` counts running writers (a shutdown
+/// waits for them).
 async fn writer(
     id: ClientId,
     mut stream: TcpStream,
-    outputs: Receiver<Output>,
+    link: Arc<Link>,
     tx: Sender<Input>,
     live: Arc<AtomicUsize>,
 ) {
-    while let Ok(output) = outputs.recv().await {
-        match output {
-            Output::Bytes(bytes) => {
-                // Each write is reported as it happens, so the engine sees
-                // progress on a slow socket (`write_deadline`).
-                let mut written = 0;
-                while written < bytes.len() {
-                    match stream.write(&bytes[written..]).await {
-                        Ok(n) if n > 0 => {
-                            written += n;
-                            let _ = tx.send(Input::Written(id, n)).await;
-                        }
-                        _ => {
-                            let _ = tx.send(Input::WriteFailed(id)).await;
-                            return finish(stream, live).await;
-                        }
-                    }
+    loop {
+        let (bytes, closed) = link.next_bytes().await;
+        if bytes.is_empty() && closed {
+            break;
+        }
+        // Each write is reported as it happens, so the engine sees progress
+        // on a slow socket (`write_deadline`).
+        let mut written = 0;
+        while written < bytes.len() {
+            match link.write(&mut stream, &bytes[written..]).await {
+                Some(Ok(n)) if n > 0 => {
+                    written += n;
+                    let _ = tx.send(Input::Written(id, n)).await;
                 }
+                Some(_) => {
+                    let _ = tx.send(Input::WriteFailed(id)).await;
+                    return finish(stream, live).await;
+                }
+                // Closed by the engine, and the socket takes no more.
+                None => return finish(stream, live).await,
             }
-            Output::Close => break,
         }
     }
     finish(stream, live).await;
 }
 
-/// Closes a writer's socket and counts the writer out.
+/// Closes a writer's socket (which ends the reader's read too) and counts the
+/// writer out.
 async fn finish(mut stream: TcpStream, live: Arc<AtomicUsize>) {
     let _ = stream.flush().await;
     let _ = stream.shutdown(Shutdown::Both);
@@ -392,23 +583,22 @@ impl Engine {
                     },
                     now,
                 );
-                let (out_tx, out_rx) = unbounded();
-                let (credit_tx, credit_rx) = bounded(1);
-                let _ = credit_tx.try_send(Vec::with_capacity(READ_BUFFER));
-                task::spawn(reader(id, stream.clone(), credit_rx, self.tx.clone()));
+                let link = Arc::new(Link::default());
+                // The first credit; the reader sizes it.
+                link.credit(Vec::new());
+                task::spawn(reader(id, stream.clone(), link.clone(), self.tx.clone()));
                 self.live_writers.fetch_add(1, Ordering::SeqCst);
                 task::spawn(writer(
                     id,
                     stream,
-                    out_rx,
+                    link.clone(),
                     self.tx.clone(),
                     self.live_writers.clone(),
                 ));
                 self.conns.insert(
                     id,
                     Conn {
-                        writer: out_tx,
-                        credit: credit_tx,
+                        link,
                         owed_credit: None,
                         in_flight: 0,
                         read_closed: None,
@@ -419,7 +609,7 @@ impl Engine {
                 self.server.handle_read(id, &buf, now);
                 if let Some(conn) = self.conns.get_mut(&id) {
                     if self.server.can_read(id) {
-                        let _ = conn.credit.try_send(buf);
+                        conn.link.credit(buf);
                     } else {
                         conn.owed_credit = Some(buf);
                     }
@@ -449,6 +639,7 @@ impl Engine {
                 }
             }
             Input::Control(Control::LameDuck) => self.server.enter_lame_duck(now),
+            Input::Log(level, line) => (self.log)(level, &line),
             Input::Monitor { path, query, reply } => {
                 let host = self.usage.sample();
                 let answer = self.server.monitor(&path, &query, now, &host);
@@ -471,7 +662,7 @@ impl Engine {
                 Event::Resume(id) => {
                     if let Some(conn) = self.conns.get_mut(&id) {
                         if let Some(buf) = conn.owed_credit.take() {
-                            let _ = conn.credit.try_send(buf);
+                            conn.link.credit(buf);
                         }
                     }
                 }
@@ -504,19 +695,11 @@ impl Engine {
         }
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let n = self.server.outbound(id, &mut slices);
-        let mut skip = conn.in_flight;
-        let mut bytes = Vec::new();
-        for slice in &slices[..n] {
-            if skip >= slice.len() {
-                skip -= slice.len();
-                continue;
-            }
-            bytes.extend_from_slice(&slice[skip..]);
-            skip = 0;
-        }
-        if !bytes.is_empty() {
-            conn.in_flight += bytes.len();
-            let _ = conn.writer.try_send(Output::Bytes(bytes));
+        let queued: usize = slices[..n].iter().map(|s| s.len()).sum();
+        let new = queued.saturating_sub(conn.in_flight);
+        if new > 0 {
+            conn.link.send(&slices[..n], conn.in_flight);
+            conn.in_flight += new;
             // Until the writer reports that the socket took some, the bytes
             // count as blocked (`write_deadline`).
             let now = self.now();
@@ -538,13 +721,13 @@ impl Engine {
         }
     }
 
-    /// Tells the writer to finish and close, and the engine that the client
-    /// is gone, and why: once reading ended, how it ended is the reason
-    /// whatever failed after (as nats-server, which closes then).
+    /// Drops the connection (its writer writes what the socket takes at
+    /// once, then closes it, ending the reader too), and tells the engine
+    /// that the client is gone, and why: once reading ended, how it ended is
+    /// the reason whatever failed after (as nats-server, which closes then).
     fn drop_conn(&mut self, id: ClientId, mut reason: CloseReason) {
+        // Dropping the Conn closes its link.
         if let Some(conn) = self.conns.remove(&id) {
-            let _ = conn.writer.try_send(Output::Close);
-            conn.credit.close();
             reason = conn.read_closed.unwrap_or(reason);
         }
         let now = self.now();

@@ -23,7 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tenet_core::Auth;
 use tenet_core::{ClientId, CloseReason, Event, JobDone, Level, Options, Peer, Server, Time};
 use tenet_host::http;
-use tenet_host::{self as host, Control, Logger, Workers};
+use tenet_host::{self as host, AcceptBackoff, AcceptFailure, Control, Logger, Workers};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -76,6 +76,49 @@ struct Conn {
     read_closed: bool,
 }
 
+/// A listener's pause after failed accepts: until it is over, the listener
+/// is not accepted from, and then it is, readiness or not (mio is
+/// edge-triggered: clients already waiting in the backlog make no new event).
+struct Pacing {
+    backoff: AcceptBackoff,
+    paused_until: Option<Instant>,
+}
+
+impl Pacing {
+    fn new(backoff: AcceptBackoff) -> Pacing {
+        Pacing {
+            backoff,
+            paused_until: None,
+        }
+    }
+
+    fn paused(&self) -> bool {
+        self.paused_until.is_some()
+    }
+
+    /// Ends a pause that is over; true if one did.
+    fn resume_if_due(&mut self, now: Instant) -> bool {
+        if self.paused_until.is_some_and(|until| until <= now) {
+            self.paused_until = None;
+            return true;
+        }
+        false
+    }
+
+    /// After a failed accept: true to try again at once; otherwise the pause
+    /// has begun and `log` has the line.
+    fn failed(&mut self, error: &io::Error, log: &mut Logger) -> bool {
+        match self.backoff.failed(error) {
+            AcceptFailure::Retry => true,
+            AcceptFailure::Pause { pause, line } => {
+                log(Level::Error, &line);
+                self.paused_until = Some(Instant::now() + pause);
+                false
+            }
+        }
+    }
+}
+
 /// A monitoring connection: its request so far, then its response.
 struct HttpConn {
     stream: TcpStream,
@@ -93,7 +136,9 @@ pub struct EventLoop {
     /// The client listener; closed in lame duck mode.
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
+    accepting: Pacing,
     http_listener: Option<(TcpListener, SocketAddr)>,
+    http_accepting: Pacing,
     http_conns: HashMap<usize, HttpConn>,
     next_http_token: usize,
     usage: http::ProcessUsage,
@@ -143,12 +188,15 @@ impl EventLoop {
                 let _ = waker.wake();
             })?
         };
+        let http_addr = http_listener.as_ref().map_or(bound.local_addr, |(_, a)| *a);
         Ok(EventLoop {
             server: bound.server,
             poll,
             listener: Some(listener),
             local_addr: bound.local_addr,
+            accepting: Pacing::new(AcceptBackoff::client(bound.local_addr)),
             http_listener,
+            http_accepting: Pacing::new(AcceptBackoff::monitoring(http_addr)),
             http_conns: HashMap::new(),
             next_http_token: 1,
             usage: http::ProcessUsage::new(),
@@ -208,13 +256,16 @@ impl EventLoop {
                     .server
                     .poll_timeout()
                     .map(|t| t.saturating_since(self.now()));
-                let http = self
+                // Monitoring requests' deadlines, and the ends of accept pauses.
+                let own = self
                     .http_conns
                     .values()
                     .map(|c| c.deadline)
+                    .chain(self.accepting.paused_until)
+                    .chain(self.http_accepting.paused_until)
                     .min()
                     .map(|d| d.saturating_duration_since(Instant::now()));
-                match (engine, http) {
+                match (engine, own) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 }
@@ -228,8 +279,10 @@ impl EventLoop {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(),
-                    HTTP_LISTENER => self.accept_http(),
+                    // A paused listener is accepted from when the pause ends.
+                    LISTENER if !self.accepting.paused() => self.accept_all(),
+                    HTTP_LISTENER if !self.http_accepting.paused() => self.accept_http(),
+                    LISTENER | HTTP_LISTENER => {}
                     WAKER => {
                         let controls = std::mem::take(
                             &mut *self.controls.lock().unwrap_or_else(|e| e.into_inner()),
@@ -271,6 +324,13 @@ impl EventLoop {
             for id in std::mem::take(&mut self.read_again) {
                 self.read(id, &mut buf);
             }
+            let now = Instant::now();
+            if self.accepting.resume_if_due(now) {
+                self.accept_all();
+            }
+            if self.http_accepting.resume_if_due(now) {
+                self.accept_http();
+            }
             self.server.handle_timeout(self.now());
             self.drain_events();
             self.expire_http();
@@ -296,6 +356,7 @@ impl EventLoop {
             };
             match listener.accept() {
                 Ok((mut stream, addr)) => {
+                    self.accepting.backoff.accepted();
                     let _ = stream.set_nodelay(true);
                     let peer = Peer {
                         ip: addr.ip().to_string(),
@@ -323,14 +384,11 @@ impl EventLoop {
                     );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Out of file descriptors and the like: pause, then try again.
                 Err(e) => {
-                    // Out of file descriptors and the like: log and try again next pass.
-                    (self.log)(
-                        Level::Error,
-                        &format!("Error accepting client connection: {e}"),
-                    );
-                    return;
+                    if !self.accepting.failed(&e, &mut self.log) {
+                        return;
+                    }
                 }
             }
         }
@@ -343,6 +401,7 @@ impl EventLoop {
         loop {
             match listener.accept() {
                 Ok((mut stream, _)) => {
+                    self.http_accepting.backoff.accepted();
                     // Tokens below HTTP_TOKENS, skipping any still in use.
                     let mut token = self.next_http_token;
                     while self.http_conns.contains_key(&token) {
@@ -365,9 +424,13 @@ impl EventLoop {
                         self.http_conns.insert(token, conn);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // WouldBlock, or out of file descriptors: try again next pass.
-                Err(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Out of file descriptors and the like: pause, then try again.
+                Err(e) => {
+                    if !self.http_accepting.failed(&e, &mut self.log) {
+                        return;
+                    }
+                }
             }
         }
     }
