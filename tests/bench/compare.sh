@@ -44,8 +44,13 @@ IDLE_CONNS=10000; SUBS=1000000; SUBJECTS=100000; PUBLISHES=$((200000 / SCALE))
 TENET_PORT=14222; NATS_PORT=14226
 CLK_TCK=$(getconf CLK_TCK)
 
+if [[ ! -f $BENCH_SH ]]; then
+  echo "compare.sh needs the benchmark harness, which is not in this repository: $BENCH_SH is missing." >&2
+  echo "Check out the project's shared material beside the repository as ../shared/, or set TENET_SHARED to its directory (see Performance in README.md)." >&2
+  exit 2
+fi
 command -v "$NATS" >/dev/null || { echo "nats-server not found (apt-get install nats-server, or --nats PATH)" >&2; exit 2; }
-[[ -x $BENCH_SH ]] || { echo "missing $BENCH_SH" >&2; exit 2; }
+[[ -x $BENCH_SH ]] || { echo "$BENCH_SH is not executable" >&2; exit 2; }
 [[ -x /tmp/natsbench/nats-bench-harness && -x /tmp/natsbench/nats-rtt ]] || bash "$SHARED/bench/build_tools.sh" >&2
 (cd "$ROOT" && cargo build --release -q -p tenet-mio && cargo build --release -q -p tenet-tests --bin tenet-load)
 TENET=$ROOT/target/release/tenet-mio

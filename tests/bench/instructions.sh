@@ -30,6 +30,11 @@ while (($#)); do
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
+if [[ ! -f $SHARED/bench/build_tools.sh ]]; then
+  echo "instructions.sh needs the benchmark harness, which is not in this repository: $SHARED/bench/build_tools.sh is missing." >&2
+  echo "Check out the project's shared material beside the repository as ../shared/, or set TENET_SHARED to its directory (see Performance in README.md)." >&2
+  exit 2
+fi
 command -v callgrind_control >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
 HARNESS=/tmp/natsbench/nats-bench-harness
 [[ -x $HARNESS ]] || bash "$SHARED/bench/build_tools.sh" >&2

@@ -2,6 +2,15 @@
 //! `tenet-mio` binary, tenet in-process, or the reference nats-server named by
 //! `TENET_TEST_BINARY`) and talks the raw NATS protocol to it with exact-byte checks.
 
+// README.md as documentation, so that its ```rust blocks are doctests
+// (`cargo test -p tenet-tests --doc`): compiled, and run unless marked `no_run`
+// (those need a server: tests/suites/readme.rs runs the same lines against one).
+// rustdoc names a failing one `ReadmeDoctests (line N)`: its block starts on
+// README.md's line N - 9.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

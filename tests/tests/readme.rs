@@ -1,0 +1,4 @@
+//! The readme suite (tests/suites/readme.rs) against tenet-mio.
+
+#[path = "../suites/readme.rs"]
+mod suite;

@@ -1,0 +1,4 @@
+//! The readme suite (tests/suites/readme.rs) against tenet-async-std.
+
+#[path = "../suites/readme.rs"]
+mod suite;
