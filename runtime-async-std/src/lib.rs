@@ -3,7 +3,7 @@
 //! One task owns the [`Server`]; each connection has a reader task and a writer
 //! task. They send the engine what they read and wrote over its input
 //! channel, so the engine itself needs no lock; the engine hands them bytes
-//! to write and read buffers through a small [`Link`] per connection (one
+//! to write and read buffers through a small `Link` per connection (one
 //! short lock, no channel: an idle connection costs little). Reads are paced
 //! by credits: a reader reads again only once the engine has taken its last
 //! chunk (and is not pausing that client for back-pressure), returning the
