@@ -1431,3 +1431,60 @@ fn a_callback_wraps_every_json_answer_as_jsonp() {
     );
     assert!(!get(&mut sim, "/?callback=f").body.starts_with("f("));
 }
+
+/// A client with many subscriptions leaves: its subscriptions come out of the
+/// trie a slice (2,000) per turn of the loop, not all in one input; they reach
+/// nobody meanwhile, not even a new client in the same slot; its record is
+/// kept, with all of them, once the last is out.
+#[test]
+fn a_huge_subscription_set_is_torn_down_in_slices() {
+    let mut sim = Sim::new(Options {
+        http_port: Some(8222),
+        ..Options::default()
+    });
+    let big = sim.connect(QUIET);
+    let subs: String = (0..10_000).map(|i| format!("SUB s.{i} {i}\r\n")).collect();
+    sim.send(big, subs.as_bytes());
+    assert_eq!(sim.server.num_subscriptions(), 10_000);
+    sim.disconnect(big);
+    // Gone for everyone at once, though still being taken out of the trie.
+    assert_eq!(sim.server.num_subscriptions(), 0);
+    let kept = |sim: &mut Sim| {
+        json(sim, "/connz?state=closed&subs=1")["connections"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(kept(&mut sim), 0, "the record waits for the last slice");
+    // A new client takes the freed slot and subscribes to one of the subjects.
+    let newcomer = sim.connect(QUIET);
+    sim.send(
+        newcomer,
+        b"SUB s.9999 new\r\nPUB s.9999 1\r\nx\r\nPUB s.5 1\r\ny\r\nPING\r\n",
+    );
+    let got = sim.take_str(newcomer);
+    assert!(
+        got.starts_with("MSG s.9999 new 1\r\nx\r\nPONG\r\n"),
+        "{got}"
+    );
+    // One slice per timer: the first went with the close, four are left.
+    for _ in 0..3 {
+        let due = sim.server.poll_timeout().expect("a slice is due");
+        sim.server.handle_timeout(due);
+        sim.pump();
+        assert_eq!(kept(&mut sim), 0);
+    }
+    let due = sim.server.poll_timeout().expect("the last slice is due");
+    sim.server.handle_timeout(due);
+    sim.pump();
+    let c = json(&mut sim, "/connz?state=closed&subs=1");
+    assert_eq!(c["connections"][0]["subscriptions"], 10_000);
+    assert_eq!(
+        c["connections"][0]["subscriptions_list"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10_000
+    );
+    assert_eq!(json(&mut sim, "/subsz")["num_subscriptions"], 1);
+}

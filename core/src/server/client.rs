@@ -18,7 +18,6 @@ use crate::subject::is_valid_subject;
 use crate::sublist::SubKey;
 use crate::time::Time;
 
-use super::closed::SubsWriter;
 use super::jobs::JobId;
 use super::timers::{Timer, FIRST_PING_INTERVAL};
 use super::{ClientId, Event, Level, Peer, Server, Slot, Subscription, PROTOCOL_VERSION};
@@ -692,21 +691,9 @@ impl Server {
         }
         client.closing = true;
         let id = client.id;
-        let keys: Vec<SubKey> = client.subs.drain().map(|(_, key)| key).collect();
+        let subs = std::mem::take(&mut client.subs);
         let stalled = std::mem::take(&mut client.stalled_publishers);
-        // Sized exactly first: a buffer cut to size later costs a realloc.
-        let size = keys
-            .iter()
-            .filter_map(|key| self.subs[key.0 as usize].as_ref())
-            .map(SubsWriter::size_of)
-            .sum();
-        let mut kept = SubsWriter::with_capacity(size);
-        for key in keys {
-            if let Some(sub) = self.unlink_sub(key) {
-                kept.push(&sub);
-            }
-        }
-        self.record_closed(index, reason, kept);
+        self.tear_down(index, reason, subs);
         for publisher in stalled {
             self.resume(publisher);
         }

@@ -97,6 +97,15 @@ pub(super) struct ClosedSub<'a> {
 }
 
 impl ClosedClient {
+    /// The record with its subscriptions.
+    pub(super) fn with_subs(self, subs: SubsWriter) -> ClosedClient {
+        ClosedClient {
+            num_subs: subs.count,
+            subs: subs.buf.into_boxed_slice(),
+            ..self
+        }
+    }
+
     fn text(&self, which: Text) -> &str {
         let i = which as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
@@ -183,19 +192,28 @@ impl SubsWriter {
     const HEAD: usize = 20;
     const NO_QUEUE: u32 = u32::MAX;
 
-    /// The bytes `sub` takes.
-    pub(super) fn size_of(sub: &Subscription) -> usize {
-        Self::HEAD + sub.sid.len() + sub.subject.len() + sub.queue.as_ref().map_or(0, |q| q.len())
-    }
-
-    /// A writer for subscriptions of `bytes` bytes in all (see
-    /// [`SubsWriter::size_of`]): the buffer is then exactly full, and the
-    /// record takes it without a reallocation.
-    pub(super) fn with_capacity(bytes: usize) -> SubsWriter {
+    /// An empty writer; its buffer grows as subscriptions are added (they
+    /// are added a slice at a time, as the teardown takes them out).
+    pub(super) fn new() -> SubsWriter {
         SubsWriter {
-            buf: Vec::with_capacity(bytes),
+            buf: Vec::new(),
             count: 0,
         }
+    }
+
+    /// Subscriptions written.
+    pub(super) fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Bytes written.
+    pub(super) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Makes room for `bytes` more.
+    pub(super) fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
     }
 
     pub(super) fn push(&mut self, sub: &Subscription) {
@@ -254,9 +272,9 @@ impl ClosedRing {
 }
 
 impl Server {
-    /// Keeps the record of the client at `index`, which is being closed now
-    /// for `reason`; `subs` are its subscriptions.
-    pub(super) fn record_closed(&mut self, index: usize, reason: CloseReason, subs: SubsWriter) {
+    /// What is kept of the closing client `index`, its subscriptions aside
+    /// (added with [`ClosedClient::with_subs`]).
+    pub(super) fn closed_record(&self, index: usize, reason: CloseReason) -> ClosedClient {
         let client = self.client_ref(index);
         let opts = &client.opts;
         let user = match opts.user.as_deref().filter(|u| !u.is_empty()) {
@@ -285,7 +303,7 @@ impl Server {
             text.push_str(s);
             *end = u32::try_from(text.len()).expect("client strings under 4 GB");
         }
-        let record = ClosedClient {
+        ClosedClient {
             cid: client.cid,
             start: client.start,
             last_activity: client.last_activity,
@@ -300,10 +318,9 @@ impl Server {
             reason,
             text: text.into_boxed_str(),
             ends,
-            num_subs: subs.count,
-            subs: subs.buf.into_boxed_slice(),
-        };
-        self.closed.push(record);
+            num_subs: 0,
+            subs: Box::default(),
+        }
     }
 }
 
@@ -371,16 +388,15 @@ mod tests {
             sub("22", "a.>", Some("workers"), u64::MAX),
             sub("x", "", Some(""), 0),
         ];
-        let size = subs.iter().map(SubsWriter::size_of).sum();
-        assert_eq!(size, 3 * SubsWriter::HEAD + 1 + 7 + 2 + 3 + 7 + 1);
-        let mut writer = SubsWriter::with_capacity(size);
+        let mut writer = SubsWriter::new();
         for s in &subs {
             writer.push(s);
         }
-        assert_eq!((writer.buf.len(), writer.buf.capacity()), (size, size));
-        let mut closed = record(1);
-        closed.num_subs = writer.count;
-        closed.subs = writer.buf.into_boxed_slice();
+        assert_eq!(
+            writer.buf.len(),
+            3 * SubsWriter::HEAD + 1 + 7 + 2 + 3 + 7 + 1
+        );
+        let closed = record(1).with_subs(writer);
         let read: Vec<_> = closed
             .subs()
             .map(|s| (s.sid, s.subject, s.queue, s.msgs))

@@ -48,6 +48,7 @@ mod monitor;
 mod reload;
 mod routing;
 mod services;
+mod teardown;
 mod timers;
 
 pub use jobs::{Job, JobDone, JobId};
@@ -252,6 +253,8 @@ pub struct Server {
     input_time: Time,
     /// The last closed client connections, for `/connz?state=closed`.
     closed: ClosedRing,
+    /// Closed clients' subscriptions still being taken out of the tries.
+    teardowns: teardown::Teardowns,
 }
 
 impl Server {
@@ -321,6 +324,7 @@ impl Server {
             next_job: 1,
             input_time: Time::ZERO,
             closed: ClosedRing::default(),
+            teardowns: Default::default(),
         }
     }
 
@@ -363,7 +367,8 @@ impl Server {
 
     /// Number of subscriptions across all clients.
     pub fn num_subscriptions(&self) -> usize {
-        self.accounts.iter().map(|a| a.sublist.len()).sum()
+        let in_tries: usize = self.accounts.iter().map(|a| a.sublist.len()).sum();
+        in_tries - self.teardowns.pending()
     }
 
     /// The live numbers of the account with this name.

@@ -41,6 +41,8 @@ impl Server {
     }
 
     fn reload_config(&mut self, opts: Options, auth: Auth) -> Result<(), String> {
+        // The accounts are rebuilt below: no subscription may be half removed.
+        self.finish_teardowns();
         let old_system = self.system_account.clone();
         let new_system = auth.accounts.system_account().map(str::to_string);
         let port = |p: Option<u16>| p.map_or("-1".to_string(), |p| p.to_string());

@@ -152,7 +152,9 @@ impl Server {
         let Some(client) = self.slots[index].client.as_mut() else {
             return false;
         };
-        if client.closing || (index == publisher && !client.opts.echo) {
+        // A closed client's subscription still being torn down, perhaps
+        // with its slot already reused, gets nothing.
+        if client.closing || client.id != sub.client || (index == publisher && !client.opts.echo) {
             return false;
         }
         // A wildcard subscription that overlaps a subscribe deny entry.

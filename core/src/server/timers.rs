@@ -24,6 +24,8 @@ pub(super) enum Timer {
     WriteDeadline,
     /// The next step of lame duck mode (server-wide).
     LameDuck,
+    /// The next slice of closed clients' subscriptions to remove (server-wide).
+    Teardown,
 }
 
 /// The timer id of server-wide timers (no client has generation 0).
@@ -44,6 +46,10 @@ impl Server {
             }
             if kind == Timer::LameDuck as u8 {
                 self.lame_duck_timer(due, now);
+                continue;
+            }
+            if kind == Timer::Teardown as u8 {
+                self.teardown_timer(now);
                 continue;
             }
             let id = ClientId(raw);
