@@ -741,6 +741,20 @@ impl RawClient {
         }
     }
 
+    /// Sends a PING and reads lines until its PONG, letting the server's own
+    /// PINGs (the first one measures the round trip) go by; fails if the
+    /// connection is gone or anything else arrives.
+    pub fn ping_past_server_pings(&mut self) {
+        self.send(b"PING\r\n");
+        loop {
+            let line = self.try_read_line().expect("the client is still served");
+            if line == b"PONG\r\n" {
+                return;
+            }
+            assert!(line == b"PING\r\n", "expected a PONG, got {}", show(&line));
+        }
+    }
+
     /// Sends the standard CONNECT and completes a PING/PONG round trip.
     pub fn handshake(&mut self) {
         self.send(CONNECT);
@@ -816,6 +830,33 @@ pub fn datagrams_until(udp: &std::net::UdpSocket, needle: &str) -> Vec<String> {
         }
     }
     got
+}
+
+/// Protocol lines as a client sends or receives them, with their sizes
+/// counted.
+pub mod wire {
+    /// `PUB <subject> <len>\r\n<payload>\r\n`.
+    pub fn publish(subject: &str, payload: &str) -> String {
+        format!("PUB {subject} {}\r\n{payload}\r\n", payload.len())
+    }
+
+    /// `PUB <subject> <reply> <len>\r\n<payload>\r\n`.
+    pub fn request(subject: &str, reply: &str, payload: &str) -> String {
+        format!("PUB {subject} {reply} {}\r\n{payload}\r\n", payload.len())
+    }
+
+    /// `MSG <subject> <sid> <len>\r\n<payload>\r\n`.
+    pub fn msg(subject: &str, sid: u32, payload: &str) -> String {
+        format!("MSG {subject} {sid} {}\r\n{payload}\r\n", payload.len())
+    }
+
+    /// `MSG <subject> <sid> <reply> <len>\r\n<payload>\r\n`.
+    pub fn msg_reply(subject: &str, sid: u32, reply: &str, payload: &str) -> String {
+        format!(
+            "MSG {subject} {sid} {reply} {}\r\n{payload}\r\n",
+            payload.len()
+        )
+    }
 }
 
 /// Runs the server binary to completion (bounded); returns its status and stdout+stderr.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, Message, RequestErrorKind, Subscriber};
 use futures::{FutureExt, StreamExt};
+use tenet_tests::wire::{msg, msg_reply, publish, request};
 use tenet_tests::{
     free_port, is_reference_server, run_binary, skip_on_reference, RawClient, TestServer, TIMEOUT,
 };
@@ -62,29 +63,6 @@ fn login_with(
         assert_eq!(info["remote_account"], account, "{user}: {info}");
     }
     c
-}
-
-/// `PUB <subject> <len>\r\n<payload>\r\n`.
-fn publish(subject: &str, payload: &str) -> String {
-    format!("PUB {subject} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `PUB <subject> <reply> <len>\r\n<payload>\r\n`.
-fn request(subject: &str, reply: &str, payload: &str) -> String {
-    format!("PUB {subject} {reply} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `MSG <subject> <sid> <len>\r\n<payload>\r\n`.
-fn msg(subject: &str, sid: u32, payload: &str) -> String {
-    format!("MSG {subject} {sid} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `MSG <subject> <sid> <reply> <len>\r\n<payload>\r\n`.
-fn msg_reply(subject: &str, sid: u32, reply: &str, payload: &str) -> String {
-    format!(
-        "MSG {subject} {sid} {reply} {}\r\n{payload}\r\n",
-        payload.len()
-    )
 }
 
 fn pub_denied(subject: &str) -> String {

@@ -8,6 +8,7 @@
 use std::thread;
 use std::time::Duration;
 
+use tenet_tests::wire::{msg, msg_reply, publish, request};
 use tenet_tests::{skip_on_reference, RawClient, TestServer};
 
 /// A server with the user `u`, whose permissions map holds `permissions`, and the
@@ -58,29 +59,6 @@ fn queue_denied(subject: &str, queue: &str) -> String {
 
 fn reply_denied(reply: &str) -> String {
     format!("-ERR 'Permissions Violation for Publish with Reply of \"{reply}\"'\r\n")
-}
-
-/// `PUB <subject> <len>\r\n<payload>\r\n`.
-fn publish(subject: &str, payload: &str) -> String {
-    format!("PUB {subject} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `PUB <subject> <reply> <len>\r\n<payload>\r\n`.
-fn request(subject: &str, reply: &str, payload: &str) -> String {
-    format!("PUB {subject} {reply} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `MSG <subject> <sid> <len>\r\n<payload>\r\n`.
-fn msg(subject: &str, sid: u32, payload: &str) -> String {
-    format!("MSG {subject} {sid} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `MSG <subject> <sid> <reply> <len>\r\n<payload>\r\n`.
-fn msg_reply(subject: &str, sid: u32, reply: &str, payload: &str) -> String {
-    format!(
-        "MSG {subject} {sid} {reply} {}\r\n{payload}\r\n",
-        payload.len()
-    )
 }
 
 /// Publishes each subject (payload = the subject) from `c`, which subscribes to

@@ -26,6 +26,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tenet_core::config::value::to_text;
 use tenet_core::config::{parse, MapResolver};
+use tenet_tests::wire::{msg, msg_reply, publish, request};
 use tenet_tests::{
     run_binary, runtime_binary_name, server_binary, show, skip_on_reference, write_config_file,
     RawClient, TestServer, TIMEOUT,
@@ -218,29 +219,6 @@ fn login(server: &TestServer, user: &str, pass: &str) -> RawClient {
     ));
     c.ping();
     c
-}
-
-/// `PUB <subject> <len>\r\n<payload>\r\n`.
-fn publish(subject: &str, payload: &str) -> String {
-    format!("PUB {subject} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `PUB <subject> <reply> <len>\r\n<payload>\r\n`.
-fn request(subject: &str, reply: &str, payload: &str) -> String {
-    format!("PUB {subject} {reply} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `MSG <subject> <sid> <len>\r\n<payload>\r\n`.
-fn msg(subject: &str, sid: u32, payload: &str) -> String {
-    format!("MSG {subject} {sid} {}\r\n{payload}\r\n", payload.len())
-}
-
-/// `MSG <subject> <sid> <reply> <len>\r\n<payload>\r\n`.
-fn msg_reply(subject: &str, sid: u32, reply: &str, payload: &str) -> String {
-    format!(
-        "MSG {subject} {sid} {reply} {}\r\n{payload}\r\n",
-        payload.len()
-    )
 }
 
 /// Reads a request `MSG <subject> <sid> <reply> <len>` with `payload` whose

@@ -143,22 +143,13 @@ impl Sim {
 pub fn config(text: &str) -> (Options, tenet_core::Auth) {
     use tenet_core::config::options::read_config;
     use tenet_core::config::{parse, MapResolver};
-    use tenet_core::{Accounts, Auth, Users};
+    use tenet_core::Auth;
     let resolver = MapResolver(HashMap::new());
     let parsed = parse("test.conf", text, &resolver, &|_| None).expect("syntax");
     let (config, errors) = read_config(&parsed);
     assert!(errors.is_empty(), "{errors:?}");
-    let accounts = Accounts::from_config(&config).expect("accounts");
-    let users = Users::new(
-        config.authorization.as_ref(),
-        &config.accounts,
-        config.no_auth_user.as_deref(),
-        None,
-        None,
-        None,
-    )
-    .expect("users");
-    (config.server, Auth { users, accounts })
+    let auth = Auth::from_config(&config, None, None, None).expect("users and accounts");
+    (config.server, auth)
 }
 
 /// A server configured by configuration-file text (users, accounts, options).
