@@ -72,6 +72,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod bytes_map;
 pub mod config;
 pub mod errors;
 pub mod log;

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
+use crate::bytes_map::BytesMap;
 use crate::subject::{self, split_first_token, FWC, PWC};
 
 /// Opaque handle of a subscription; the sublist never looks inside.
@@ -144,7 +144,7 @@ fn shrink_if_sparse<T>(v: &mut Vec<T>) {
 /// literal) can only reach wildcard subscriptions.
 #[derive(Debug, Default)]
 struct Level {
-    literals: HashMap<Box<[u8]>, Node>,
+    literals: BytesMap<Node>,
     pwc: Option<Box<Node>>,
     fwc: Option<Box<Node>>,
 }
@@ -163,13 +163,8 @@ impl Level {
             [PWC] => self.pwc.get_or_insert_with(Default::default),
             [FWC] => self.fwc.get_or_insert_with(Default::default),
             _ => {
-                // Look up by the borrowed token so that only a new child
-                // allocates its key (`[u8]` does not own into `Box<[u8]>`, so
-                // the vacant case supplies the key itself).
-                match self.literals.entry_ref(tok) {
-                    EntryRef::Occupied(o) => o.into_mut(),
-                    EntryRef::Vacant(v) => v.insert_with_key(tok.into(), Node::default()),
-                }
+                // Only a new child allocates its key.
+                self.literals.get_or_insert_with(tok, Node::default)
             }
         }
     }
@@ -180,10 +175,6 @@ impl Level {
             [FWC] => self.fwc = None,
             _ => {
                 self.literals.remove(tok);
-                let cap = self.literals.capacity();
-                if cap > 64 && self.literals.len() * 4 < cap {
-                    self.literals.shrink_to(self.literals.len() * 2);
-                }
             }
         }
     }
