@@ -534,6 +534,33 @@ impl Users {
         }
     }
 
+    /// [`Users::authenticate`] for a client already logged in (a reload):
+    /// a bcrypt hash it proved its secret against at login
+    /// (`proven_hash`) is not verified again; only a changed hash costs a
+    /// bcrypt run.
+    pub fn reauthenticate(
+        &self,
+        connect: &ConnectOptions,
+        nonce: Option<&str>,
+        proven_hash: Option<&str>,
+    ) -> Option<AuthUser<'_>> {
+        match self.check(connect, nonce) {
+            Verdict::Bcrypt(check) if Some(check.hash.as_str()) == proven_hash => {
+                self.identity(check.identity)
+            }
+            Verdict::Done(index) => self.identity(index?),
+            Verdict::Bcrypt(check) => check.verify().then(|| self.identity(check.identity))?,
+        }
+    }
+
+    /// The bcrypt hash user `index` logs in with, if its secret is one.
+    pub fn bcrypt_hash(&self, index: usize) -> Option<&str> {
+        match &self.entries.get(index)?.credential {
+            Credential::Password(s) | Credential::Token(s) if looks_like_bcrypt(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// [`Users::authenticate`] without its costly part: a password or token
     /// stored as a bcrypt hash is not verified here but returned as a
     /// [`BcryptCheck`], to run off the event loop (it takes tens of
@@ -627,6 +654,11 @@ impl BcryptCheck {
     /// Whether the secret matches the hash: tens of milliseconds of CPU.
     pub fn verify(&self) -> bool {
         bcrypt::verify(&self.given, &self.hash).unwrap_or(false)
+    }
+
+    /// The stored hash checked against.
+    pub fn hash(&self) -> &str {
+        &self.hash
     }
 }
 
@@ -819,6 +851,24 @@ mod tests {
         let y = hash.replacen("$2a$", "$2y$", 1);
         let u = users(&with_users(vec![password_user("alice", &y)]));
         assert!(name_of(&u, r#"{"user":"alice","pass":"s3cr3t"}"#).is_some());
+    }
+
+    #[test]
+    fn a_proven_bcrypt_hash_is_not_verified_again() {
+        let hash = bcrypt_2a("s3cr3t");
+        let u = users(&with_users(vec![password_user("alice", &hash)]));
+        assert_eq!(u.bcrypt_hash(0), Some(hash.as_str()));
+        // Proof that nothing is verified: a wrong secret passes with the
+        // hash proven at login (a reload never sees a changed secret: the
+        // CONNECT is the same one).
+        let wrong = connect(r#"{"user":"alice","pass":"wrong"}"#);
+        assert!(u.reauthenticate(&wrong, None, Some(&hash)).is_some());
+        // A changed hash is verified: the old proof does not count.
+        let other = bcrypt_2a("s3cr3t");
+        assert!(u.reauthenticate(&wrong, None, Some(&other)).is_none());
+        let right = connect(r#"{"user":"alice","pass":"s3cr3t"}"#);
+        assert!(u.reauthenticate(&right, None, Some(&other)).is_some());
+        assert!(u.reauthenticate(&right, None, None).is_some());
     }
 
     #[test]

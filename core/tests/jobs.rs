@@ -7,9 +7,15 @@ mod support;
 use support::{server_from_config, Sim};
 use tenet_core::CloseReason;
 
-/// A server whose user `joe` has a bcrypt password (cost 4: fast in tests).
+/// Joe's password `s3cret` as a bcrypt hash (cost 4: fast in tests).
+fn joe_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| bcrypt::hash("s3cret", 4).expect("hash"))
+}
+
+/// A server whose user `joe` has a bcrypt password.
 fn bcrypt_server() -> Sim {
-    let hash = bcrypt::hash("s3cret", 4).expect("hash");
+    let hash = joe_hash();
     let text = format!(
         "authorization {{ users = [ {{user: joe, password: \"{hash}\"}}, {{user: plain, password: p}} ] }}\n"
     );
@@ -87,4 +93,38 @@ fn plain_text_credentials_need_no_job() {
     sim.send(c, b"PING\r\n");
     assert!(sim.jobs.is_empty());
     assert_eq!(sim.take_str(c), "PONG\r\n");
+}
+
+#[test]
+fn a_reload_keeps_a_bcrypt_client_without_a_job_and_checks_a_changed_hash() {
+    let mut sim = bcrypt_server();
+    let joe = sim.connect(&login("joe", "s3cret"));
+    sim.run_jobs();
+    sim.send(joe, b"PING\r\n");
+    assert_eq!(sim.take_str(joe), "PONG\r\n");
+    // New permissions, same hash: joe stays and is restricted at once.
+    let same = joe_hash();
+    let (opts, auth) = support::config(&format!(
+        "authorization {{ users = [ {{user: joe, password: \"{same}\", permissions: {{publish: allowed}} }}, {{user: plain, password: p}} ] }}\n"
+    ));
+    sim.server.reload(opts, auth, sim.now).expect("reloadable");
+    sim.pump();
+    assert!(sim.jobs.is_empty(), "no job for a reload");
+    sim.send(joe, b"PUB other 0\r\n\r\nPING\r\n");
+    assert_eq!(
+        sim.take_str(joe),
+        "-ERR 'Permissions Violation for Publish to \"other\"'\r\nPONG\r\n"
+    );
+    // A new hash for another password: joe's secret no longer matches.
+    let changed = bcrypt::hash("new", 4).expect("hash");
+    let (opts, auth) = support::config(&format!(
+        "authorization {{ users = [ {{user: joe, password: \"{changed}\"}}, {{user: plain, password: p}} ] }}\n"
+    ));
+    sim.server.reload(opts, auth, sim.now).expect("reloadable");
+    sim.pump();
+    assert_eq!(sim.take_str(joe), "-ERR 'Authorization Violation'\r\n");
+    assert_eq!(
+        sim.closed.get(&joe),
+        Some(&CloseReason::AuthenticationViolation)
+    );
 }

@@ -32,7 +32,7 @@ const HTTP_LISTENER: Token = Token(usize::MAX - 3);
 /// `ClientId`s, whose generation (the upper 32 bits) is never 0.
 const HTTP_TOKENS: usize = 1 << 32;
 /// Bytes read from one client per pass before others get their turn.
-const READ_BUDGET: usize = 1024 * 1024;
+const READ_BUDGET: usize = 64 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
 /// Slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;

@@ -755,6 +755,41 @@ impl RawClient {
         }
     }
 
+    /// Reads until `count` MSG lines have arrived (skipping their payloads,
+    /// which must not contain line breaks, and the server's PINGs) and
+    /// returns how many did; fails on anything else or a timeout.
+    pub fn read_msgs(&mut self, count: usize) -> usize {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut seen = 0;
+        let mut expect_payload = false;
+        while seen < count {
+            let mut used = 0;
+            while let Some(i) = self.pending[used..].windows(2).position(|w| w == b"\r\n") {
+                let line = &self.pending[used..used + i];
+                if expect_payload {
+                    expect_payload = false;
+                } else if line.starts_with(b"MSG ") {
+                    seen += 1;
+                    expect_payload = true;
+                } else {
+                    assert!(line == b"PING", "expected a MSG, got {}", show(line));
+                }
+                used += i + 2;
+            }
+            self.pending.drain(..used);
+            if seen >= count {
+                break;
+            }
+            match self.fill(deadline) {
+                Fill::Data => {}
+                Fill::Eof => panic!("closed after {seen} of {count} messages"),
+                Fill::Timeout => panic!("{seen} of {count} messages within {TIMEOUT:?}"),
+                Fill::Error(e) => panic!("read error after {seen} of {count} messages: {e}"),
+            }
+        }
+        seen
+    }
+
     /// Sends the standard CONNECT and completes a PING/PONG round trip.
     pub fn handshake(&mut self) {
         self.send(CONNECT);

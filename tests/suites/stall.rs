@@ -86,3 +86,120 @@ fn wrong_bcrypt_passwords_do_not_stall_others() {
     );
     assert!(worst < GROSS, "a probe PING waited {worst:?}");
 }
+
+/// `count` SUB lines `SUB s.<n> <n>`, one after another.
+fn subscriptions(count: usize) -> Vec<u8> {
+    let mut lines = Vec::with_capacity(count * 24);
+    for n in 0..count {
+        lines.extend_from_slice(format!("SUB s.{n} {n}\r\n").as_bytes());
+    }
+    lines
+}
+
+const MILLION: usize = 1_000_000;
+
+#[test]
+fn creating_a_million_subscriptions_does_not_stall_others() {
+    let server = TestServer::start();
+    let probe = Probe::start(&server, b"CONNECT {\"verbose\":false}\r\n");
+    let mut heavy = server.client();
+    heavy.handshake();
+    let lines = subscriptions(MILLION);
+    let started = Instant::now();
+    heavy.send(&lines);
+    heavy.ping_past_server_pings();
+    let took = started.elapsed();
+    let (worst, median) = probe.finish();
+    println!(
+        "creating {MILLION} subscriptions took {took:?}; probe round trip worst {worst:?}, median {median:?}"
+    );
+    assert!(worst < GROSS, "a probe PING waited {worst:?}");
+}
+
+#[test]
+fn closing_a_million_subscriptions_does_not_stall_others() {
+    let server = TestServer::start();
+    let mut heavy = server.client();
+    heavy.handshake();
+    heavy.send(subscriptions(MILLION));
+    heavy.ping_past_server_pings();
+    let probe = Probe::start(&server, b"CONNECT {\"verbose\":false}\r\n");
+    thread::sleep(Duration::from_millis(100));
+    heavy.abort();
+    // The teardown has no end visible on the wire: watch long enough for
+    // it to finish on either server (nats-server: ~0.2 s, tenet: ~1 s).
+    thread::sleep(Duration::from_secs(3));
+    let (worst, median) = probe.finish();
+    println!(
+        "closing {MILLION} subscriptions: probe round trip worst {worst:?}, median {median:?}"
+    );
+    assert!(worst < GROSS, "a probe PING waited {worst:?}");
+}
+
+#[test]
+fn publishing_into_deep_wildcards_does_not_stall_others() {
+    // 1,000 subscriptions of 12 tokens: the first ten spell the number in
+    // binary (`*` for 1, `a` for 0), so `a.a.a.a.a.a.a.a.a.a.<x>.<y>`
+    // reaches every one of them through a different path of the trie.
+    let server = TestServer::start();
+    let mut subscriber = server.client();
+    subscriber.handshake();
+    let mut subs = Vec::new();
+    for n in 0..1000u32 {
+        let tokens: Vec<&str> = (0..10)
+            .map(|bit| if n >> bit & 1 == 1 { "*" } else { "a" })
+            .collect();
+        subs.extend_from_slice(format!("SUB {}.*.* {n}\r\n", tokens.join(".")).as_bytes());
+    }
+    subscriber.send(&subs);
+    subscriber.ping();
+    let probe = Probe::start(&server, b"CONNECT {\"verbose\":false}\r\n");
+    let port = server.port();
+    let reader = thread::spawn(move || subscriber.read_msgs(300 * 1000));
+    let started = Instant::now();
+    let mut publisher = RawClient::connect(port);
+    publisher.handshake();
+    let mut pubs = Vec::new();
+    for n in 0..300 {
+        // A subject of its own each time: no cached match helps.
+        pubs.extend_from_slice(format!("PUB a.a.a.a.a.a.a.a.a.a.{n}.x 1\r\nx\r\n").as_bytes());
+    }
+    publisher.send(&pubs);
+    publisher.ping_past_server_pings();
+    let delivered = reader.join().expect("reader");
+    let took = started.elapsed();
+    let (worst, median) = probe.finish();
+    println!(
+        "300 publishes into 1,000 deep wildcards ({delivered} messages) took {took:?}; probe round trip worst {worst:?}, median {median:?}"
+    );
+    assert_eq!(delivered, 300 * 1000);
+    assert!(worst < GROSS, "a probe PING waited {worst:?}");
+}
+
+#[test]
+fn a_ping_flood_does_not_stall_others() {
+    let server = TestServer::start();
+    let probe = Probe::start(&server, b"CONNECT {\"verbose\":false}\r\n");
+    let port = server.port();
+    let started = Instant::now();
+    let flooders: Vec<_> = (0..50)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = RawClient::connect(port);
+                c.send(b"CONNECT {\"verbose\":false}\r\n");
+                // Written without reading the PONGs: they pile up in the
+                // server until it stops reading or cuts the client.
+                let _ = c.try_send(b"PING\r\n".repeat(200_000));
+            })
+        })
+        .collect();
+    for flooder in flooders {
+        flooder.join().expect("flooder");
+    }
+    let took = started.elapsed();
+    let (worst, median) = probe.finish();
+    println!(
+        "50 connections sending 200,000 PINGs each took {took:?}; probe round trip worst {worst:?}, median {median:?}"
+    );
+    assert!(worst < GROSS, "a probe PING waited {worst:?}");
+}

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hashbrown::HashMap;
+use crate::bytes_map::BytesMap;
 
 use crate::auth::{encode_nonce, Verdict};
 use crate::errors::{subscription_violation, ClientError, CloseReason};
@@ -20,6 +20,7 @@ use crate::time::Time;
 
 use super::jobs::JobId;
 use super::timers::{Timer, FIRST_PING_INTERVAL};
+use super::turns::{OP_COST, SUB_COST};
 use super::{ClientId, Event, Level, Peer, Server, Slot, Subscription, PROTOCOL_VERSION};
 
 /// Permission violations logged per client and second, at most.
@@ -43,7 +44,7 @@ pub(super) struct Client {
     pub(super) closing: bool,
     /// Client asked for headers (and the server supports them).
     pub(super) headers: bool,
-    pub(super) subs: HashMap<Box<[u8]>, SubKey>,
+    pub(super) subs: BytesMap<SubKey>,
     pub(super) out: Outbound,
     pub(super) flush_queued: bool,
     pub(super) last_activity: Time,
@@ -61,8 +62,15 @@ pub(super) struct Client {
     pub(super) write_deadline_due: Option<Time>,
     /// The job its CONNECT waits for (a bcrypt check); reading is paused.
     pub(super) waiting_job: Option<JobId>,
-    /// Bytes that arrived after that CONNECT, processed once the job is done.
+    /// The bcrypt hash its secret matched at login: a reload that keeps the
+    /// hash keeps the client without another bcrypt run.
+    pub(super) proven_hash: Option<Box<str>>,
+    /// Bytes read but not processed yet: they came after a CONNECT waiting
+    /// for its job, or after the client used its turn (`continue_due`).
     pub(super) held_input: Vec<u8>,
+    /// The client used its turn's share of work with input left: a
+    /// `Continue` timer goes on with it; reading is paused meanwhile.
+    pub(super) continue_due: bool,
     /// Reading is paused until this time, or until the receiver drains.
     pub(super) paused_until: Option<Time>,
     /// Publishers paused because this client's outbound queue is too long.
@@ -150,7 +158,7 @@ impl Server {
             connected: false,
             closing: false,
             headers: false,
-            subs: HashMap::new(),
+            subs: BytesMap::new(),
             out: Outbound::default(),
             flush_queued: false,
             last_activity: now,
@@ -162,7 +170,9 @@ impl Server {
             sent_connect_info: false,
             write_blocked_since: None,
             waiting_job: None,
+            proven_hash: None,
             held_input: Vec::new(),
+            continue_due: false,
             write_deadline_due: None,
             paused_until: None,
             stalled_publishers: Vec::new(),
@@ -219,10 +229,12 @@ impl Server {
             return;
         };
         self.input_time = now;
+        self.work = 0;
         let client = self.client_mut(index);
         client.last_activity = now;
-        if client.waiting_job.is_some() {
-            // Its CONNECT is being checked off the loop: keep what follows.
+        if client.waiting_job.is_some() || client.continue_due {
+            // Its CONNECT is being checked off the loop, or it has input
+            // waiting for its next turn: keep what follows.
             client.held_input.extend_from_slice(data);
             return;
         }
@@ -276,6 +288,10 @@ impl Server {
                         parser.set_headers(client.headers);
                         parser.set_max_payload(client.max_payload);
                     }
+                    if self.turn_used() && (pos < data.len() || parser.buffered() > 0) {
+                        self.hold_for_next_turn(index, &data[pos..]);
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(error) => {
@@ -311,6 +327,7 @@ impl Server {
     // ----- protocol -----------------------------------------------------------
 
     fn process_op(&mut self, index: usize, op: Op<'_>, now: Time) {
+        self.work += OP_COST;
         if self.opts.trace {
             self.trace_op(index, &op);
         }
@@ -591,6 +608,7 @@ impl Server {
             self.log_violation(index, &violation, now);
             return;
         }
+        self.work += SUB_COST;
         let filtered = decision == Some(SubscribeDecision::AllowedFiltered);
         let max_tokens = usize::from(self.opts.max_sub_tokens);
         if max_tokens > 0 && memchr::memchr_iter(b'.', subject).count() + 1 > max_tokens {
@@ -638,6 +656,7 @@ impl Server {
     }
 
     fn process_unsub(&mut self, index: usize, sid: &[u8], max: Option<u64>) {
+        self.work += SUB_COST;
         let client = self.client_ref(index);
         let verbose = client.opts.verbose;
         if let Some(&key) = client.subs.get(sid) {

@@ -37,15 +37,20 @@ pub struct JobDone {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
-    /// The identity the credentials stand for, or `None`: refused.
-    LoggedIn(Option<usize>),
+    /// The identity the credentials stand for and the hash they matched,
+    /// or `None`: refused.
+    LoggedIn(Option<(usize, Box<str>)>),
 }
 
 impl Job {
     /// Does the work: pure computation, no I/O, safe on any thread.
     pub fn run(self) -> JobDone {
         let outcome = match self.work {
-            Work::Bcrypt(check) => Outcome::LoggedIn(check.verify().then_some(check.identity)),
+            Work::Bcrypt(check) => Outcome::LoggedIn(
+                check
+                    .verify()
+                    .then(|| (check.identity, check.hash().into())),
+            ),
         };
         JobDone {
             id: self.id,
@@ -85,6 +90,7 @@ impl Server {
     /// gone meanwhile is dropped.
     pub fn handle_job_done(&mut self, done: JobDone, now: Time) {
         self.input_time = now;
+        self.work = 0;
         let Some(index) = self.open_index(done.client) else {
             return;
         };
@@ -95,7 +101,12 @@ impl Server {
         client.waiting_job = None;
         let held = std::mem::take(&mut client.held_input);
         match done.outcome {
-            Outcome::LoggedIn(identity) => self.finish_connect(index, identity, now),
+            Outcome::LoggedIn(Some((identity, hash))) => {
+                // A reload keeps it logged in without verifying it again.
+                self.client_mut(index).proven_hash = Some(hash);
+                self.finish_connect(index, Some(identity), now);
+            }
+            Outcome::LoggedIn(None) => self.finish_connect(index, None, now),
         }
         if self.client_ref(index).closing {
             return;

@@ -50,6 +50,7 @@ mod routing;
 mod services;
 mod teardown;
 mod timers;
+mod turns;
 
 pub use jobs::{Job, JobDone, JobId};
 pub use monitor::{MonitorHost, MonitorResponse};
@@ -255,6 +256,8 @@ pub struct Server {
     closed: ClosedRing,
     /// Closed clients' subscriptions still being taken out of the tries.
     teardowns: teardown::Teardowns,
+    /// Work done for the input being processed, in [`turns`]' units.
+    work: u32,
 }
 
 impl Server {
@@ -325,6 +328,7 @@ impl Server {
             input_time: Time::ZERO,
             closed: ClosedRing::default(),
             teardowns: Default::default(),
+            work: 0,
         }
     }
 
@@ -483,7 +487,7 @@ impl Server {
     pub fn can_read(&self, id: ClientId) -> bool {
         self.open_index(id).is_some_and(|i| {
             let client = self.client_ref(i);
-            client.paused_until.is_none() && client.waiting_job.is_none()
+            client.paused_until.is_none() && client.waiting_job.is_none() && !client.continue_due
         })
     }
 

@@ -148,9 +148,18 @@ impl Server {
             let name = client.user.clone().unwrap_or_default();
             let identity = self
                 .users
-                .authenticate(&client.opts, client.nonce.as_deref())
-                .map(|u| u.account.to_string());
-            match identity {
+                .reauthenticate(
+                    &client.opts,
+                    client.nonce.as_deref(),
+                    client.proven_hash.as_deref(),
+                )
+                .map(|u| (u.account.to_string(), u.index));
+            if let Some((_, user)) = identity {
+                // Proven now, against whichever hash the user has.
+                let hash = self.users.bcrypt_hash(user).map(Into::into);
+                self.client_mut(index).proven_hash = hash;
+            }
+            match identity.map(|(account, _)| account) {
                 Some(account) if account == old_account && new_index.contains_key(&account) => {}
                 Some(_) => self.shut_client(index, CloseReason::ClientClosed, true),
                 None if !name.is_empty() && !self.users.has_user(&name) => {
@@ -223,7 +232,11 @@ impl Server {
             let user_index = {
                 let client = self.client_ref(index);
                 self.users
-                    .authenticate(&client.opts, client.nonce.as_deref())
+                    .reauthenticate(
+                        &client.opts,
+                        client.nonce.as_deref(),
+                        client.proven_hash.as_deref(),
+                    )
                     .map(|u| u.index)
             };
             let Some(user_index) = user_index else {

@@ -17,6 +17,7 @@ use crate::time::Time;
 
 use super::client::{outbound_trace, Violation};
 use super::timers::Timer;
+use super::turns::DELIVERY_KIB_SHIFT;
 use super::{ClientId, Event, Level, Server};
 
 /// Above this many queued bytes for a receiver, publishers feeding it are paused.
@@ -126,6 +127,11 @@ impl Server {
         publish: &Publish<'_>,
         now: Time,
     ) -> bool {
+        let messages = matches.plain.len() + matches.queues.len();
+        let per_message = 1 + (publish.payload.len() >> DELIVERY_KIB_SHIFT);
+        self.work = self
+            .work
+            .saturating_add(u32::try_from(messages * per_message).unwrap_or(u32::MAX));
         let mut delivered = false;
         for &key in &matches.plain {
             delivered |= self.deliver(key, publisher, publish, now);

@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use hashbrown::HashMap;
+use crate::bytes_map::BytesMap;
 
 use crate::errors::CloseReason;
 use crate::sublist::SubKey;
@@ -24,7 +24,7 @@ pub(super) const TEARDOWN_SLICE: usize = 2_000;
 pub(super) struct Teardown {
     /// The client's own map of its subscriptions (by sid), consumed as they
     /// are removed: nothing is copied or walked ahead of time.
-    subs: hashbrown::hash_map::IntoIter<Box<[u8]>, SubKey>,
+    subs: crate::bytes_map::IntoIter<SubKey>,
     kept: SubsWriter,
     record: ClosedClient,
 }
@@ -49,12 +49,7 @@ impl Server {
     /// closed-connection record: at once when they are few, else the first
     /// slice now and the rest on the next turns of the loop (they match no
     /// delivery meanwhile: their client is gone).
-    pub(super) fn tear_down(
-        &mut self,
-        index: usize,
-        reason: CloseReason,
-        subs: HashMap<Box<[u8]>, SubKey>,
-    ) {
+    pub(super) fn tear_down(&mut self, index: usize, reason: CloseReason, subs: BytesMap<SubKey>) {
         self.teardowns.pending += subs.len();
         let teardown = Teardown {
             subs: subs.into_iter(),

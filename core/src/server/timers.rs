@@ -26,6 +26,8 @@ pub(super) enum Timer {
     LameDuck,
     /// The next slice of closed clients' subscriptions to remove (server-wide).
     Teardown,
+    /// The client's next turn with input it could not finish in the last.
+    Continue,
 }
 
 /// The timer id of server-wide timers (no client has generation 0).
@@ -68,6 +70,8 @@ impl Server {
                     self.log_client(index, Level::Error, "Authentication Timeout");
                     self.close_with_error(index, ClientError::AuthenticationTimeout);
                 }
+            } else if kind == Timer::Continue as u8 {
+                self.continue_input(index, now);
             } else if kind == Timer::WriteDeadline as u8 {
                 if self.client_ref(index).write_deadline_due == Some(due) {
                     self.write_deadline_timer(index, now);

@@ -74,9 +74,23 @@ impl Sim {
         self.pump();
     }
 
+    /// The client's bytes arrive; the loop then turns until the engine has
+    /// processed them (a client with a lot of input is served over several
+    /// turns, each a timer due at once, with other due timers in between).
     pub fn send(&mut self, id: ClientId, bytes: &[u8]) {
         self.server.handle_read(id, bytes, self.now);
         self.pump();
+        let soon = |sim: &Sim| {
+            sim.server
+                .poll_timeout()
+                .filter(|&t| t <= sim.now + Duration::from_micros(1))
+        };
+        while !self.server.can_read(id) {
+            let Some(t) = soon(self) else { break };
+            self.now = self.now.max(t);
+            self.server.handle_timeout(self.now);
+            self.pump();
+        }
     }
 
     /// The peer closed the connection.
