@@ -257,7 +257,7 @@ pub struct Server {
     /// Closed clients' subscriptions still being taken out of the tries.
     teardowns: teardown::Teardowns,
     /// Work done for the input being processed, in [`turns`]' units.
-    work: u32,
+    work: u64,
 }
 
 impl Server {

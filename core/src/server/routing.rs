@@ -127,11 +127,6 @@ impl Server {
         publish: &Publish<'_>,
         now: Time,
     ) -> bool {
-        let messages = matches.plain.len() + matches.queues.len();
-        let per_message = 1 + (publish.payload.len() >> DELIVERY_KIB_SHIFT);
-        self.work = self
-            .work
-            .saturating_add(u32::try_from(messages * per_message).unwrap_or(u32::MAX));
         let mut delivered = false;
         for &key in &matches.plain {
             delivered |= self.deliver(key, publisher, publish, now);
@@ -190,6 +185,8 @@ impl Server {
             }
         }
         sub.delivered += 1;
+        // A copy of the payload per KiB, on top of the message itself.
+        self.work += 1 + (publish.payload.len() >> DELIVERY_KIB_SHIFT) as u64;
         let done = sub.max > 0 && sub.delivered >= sub.max;
         let mut size_buf = [0u8; 20];
         let (keyword, payload, header_size) = match publish.header_size_token {

@@ -14,14 +14,14 @@ use super::{Event, Server};
 
 /// One unit of work is roughly a tenth of a microsecond: an op, or one
 /// message delivered.
-pub(super) const OP_COST: u32 = 1;
+pub(super) const OP_COST: u64 = 1;
 /// Adding or removing a subscription (trie and maps): ~1.5 µs.
-pub(super) const SUB_COST: u32 = 16;
+pub(super) const SUB_COST: u64 = 16;
 /// A delivery copies its payload: one more unit per KiB.
 pub(super) const DELIVERY_KIB_SHIFT: u32 = 10;
 /// The share of one client per turn, ~2 ms; ordinary traffic (a 64 KiB
 /// read of small messages costs a few thousand) never reaches it.
-pub(super) const WORK_PER_TURN: u32 = 20_000;
+pub(super) const WORK_PER_TURN: u64 = 20_000;
 
 impl Server {
     /// Whether the input being processed has used its turn's share.
