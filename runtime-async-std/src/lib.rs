@@ -37,7 +37,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_std::channel::{bounded, unbounded, Receiver, Sender};
@@ -203,6 +203,9 @@ impl Link {
 
 /// The engine task's view of one connection; dropping it closes the link.
 struct Conn {
+    /// The socket, for writes the engine task makes itself while the
+    /// writer holds nothing.
+    stream: TcpStream,
     /// Bytes to the writer, credits to the reader.
     link: Arc<Link>,
     /// A buffer kept back while the engine pauses this client.
@@ -590,7 +593,7 @@ impl Engine {
                 self.live_writers.fetch_add(1, Ordering::SeqCst);
                 task::spawn(writer(
                     id,
-                    stream,
+                    stream.clone(),
                     link.clone(),
                     self.tx.clone(),
                     self.live_writers.clone(),
@@ -598,6 +601,7 @@ impl Engine {
                 self.conns.insert(
                     id,
                     Conn {
+                        stream,
                         link,
                         owed_credit: None,
                         in_flight: 0,
@@ -684,11 +688,39 @@ impl Engine {
         }
     }
 
-    /// Hands the writer whatever the engine has queued beyond what it already holds.
+    /// Sends what the engine has queued for the client: while its writer
+    /// holds nothing, written here at once as far as the socket takes it
+    /// (no task to wake, nothing to report back); the rest, beyond what the
+    /// writer already holds, is handed to the writer, which waits for the
+    /// socket.
     fn flush(&mut self, id: ClientId) {
+        let now = self.now();
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        // The writer holds nothing, so no write of its can be overtaken.
+        if conn.in_flight == 0 {
+            loop {
+                let result = {
+                    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                    let n = self.server.outbound(id, &mut slices);
+                    if n == 0 {
+                        return;
+                    }
+                    // Polled once with a waker that does nothing: a full socket
+                    // is the writer's to wait for, and it is not waiting on it now.
+                    let mut cx = Context::from_waker(Waker::noop());
+                    Pin::new(&mut &conn.stream).poll_write_vectored(&mut cx, &slices[..n])
+                };
+                match result {
+                    Poll::Ready(Ok(0)) => return self.drop_conn(id, CloseReason::WriteError),
+                    Poll::Ready(Ok(written)) => self.server.handle_written(id, written, now),
+                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Poll::Ready(Err(_)) => return self.drop_conn(id, CloseReason::WriteError),
+                    Poll::Pending => break,
+                }
+            }
+        }
         if self.server.outbound_len(id) <= conn.in_flight {
             // Everything queued is already with the writer.
             return;
@@ -702,7 +734,6 @@ impl Engine {
             conn.in_flight += new;
             // Until the writer reports that the socket took some, the bytes
             // count as blocked (`write_deadline`).
-            let now = self.now();
             self.server.handle_written(id, 0, now);
         }
         // Beyond MAX_SLICES chunks, the rest goes when these are reported written.

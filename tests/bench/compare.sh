@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# tenet-mio against nats-server, side by side, in one run: every row of the
-# performance table in the README, with the ratios.
+# tenet (tenet-mio, or tenet-async-std with --runtime async-std) against
+# nats-server, side by side, in one run: every row of the performance table in
+# the README, with the ratios.
 #
-#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--only "throughput idle subs"]
+#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--runtime mio|async-std] [--only "throughput idle subs"]
 #
 # - Throughput and latency: ../shared/bench/bench.sh (the official nats.go bench
 #   package) on bench-plain.conf and bench-perms.conf, one cell at a time on each
@@ -27,13 +28,15 @@ NATS=${NATS_SERVER:-nats-server}
 RUNS=3
 SCALE=1
 ONLY="throughput idle subs"
+RUNTIME=mio
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift 2;;
     --quick) RUNS=1; SCALE=10; shift;;
     --nats) NATS=$2; shift 2;;
     --only) ONLY=$2; shift 2;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0;;
+    --runtime) RUNTIME=$2; shift 2;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
@@ -52,8 +55,12 @@ fi
 command -v "$NATS" >/dev/null || { echo "nats-server not found (apt-get install nats-server, or --nats PATH)" >&2; exit 2; }
 [[ -x $BENCH_SH ]] || { echo "$BENCH_SH is not executable" >&2; exit 2; }
 [[ -x /tmp/natsbench/nats-bench-harness && -x /tmp/natsbench/nats-rtt ]] || bash "$SHARED/bench/build_tools.sh" >&2
-(cd "$ROOT" && cargo build --release -q -p tenet-mio && cargo build --release -q -p tenet-tests --bin tenet-load)
-TENET=$ROOT/target/release/tenet-mio
+case $RUNTIME in
+  mio|async-std) ;;
+  *) echo "--runtime is mio or async-std, not $RUNTIME" >&2; exit 2;;
+esac
+(cd "$ROOT" && cargo build --release -q -p "tenet-$RUNTIME" && cargo build --release -q -p tenet-tests --bin tenet-load)
+TENET=$ROOT/target/release/tenet-$RUNTIME
 LOAD=$ROOT/target/release/tenet-load
 # One socket per idle connection, in the servers and in tenet-load.
 ulimit -n "$(ulimit -Hn)"
@@ -159,7 +166,7 @@ fi
 field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
 # The table.
-echo "## tenet-mio vs $("$NATS" --version 2>&1 | head -1)"
+echo "## tenet-$RUNTIME vs $("$NATS" --version 2>&1 | head -1)"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); bench.sh median of $RUNS runs per cell" \
   "(n: publish-only $N_PUB, 1:1 $N_SUB, 1:$FANOUT $N_FAN, request/reply $RTT_N)."
