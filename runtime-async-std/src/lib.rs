@@ -1,15 +1,20 @@
 //! tenet-async-std: drives the tenet engine from async-std tasks.
 //!
-//! One task owns the [`Server`]; each connection has a reader task and a writer
-//! task. They send the engine what they read and wrote over its input
-//! channel, so the engine itself needs no lock; the engine hands them bytes
-//! to write and read buffers through a small `Link` per connection (one
-//! short lock, no channel: an idle connection costs little). Reads are paced
-//! by credits: a reader reads again only once the engine has taken its last
-//! chunk (and is not pausing that client for back-pressure), returning the
-//! buffer with the credit. Bytes handed to a writer stay counted in the
-//! engine's outbound queue until the writer reports them written, so slow
-//! consumers are detected exactly as in the mio runtime.
+//! The [`Server`] sits behind one lock. Each connection has a reader task and
+//! a writer task: the reader hands what it read to the engine itself (it
+//! takes the lock, processes the bytes, and writes what that queued for
+//! other clients straight to their sockets), as nats-server's read loop
+//! does, so a message crosses no channel and wakes no other task on its
+//! way. Only what a socket does not take at once goes to that connection's
+//! writer, through a small `Link` (one short lock, no channel: an idle
+//! connection costs little), and the writer reports what it wrote the same
+//! way. A reader whose client the engine pauses (back-pressure, a job, a
+//! used-up turn) waits on its link until the engine resumes it. Bytes handed
+//! to a writer stay counted in the engine's outbound queue until the writer
+//! reports them written, so slow consumers are detected exactly as in the
+//! mio runtime. One more task owns the engine's timers and what comes from
+//! outside (accepted sockets, signals, monitoring requests, finished jobs)
+//! over a channel.
 //!
 //! A reader's buffer is sized as nats-server sizes its own: 512 bytes at
 //! first, twice as large after each read that fills it (up to 64 KiB), half
@@ -71,12 +76,8 @@ enum Input {
     /// A job the engine asked for, done on a blocking-task thread.
     JobDone(JobDone),
     Accepted(TcpStream, SocketAddr),
-    Data(ClientId, Vec<u8>),
-    /// The peer closed its side ([`CloseReason::ClientClosed`]) or reading
-    /// failed ([`CloseReason::ReadError`]).
-    ReadClosed(ClientId, CloseReason),
-    Written(ClientId, usize),
-    WriteFailed(ClientId),
+    /// A timer is due earlier than the engine task's sleep ends.
+    Wake,
     /// A request of the process (stop, reload, lame duck mode).
     Control(Control),
     /// A line for the log, from a task that has no logger (the acceptors).
@@ -100,8 +101,8 @@ struct Link {
 struct LinkState {
     /// Bytes for the writer, not yet taken by it.
     out: Vec<u8>,
-    /// A buffer handed back to the reader: permission to read again.
-    credit: Option<Vec<u8>>,
+    /// The engine resumed the client: its reader may read again.
+    resumed: bool,
     /// The engine dropped the connection: the writer writes only what the
     /// socket takes at once and closes it; the reader stops.
     closed: bool,
@@ -130,10 +131,10 @@ impl Link {
         }
     }
 
-    /// Hands the reader a buffer to read into.
-    fn credit(&self, buf: Vec<u8>) {
+    /// Lets a paused reader read again.
+    fn resume(&self) {
         let mut state = self.lock();
-        state.credit = Some(buf);
+        state.resumed = true;
         if let Some(reader) = state.reader.take() {
             reader.wake();
         }
@@ -143,7 +144,6 @@ impl Link {
     fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        state.credit = None;
         for waker in [state.writer.take(), state.reader.take()]
             .into_iter()
             .flatten()
@@ -152,15 +152,16 @@ impl Link {
         }
     }
 
-    /// The next buffer to read into; None once the connection is closed.
-    async fn next_credit(&self) -> Option<Vec<u8>> {
+    /// Waits until the engine resumes the client; false once the
+    /// connection is closed.
+    async fn resumed(&self) -> bool {
         future::poll_fn(|cx| {
             let mut state = self.lock();
             if state.closed {
-                return Poll::Ready(None);
+                return Poll::Ready(false);
             }
-            if let Some(buf) = state.credit.take() {
-                return Poll::Ready(Some(buf));
+            if std::mem::take(&mut state.resumed) {
+                return Poll::Ready(true);
             }
             state.reader = Some(cx.waker().clone());
             Poll::Pending
@@ -206,10 +207,10 @@ struct Conn {
     /// The socket, for writes the engine task makes itself while the
     /// writer holds nothing.
     stream: TcpStream,
-    /// Bytes to the writer, credits to the reader.
+    /// Bytes to the writer, and resuming the reader.
     link: Arc<Link>,
-    /// A buffer kept back while the engine pauses this client.
-    owed_credit: Option<Vec<u8>>,
+    /// Its reader waits for the engine to resume the client.
+    paused: bool,
     /// Bytes handed to the writer but not yet reported written.
     in_flight: usize,
     /// Reading ended, and how.
@@ -296,19 +297,21 @@ impl AsyncStdRuntime {
             task::spawn(http_accept_loop(listener, backoff, tx.clone()))
         });
         let live_writers = Arc::new(AtomicUsize::new(0));
-        let mut engine = Engine {
+        let shared = Arc::new(Mutex::new(Engine {
             server,
             acceptor: Some(acceptor),
             exit: false,
             conns: HashMap::new(),
             live_writers: live_writers.clone(),
             tx,
+            wakes_at: None,
             origin: Instant::now(),
             usage: http::ProcessUsage::new(),
             log,
-        };
-        let result = engine.run(rx).await;
-        if let Some(acceptor) = engine.acceptor.take() {
+        }));
+        let result = run_engine(shared.clone(), rx).await;
+        let acceptor = lock(&shared).acceptor.take();
+        if let Some(acceptor) = acceptor {
             acceptor.cancel().await;
         }
         if let Some(monitor) = monitor {
@@ -443,11 +446,20 @@ impl ReadSize {
     }
 }
 
-/// Reads whenever the engine hands back a buffer.
-async fn reader(id: ClientId, mut stream: TcpStream, link: Arc<Link>, tx: Sender<Input>) {
+/// The engine, shared by the engine task and every connection's tasks.
+type Shared = Arc<Mutex<Engine>>;
+
+fn lock(engine: &Shared) -> MutexGuard<'_, Engine> {
+    engine.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads and hands each read to the engine itself; while the engine pauses
+/// the client, waits to be resumed.
+async fn reader(id: ClientId, mut stream: TcpStream, link: Arc<Link>, engine: Shared) {
     let mut how = CloseReason::ClientClosed;
     let mut size = ReadSize::new();
-    while let Some(mut buf) = link.next_credit().await {
+    let mut buf = Vec::new();
+    loop {
         size.fit(&mut buf);
         match stream.read(&mut buf).await {
             Ok(0) => break,
@@ -457,14 +469,14 @@ async fn reader(id: ClientId, mut stream: TcpStream, link: Arc<Link>, tx: Sender
             }
             Ok(n) => {
                 size.after_read(n);
-                buf.truncate(n);
-                if tx.send(Input::Data(id, buf)).await.is_err() {
+                let readable = lock(&engine).read(id, &buf[..n]);
+                if !readable && !link.resumed().await {
                     return;
                 }
             }
         }
     }
-    let _ = tx.send(Input::ReadClosed(id, how)).await;
+    lock(&engine).read_closed(id, how);
 }
 
 /// Writes what the engine hands it, reporting each write back to it, until
@@ -475,7 +487,7 @@ async fn writer(
     id: ClientId,
     mut stream: TcpStream,
     link: Arc<Link>,
-    tx: Sender<Input>,
+    engine: Shared,
     live: Arc<AtomicUsize>,
 ) {
     loop {
@@ -490,10 +502,10 @@ async fn writer(
             match link.write(&mut stream, &bytes[written..]).await {
                 Some(Ok(n)) if n > 0 => {
                     written += n;
-                    let _ = tx.send(Input::Written(id, n)).await;
+                    lock(&engine).written(id, n);
                 }
                 Some(_) => {
-                    let _ = tx.send(Input::WriteFailed(id)).await;
+                    lock(&engine).write_failed(id);
                     return finish(stream, live).await;
                 }
                 // Closed by the engine, and the socket takes no more.
@@ -521,9 +533,60 @@ struct Engine {
     conns: HashMap<ClientId, Conn>,
     live_writers: Arc<AtomicUsize>,
     tx: Sender<Input>,
+    /// When the engine task's sleep ends (None: it waits for an input only).
+    wakes_at: Option<Time>,
     origin: Instant,
     usage: http::ProcessUsage,
     log: Logger,
+}
+
+/// The engine task: the engine's timers, and what comes from outside the
+/// connections (accepted sockets, signals, monitoring, finished jobs).
+async fn run_engine(shared: Shared, rx: Receiver<Input>) -> io::Result<()> {
+    loop {
+        let wait = {
+            let mut engine = lock(&shared);
+            let due = engine.server.poll_timeout();
+            engine.wakes_at = due;
+            due.map(|due| due.saturating_since(engine.now()))
+        };
+        let first = match wait {
+            Some(wait) => match async_std::future::timeout(wait, rx.recv()).await {
+                Ok(received) => {
+                    Some(received.map_err(|_| io::Error::other("input channel closed"))?)
+                }
+                Err(_) => None,
+            },
+            None => Some(
+                rx.recv()
+                    .await
+                    .map_err(|_| io::Error::other("input channel closed"))?,
+            ),
+        };
+        let mut engine = lock(&shared);
+        let mut stop = false;
+        if let Some(input) = first {
+            stop |= engine.handle(input, &shared);
+            for _ in 1..BATCH {
+                match rx.try_recv() {
+                    Ok(input) => stop |= engine.handle(input, &shared),
+                    Err(_) => break,
+                }
+            }
+        }
+        let now = engine.now();
+        engine.server.handle_timeout(now);
+        engine.drain_events();
+        if stop {
+            let now = engine.now();
+            engine.server.shutdown(now);
+            engine.drain_events();
+            return Ok(());
+        }
+        if engine.exit {
+            return Ok(());
+        }
+    }
 }
 
 impl Engine {
@@ -531,51 +594,62 @@ impl Engine {
         Time::from_nanos(self.origin.elapsed().as_nanos() as u64)
     }
 
-    async fn run(&mut self, rx: Receiver<Input>) -> io::Result<()> {
-        loop {
-            let first = match self.server.poll_timeout() {
-                Some(deadline) => {
-                    let wait = deadline.saturating_since(self.now());
-                    match async_std::future::timeout(wait, rx.recv()).await {
-                        Ok(received) => {
-                            Some(received.map_err(|_| io::Error::other("input channel closed"))?)
-                        }
-                        Err(_) => None,
-                    }
-                }
-                None => Some(
-                    rx.recv()
-                        .await
-                        .map_err(|_| io::Error::other("input channel closed"))?,
-                ),
-            };
-            let mut stop = false;
-            if let Some(input) = first {
-                stop |= self.handle(input);
-                for _ in 1..BATCH {
-                    match rx.try_recv() {
-                        Ok(input) => stop |= self.handle(input),
-                        Err(_) => break,
-                    }
-                }
-            }
-            let now = self.now();
-            self.server.handle_timeout(now);
-            self.drain_events();
-            if stop {
-                let now = self.now();
-                self.server.shutdown(now);
-                self.drain_events();
-                return Ok(());
-            }
-            if self.exit {
-                return Ok(());
-            }
+    /// Bytes a reader read: processed at once; returns whether the reader
+    /// may read again now (else it waits to be resumed).
+    fn read(&mut self, id: ClientId, data: &[u8]) -> bool {
+        let now = self.now();
+        self.server.handle_read(id, data, now);
+        self.drain_events();
+        self.wake_engine_task_if_due_sooner();
+        let readable = self.server.can_read(id);
+        if let (false, Some(conn)) = (readable, self.conns.get_mut(&id)) {
+            conn.paused = true;
+        }
+        readable
+    }
+
+    /// The peer closed its side ([`CloseReason::ClientClosed`]) or reading
+    /// failed ([`CloseReason::ReadError`]).
+    fn read_closed(&mut self, id: ClientId, how: CloseReason) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.read_closed = Some(how);
+        }
+        self.close_if_done(id);
+        self.drain_events();
+    }
+
+    /// A writer wrote `n` of the bytes it was handed.
+    fn written(&mut self, id: ClientId, n: usize) {
+        let now = self.now();
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.in_flight -= n.min(conn.in_flight);
+            // With more queued than one flush handed over, the engine
+            // asks again (an Event::Flush).
+            self.server.handle_written(id, n, now);
+        }
+        self.close_if_done(id);
+        self.drain_events();
+        self.wake_engine_task_if_due_sooner();
+    }
+
+    /// Writing to the client's socket failed.
+    fn write_failed(&mut self, id: ClientId) {
+        self.drop_conn(id, CloseReason::WriteError);
+        self.drain_events();
+    }
+
+    /// Input processed outside the engine task may have set a timer (the
+    /// next turn of a client, a write deadline) due before that task wakes.
+    fn wake_engine_task_if_due_sooner(&mut self) {
+        let due = self.server.poll_timeout();
+        if due.is_some() && (self.wakes_at.is_none() || due < self.wakes_at) {
+            self.wakes_at = due;
+            let _ = self.tx.try_send(Input::Wake);
         }
     }
 
     /// Feeds one input to the engine; true for a stop request.
-    fn handle(&mut self, input: Input) -> bool {
+    fn handle(&mut self, input: Input, shared: &Shared) -> bool {
         let now = self.now();
         match input {
             Input::Accepted(stream, addr) => {
@@ -587,15 +661,13 @@ impl Engine {
                     now,
                 );
                 let link = Arc::new(Link::default());
-                // The first credit; the reader sizes it.
-                link.credit(Vec::new());
-                task::spawn(reader(id, stream.clone(), link.clone(), self.tx.clone()));
+                task::spawn(reader(id, stream.clone(), link.clone(), shared.clone()));
                 self.live_writers.fetch_add(1, Ordering::SeqCst);
                 task::spawn(writer(
                     id,
                     stream.clone(),
                     link.clone(),
-                    self.tx.clone(),
+                    shared.clone(),
                     self.live_writers.clone(),
                 ));
                 self.conns.insert(
@@ -603,38 +675,13 @@ impl Engine {
                     Conn {
                         stream,
                         link,
-                        owed_credit: None,
+                        paused: false,
                         in_flight: 0,
                         read_closed: None,
                     },
                 );
             }
-            Input::Data(id, buf) => {
-                self.server.handle_read(id, &buf, now);
-                if let Some(conn) = self.conns.get_mut(&id) {
-                    if self.server.can_read(id) {
-                        conn.link.credit(buf);
-                    } else {
-                        conn.owed_credit = Some(buf);
-                    }
-                }
-            }
-            Input::ReadClosed(id, how) => {
-                if let Some(conn) = self.conns.get_mut(&id) {
-                    conn.read_closed = Some(how);
-                }
-                self.close_if_done(id);
-            }
-            Input::Written(id, n) => {
-                if let Some(conn) = self.conns.get_mut(&id) {
-                    conn.in_flight -= n.min(conn.in_flight);
-                    // With more queued than one flush handed over, the engine
-                    // asks again (an Event::Flush).
-                    self.server.handle_written(id, n, now);
-                }
-                self.close_if_done(id);
-            }
-            Input::WriteFailed(id) => self.drop_conn(id, CloseReason::WriteError),
+            Input::Wake => {}
             Input::Control(Control::Reload(config)) => {
                 let (opts, auth, applied) = *config;
                 // The engine logs the outcome.
@@ -665,8 +712,8 @@ impl Engine {
                 }
                 Event::Resume(id) => {
                     if let Some(conn) = self.conns.get_mut(&id) {
-                        if let Some(buf) = conn.owed_credit.take() {
-                            conn.link.credit(buf);
+                        if std::mem::take(&mut conn.paused) {
+                            conn.link.resume();
                         }
                     }
                 }
