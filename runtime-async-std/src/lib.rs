@@ -68,6 +68,8 @@ const SHORT_READS_TO_SHRINK: u32 = 2;
 const BATCH: usize = 64;
 /// How long a shutdown waits for writers to deliver what they hold.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// The shortest sleep of the engine task between two turns.
+const MIN_ENGINE_SLEEP: Duration = Duration::from_micros(100);
 /// Slices gathered from the engine per flush.
 const MAX_SLICES: usize = 64;
 
@@ -473,6 +475,10 @@ async fn reader(id: ClientId, mut stream: TcpStream, link: Arc<Link>, engine: Sh
                 if !readable && !link.resumed().await {
                     return;
                 }
+                // A read that succeeds at once does not yield: without this,
+                // a client that keeps its socket full would keep the thread
+                // (and the engine) to itself.
+                task::yield_now().await;
             }
         }
     }
@@ -548,7 +554,10 @@ async fn run_engine(shared: Shared, rx: Receiver<Input>) -> io::Result<()> {
             let mut engine = lock(&shared);
             let due = engine.server.poll_timeout();
             engine.wakes_at = due;
-            due.map(|due| due.saturating_since(engine.now()))
+            // Even with a timer due at once (the next slice of some big
+            // work), the task sleeps a moment: a task that is always ready
+            // keeps its thread from the readers and the reactor.
+            due.map(|due| due.saturating_since(engine.now()).max(MIN_ENGINE_SLEEP))
         };
         let first = match wait {
             Some(wait) => match async_std::future::timeout(wait, rx.recv()).await {
@@ -599,8 +608,7 @@ impl Engine {
     fn read(&mut self, id: ClientId, data: &[u8]) -> bool {
         let now = self.now();
         self.server.handle_read(id, data, now);
-        self.drain_events();
-        self.wake_engine_task_if_due_sooner();
+        self.settle();
         let readable = self.server.can_read(id);
         if let (false, Some(conn)) = (readable, self.conns.get_mut(&id)) {
             conn.paused = true;
@@ -615,7 +623,7 @@ impl Engine {
             conn.read_closed = Some(how);
         }
         self.close_if_done(id);
-        self.drain_events();
+        self.settle();
     }
 
     /// A writer wrote `n` of the bytes it was handed.
@@ -628,19 +636,21 @@ impl Engine {
             self.server.handle_written(id, n, now);
         }
         self.close_if_done(id);
-        self.drain_events();
-        self.wake_engine_task_if_due_sooner();
+        self.settle();
     }
 
     /// Writing to the client's socket failed.
     fn write_failed(&mut self, id: ClientId) {
         self.drop_conn(id, CloseReason::WriteError);
-        self.drain_events();
+        self.settle();
     }
 
-    /// Input processed outside the engine task may have set a timer (the
-    /// next turn of a client, a write deadline) due before that task wakes.
-    fn wake_engine_task_if_due_sooner(&mut self) {
+    /// After input processed outside the engine task: acts on the engine's
+    /// events, and wakes the engine task if a timer it set (the next turn of
+    /// a client, a teardown slice, a write deadline) is due before that
+    /// task's sleep ends.
+    fn settle(&mut self) {
+        self.drain_events();
         let due = self.server.poll_timeout();
         if due.is_some() && (self.wakes_at.is_none() || due < self.wakes_at) {
             self.wakes_at = due;

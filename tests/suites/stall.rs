@@ -222,3 +222,39 @@ fn a_ping_flood_does_not_stall_others() {
     );
     assert!(worst < GROSS, "a probe PING waited {worst:?}");
 }
+
+#[test]
+fn publishers_that_never_pause_do_not_stall_others() {
+    let _serial = one_at_a_time();
+    let server = TestServer::start();
+    let probe = Probe::start(&server, b"CONNECT {\"verbose\":false}\r\n");
+    let port = server.port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut c = RawClient::connect(port);
+                c.send(b"CONNECT {\"verbose\":false}\r\n");
+                let chunk = b"PUB flood 16\r\n0123456789abcdef\r\n".repeat(2_000);
+                let mut sent = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    c.send(&chunk);
+                    sent += 2_000;
+                }
+                sent
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let sent: usize = publishers
+        .into_iter()
+        .map(|p| p.join().expect("publisher"))
+        .sum();
+    let (worst, median) = probe.finish();
+    println!(
+        "2 connections publishing without pause for 2 s ({sent} messages); probe round trip worst {worst:?}, median {median:?}"
+    );
+    assert!(worst < GROSS, "a probe PING waited {worst:?}");
+}
