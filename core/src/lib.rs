@@ -75,6 +75,7 @@ pub mod auth;
 pub mod bytes_map;
 pub mod config;
 pub mod errors;
+pub mod jetstream;
 pub mod log;
 pub mod memo;
 pub mod options;
