@@ -1,0 +1,90 @@
+//! JetStream API errors: nats-server's HTTP-like code, its five-digit
+//! `err_code` and description, as they appear in every API answer.
+
+use serde::Serialize;
+
+/// One error of an API answer (`"error":{...}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    pub code: u16,
+    pub err_code: u32,
+    pub description: String,
+}
+
+impl ApiError {
+    fn new(code: u16, err_code: u32, description: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            err_code,
+            description: description.into(),
+        }
+    }
+
+    /// 10052: a stream configuration refused, with the reason.
+    pub fn invalid_stream_config(reason: impl Into<String>) -> ApiError {
+        ApiError::new(500, 10052, reason)
+    }
+
+    /// 10025.
+    pub fn invalid_json() -> ApiError {
+        ApiError::new(400, 10025, "invalid JSON")
+    }
+
+    /// 10003.
+    pub fn bad_request() -> ApiError {
+        ApiError::new(400, 10003, "bad request")
+    }
+
+    /// 10038.
+    pub fn not_empty_request() -> ApiError {
+        ApiError::new(400, 10038, "expected an empty request payload")
+    }
+
+    /// 10039.
+    pub fn not_enabled_for_account() -> ApiError {
+        ApiError::new(503, 10039, "JetStream not enabled for account")
+    }
+
+    /// 10056.
+    pub fn stream_name_mismatch() -> ApiError {
+        ApiError::new(400, 10056, "stream name in subject does not match request")
+    }
+
+    /// 10058.
+    pub fn stream_name_in_use() -> ApiError {
+        ApiError::new(
+            400,
+            10058,
+            "stream name already in use with a different configuration",
+        )
+    }
+
+    /// 10059.
+    pub fn stream_not_found() -> ApiError {
+        ApiError::new(404, 10059, "stream not found")
+    }
+
+    /// 10065.
+    pub fn subjects_overlap() -> ApiError {
+        ApiError::new(400, 10065, "subjects overlap with an existing stream")
+    }
+
+    /// 10074.
+    pub fn replicas_not_supported() -> ApiError {
+        ApiError::new(
+            500,
+            10074,
+            "replicas > 1 not supported in non-clustered mode",
+        )
+    }
+
+    /// 10128.
+    pub fn stream_name_has_path_separators() -> ApiError {
+        ApiError::new(400, 10128, "Stream name can not contain path separators")
+    }
+
+    /// 10133.
+    pub fn negative_replicas() -> ApiError {
+        ApiError::new(400, 10133, "replicas count cannot be negative")
+    }
+}
