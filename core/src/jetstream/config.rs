@@ -2,9 +2,12 @@
 //! JSON, completed with nats-server's defaults and checked in nats-server's
 //! order with its error texts, and written back in its field order.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::api_error::ApiError;
+use crate::config::duration::format_duration;
 use crate::subject::{is_subset, is_valid_subject, subjects_collide};
 
 /// Longest stream name.
@@ -189,7 +192,7 @@ impl StreamConfig {
         if server_duplicate_window > 0 && cfg.duplicate_window > server_duplicate_window {
             return Err(invalid(format!(
                 "duplicates window can not be larger then server limit of {}",
-                go_duration(server_duplicate_window)
+                format_duration(Duration::from_nanos(server_duplicate_window as u64))
             )));
         }
         if cfg.duplicate_window > 0 && cfg.duplicate_window < MIN_WINDOW {
@@ -267,51 +270,6 @@ pub fn go_json(json: &str) -> String {
     json.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
-}
-
-/// Go's `time.Duration` text for a whole number of nanoseconds (`2m0s`,
-/// `1.5s`, `100ms`), as nats-server prints limits in errors.
-pub fn go_duration(nanos: i64) -> String {
-    let d = nanos.unsigned_abs();
-    let sign = if nanos < 0 { "-" } else { "" };
-    if d == 0 {
-        return "0s".into();
-    }
-    if d < 1_000_000_000 {
-        // Below a second: the largest unit that keeps an integer part.
-        let (unit, div) = if d < 1_000 {
-            ("ns", 1)
-        } else if d < 1_000_000 {
-            ("µs", 1_000)
-        } else {
-            ("ms", 1_000_000)
-        };
-        return format!("{sign}{}{unit}", fraction(d, div));
-    }
-    let secs = d / 1_000_000_000;
-    let frac = d % 1_000_000_000;
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut text = String::from(sign);
-    if h > 0 {
-        text.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        text.push_str(&format!("{m}m"));
-    }
-    text.push_str(&fraction(s * 1_000_000_000 + frac, 1_000_000_000));
-    text.push('s');
-    text
-}
-
-/// `n / div` with its decimal fraction, trailing zeros dropped.
-fn fraction(n: u64, div: u64) -> String {
-    let (whole, rest) = (n / div, n % div);
-    if rest == 0 {
-        return whole.to_string();
-    }
-    let width = div.ilog10() as usize;
-    let digits = format!("{rest:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 #[cfg(test)]
@@ -444,21 +402,5 @@ mod tests {
         }
         // Unknown fields are ignored.
         assert!(StreamConfig::from_json(br#"{"name":"S","allow_msg_ttl":true}"#).is_ok());
-    }
-
-    #[test]
-    fn go_durations() {
-        for (nanos, text) in [
-            (0, "0s"),
-            (500, "500ns"),
-            (1_500, "1.5µs"),
-            (100_000_000, "100ms"),
-            (1_500_000_000, "1.5s"),
-            (120_000_000_000, "2m0s"),
-            (3_600_000_000_000, "1h0m0s"),
-            (3_661_000_000_000, "1h1m1s"),
-        ] {
-            assert_eq!(go_duration(nanos), text);
-        }
     }
 }

@@ -27,10 +27,9 @@ use super::{Client, Server, Subscription, PROTOCOL_VERSION, VERSION};
 use crate::account::{Account, ResponseType, Target};
 use crate::config::duration::format_duration as go_duration;
 use crate::errors::CloseReason;
-use crate::log::civil_from_days;
 use crate::subject::{is_valid_literal_subject, subject_matches};
 use crate::sublist::Sublist;
-use crate::time::Time;
+use crate::time::{rfc3339, Time};
 
 /// What the runtime knows and the engine does not, for one monitoring request.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -1008,28 +1007,6 @@ impl Clock {
             rfc3339(self.origin.saturating_add(t.as_nanos()))
         }
     }
-}
-
-/// Go's JSON form of a time, in UTC: `2026-11-23T19:16:34.697742489Z`
-/// (trailing zeros of the fraction dropped, as RFC 3339 with nanoseconds).
-fn rfc3339(unix_nanos: u64) -> String {
-    let secs = unix_nanos / 1_000_000_000;
-    let nanos = unix_nanos % 1_000_000_000;
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let mut text = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    if nanos > 0 {
-        let fraction = format!("{nanos:09}");
-        text.push('.');
-        text.push_str(fraction.trim_end_matches('0'));
-    }
-    text.push('Z');
-    text
 }
 
 /// nats-server's uptime form: `1y2d3h4m5s`, leading zero units left out.
