@@ -20,6 +20,76 @@ impl ApiError {
         }
     }
 
+    /// The `"error":{...}` value.
+    pub fn to_json(&self) -> String {
+        super::config::go_json(&serde_json::to_string(self).expect("an error serializes"))
+    }
+
+    /// 10109.
+    pub fn sealed() -> ApiError {
+        ApiError::new(400, 10109, "invalid operation on sealed stream")
+    }
+
+    /// 10060.
+    pub fn expected_stream_mismatch() -> ApiError {
+        ApiError::new(400, 10060, "expected stream does not match")
+    }
+
+    /// 10071.
+    pub fn wrong_last_sequence(last: u64) -> ApiError {
+        ApiError::new(400, 10071, format!("wrong last sequence: {last}"))
+    }
+
+    /// 10070.
+    pub fn wrong_last_msg_id(last: &str) -> ApiError {
+        ApiError::new(400, 10070, format!("wrong last msg ID: {last}"))
+    }
+
+    /// 10111.
+    pub fn rollup_not_permitted() -> ApiError {
+        ApiError::new(500, 10111, "rollup not permitted")
+    }
+
+    /// 10054.
+    pub fn message_too_big() -> ApiError {
+        ApiError::new(400, 10054, "message size exceeds maximum allowed")
+    }
+
+    /// 10097.
+    pub fn header_too_big() -> ApiError {
+        ApiError::new(400, 10097, "header size exceeds maximum allowed of 64k")
+    }
+
+    /// 10077: the store refused the message (a limit with discard new).
+    pub fn store_failed(reason: &str) -> ApiError {
+        ApiError::new(503, 10077, reason)
+    }
+
+    /// 10037.
+    pub fn no_message_found() -> ApiError {
+        ApiError::new(404, 10037, "no message found")
+    }
+
+    /// 10043.
+    pub fn sequence_not_found(seq: u64) -> ApiError {
+        ApiError::new(400, 10043, format!("sequence {seq} not found"))
+    }
+
+    /// 10057, with the reason.
+    pub fn delete_failed(reason: &str) -> ApiError {
+        ApiError::new(500, 10057, reason)
+    }
+
+    /// 10110, with the reason.
+    pub fn purge_failed(reason: &str) -> ApiError {
+        ApiError::new(500, 10110, reason)
+    }
+
+    /// 10027.
+    pub fn max_streams() -> ApiError {
+        ApiError::new(400, 10027, "maximum number of streams reached")
+    }
+
     /// 10052: a stream configuration refused, with the reason.
     pub fn invalid_stream_config(reason: impl Into<String>) -> ApiError {
         ApiError::new(500, 10052, reason)

@@ -8,4 +8,6 @@
 
 pub mod api_error;
 pub mod config;
+pub mod json;
 pub mod store;
+pub mod stream;
