@@ -6,6 +6,7 @@
 //! ([`api_error`]); the API, the server configuration, the file store and
 //! the engine's hooks follow.
 
+pub mod api;
 pub mod api_error;
 pub mod config;
 pub mod json;

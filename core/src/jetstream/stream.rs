@@ -94,6 +94,11 @@ impl Stream {
         &self.config
     }
 
+    /// When it was created, Unix nanoseconds.
+    pub fn created(&self) -> u64 {
+        self.created
+    }
+
     pub fn store(&self) -> &MemStore {
         &self.store
     }

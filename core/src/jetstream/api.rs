@@ -1,0 +1,847 @@
+//! The `$JS.API` requests of one account: stream management and message
+//! access, answered with nats-server 2.9.10's JSON and errors.
+
+use std::collections::BTreeMap;
+
+use data_encoding::BASE64;
+use serde::Deserialize;
+
+use super::api_error::ApiError;
+use super::config::StreamConfig;
+use super::json::{array, Obj};
+use super::store::{Purge, RemoveError, StoredMsg};
+use super::stream::{Stored, Stream};
+use crate::subject::{is_valid_subject, subject_matches, subjects_collide};
+
+/// Page sizes of NAMES and LIST answers.
+const NAMES_LIMIT: usize = 1024;
+const LIST_LIMIT: usize = 256;
+/// Page size of the subjects in a STREAM.INFO answer.
+const SUBJECTS_LIMIT: usize = 100_000;
+
+/// An account's JetStream limits (`-1`: unlimited).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountLimits {
+    pub max_memory: i64,
+    pub max_storage: i64,
+    pub max_streams: i64,
+    pub max_consumers: i64,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        AccountLimits {
+            max_memory: -1,
+            max_storage: -1,
+            max_streams: -1,
+            max_consumers: -1,
+        }
+    }
+}
+
+/// One account's streams and API counters.
+#[derive(Debug, Default)]
+pub struct AccountJetStream {
+    pub limits: AccountLimits,
+    streams: BTreeMap<String, Stream>,
+    api_total: u64,
+    api_errors: u64,
+}
+
+fn response_type(name: &str) -> String {
+    format!("io.nats.jetstream.api.v1.{name}_response")
+}
+
+/// An error answer: the type, the error, then the fields its response
+/// type writes even when empty (`extra`, raw JSON pieces in order).
+fn error_answer(name: &str, error: &ApiError, extra: &[(&str, &str)]) -> Answer {
+    let mut obj = Obj::new()
+        .str("type", &response_type(name))
+        .raw("error", &error.to_json());
+    for (key, json) in extra {
+        obj = obj.raw(key, json);
+    }
+    Err(obj.done())
+}
+
+/// An API answer: `Err` for an error answer (counted in `api.errors`).
+type Answer = Result<String, String>;
+
+/// "Empty request": no bytes, or a JSON object without keys.
+fn is_empty_request(body: &[u8]) -> bool {
+    body.trim_ascii().is_empty()
+        || serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+            .is_ok_and(|m| m.is_empty())
+}
+
+/// Reads an optional JSON request body (empty is the default).
+fn request<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.trim_ascii().is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|_| ApiError::invalid_json())
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct InfoRequest {
+    deleted_details: bool,
+    subjects_filter: String,
+    offset: usize,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct NamesRequest {
+    offset: usize,
+    subject: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PurgeRequest {
+    filter: String,
+    seq: u64,
+    keep: u64,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MsgGetRequest {
+    seq: u64,
+    last_by_subj: String,
+    next_by_subj: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MsgDeleteRequest {
+    seq: u64,
+    no_erase: bool,
+}
+
+impl AccountJetStream {
+    pub fn new(limits: AccountLimits) -> AccountJetStream {
+        AccountJetStream {
+            limits,
+            ..AccountJetStream::default()
+        }
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = &Stream> {
+        self.streams.values()
+    }
+
+    /// The stream that stores messages published on `subject` (streams of
+    /// one account never overlap, so there is at most one).
+    pub fn stream_for(&mut self, subject: &[u8]) -> Option<&mut Stream> {
+        self.streams.values_mut().find(|s| s.captures(subject))
+    }
+
+    /// Stores a published message in the stream that covers its subject;
+    /// returns the PubAck to send (if the message has a reply subject),
+    /// or None when no stream covers it.
+    pub fn capture(
+        &mut self,
+        subject: &[u8],
+        hdr: &[u8],
+        data: &[u8],
+        now: u64,
+    ) -> Option<(Stored, Option<String>)> {
+        let stream = self.stream_for(subject)?;
+        let stored = stream.publish(subject, hdr, data, now);
+        let ack = stream.pub_ack(&stored);
+        Some((stored, ack))
+    }
+
+    /// Memory and storage in use, in nats-server's accounting.
+    fn usage(&self) -> (u64, u64) {
+        let (mut memory, mut storage) = (0, 0);
+        for stream in self.streams.values() {
+            let bytes = stream.store().state().bytes;
+            match stream.config().storage {
+                super::config::Storage::Memory => memory += bytes,
+                super::config::Storage::File => storage += bytes,
+            }
+        }
+        (memory, storage)
+    }
+
+    /// Answers a request on `$JS.API.<api>` (the part after `$JS.API.`);
+    /// None when nats-server sends no answer (an unknown API subject).
+    pub fn request(
+        &mut self,
+        api: &str,
+        body: &[u8],
+        now: u64,
+        server_duplicate_window: i64,
+    ) -> Option<String> {
+        let tokens: Vec<&str> = api.split('.').collect();
+        let answer = match tokens.as_slice() {
+            ["INFO"] => {
+                // Counted after it is answered, as nats-server does.
+                let answer = self.account_info();
+                self.api_total += 1;
+                return Some(answer);
+            }
+            ["STREAM", "CREATE", name] => self.create(name, body, now, server_duplicate_window),
+            ["STREAM", "UPDATE", name] => self.update(name, body, server_duplicate_window),
+            ["STREAM", "INFO", name] => self.info(name, body),
+            ["STREAM", "NAMES"] => self.names(body),
+            ["STREAM", "LIST"] => self.list(body),
+            ["STREAM", "DELETE", name] => self.delete(name, body),
+            ["STREAM", "PURGE", name] => self.purge(name, body),
+            ["STREAM", "MSG", "GET", name] => self.msg_get(name, body),
+            ["STREAM", "MSG", "DELETE", name] => self.msg_delete(name, body),
+            _ => return None,
+        };
+        self.api_total += 1;
+        match answer {
+            Ok(json) => Some(json),
+            Err(json) => {
+                self.api_errors += 1;
+                Some(json)
+            }
+        }
+    }
+
+    fn account_info(&self) -> String {
+        let (memory, storage) = self.usage();
+        let l = &self.limits;
+        let limits = Obj::new()
+            .num("max_memory", l.max_memory)
+            .num("max_storage", l.max_storage)
+            .num("max_streams", l.max_streams)
+            .num("max_consumers", l.max_consumers)
+            .num("max_ack_pending", -1i64)
+            .num("memory_max_stream_bytes", -1i64)
+            .num("storage_max_stream_bytes", -1i64)
+            .bool("max_bytes_required", false)
+            .done();
+        let api = Obj::new()
+            .num("total", self.api_total)
+            .num("errors", self.api_errors)
+            .done();
+        Obj::new()
+            .str("type", &response_type("account_info"))
+            .num("memory", memory)
+            .num("storage", storage)
+            .num("streams", self.streams.len() as u64)
+            .num("consumers", 0u64)
+            .raw("limits", &limits)
+            .raw("api", &api)
+            .done()
+    }
+
+    fn create(&mut self, name: &str, body: &[u8], now: u64, server_window: i64) -> Answer {
+        const NAME: &str = "stream_create";
+        let fail = |e: ApiError| error_answer(NAME, &e, &[]);
+        let config = match StreamConfig::from_json(body) {
+            Ok(config) => config,
+            Err(e) => return fail(e),
+        };
+        if config.name != name {
+            return fail(ApiError::stream_name_mismatch());
+        }
+        if name.contains(['/', '\\']) {
+            return fail(ApiError::stream_name_has_path_separators());
+        }
+        if config.sealed {
+            return fail(ApiError::invalid_stream_config(
+                "stream configuration for create can not be sealed",
+            ));
+        }
+        let config = match config.checked(server_window) {
+            Ok(config) => config,
+            Err(e) => return fail(e),
+        };
+        if config.num_replicas > 1 {
+            return fail(ApiError::replicas_not_supported());
+        }
+        if let Some(existing) = self.streams.get(name) {
+            if *existing.config() != config {
+                return fail(ApiError::stream_name_in_use());
+            }
+        } else {
+            if self.limits.max_streams > 0 && self.streams.len() as i64 >= self.limits.max_streams {
+                return fail(ApiError::max_streams());
+            }
+            let overlaps = self.streams.values().any(|s| {
+                s.config().subjects.iter().any(|a| {
+                    config
+                        .subjects
+                        .iter()
+                        .any(|b| subjects_collide(a.as_bytes(), b.as_bytes()))
+                })
+            });
+            if overlaps {
+                return fail(ApiError::subjects_overlap());
+            }
+            self.streams
+                .insert(name.to_string(), Stream::new(config, now));
+        }
+        let stream = &self.streams[name];
+        Ok(stream
+            .info_fields(Obj::new().str("type", &response_type(NAME)), 0)
+            .bool("did_create", true)
+            .done())
+    }
+
+    fn update(&mut self, name: &str, body: &[u8], server_window: i64) -> Answer {
+        const NAME: &str = "stream_update";
+        let fail = |e: ApiError| error_answer(NAME, &e, &[]);
+        let config = match StreamConfig::from_json(body) {
+            Ok(config) => config,
+            Err(e) => return fail(e),
+        };
+        if config.name != name {
+            return fail(ApiError::stream_name_mismatch());
+        }
+        let config = match config.checked(server_window) {
+            Ok(config) => config,
+            Err(e) => return fail(e),
+        };
+        let Some(old) = self.streams.get(name).map(|s| s.config().clone()) else {
+            return fail(ApiError::stream_not_found());
+        };
+        let invalid = ApiError::invalid_stream_config;
+        let refusal = if config.storage != old.storage {
+            Some("stream configuration update can not change storage type")
+        } else if config.retention != old.retention {
+            Some("stream configuration update can not change retention policy")
+        } else if config.max_consumers != old.max_consumers {
+            Some("stream configuration update can not change MaxConsumers")
+        } else if old.sealed && !config.sealed {
+            Some("stream configuration update can not unseal a sealed stream")
+        } else if old.deny_delete && !config.deny_delete {
+            Some("stream configuration update can not cancel deny message deletes")
+        } else if old.deny_purge && !config.deny_purge {
+            Some("stream configuration update can not cancel deny purge")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return fail(invalid(reason));
+        }
+        let overlaps = self
+            .streams
+            .iter()
+            .filter(|(n, _)| *n != name)
+            .any(|(_, s)| {
+                s.config().subjects.iter().any(|a| {
+                    config
+                        .subjects
+                        .iter()
+                        .any(|b| subjects_collide(a.as_bytes(), b.as_bytes()))
+                })
+            });
+        if overlaps {
+            return fail(ApiError::subjects_overlap());
+        }
+        let mut config = config;
+        if config.sealed {
+            // As nats-server: a sealed stream keeps everything it has.
+            config.max_age = 0;
+            config.discard = super::config::DiscardPolicy::New;
+            config.deny_delete = true;
+            config.deny_purge = true;
+            config.allow_rollup_hdrs = false;
+        }
+        let stream = self.streams.get_mut(name).expect("present");
+        stream.update(config);
+        Ok(stream
+            .info_fields(Obj::new().str("type", &response_type(NAME)), 0)
+            .done())
+    }
+
+    fn info(&mut self, name: &str, body: &[u8]) -> Answer {
+        const NAME: &str = "stream_info";
+        let paged = [("total", "0"), ("offset", "0"), ("limit", "0")];
+        let request: InfoRequest = match request(body) {
+            Ok(r) => r,
+            Err(e) => return error_answer(NAME, &e, &paged),
+        };
+        let Some(stream) = self.streams.get(name) else {
+            return error_answer(NAME, &ApiError::stream_not_found(), &paged);
+        };
+        let mut subjects = None;
+        let (mut total, mut offset, mut limit) = (0, 0, 0);
+        if !request.subjects_filter.is_empty() {
+            let counts = stream
+                .store()
+                .subject_counts(request.subjects_filter.as_bytes());
+            if !counts.is_empty() {
+                total = counts.len();
+                offset = request.offset.min(total);
+                limit = SUBJECTS_LIMIT;
+                let mut map = Obj::new();
+                for (subject, n) in counts.iter().skip(offset).take(SUBJECTS_LIMIT) {
+                    map = map.num(&String::from_utf8_lossy(subject).replace('"', "\\\""), *n);
+                }
+                subjects = Some(map.done());
+            }
+        }
+        let head = Obj::new()
+            .str("type", &response_type(NAME))
+            .num("total", total as u64)
+            .num("offset", offset as u64)
+            .num("limit", limit as u64);
+        let mut state = super::stream::state_json(&stream.store().state(), 0);
+        // `subjects` and `deleted` go inside `state`, before `consumer_count`.
+        let mut inner = String::new();
+        if let Some(subjects) = subjects {
+            inner.push_str(&format!(",\"subjects\":{subjects}"));
+        }
+        if request.deleted_details {
+            let deleted = stream.store().deleted();
+            if !deleted.is_empty() {
+                inner.push_str(&format!(
+                    ",\"deleted\":{}",
+                    array(deleted.iter().map(u64::to_string))
+                ));
+            }
+        }
+        if !inner.is_empty() {
+            let at = state
+                .rfind(",\"consumer_count\"")
+                .expect("state ends with it");
+            state.insert_str(at, &inner);
+        }
+        Ok(head
+            .raw("config", &stream.config().to_json())
+            .str("created", &crate::time::rfc3339(stream.created()))
+            .raw("state", &state)
+            .done())
+    }
+
+    /// Streams (by name, sorted) whose subjects collide with `subject`,
+    /// or all when it is empty.
+    fn matching_names(&self, subject: &str) -> Vec<&str> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| {
+                subject.is_empty()
+                    || s.config()
+                        .subjects
+                        .iter()
+                        .any(|x| subjects_collide(x.as_bytes(), subject.as_bytes()))
+            })
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    fn names(&mut self, body: &[u8]) -> Answer {
+        const NAME: &str = "stream_names";
+        let request: NamesRequest = match request(body) {
+            Ok(r) => r,
+            Err(e) => {
+                let extra = [
+                    ("total", "0"),
+                    ("offset", "0"),
+                    ("limit", "0"),
+                    ("streams", "null"),
+                ];
+                return error_answer(NAME, &e, &extra);
+            }
+        };
+        let names = self.matching_names(&request.subject);
+        let offset = request.offset.min(names.len());
+        let page: Vec<String> = names
+            .iter()
+            .skip(offset)
+            .take(NAMES_LIMIT)
+            .map(|n| serde_json::to_string(n).expect("a string serializes"))
+            .collect();
+        let streams = if page.is_empty() {
+            "null".to_string()
+        } else {
+            array(page)
+        };
+        Ok(Obj::new()
+            .str("type", &response_type(NAME))
+            .num("total", names.len() as u64)
+            .num("offset", offset as u64)
+            .num("limit", NAMES_LIMIT as u64)
+            .raw("streams", &streams)
+            .done())
+    }
+
+    fn list(&mut self, body: &[u8]) -> Answer {
+        const NAME: &str = "stream_list";
+        let request: NamesRequest = match request(body) {
+            Ok(r) => r,
+            Err(e) => {
+                let extra = [
+                    ("total", "0"),
+                    ("offset", "0"),
+                    ("limit", "0"),
+                    ("streams", "[]"),
+                ];
+                return error_answer(NAME, &e, &extra);
+            }
+        };
+        let names = self.matching_names(&request.subject);
+        let offset = request.offset.min(names.len());
+        let infos = names.iter().skip(offset).take(LIST_LIMIT).map(|n| {
+            let stream = &self.streams[*n];
+            stream.info_fields(Obj::new(), 0).done()
+        });
+        Ok(Obj::new()
+            .str("type", &response_type(NAME))
+            .num("total", names.len() as u64)
+            .num("offset", offset as u64)
+            .num("limit", LIST_LIMIT as u64)
+            .raw("streams", &array(infos))
+            .done())
+    }
+
+    fn delete(&mut self, name: &str, body: &[u8]) -> Answer {
+        const NAME: &str = "stream_delete";
+        if !is_empty_request(body) {
+            return error_answer(NAME, &ApiError::not_empty_request(), &[]);
+        }
+        if self.streams.remove(name).is_none() {
+            return error_answer(NAME, &ApiError::stream_not_found(), &[]);
+        }
+        Ok(Obj::new()
+            .str("type", &response_type(NAME))
+            .bool("success", true)
+            .done())
+    }
+
+    fn purge(&mut self, name: &str, body: &[u8]) -> Answer {
+        const NAME: &str = "stream_purge";
+        let fail = |e: ApiError| error_answer(NAME, &e, &[("purged", "0")]);
+        let request: PurgeRequest = match request(body) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        let Some(stream) = self.streams.get_mut(name) else {
+            return fail(ApiError::stream_not_found());
+        };
+        if stream.config().sealed {
+            return fail(ApiError::sealed());
+        }
+        if stream.config().deny_purge {
+            return fail(ApiError::purge_failed("stream purge not permitted"));
+        }
+        if request.seq > 0 && request.keep > 0 {
+            return fail(ApiError::bad_request());
+        }
+        let filter = (!request.filter.is_empty()).then_some(request.filter.as_bytes());
+        if filter.is_some_and(|f| !is_valid_subject(f)) {
+            return fail(ApiError::bad_request());
+        }
+        let purged = stream.store_mut().purge(&Purge {
+            filter,
+            below: (request.seq > 0).then_some(request.seq),
+            keep: (request.keep > 0).then_some(request.keep),
+        });
+        Ok(Obj::new()
+            .str("type", &response_type(NAME))
+            .bool("success", true)
+            .num("purged", purged)
+            .done())
+    }
+
+    fn msg_get(&mut self, name: &str, body: &[u8]) -> Answer {
+        const NAME: &str = "stream_msg_get";
+        let fail = |e: ApiError| error_answer(NAME, &e, &[]);
+        if body.trim_ascii().is_empty() {
+            return fail(ApiError::bad_request());
+        }
+        let request: MsgGetRequest = match request(body) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        let Some(stream) = self.streams.get(name) else {
+            return fail(ApiError::stream_not_found());
+        };
+        let store = stream.store();
+        let (last, next) = (
+            !request.last_by_subj.is_empty(),
+            !request.next_by_subj.is_empty(),
+        );
+        let found = match (request.seq, last, next) {
+            (seq, false, false) if seq > 0 => store.get(seq),
+            (0, true, false) => store.last_by_subject(request.last_by_subj.as_bytes()),
+            (seq, false, true) => store.next_by_subject(request.next_by_subj.as_bytes(), seq),
+            _ => return fail(ApiError::bad_request()),
+        };
+        let Some(msg) = found else {
+            return fail(ApiError::no_message_found());
+        };
+        Ok(Obj::new()
+            .str("type", &response_type(NAME))
+            .raw("message", &message_json(msg))
+            .done())
+    }
+
+    fn msg_delete(&mut self, name: &str, body: &[u8]) -> Answer {
+        const NAME: &str = "stream_msg_delete";
+        let fail = |e: ApiError| error_answer(NAME, &e, &[]);
+        if body.trim_ascii().is_empty() {
+            return fail(ApiError::bad_request());
+        }
+        let request: MsgDeleteRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(_) => return fail(ApiError::invalid_json()),
+        };
+        let _ = request.no_erase;
+        let Some(stream) = self.streams.get_mut(name) else {
+            return fail(ApiError::stream_not_found());
+        };
+        if stream.config().sealed {
+            return fail(ApiError::sealed());
+        }
+        if stream.config().deny_delete {
+            return fail(ApiError::delete_failed("message delete not permitted"));
+        }
+        match stream.store_mut().remove(request.seq) {
+            Ok(()) => Ok(Obj::new()
+                .str("type", &response_type(NAME))
+                .bool("success", true)
+                .done()),
+            Err(RemoveError::Eof) => fail(ApiError::delete_failed("stream store EOF")),
+            Err(RemoveError::NotFound) => fail(ApiError::sequence_not_found(request.seq)),
+        }
+    }
+}
+
+/// A stored message as MSG.GET answers it.
+fn message_json(msg: &StoredMsg) -> String {
+    let mut obj = Obj::new()
+        .str("subject", &String::from_utf8_lossy(&msg.subject))
+        .num("seq", msg.seq);
+    if !msg.hdr.is_empty() {
+        obj = obj.str("hdrs", &BASE64.encode(&msg.hdr));
+    }
+    if !msg.data.is_empty() {
+        obj = obj.str("data", &BASE64.encode(&msg.data));
+    }
+    obj.str("time", &crate::time::rfc3339(msg.time)).done()
+}
+
+/// Whether `subject` is a subject streams may capture at all.
+pub fn is_api_subject(subject: &[u8]) -> bool {
+    subject_matches(b"$JS.API.>", subject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_765_000_000_000_000_000;
+
+    fn js() -> AccountJetStream {
+        AccountJetStream::new(AccountLimits::default())
+    }
+
+    fn ask(js: &mut AccountJetStream, api: &str, body: &str) -> serde_json::Value {
+        let answer = js.request(api, body.as_bytes(), T0, 0).expect("an answer");
+        serde_json::from_str(&answer).expect("JSON")
+    }
+
+    fn error_code(v: &serde_json::Value) -> u64 {
+        v["error"]["err_code"].as_u64().unwrap_or(0)
+    }
+
+    #[test]
+    fn account_info_counts_api_calls_after_answering() {
+        let mut js = js();
+        let first = js.request("INFO", b"", T0, 0).unwrap();
+        assert_eq!(
+            first,
+            r#"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"storage":0,"streams":0,"consumers":0,"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"max_consumers":-1,"max_ack_pending":-1,"memory_max_stream_bytes":-1,"storage_max_stream_bytes":-1,"max_bytes_required":false},"api":{"total":0,"errors":0}}"#
+        );
+        ask(&mut js, "STREAM.INFO.nope", "");
+        let info = ask(&mut js, "INFO", "");
+        assert_eq!(info["api"]["total"], 2);
+        assert_eq!(info["api"]["errors"], 1);
+    }
+
+    #[test]
+    fn create_store_inspect_and_delete() {
+        let mut js = js();
+        let created = js
+            .request(
+                "STREAM.CREATE.ORDERS",
+                br#"{"name":"ORDERS","subjects":["orders.>"],"storage":"memory"}"#,
+                T0,
+                0,
+            )
+            .unwrap();
+        assert!(created.starts_with(
+            r#"{"type":"io.nats.jetstream.api.v1.stream_create_response","config":{"name":"ORDERS","subjects":["orders.\u003e"]"#
+        ), "{created}");
+        assert!(
+            created.ends_with(r#""consumer_count":0},"did_create":true}"#),
+            "{created}"
+        );
+        // The same create again is answered the same; a different one is refused.
+        let again = ask(
+            &mut js,
+            "STREAM.CREATE.ORDERS",
+            r#"{"name":"ORDERS","subjects":["orders.>"],"storage":"memory"}"#,
+        );
+        assert_eq!(again["did_create"], true);
+        let other = ask(
+            &mut js,
+            "STREAM.CREATE.ORDERS",
+            r#"{"name":"ORDERS","subjects":["x"]}"#,
+        );
+        assert_eq!(error_code(&other), 10058);
+        let overlap = ask(
+            &mut js,
+            "STREAM.CREATE.O2",
+            r#"{"name":"O2","subjects":["orders.eu"]}"#,
+        );
+        assert_eq!(error_code(&overlap), 10065);
+        let mismatch = ask(&mut js, "STREAM.CREATE.X", r#"{"name":"Y"}"#);
+        assert_eq!(error_code(&mismatch), 10056);
+        let empty = ask(&mut js, "STREAM.CREATE.X", "");
+        assert_eq!(error_code(&empty), 10025);
+
+        let (stored, ack) = js.capture(b"orders.eu", b"", b"m1", T0 + 1).unwrap();
+        assert_eq!(stored, Stored::Stored(1));
+        assert_eq!(ack.as_deref(), Some(r#"{"stream":"ORDERS", "seq":1}"#));
+        js.capture(b"orders.us", b"", b"m2", T0 + 2).unwrap();
+        assert!(js.capture(b"elsewhere", b"", b"", T0).is_none());
+
+        let info = ask(&mut js, "STREAM.INFO.ORDERS", r#"{"subjects_filter":">"}"#);
+        assert_eq!(info["state"]["messages"], 2);
+        assert_eq!(info["state"]["bytes"], 2 * (9 + 2 + 16));
+        assert_eq!(info["state"]["subjects"]["orders.eu"], 1);
+        assert_eq!(info["total"], 2);
+        assert_eq!(info["limit"], 100_000);
+
+        let got = ask(
+            &mut js,
+            "STREAM.MSG.GET.ORDERS",
+            r#"{"last_by_subj":"orders.us"}"#,
+        );
+        assert_eq!(got["message"]["seq"], 2);
+        assert_eq!(got["message"]["data"], "bTI=");
+        let bad = ask(
+            &mut js,
+            "STREAM.MSG.GET.ORDERS",
+            r#"{"seq":1,"last_by_subj":"orders.us"}"#,
+        );
+        assert_eq!(error_code(&bad), 10003);
+        let none = ask(&mut js, "STREAM.MSG.GET.ORDERS", r#"{"seq":9}"#);
+        assert_eq!(error_code(&none), 10037);
+
+        let names = ask(&mut js, "STREAM.NAMES", r#"{"subject":"orders.eu"}"#);
+        assert_eq!(names["streams"], serde_json::json!(["ORDERS"]));
+        let nobody = js
+            .request("STREAM.NAMES", br#"{"subject":"zzz"}"#, T0, 0)
+            .unwrap();
+        assert!(
+            nobody.ends_with(r#""limit":1024,"streams":null}"#),
+            "{nobody}"
+        );
+        let list = ask(&mut js, "STREAM.LIST", "");
+        assert_eq!(list["streams"][0]["config"]["name"], "ORDERS");
+
+        assert_eq!(
+            ask(&mut js, "STREAM.MSG.DELETE.ORDERS", r#"{"seq":1}"#)["success"],
+            true
+        );
+        assert_eq!(
+            error_code(&ask(&mut js, "STREAM.MSG.DELETE.ORDERS", r#"{"seq":1}"#)),
+            10043
+        );
+        assert_eq!(
+            error_code(&ask(&mut js, "STREAM.MSG.DELETE.ORDERS", r#"{"seq":7}"#)),
+            10057
+        );
+        assert_eq!(
+            error_code(&ask(&mut js, "STREAM.MSG.DELETE.ORDERS", "7")),
+            10025
+        );
+
+        let purged = ask(&mut js, "STREAM.PURGE.ORDERS", "");
+        assert_eq!(
+            (purged["success"].clone(), purged["purged"].clone()),
+            (true.into(), 1.into())
+        );
+        let both = js
+            .request("STREAM.PURGE.ORDERS", br#"{"seq":2,"keep":1}"#, T0, 0)
+            .unwrap();
+        assert!(
+            both.ends_with(r#""description":"bad request"},"purged":0}"#),
+            "{both}"
+        );
+
+        assert_eq!(
+            error_code(&ask(&mut js, "STREAM.DELETE.ORDERS", "{\"x\":1}")),
+            10038
+        );
+        assert_eq!(ask(&mut js, "STREAM.DELETE.ORDERS", "")["success"], true);
+        assert_eq!(error_code(&ask(&mut js, "STREAM.DELETE.ORDERS", "")), 10059);
+        let missing = js.request("STREAM.INFO.ORDERS", b"", T0, 0).unwrap();
+        assert!(
+            missing.ends_with(r#""total":0,"offset":0,"limit":0}"#),
+            "{missing}"
+        );
+        assert_eq!(
+            js.request("STREAM.CREATE.a.b", b"{}", T0, 0),
+            None,
+            "no answer"
+        );
+    }
+
+    #[test]
+    fn updates_refused_as_nats_server_refuses_them() {
+        let mut js = js();
+        ask(
+            &mut js,
+            "STREAM.CREATE.S",
+            r#"{"name":"S","deny_delete":true}"#,
+        );
+        let storage = ask(
+            &mut js,
+            "STREAM.UPDATE.S",
+            r#"{"name":"S","storage":"memory","deny_delete":true}"#,
+        );
+        assert_eq!(
+            storage["error"]["description"],
+            "stream configuration update can not change storage type"
+        );
+        let undeny = ask(&mut js, "STREAM.UPDATE.S", r#"{"name":"S"}"#);
+        assert_eq!(
+            undeny["error"]["description"],
+            "stream configuration update can not cancel deny message deletes"
+        );
+        let more = ask(
+            &mut js,
+            "STREAM.UPDATE.S",
+            r#"{"name":"S","deny_delete":true,"max_msgs":5}"#,
+        );
+        assert_eq!(more["config"]["max_msgs"], 5);
+        let sealed = ask(
+            &mut js,
+            "STREAM.UPDATE.S",
+            r#"{"name":"S","deny_delete":true,"sealed":true}"#,
+        );
+        assert_eq!(sealed["config"]["deny_purge"], true);
+        assert_eq!(sealed["config"]["discard"], "new");
+        assert_eq!(
+            error_code(&ask(&mut js, "STREAM.UPDATE.T", r#"{"name":"T"}"#)),
+            10059
+        );
+    }
+
+    #[test]
+    fn the_account_stream_limit() {
+        let mut js = AccountJetStream::new(AccountLimits {
+            max_streams: 1,
+            ..AccountLimits::default()
+        });
+        ask(&mut js, "STREAM.CREATE.A", r#"{"name":"A"}"#);
+        assert_eq!(
+            error_code(&ask(&mut js, "STREAM.CREATE.B", r#"{"name":"B"}"#)),
+            10027
+        );
+    }
+}
