@@ -20,6 +20,7 @@
 //! imported), and its answer follows the `_R_` replies back. Import cycles are
 //! refused at load ("import forms a cycle"), so nothing can loop.
 
+use crate::jetstream::api::{AccountJetStream, AccountLimits as JsLimits};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +74,9 @@ impl ResponseType {
 #[derive(Clone, Debug)]
 pub struct Accounts {
     specs: Vec<AccountSpec>,
+    /// An `accounts` block was configured (else `$G` gets JetStream when the
+    /// server has it).
+    configured: bool,
     /// `None` with `no_system_account`.
     system: Option<usize>,
 }
@@ -81,6 +85,8 @@ pub struct Accounts {
 struct AccountSpec {
     name: String,
     limits: AccountLimits,
+    /// Its JetStream limits, when its configuration enables JetStream.
+    jetstream: Option<JsLimits>,
     /// Subjects of its stream exports (for the cycle check).
     stream_exports: Vec<Vec<u8>>,
     stream_routes: Vec<StreamRoute>,
@@ -171,7 +177,9 @@ impl Accounts {
                     format!("{GLOBAL_ACCOUNT:?} is a reserved account name"),
                 ));
             }
-            specs.push(AccountSpec::new(&config.name, config.limits));
+            let mut spec = AccountSpec::new(&config.name, config.limits);
+            spec.jetstream = config.jetstream.clone();
+            specs.push(spec);
         }
         let system =
             match system_account {
@@ -187,7 +195,11 @@ impl Accounts {
                     }
                 },
             };
-        let mut accounts = Accounts { specs, system };
+        let mut accounts = Accounts {
+            specs,
+            system,
+            configured: !configs.is_empty(),
+        };
         for (i, config) in configs.iter().enumerate() {
             for export in &config.exports {
                 check_export(&config.name, export).map_err(|m| error(&export.pos, m))?;
@@ -434,11 +446,20 @@ impl Accounts {
     pub(crate) fn instantiate(
         &self,
         cache: bool,
+        jetstream: bool,
         mut reply_prefix: impl FnMut() -> [u8; 6],
     ) -> Vec<Account> {
         self.specs
             .iter()
             .map(|spec| Account {
+                jetstream: match &spec.jetstream {
+                    _ if !jetstream => None,
+                    Some(limits) => Some(AccountJetStream::new(limits.clone())),
+                    None if spec.name == GLOBAL_ACCOUNT && !self.configured => {
+                        Some(AccountJetStream::default())
+                    }
+                    None => None,
+                },
                 name: spec.name.clone(),
                 sublist: Sublist::with_cache(cache),
                 limits: spec.limits,
@@ -458,6 +479,7 @@ impl AccountSpec {
         AccountSpec {
             name: name.to_string(),
             limits,
+            jetstream: None,
             stream_exports: Vec::new(),
             stream_routes: Vec::new(),
             service_routes: Vec::new(),
@@ -548,6 +570,8 @@ pub(crate) struct Account {
     pub reply_prefix: [u8; 6],
     /// Its exports as configured (for monitoring).
     pub exports: Vec<ExportInfo>,
+    /// Its streams, when it has JetStream.
+    pub jetstream: Option<AccountJetStream>,
 }
 
 /// A request that crossed into a service's account and awaits its answer.
@@ -842,7 +866,7 @@ mod tests {
             ],
         );
         let accounts = Accounts::new(&[a, b], None, false).unwrap();
-        let mut live = accounts.instantiate(true, || *b"abcdef");
+        let mut live = accounts.instantiate(true, false, || *b"abcdef");
         let exporter = &mut live[1];
         let m = exporter.streams_out.matching(b"pub.x");
         let route = exporter.streams_out.get(m.plain[0]);

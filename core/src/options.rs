@@ -59,6 +59,8 @@ pub struct Options {
     /// Turn header support off (`no_header_support`): INFO says `headers: false`,
     /// so HPUB is refused and a client asking for no-responders is closed.
     pub no_header_support: bool,
+    /// JetStream (`jetstream`, `-js`); `None` is off.
+    pub jetstream: Option<JetStreamOptions>,
     /// How long a client's socket may accept no bytes while some are queued
     /// for it (`write_deadline`) before it is closed as a slow consumer.
     pub write_deadline: Duration,
@@ -104,6 +106,7 @@ impl Default for Options {
             http_port: None,
             max_sub_tokens: 0,
             no_header_support: false,
+            jetstream: None,
             write_deadline: Duration::from_secs(10),
             lame_duck_duration: Duration::from_secs(120),
             lame_duck_grace_period: Duration::from_secs(10),
@@ -119,4 +122,15 @@ impl Options {
     pub fn http_host(&self) -> &str {
         self.http_host.as_deref().unwrap_or(&self.host)
     }
+}
+
+/// The server's JetStream settings (the `jetstream` block).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JetStreamOptions {
+    /// `store_dir`: where file streams live (under `<store_dir>/jetstream`).
+    pub store_dir: Option<String>,
+    /// `max_memory_store`, bytes; `None` is nats-server's default.
+    pub max_memory: Option<i64>,
+    /// `max_file_store`, bytes.
+    pub max_store: Option<i64>,
 }

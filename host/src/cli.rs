@@ -6,6 +6,7 @@
 use tenet_core::auth::Auth;
 use tenet_core::config::options::{http_port_option, read_config, Config, SyslogAddress};
 use tenet_core::config::parse::{parse_file, ConfigError, Resolver};
+use tenet_core::options::JetStreamOptions;
 use tenet_core::options::DEFAULT_PORT;
 
 /// What the command line asks for.
@@ -91,6 +92,10 @@ pub struct Flags {
     pub syslog: Option<bool>,
     /// `-r`: log to this syslog server.
     pub remote_syslog: Option<String>,
+    /// `-js`: enable JetStream.
+    pub jetstream: Option<bool>,
+    /// `-sd`: JetStream's store directory.
+    pub store_dir: Option<String>,
 }
 
 /// A command-line mistake; the binary prints it and exits with status 1.
@@ -138,6 +143,10 @@ Authorization Options:
 
 Monitoring Options:
     -m, --http_port <port>           Use port for http monitoring (-1 for random)
+
+JetStream Options:
+    -js, --jetstream                 Enable JetStream functionality
+    -sd, --store_dir <dir>           Set the storage directory
 
 Common Options:
     -h, --help                       Show this message
@@ -189,6 +198,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             "V" | "trace" => flags.trace = switch(&inline_value)?,
             "s" | "syslog" => flags.syslog = switch(&inline_value)?,
             "r" | "remote_syslog" => flags.remote_syslog = Some(value("syslog address")?),
+            "js" | "jetstream" => flags.jetstream = switch(&inline_value)?,
+            "sd" | "store_dir" => flags.store_dir = Some(value("store directory")?),
             "DV" => {
                 flags.debug = Some(true);
                 flags.trace = Some(true);
@@ -347,6 +358,16 @@ impl Flags {
         }
         if let Some(syslog) = self.syslog {
             config.syslog = syslog;
+        }
+        match self.jetstream {
+            Some(true) if config.server.jetstream.is_none() => {
+                config.server.jetstream = Some(JetStreamOptions::default())
+            }
+            Some(false) => config.server.jetstream = None,
+            _ => {}
+        }
+        if let (Some(dir), Some(js)) = (&self.store_dir, config.server.jetstream.as_mut()) {
+            js.store_dir = Some(dir.clone());
         }
         if let Some(address) = &self.remote_syslog {
             // An empty address is none, as in the file.

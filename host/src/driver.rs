@@ -413,3 +413,11 @@ fn reread_config(flags: &Flags, started_with: &Config) -> Result<Reread, Vec<Str
         log_target,
     })
 }
+
+/// The wall-clock time now, in nanoseconds since the Unix epoch (what a
+/// runtime tells the engine once, with [`Server::set_wall_clock`]).
+pub fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}

@@ -20,7 +20,9 @@ pub mod signal;
 pub mod workers;
 
 pub use accept::{AcceptBackoff, AcceptFailure};
-pub use driver::{bind_engine, main, Applied, Bound, Control, MonitorBindError, Runtime};
+pub use driver::{
+    bind_engine, main, unix_nanos, Applied, Bound, Control, MonitorBindError, Runtime,
+};
 pub use load::{load_file, server_from_file};
 pub use log::{logger, stderr_logger, LogOutput, LogTarget, Logger};
 pub use workers::Workers;

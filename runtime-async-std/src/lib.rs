@@ -299,7 +299,7 @@ impl AsyncStdRuntime {
             task::spawn(http_accept_loop(listener, backoff, tx.clone()))
         });
         let live_writers = Arc::new(AtomicUsize::new(0));
-        let shared = Arc::new(Mutex::new(Engine {
+        let mut engine = Engine {
             server,
             acceptor: Some(acceptor),
             exit: false,
@@ -310,7 +310,10 @@ impl AsyncStdRuntime {
             origin: Instant::now(),
             usage: http::ProcessUsage::new(),
             log,
-        }));
+        };
+        let now = engine.now();
+        engine.server.set_wall_clock(host::unix_nanos(), now);
+        let shared = Arc::new(Mutex::new(engine));
         let result = run_engine(shared.clone(), rx).await;
         let acceptor = lock(&shared).acceptor.take();
         if let Some(acceptor) = acceptor {

@@ -189,7 +189,7 @@ impl EventLoop {
             })?
         };
         let http_addr = http_listener.as_ref().map_or(bound.local_addr, |(_, a)| *a);
-        Ok(EventLoop {
+        let mut runtime = EventLoop {
             server: bound.server,
             poll,
             listener: Some(listener),
@@ -210,7 +210,10 @@ impl EventLoop {
             waker,
             origin: Instant::now(),
             log,
-        })
+        };
+        let now = runtime.now();
+        runtime.server.set_wall_clock(tenet_host::unix_nanos(), now);
+        Ok(runtime)
     }
 
     /// The address clients connect to.

@@ -13,8 +13,10 @@ use std::time::Duration;
 use super::duration::{format_duration, parse_duration};
 use super::parse::{ConfigError, Parsed};
 use super::value::{Key, Pos, Value, ValueKind};
+use crate::jetstream::api::AccountLimits as JsAccountLimits;
 use crate::options::{
-    Options, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_PORT, DEFAULT_RECONNECT_ERROR_REPORTS,
+    JetStreamOptions, Options, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_PORT,
+    DEFAULT_RECONNECT_ERROR_REPORTS,
 };
 use crate::subject::is_valid_subject;
 
@@ -211,6 +213,8 @@ pub struct AccountConfig {
     pub imports: Vec<Import>,
     /// `limits`.
     pub limits: AccountLimits,
+    /// `jetstream`: its limits when enabled.
+    pub jetstream: Option<JsAccountLimits>,
     /// Where the account was defined.
     pub pos: Option<Pos>,
 }
@@ -289,10 +293,7 @@ const NOT_YET: &[(&str, &str)] = &[
     ("ocsp_cache", "TLS"),
     ("https", "TLS"),
     ("https_port", "TLS"),
-    ("jetstream", "JetStream"),
-    ("store_dir", "JetStream"),
-    ("storedir", "JetStream"),
-    ("default_js_domain", "JetStream"),
+    ("default_js_domain", "JetStream domains"),
     ("mappings", "subject mappings"),
     ("maps", "subject mappings"),
     ("client_advertise", "clustering"),
@@ -317,6 +318,7 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
     let mut port: Option<(i64, Pos)> = None;
     let mut host: Option<String> = None;
     let mut http_port: Option<(i64, Pos)> = None;
+    let mut top_store_dir: Option<(String, Pos)> = None;
     for (key, value) in &parsed.map {
         match key.name.to_ascii_lowercase().as_str() {
             "listen" => {
@@ -341,6 +343,12 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 http_port = r.int(&key.name, value).map(|p| (p, value.pos.clone()))
             }
             "host" | "net" => host = r.string(&key.name, value),
+            "jetstream" => r.jetstream(value, &mut config.server.jetstream),
+            "store_dir" | "storedir" => {
+                if let Some(dir) = r.string(&key.name, value) {
+                    top_store_dir = Some((dir, value.pos.clone()));
+                }
+            }
             "server_name" => config.server.server_name = r.string(&key.name, value),
             "debug" => config.server.debug = r.boolean(&key.name, value).unwrap_or(false),
             "trace" => config.server.trace = r.boolean(&key.name, value).unwrap_or(false),
@@ -535,6 +543,16 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
         (Some(a), Some(b)) => a.cmp(b),
         (a, b) => b.is_some().cmp(&a.is_some()),
     });
+    if let Some((dir, pos)) = top_store_dir {
+        match config.server.jetstream.as_mut() {
+            Some(js) if js.store_dir.is_some() => {
+                r.error(&pos, "Duplicate 'store_dir' configuration".to_string())
+            }
+            Some(js) => js.store_dir = Some(dir),
+            // As nats-server: a store directory alone does not enable JetStream.
+            None => {}
+        }
+    }
     (config, r.errors)
 }
 
@@ -603,6 +621,101 @@ impl Reader<'_> {
                     key.name
                 );
                 self.error(&key.pos, message);
+            }
+        }
+    }
+
+    /// The top-level `jetstream`: `true`/`false`, `enabled`/`disabled`, or a
+    /// block (enabled unless it says `enabled: false`).
+    fn jetstream(&mut self, value: &Value, out: &mut Option<JetStreamOptions>) {
+        match &value.kind {
+            ValueKind::Bool(on) => *out = on.then(JetStreamOptions::default),
+            ValueKind::String(s) => match s.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" => *out = Some(JetStreamOptions::default()),
+                "disabled" | "disable" => *out = None,
+                _ => self.error(&value.pos, format!("jetstream: unknown value {s:?}")),
+            },
+            ValueKind::Map(map) => {
+                let mut js = JetStreamOptions::default();
+                let mut enabled = true;
+                for (key, v) in map {
+                    match key.name.to_ascii_lowercase().as_str() {
+                        "store_dir" | "store" | "storedir" => {
+                            js.store_dir = self.string(&key.name, v)
+                        }
+                        "max_memory_store" | "max_mem_store" | "max_mem" => {
+                            js.max_memory = self.int(&key.name, v)
+                        }
+                        "max_file_store" | "max_file" => js.max_store = self.int(&key.name, v),
+                        "enabled" | "enable" => {
+                            enabled = self.boolean(&key.name, v).unwrap_or(true)
+                        }
+                        name @ ("domain"
+                        | "key"
+                        | "ek"
+                        | "encryption_key"
+                        | "cipher"
+                        | "limits"
+                        | "unique_tag"
+                        | "max_outstanding_catchup"
+                        | "max_buffered_msgs"
+                        | "max_buffered_size"
+                        | "extension_hint"
+                        | "sync_interval") => {
+                            let message =
+                                format!("jetstream {name:?} is not supported by tenet yet");
+                            self.error(&key.pos, message);
+                        }
+                        _ => self.unknown_in(key, "jetstream"),
+                    }
+                }
+                *out = enabled.then_some(js);
+            }
+            _ => self.wrong_type("jetstream", value, "a boolean, a string or a map"),
+        }
+    }
+
+    /// An account's `jetstream`: `enabled`/`disabled` (or a boolean), or a
+    /// block of limits (which enables it); unset limits are unlimited.
+    fn account_jetstream(&mut self, value: &Value) -> Option<JsAccountLimits> {
+        match &value.kind {
+            ValueKind::Bool(on) => on.then(JsAccountLimits::default),
+            ValueKind::String(s) => match s.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" => Some(JsAccountLimits::default()),
+                "disabled" | "disable" => None,
+                _ => {
+                    self.error(&value.pos, format!("jetstream: unknown value {s:?}"));
+                    None
+                }
+            },
+            ValueKind::Map(map) => {
+                let mut limits = JsAccountLimits::default();
+                for (key, v) in map {
+                    match key.name.to_ascii_lowercase().as_str() {
+                        "max_memory" | "max_mem" | "mem" | "memory" => {
+                            limits.max_memory = self.int(&key.name, v).unwrap_or(-1)
+                        }
+                        "max_store" | "max_file" | "max_disk" | "store" | "disk" => {
+                            limits.max_storage = self.int(&key.name, v).unwrap_or(-1)
+                        }
+                        "max_streams" | "streams" => {
+                            limits.max_streams = self.int(&key.name, v).unwrap_or(-1)
+                        }
+                        "max_consumers" | "consumers" => {
+                            limits.max_consumers = self.int(&key.name, v).unwrap_or(-1)
+                        }
+                        name => {
+                            let message =
+                                format!("account jetstream {name:?} is not supported by tenet yet");
+                            self.error(&key.pos, message);
+                        }
+                    }
+                }
+                Some(limits)
+            }
+            _ => {
+                self.wrong_type("jetstream", value, "a boolean, a string or a map");
+                None
             }
         }
     }
@@ -998,11 +1111,10 @@ impl Reader<'_> {
                 "exports" => account.exports = self.list(v, |r, e| r.export(e)),
                 "imports" => account.imports = self.list(v, |r, e| r.import(e)),
                 "limits" => account.limits = self.account_limits(v),
-                name
-                @ ("nkey" | "jetstream" | "mappings" | "maps" | "msg_trace" | "trace_dest") => {
+                "jetstream" => account.jetstream = self.account_jetstream(v),
+                name @ ("nkey" | "mappings" | "maps" | "msg_trace" | "trace_dest") => {
                     let feature = match name {
                         "nkey" => "operator mode",
-                        "jetstream" => "JetStream",
                         "mappings" | "maps" => "subject mappings",
                         _ => "message tracing",
                     };

@@ -11,7 +11,7 @@ use super::config::StreamConfig;
 use super::json::{array, Obj};
 use super::store::{Purge, RemoveError, StoredMsg};
 use super::stream::{Stored, Stream};
-use crate::subject::{is_valid_subject, subject_matches, subjects_collide};
+use crate::subject::{is_valid_subject, subjects_collide};
 
 /// Page sizes of NAMES and LIST answers.
 const NAMES_LIMIT: usize = 1024;
@@ -126,6 +126,14 @@ impl AccountJetStream {
             limits,
             ..AccountJetStream::default()
         }
+    }
+
+    /// Takes over the streams and counters of the account's JetStream
+    /// before a reload (the limits stay this one's).
+    pub fn keep_streams_of(&mut self, old: AccountJetStream) {
+        self.streams = old.streams;
+        self.api_total = old.api_total;
+        self.api_errors = old.api_errors;
     }
 
     pub fn streams(&self) -> impl Iterator<Item = &Stream> {
@@ -608,6 +616,45 @@ impl AccountJetStream {
     }
 }
 
+/// The answer of an account without JetStream (on a server with it): the
+/// request's own response type carrying error 10039; None where nats-server
+/// answers nothing.
+pub fn not_enabled_answer(api: &str) -> Option<String> {
+    let tokens: Vec<&str> = api.split('.').collect();
+    let paged = [("total", "0"), ("offset", "0"), ("limit", "0")];
+    let (name, extra): (&str, &[(&str, &str)]) = match tokens.as_slice() {
+        ["INFO"] => ("account_info", &[]),
+        ["STREAM", "CREATE", _] => ("stream_create", &[]),
+        ["STREAM", "UPDATE", _] => ("stream_update", &[]),
+        ["STREAM", "INFO", _] => ("stream_info", &paged),
+        ["STREAM", "NAMES"] => (
+            "stream_names",
+            &[
+                ("total", "0"),
+                ("offset", "0"),
+                ("limit", "0"),
+                ("streams", "null"),
+            ],
+        ),
+        ["STREAM", "LIST"] => (
+            "stream_list",
+            &[
+                ("total", "0"),
+                ("offset", "0"),
+                ("limit", "0"),
+                ("streams", "[]"),
+            ],
+        ),
+        ["STREAM", "DELETE", _] => ("stream_delete", &[]),
+        ["STREAM", "PURGE", _] => ("stream_purge", &[("purged", "0")]),
+        ["STREAM", "MSG", "GET", _] => ("stream_msg_get", &[]),
+        ["STREAM", "MSG", "DELETE", _] => ("stream_msg_delete", &[]),
+        _ => return None,
+    };
+    let answer = error_answer(name, &ApiError::not_enabled_for_account(), extra);
+    Some(answer.unwrap_or_else(|json| json))
+}
+
 /// A stored message as MSG.GET answers it.
 fn message_json(msg: &StoredMsg) -> String {
     let mut obj = Obj::new()
@@ -620,11 +667,6 @@ fn message_json(msg: &StoredMsg) -> String {
         obj = obj.str("data", &BASE64.encode(&msg.data));
     }
     obj.str("time", &crate::time::rfc3339(msg.time)).done()
-}
-
-/// Whether `subject` is a subject streams may capture at all.
-pub fn is_api_subject(subject: &[u8]) -> bool {
-    subject_matches(b"$JS.API.>", subject)
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub struct Info<'a> {
     pub auth_required: bool,
     /// Largest accepted payload.
     pub max_payload: u32,
+    /// The server runs JetStream (said to every client, whatever its account).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub jetstream: bool,
     /// Connection id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<u64>,

@@ -783,6 +783,7 @@ impl Server {
             port: self.port,
             headers: !self.opts.no_header_support,
             max_payload: client.max_payload,
+            jetstream: self.opts.jetstream.is_some(),
             auth_required: self.users.auth_required(),
             client_id: Some(client.cid),
             client_ip: Some(&client.peer.ip),

@@ -42,6 +42,7 @@ use timers::Timer;
 
 mod client;
 mod closed;
+mod jetstream;
 mod jobs;
 mod lame_duck;
 mod monitor;
@@ -286,7 +287,11 @@ impl Server {
             .clone()
             .unwrap_or_else(|| server_id.clone());
         let stall_high_water = (opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
-        let accounts = accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut rng));
+        let accounts = accounts.instantiate(
+            !opts.disable_sublist_cache,
+            opts.jetstream.is_some(),
+            || random_token(&mut rng),
+        );
         let service_imports = accounts.iter().map(|a| a.services_in.len()).sum();
         let account_index = accounts
             .iter()
@@ -351,6 +356,13 @@ impl Server {
     /// runtime has bound the socket (useful with a random port).
     pub fn set_listen_port(&mut self, port: u16) {
         self.port = port;
+    }
+
+    /// The wall-clock time (Unix nanoseconds) at `now`, told once by the
+    /// runtime: JetStream stamps stored messages and streams with it, and
+    /// monitoring reports times with it.
+    pub fn set_wall_clock(&mut self, unix_nanos: u64, now: Time) {
+        self.wall_origin = Some(unix_nanos.saturating_sub(now.as_nanos()));
     }
 
     /// Tells the engine which port monitoring listens on (`/varz` reports

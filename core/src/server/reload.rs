@@ -124,8 +124,11 @@ impl Server {
         // to clients, as nats-server orders them; they are put in place once
         // the number of clients closed for `max_connections` is known.
         let mark = self.events.len();
-        let mut new_accounts =
-            accounts.instantiate(!opts.disable_sublist_cache, || random_token(&mut self.rng));
+        let mut new_accounts = accounts.instantiate(
+            !opts.disable_sublist_cache,
+            opts.jetstream.is_some(),
+            || random_token(&mut self.rng),
+        );
         let new_index: HashMap<String, usize> = new_accounts
             .iter()
             .enumerate()
@@ -182,6 +185,10 @@ impl Server {
                 connections: 0,
                 ..account.stats
             };
+            // Streams stay (under the new limits) while the account keeps JetStream.
+            if let (Some(old_js), Some(new_js)) = (account.jetstream, target.jetstream.as_mut()) {
+                new_js.keep_streams_of(old_js);
+            }
             for (token, mut pending) in account.responses {
                 if let Some(requester) = remap[pending.account] {
                     pending.account = requester;

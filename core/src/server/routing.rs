@@ -75,7 +75,8 @@ impl Server {
         if self.client_ref(index).opts.verbose {
             self.send(index, b"+OK\r\n");
         }
-        if !self.route(index, publish, now) {
+        let stored = self.jetstream_publish(index, publish, now);
+        if !self.route(index, publish, now) && !stored {
             if let Some(reply) = publish.reply {
                 if self.client_ref(index).opts.no_responders {
                     self.send_no_responders(index, reply);
@@ -265,7 +266,14 @@ impl Server {
     /// Pauses reading from `publisher` because `receiver`'s queue is long.
     fn stall(&mut self, publisher: usize, receiver: usize, now: Time) {
         let until = now + STALL_MAX;
-        let pub_client = self.client_mut(publisher);
+        // The server's own messages (JetStream answers) have no publisher.
+        let Some(pub_client) = self
+            .slots
+            .get_mut(publisher)
+            .and_then(|s| s.client.as_mut())
+        else {
+            return;
+        };
         if pub_client.paused_until.is_some() {
             return;
         }
