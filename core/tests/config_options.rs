@@ -179,12 +179,12 @@ fn max_closed_clients_is_an_unknown_field_as_in_nats_server_2_9_10() {
 #[test]
 fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
     let (_, errors) =
-        read("cluster { port: 6222 }\njetstream: enabled\ntls { cert_file: x }\nprof_port: 6060\n");
+        read("cluster { port: 6222 }\njetstream: { domain: hub }\ntls { cert_file: x }\nprof_port: 6060\n");
     assert_eq!(
         messages(&errors),
         [
             "test.conf:1:0: \"cluster\" is not supported by tenet yet (it arrives with clustering)",
-            "test.conf:2:1: \"jetstream\" is not supported by tenet yet (it arrives with JetStream)",
+            "test.conf:2:14: jetstream \"domain\" is not supported by tenet yet",
             "test.conf:3:1: \"tls\" is not supported by tenet yet (it arrives with TLS)",
             "test.conf:4:1: \"prof_port\" is not supported by tenet yet (it arrives with profiling)",
         ]
@@ -405,12 +405,12 @@ fn accounts_are_read() {
 #[test]
 fn account_keys_of_later_features_are_refused_by_name() {
     let (_, errors) = read(
-        "accounts {\n  A: {\n    jetstream: enabled\n    mappings: {\"a\": \"b\"}\n    nkey: ABC\n  }\n}\n",
+        "accounts {\n  A: {\n    jetstream: { max_ha_assets: 1 }\n    mappings: {\"a\": \"b\"}\n    nkey: ABC\n  }\n}\n",
     );
     assert_eq!(
         messages(&errors),
         [
-            "test.conf:3:5: \"jetstream\" in an account is not supported by tenet yet (it arrives with JetStream)",
+            "test.conf:3:18: account jetstream \"max_ha_assets\" is not supported by tenet yet",
             "test.conf:4:5: \"mappings\" in an account is not supported by tenet yet (it arrives with subject mappings)",
             "test.conf:5:5: \"nkey\" in an account is not supported by tenet yet (it arrives with operator mode)",
         ]
@@ -539,4 +539,56 @@ fn syslog_and_remote_syslog() {
     ] {
         assert!(parse(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn jetstream_forms_as_nats_server_reads_them() {
+    use tenet_core::options::JetStreamOptions;
+    for (text, want) in [
+        ("jetstream: enabled\n", Some(JetStreamOptions::default())),
+        ("jetstream: true\n", Some(JetStreamOptions::default())),
+        ("jetstream: disabled\n", None),
+        ("jetstream: { enabled: false }\n", None),
+        (
+            "jetstream { store_dir: \"/tmp/js\", max_mem: 1MB, max_file: 2G }\n",
+            Some(JetStreamOptions {
+                store_dir: Some("/tmp/js".into()),
+                max_memory: Some(1 << 20),
+                max_store: Some(2_000_000_000),
+            }),
+        ),
+        (
+            "store_dir: /tmp/top\njetstream: enabled\n",
+            Some(JetStreamOptions {
+                store_dir: Some("/tmp/top".into()),
+                ..JetStreamOptions::default()
+            }),
+        ),
+    ] {
+        let (config, errors) = read(text);
+        assert!(errors.is_empty(), "{text}: {:?}", messages(&errors));
+        assert_eq!(config.server.jetstream, want, "{text}");
+    }
+    let (_, errors) = read("store_dir: /a\njetstream { store_dir: /b }\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:1:11: Duplicate 'store_dir' configuration"]
+    );
+    let (config, errors) = read(
+        "accounts { A: { jetstream: enabled }, B: { jetstream: { max_mem: 1k, max_streams: 2 } }, C: {} }\n",
+    );
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    let js: Vec<_> = config
+        .accounts
+        .iter()
+        .map(|a| a.jetstream.clone())
+        .collect();
+    assert_eq!(js[0], Some(Default::default()));
+    assert_eq!(
+        js[1]
+            .as_ref()
+            .map(|l| (l.max_memory, l.max_streams, l.max_storage)),
+        Some((1000, 2, -1))
+    );
+    assert_eq!(js[2], None);
 }

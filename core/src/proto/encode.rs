@@ -145,6 +145,7 @@ mod tests {
             headers: true,
             auth_required: false,
             max_payload: 1048576,
+            jetstream: false,
             client_id: Some(3),
             nonce: None,
             client_ip: Some("127.0.0.1"),
