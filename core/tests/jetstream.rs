@@ -1,0 +1,145 @@
+//! JetStream through the engine on the fake clock: API requests answered in
+//! the requester's account, PubAcks, core subscribers still served, and
+//! accounts that each have a stream of the same name.
+
+mod support;
+
+use support::{server_from_config, Sim};
+use tenet_core::options::JetStreamOptions;
+use tenet_core::{Options, Server};
+
+const CLIENT: &str = r#"{"verbose":false,"pedantic":false,"headers":true,"no_responders":true}"#;
+
+fn login(user: &str) -> String {
+    format!(r#"{{"verbose":false,"headers":true,"no_responders":true,"user":"{user}","pass":"p"}}"#)
+}
+
+fn js_server() -> Sim {
+    let opts = Options {
+        jetstream: Some(JetStreamOptions::default()),
+        ..Options::default()
+    };
+    Sim::with_server(Server::new(opts, 1))
+}
+
+/// Sends a request and returns the answer's payload (the inbox sid is 99).
+fn request(sim: &mut Sim, id: tenet_core::ClientId, subject: &str, body: &str) -> String {
+    sim.send(id, b"SUB _INBOX.r 99\r\n");
+    sim.take(id);
+    let line = format!("PUB {subject} _INBOX.r {}\r\n{body}\r\n", body.len());
+    sim.send(id, line.as_bytes());
+    let got = sim.take_str(id);
+    sim.send(id, b"UNSUB 99\r\n");
+    let (head, payload) = got.split_once("\r\n").unwrap_or_else(|| panic!("no answer: {got:?}"));
+    assert!(head.starts_with("MSG _INBOX.r 99 "), "{got}");
+    payload.trim_end_matches("\r\n").to_string()
+}
+
+#[test]
+fn info_says_jetstream_only_when_it_is_on() {
+    let mut sim = js_server();
+    let id = sim.server.accept(
+        tenet_core::Peer {
+            ip: "127.0.0.1".into(),
+            port: 1,
+        },
+        sim.now,
+    );
+    sim.pump();
+    assert!(sim.take_str(id).contains(r#""max_payload":1048576,"jetstream":true"#));
+    let mut plain = Sim::new(Options::default());
+    let id = plain.server.accept(
+        tenet_core::Peer {
+            ip: "127.0.0.1".into(),
+            port: 1,
+        },
+        plain.now,
+    );
+    plain.pump();
+    assert!(!plain.take_str(id).contains("jetstream"));
+}
+
+#[test]
+fn create_a_stream_publish_with_acks_and_read_back() {
+    let mut sim = js_server();
+    let c = sim.connect(CLIENT);
+    let created = request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.student",
+        r#"{"name":"student","subjects":["student.>"]}"#,
+    );
+    assert!(created.contains(r#""did_create":true"#), "{created}");
+    // A core subscriber of the subject still gets the message.
+    let watcher = sim.connect(CLIENT);
+    sim.send(watcher, b"SUB student.* 1\r\n");
+    let ack = request(&mut sim, c, "student.Created", "hello");
+    assert_eq!(ack, r#"{"stream":"student", "seq":1}"#);
+    assert_eq!(
+        sim.take_str(watcher),
+        "MSG student.Created 1 _INBOX.r 5\r\nhello\r\n"
+    );
+    // Without a reply subject: stored silently.
+    sim.send(c, b"PUB student.Updated 2\r\nhi\r\n");
+    assert_eq!(sim.take_str(c), "");
+    let got = request(&mut sim, c, "$JS.API.STREAM.MSG.GET.student", r#"{"seq":2}"#);
+    assert!(got.contains(r#""subject":"student.Updated","seq":2,"data":"aGk=""#), "{got}");
+    let info = request(&mut sim, c, "$JS.API.STREAM.INFO.student", "");
+    assert!(info.contains(r#""messages":2"#), "{info}");
+    // An API subject without a handler gets no answer, and no 503 either.
+    sim.send(c, b"SUB _INBOX.x 7\r\nPUB $JS.API.STREAM.CREATE.a.b _INBOX.x 2\r\n{}\r\n");
+    assert_eq!(sim.take_str(c), "");
+}
+
+#[test]
+fn each_account_has_its_own_streams() {
+    let text = "accounts {\n\
+        A: { jetstream: enabled, users: [{user: a, password: p}] }\n\
+        B: { jetstream: enabled, users: [{user: b, password: p}] }\n\
+        C: { users: [{user: c, password: p}] }\n\
+    }\njetstream: enabled\n";
+    let mut sim = Sim::with_server(server_from_config(text));
+    let a = sim.connect(&login("a"));
+    let b = sim.connect(&login("b"));
+    let c = sim.connect(&login("c"));
+    let body = r#"{"name":"student","subjects":["student.>"]}"#;
+    for id in [a, b] {
+        let created = request(&mut sim, id, "$JS.API.STREAM.CREATE.student", body);
+        assert!(created.contains(r#""did_create":true"#), "{created}");
+    }
+    assert_eq!(request(&mut sim, a, "student.x", "1"), r#"{"stream":"student", "seq":1}"#);
+    assert_eq!(request(&mut sim, a, "student.x", "2"), r#"{"stream":"student", "seq":2}"#);
+    // B's stream of the same name saw none of A's messages.
+    assert_eq!(request(&mut sim, b, "student.x", "1"), r#"{"stream":"student", "seq":1}"#);
+    // C has no JetStream: the error in the API's own response type.
+    let info = request(&mut sim, c, "$JS.API.INFO", "");
+    assert_eq!(
+        info,
+        r#"{"type":"io.nats.jetstream.api.v1.account_info_response","error":{"code":503,"err_code":10039,"description":"JetStream not enabled for account"}}"#
+    );
+    let names = request(&mut sim, c, "$JS.API.STREAM.NAMES", "");
+    assert!(names.ends_with(r#""total":0,"offset":0,"limit":0,"streams":null}"#), "{names}");
+}
+
+#[test]
+fn api_requests_pass_the_publish_permissions() {
+    let text = "jetstream: enabled\nauthorization { users = [\n\
+        {user: admin, password: p}\n\
+        {user: bob, password: p, permissions: { publish: [\"$JS.API.INFO\", \"_INBOX.>\"], subscribe: \"_INBOX.>\" }}\n\
+    ] }\n";
+    let mut sim = Sim::with_server(server_from_config(text));
+    let bob = sim.connect(&login("bob"));
+    sim.send(bob, b"SUB _INBOX.r 99\r\n");
+    let body = r#"{"name":"S"}"#;
+    let line = format!("PUB $JS.API.STREAM.CREATE.S _INBOX.r {}\r\n{body}\r\n", body.len());
+    sim.send(bob, line.as_bytes());
+    assert_eq!(
+        sim.take_str(bob),
+        "-ERR 'Permissions Violation for Publish to \"$JS.API.STREAM.CREATE.S\"'\r\n"
+    );
+    let admin = sim.connect(&login("admin"));
+    let names = request(&mut sim, admin, "$JS.API.STREAM.NAMES", "");
+    assert!(names.ends_with(r#""streams":null}"#), "no stream was made: {names}");
+    let info = request(&mut sim, bob, "$JS.API.INFO", "");
+    assert!(info.contains(r#""streams":0"#), "{info}");
+}
