@@ -30,7 +30,9 @@ fn request(sim: &mut Sim, id: tenet_core::ClientId, subject: &str, body: &str) -
     sim.send(id, line.as_bytes());
     let got = sim.take_str(id);
     sim.send(id, b"UNSUB 99\r\n");
-    let (head, payload) = got.split_once("\r\n").unwrap_or_else(|| panic!("no answer: {got:?}"));
+    let (head, payload) = got
+        .split_once("\r\n")
+        .unwrap_or_else(|| panic!("no answer: {got:?}"));
     assert!(head.starts_with("MSG _INBOX.r 99 "), "{got}");
     payload.trim_end_matches("\r\n").to_string()
 }
@@ -46,7 +48,9 @@ fn info_says_jetstream_only_when_it_is_on() {
         sim.now,
     );
     sim.pump();
-    assert!(sim.take_str(id).contains(r#""max_payload":1048576,"jetstream":true"#));
+    assert!(sim
+        .take_str(id)
+        .contains(r#""max_payload":1048576,"jetstream":true"#));
     let mut plain = Sim::new(Options::default());
     let id = plain.server.accept(
         tenet_core::Peer {
@@ -82,12 +86,23 @@ fn create_a_stream_publish_with_acks_and_read_back() {
     // Without a reply subject: stored silently.
     sim.send(c, b"PUB student.Updated 2\r\nhi\r\n");
     assert_eq!(sim.take_str(c), "");
-    let got = request(&mut sim, c, "$JS.API.STREAM.MSG.GET.student", r#"{"seq":2}"#);
-    assert!(got.contains(r#""subject":"student.Updated","seq":2,"data":"aGk=""#), "{got}");
+    let got = request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.MSG.GET.student",
+        r#"{"seq":2}"#,
+    );
+    assert!(
+        got.contains(r#""subject":"student.Updated","seq":2,"data":"aGk=""#),
+        "{got}"
+    );
     let info = request(&mut sim, c, "$JS.API.STREAM.INFO.student", "");
     assert!(info.contains(r#""messages":2"#), "{info}");
     // An API subject without a handler gets no answer, and no 503 either.
-    sim.send(c, b"SUB _INBOX.x 7\r\nPUB $JS.API.STREAM.CREATE.a.b _INBOX.x 2\r\n{}\r\n");
+    sim.send(
+        c,
+        b"SUB _INBOX.x 7\r\nPUB $JS.API.STREAM.CREATE.a.b _INBOX.x 2\r\n{}\r\n",
+    );
     assert_eq!(sim.take_str(c), "");
 }
 
@@ -107,10 +122,19 @@ fn each_account_has_its_own_streams() {
         let created = request(&mut sim, id, "$JS.API.STREAM.CREATE.student", body);
         assert!(created.contains(r#""did_create":true"#), "{created}");
     }
-    assert_eq!(request(&mut sim, a, "student.x", "1"), r#"{"stream":"student", "seq":1}"#);
-    assert_eq!(request(&mut sim, a, "student.x", "2"), r#"{"stream":"student", "seq":2}"#);
+    assert_eq!(
+        request(&mut sim, a, "student.x", "1"),
+        r#"{"stream":"student", "seq":1}"#
+    );
+    assert_eq!(
+        request(&mut sim, a, "student.x", "2"),
+        r#"{"stream":"student", "seq":2}"#
+    );
     // B's stream of the same name saw none of A's messages.
-    assert_eq!(request(&mut sim, b, "student.x", "1"), r#"{"stream":"student", "seq":1}"#);
+    assert_eq!(
+        request(&mut sim, b, "student.x", "1"),
+        r#"{"stream":"student", "seq":1}"#
+    );
     // C has no JetStream: the error in the API's own response type.
     let info = request(&mut sim, c, "$JS.API.INFO", "");
     assert_eq!(
@@ -118,7 +142,10 @@ fn each_account_has_its_own_streams() {
         r#"{"type":"io.nats.jetstream.api.v1.account_info_response","error":{"code":503,"err_code":10039,"description":"JetStream not enabled for account"}}"#
     );
     let names = request(&mut sim, c, "$JS.API.STREAM.NAMES", "");
-    assert!(names.ends_with(r#""total":0,"offset":0,"limit":0,"streams":null}"#), "{names}");
+    assert!(
+        names.ends_with(r#""total":0,"offset":0,"limit":0,"streams":null}"#),
+        "{names}"
+    );
 }
 
 #[test]
@@ -131,7 +158,10 @@ fn api_requests_pass_the_publish_permissions() {
     let bob = sim.connect(&login("bob"));
     sim.send(bob, b"SUB _INBOX.r 99\r\n");
     let body = r#"{"name":"S"}"#;
-    let line = format!("PUB $JS.API.STREAM.CREATE.S _INBOX.r {}\r\n{body}\r\n", body.len());
+    let line = format!(
+        "PUB $JS.API.STREAM.CREATE.S _INBOX.r {}\r\n{body}\r\n",
+        body.len()
+    );
     sim.send(bob, line.as_bytes());
     assert_eq!(
         sim.take_str(bob),
@@ -139,7 +169,10 @@ fn api_requests_pass_the_publish_permissions() {
     );
     let admin = sim.connect(&login("admin"));
     let names = request(&mut sim, admin, "$JS.API.STREAM.NAMES", "");
-    assert!(names.ends_with(r#""streams":null}"#), "no stream was made: {names}");
+    assert!(
+        names.ends_with(r#""streams":null}"#),
+        "no stream was made: {names}"
+    );
     let info = request(&mut sim, bob, "$JS.API.INFO", "");
     assert!(info.contains(r#""streams":0"#), "{info}");
 }

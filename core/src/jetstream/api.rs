@@ -76,7 +76,9 @@ fn is_empty_request(body: &[u8]) -> bool {
 
 /// Reads an optional JSON request body (empty is the default).
 fn request<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.trim_ascii().is_empty() {
+    // Go reads `null` into a struct as nothing at all (async-nats sends it).
+    let body = body.trim_ascii();
+    if body.is_empty() || body == b"null" {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|_| ApiError::invalid_json())
@@ -234,6 +236,10 @@ impl AccountJetStream {
             .str("type", &response_type("account_info"))
             .num("memory", memory)
             .num("storage", storage)
+            // Not in nats-server 2.9.10's answer, but newer clients
+            // (async-nats 0.51) cannot read an account without them.
+            .num("reserved_memory", 0u64)
+            .num("reserved_storage", 0u64)
             .num("streams", self.streams.len() as u64)
             .num("consumers", 0u64)
             .raw("limits", &limits)
@@ -694,7 +700,7 @@ mod tests {
         let first = js.request("INFO", b"", T0, 0).unwrap();
         assert_eq!(
             first,
-            r#"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"storage":0,"streams":0,"consumers":0,"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"max_consumers":-1,"max_ack_pending":-1,"memory_max_stream_bytes":-1,"storage_max_stream_bytes":-1,"max_bytes_required":false},"api":{"total":0,"errors":0}}"#
+            r#"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"storage":0,"reserved_memory":0,"reserved_storage":0,"streams":0,"consumers":0,"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"max_consumers":-1,"max_ack_pending":-1,"memory_max_stream_bytes":-1,"storage_max_stream_bytes":-1,"max_bytes_required":false},"api":{"total":0,"errors":0}}"#
         );
         ask(&mut js, "STREAM.INFO.nope", "");
         let info = ask(&mut js, "INFO", "");

@@ -1,0 +1,110 @@
+//! JetStream with the official async-nats client (its `jetstream` module):
+//! streams made and read through the API, publishes acknowledged, accounts
+//! kept apart. Each test starts its own server.
+
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream::{self, stream};
+use async_nats::{Client, ConnectOptions};
+
+use tenet_tests::{skip_on_reference, TestServer};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn connect(server: &TestServer, user: Option<(&str, &str)>) -> Client {
+    let opts = match user {
+        Some((u, p)) => ConnectOptions::with_user_and_password(u.into(), p.into()),
+        None => ConnectOptions::new(),
+    };
+    tokio::time::timeout(WAIT, opts.connect(server.url()))
+        .await
+        .expect("connect timed out")
+        .expect("connects")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_created_and_published_to_with_async_nats() {
+    if skip_on_reference("tenet's store is in memory on this branch") {
+        return;
+    }
+    let server = TestServer::start_with_args(&["-js"]);
+    let client = connect(&server, None).await;
+    let js = jetstream::new(client);
+    let mut stream = js
+        .create_stream(stream::Config {
+            name: "student".into(),
+            subjects: vec!["student.>".into()],
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .expect("stream created");
+    for n in 1..=3u64 {
+        let ack = js
+            .publish("student.Created", format!("student {n}").into())
+            .await
+            .expect("published")
+            .await
+            .expect("acknowledged");
+        assert_eq!(
+            (ack.stream.as_str(), ack.sequence, ack.duplicate),
+            ("student", n, false)
+        );
+    }
+    let info = stream.info().await.expect("info");
+    assert_eq!(info.state.messages, 3);
+    assert_eq!(info.state.first_sequence, 1);
+    assert_eq!(info.state.last_sequence, 3);
+    // Times are wall-clock times.
+    let created = SystemTime::from(info.created);
+    let age = SystemTime::now()
+        .duration_since(created)
+        .unwrap_or_default();
+    assert!(age < Duration::from_secs(60), "created {age:?} ago");
+    let message = stream.get_raw_message(2).await.expect("message 2");
+    assert_eq!(&message.payload[..], b"student 2");
+    assert_eq!(message.subject.as_str(), "student.Created");
+    let account = js.query_account().await.expect("account info");
+    assert_eq!(account.streams, 1);
+    js.delete_stream("student").await.expect("deleted");
+    assert!(js.get_stream("student").await.is_err(), "gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_each_with_a_stream_named_student() {
+    if skip_on_reference("tenet's store is in memory on this branch") {
+        return;
+    }
+    let config = "jetstream: enabled\naccounts {\n\
+        A: { jetstream: enabled, users: [{user: a, password: p}] }\n\
+        B: { jetstream: enabled, users: [{user: b, password: p}] }\n\
+    }\n";
+    let server = TestServer::with_config(config, &[]);
+    let a = jetstream::new(connect(&server, Some(("a", "p"))).await);
+    let b = jetstream::new(connect(&server, Some(("b", "p"))).await);
+    for js in [&a, &b] {
+        js.create_stream(stream::Config {
+            name: "student".into(),
+            subjects: vec!["student.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream created");
+    }
+    for _ in 0..2 {
+        a.publish("student.Created", "a".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let ack = b
+        .publish("student.Created", "b".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ack.sequence, 1, "B's stream saw none of A's messages");
+    let mut a_stream = a.get_stream("student").await.unwrap();
+    assert_eq!(a_stream.info().await.unwrap().state.messages, 2);
+}

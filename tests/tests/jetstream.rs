@@ -1,0 +1,4 @@
+//! The jetstream suite (tests/suites/jetstream.rs) against tenet-mio.
+
+#[path = "../suites/jetstream.rs"]
+mod suite;
