@@ -176,3 +176,32 @@ fn api_requests_pass_the_publish_permissions() {
     let info = request(&mut sim, bob, "$JS.API.INFO", "");
     assert!(info.contains(r#""streams":0"#), "{info}");
 }
+
+#[test]
+fn messages_older_than_max_age_expire_on_the_engines_timer() {
+    let mut sim = js_server();
+    let c = sim.connect(CLIENT);
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.S",
+        r#"{"name":"S","max_age":1000000000}"#,
+    );
+    request(&mut sim, c, "S", "old");
+    sim.advance(std::time::Duration::from_millis(600));
+    request(&mut sim, c, "S", "new");
+    let info = request(&mut sim, c, "$JS.API.STREAM.INFO.S", "");
+    assert!(info.contains(r#""messages":2"#), "{info}");
+    sim.advance(std::time::Duration::from_millis(500));
+    let info = request(&mut sim, c, "$JS.API.STREAM.INFO.S", "");
+    assert!(
+        info.contains(r#""messages":1,"#) && info.contains(r#""first_seq":2"#),
+        "{info}"
+    );
+    sim.advance(std::time::Duration::from_millis(700));
+    let info = request(&mut sim, c, "$JS.API.STREAM.INFO.S", "");
+    assert!(
+        info.contains(r#""messages":0,"#) && info.contains(r#""first_seq":3"#),
+        "{info}"
+    );
+}

@@ -138,6 +138,13 @@ impl AccountJetStream {
         self.api_errors = old.api_errors;
     }
 
+    /// Drops every stream's messages older than its `max_age` at `now` (Unix nanoseconds).
+    pub fn expire(&mut self, now: u64) {
+        for stream in self.streams.values_mut() {
+            stream.store_mut().expire(now);
+        }
+    }
+
     pub fn streams(&self) -> impl Iterator<Item = &Stream> {
         self.streams.values()
     }

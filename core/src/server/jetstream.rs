@@ -2,11 +2,15 @@
 //! requester's account, and published messages stored by the stream that
 //! covers their subject, each answered on its reply subject.
 
+use std::cmp::Reverse;
+use std::time::Duration;
+
 use crate::jetstream::api::not_enabled_answer;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
 use crate::time::Time;
 
+use super::timers::{Timer, SERVER_TIMER};
 use super::Server;
 
 /// Publishes on these subjects are JetStream API requests.
@@ -46,6 +50,8 @@ impl Server {
             if let (Some(answer), Some(reply)) = (answer, publish.reply) {
                 self.publish_internal(acc, reply, answer.as_bytes(), now);
             }
+            // A stream made or changed may have messages to expire.
+            self.schedule_expiry(now);
             return true;
         }
         let Some(js) = self.accounts[acc].jetstream.as_mut() else {
@@ -57,7 +63,49 @@ impl Server {
         if let (Some(ack), Some(reply)) = (ack, publish.reply) {
             self.publish_internal(acc, reply, ack.as_bytes(), now);
         }
+        self.schedule_expiry(now);
         true
+    }
+
+    /// Schedules the expiry timer for the oldest message any stream must
+    /// drop for its `max_age`, unless it is set for that time or sooner.
+    fn schedule_expiry(&mut self, now: Time) {
+        let origin = self.wall_origin.unwrap_or(0);
+        let next = self
+            .accounts
+            .iter()
+            .filter_map(|a| a.jetstream.as_ref())
+            .flat_map(|js| js.streams())
+            .filter_map(|s| s.store().next_expiry())
+            .min();
+        let Some(unix) = next else {
+            return;
+        };
+        let due = Time::from_nanos(unix.saturating_sub(origin)).max(now);
+        if self.expiry_due.is_none_or(|d| due < d) {
+            self.expiry_due = Some(due);
+            self.timers
+                .push(Reverse((due, SERVER_TIMER, Timer::StreamExpiry as u8)));
+        }
+    }
+
+    /// The expiry timer: every stream drops what is older than its
+    /// `max_age`, and the timer is set for the next such message.
+    pub(super) fn expiry_timer(&mut self, due: Time, now: Time) {
+        if self.expiry_due != Some(due) {
+            return;
+        }
+        self.expiry_due = None;
+        let unix = self.unix_time(now);
+        for js in self
+            .accounts
+            .iter_mut()
+            .filter_map(|a| a.jetstream.as_mut())
+        {
+            js.expire(unix);
+        }
+        // Never sooner than a millisecond from now: expiry needs no finer grain.
+        self.schedule_expiry(now + Duration::from_millis(1));
     }
 
     /// A message of the server's own on `subject` in account `acc`.

@@ -228,6 +228,8 @@ pub struct Server {
     account_index: HashMap<String, usize>,
     /// When service responses are next pruned.
     response_prune_due: Option<Time>,
+    /// When the JetStream expiry timer fires next (streams with `max_age`).
+    expiry_due: Option<Time>,
     /// Subjects rewritten by imports, reused so routing does not allocate.
     route_buf: Vec<u8>,
     /// `(account, start, end)` of each rewritten subject in `route_buf`.
@@ -320,6 +322,7 @@ impl Server {
             compiled_perms: HashMap::new(),
             account_index,
             response_prune_due: None,
+            expiry_due: None,
             route_buf: Vec::new(),
             route_spans: Vec::new(),
             service_imports,

@@ -28,6 +28,8 @@ pub(super) enum Timer {
     Teardown,
     /// The client's next turn with input it could not finish in the last.
     Continue,
+    /// Messages of streams with `max_age` are due to expire (server-wide).
+    StreamExpiry,
 }
 
 /// The timer id of server-wide timers (no client has generation 0).
@@ -52,6 +54,10 @@ impl Server {
             }
             if kind == Timer::Teardown as u8 {
                 self.teardown_timer(now);
+                continue;
+            }
+            if kind == Timer::StreamExpiry as u8 {
+                self.expiry_timer(due, now);
                 continue;
             }
             let id = ClientId(raw);
