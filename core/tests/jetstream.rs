@@ -205,3 +205,108 @@ fn messages_older_than_max_age_expire_on_the_engines_timer() {
         "{info}"
     );
 }
+
+/// The store writes a server asks for, applied to an in-memory "disk":
+/// metadata replaced, logs appended, streams removed.
+#[derive(Default)]
+struct Disk {
+    meta: std::collections::BTreeMap<(String, String), String>,
+    logs: std::collections::BTreeMap<(String, String), Vec<u8>>,
+}
+
+impl Disk {
+    fn take_writes(&mut self, server: &mut Server) {
+        use tenet_core::jetstream::api::StoreWrite;
+        while let Some((account, write)) = server.poll_store_write() {
+            match write {
+                StoreWrite::Meta { stream, json } => {
+                    self.meta.insert((account, stream), json);
+                }
+                StoreWrite::Append { stream, bytes } => self
+                    .logs
+                    .entry((account, stream))
+                    .or_default()
+                    .extend(bytes),
+                StoreWrite::Delete { stream } => {
+                    self.meta.remove(&(account.clone(), stream.clone()));
+                    self.logs.remove(&(account, stream));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn file_streams_come_back_from_their_writes_and_a_torn_tail_is_cut() {
+    let mut sim = js_server();
+    let mut disk = Disk::default();
+    let c = sim.connect(CLIENT);
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.F",
+        r#"{"name":"F","max_msgs":3}"#,
+    );
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.M",
+        r#"{"name":"M","storage":"memory"}"#,
+    );
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.GONE",
+        r#"{"name":"GONE"}"#,
+    );
+    for n in 1..=5 {
+        request(&mut sim, c, "F", &format!("m{n}"));
+    }
+    request(&mut sim, c, "M", "memory only");
+    request(&mut sim, c, "$JS.API.STREAM.DELETE.GONE", "");
+    disk.take_writes(&mut sim.server);
+    assert_eq!(
+        disk.meta.len(),
+        1,
+        "only the file stream is kept: {:?}",
+        disk.meta.keys()
+    );
+
+    // A new server over the same "disk".
+    let mut again = js_server();
+    for ((account, _), meta) in &disk.meta {
+        let log = &disk.logs[&(account.clone(), "F".to_string())];
+        let (line, valid) = again
+            .server
+            .restore_stream(account, meta.as_bytes(), log)
+            .unwrap();
+        assert_eq!(line, "Restored 3 messages for stream '$G > F'");
+        assert_eq!(valid, log.len());
+        // A write torn half-way is cut off; everything before it stays.
+        let mut torn = log.clone();
+        torn.extend_from_slice(&log[..7]);
+        let mut third = js_server();
+        let (line, valid) = third
+            .server
+            .restore_stream(account, meta.as_bytes(), &torn)
+            .unwrap();
+        assert!(
+            line.ends_with("the 7 bytes after it were left out)"),
+            "{line}"
+        );
+        assert_eq!(valid, log.len());
+    }
+    let c = again.connect(CLIENT);
+    let info = request(&mut again, c, "$JS.API.STREAM.INFO.F", "");
+    assert!(info.contains(r#""messages":3,"bytes":"#), "{info}");
+    assert!(
+        info.contains(r#""first_seq":3,"#) && info.contains(r#""last_seq":5,"#),
+        "{info}"
+    );
+    assert_eq!(
+        request(&mut again, c, "F", "m6"),
+        r#"{"stream":"F", "seq":6}"#
+    );
+    let names = request(&mut again, c, "$JS.API.STREAM.NAMES", "");
+    assert!(names.contains(r#""streams":["F"]"#), "{names}");
+}

@@ -5,13 +5,14 @@
 //! runtimes (`tenet-mio`, `tenet-async-std`) own the sockets and the event loop.
 //! What is left, and the same for every runtime, lives here: the command line,
 //! configuration files and their includes, log output, the pid file, signals
-//! and `--signal`, and serving monitoring over HTTP. A runtime implements
+//! and `--signal`, serving monitoring over HTTP, and JetStream's file store. A runtime implements
 //! [`Runtime`] and its binary's `main` is one call to [`main`].
 
 pub mod accept;
 pub mod cli;
 pub mod config_files;
 pub mod driver;
+pub mod file_store;
 pub mod http;
 pub mod load;
 pub mod log;
@@ -23,6 +24,7 @@ pub use accept::{AcceptBackoff, AcceptFailure};
 pub use driver::{
     bind_engine, main, unix_nanos, Applied, Bound, Control, MonitorBindError, Runtime,
 };
+pub use file_store::{open_store, FileStore};
 pub use load::{load_file, server_from_file};
 pub use log::{logger, stderr_logger, LogOutput, LogTarget, Logger};
 pub use workers::Workers;

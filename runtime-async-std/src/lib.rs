@@ -54,7 +54,7 @@ use tenet_core::{
     ClientId, CloseReason, Event, JobDone, Level, MonitorResponse, Options, Peer, Server, Time,
 };
 use tenet_host::http;
-use tenet_host::{self as host, AcceptBackoff, AcceptFailure, Control, Logger, Runtime};
+use tenet_host::{self as host, AcceptBackoff, AcceptFailure, Control, FileStore, Logger, Runtime};
 
 /// A reader's first buffer (an INFO/CONNECT exchange fits).
 const READ_BUFFER_START: usize = 512;
@@ -233,11 +233,13 @@ pub struct AsyncStdRuntime {
     http: Option<(StdListener, SocketAddr)>,
     inputs: (Sender<Input>, Receiver<Input>),
     log: Logger,
+    store: Option<FileStore>,
 }
 
 impl Runtime for AsyncStdRuntime {
-    fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<Self> {
-        let bound = host::bind_engine(opts, auth)?;
+    fn bind(opts: Options, auth: Auth, mut log: Logger) -> io::Result<Self> {
+        let mut bound = host::bind_engine(opts, auth)?;
+        let store = host::open_store(&mut bound.server, &mut log)?;
         let http = match bound.http {
             Some(listener) => {
                 let addr = listener.local_addr()?;
@@ -252,6 +254,7 @@ impl Runtime for AsyncStdRuntime {
             http,
             inputs: unbounded(),
             log,
+            store,
         })
     }
 
@@ -287,6 +290,7 @@ impl AsyncStdRuntime {
             http,
             inputs: (tx, rx),
             log,
+            store,
             ..
         } = self;
         let backoff = AcceptBackoff::client(listener.local_addr()?);
@@ -310,6 +314,7 @@ impl AsyncStdRuntime {
             origin: Instant::now(),
             usage: http::ProcessUsage::new(),
             log,
+            store,
         };
         let now = engine.now();
         engine.server.set_wall_clock(host::unix_nanos(), now);
@@ -547,6 +552,8 @@ struct Engine {
     origin: Instant,
     usage: http::ProcessUsage,
     log: Logger,
+    /// JetStream's file streams, when the server runs JetStream.
+    store: Option<FileStore>,
 }
 
 /// The engine task: the engine's timers, and what comes from outside the
@@ -716,6 +723,10 @@ impl Engine {
     }
 
     fn drain_events(&mut self) {
+        // Store writes first: a PubAck never leaves before its message is written.
+        if let Some(store) = self.store.as_mut() {
+            store.write_pending(&mut self.server, &mut self.log);
+        }
         while let Some(event) = self.server.poll_event() {
             match event {
                 Event::Flush(id) => self.flush(id),

@@ -38,6 +38,7 @@ const READ_BUFFER: usize = 64 * 1024;
 const MAX_IOVECS: usize = 64;
 
 use tenet_host::stderr_logger;
+use tenet_host::FileStore;
 
 /// Asks a running event loop, from any thread, to stop, to take a new
 /// configuration or to enter lame duck mode.
@@ -155,12 +156,15 @@ pub struct EventLoop {
     waker: Arc<Waker>,
     origin: Instant,
     log: Logger,
+    /// JetStream's file streams, when the server runs JetStream.
+    store: Option<FileStore>,
 }
 
 impl EventLoop {
     /// Binds the listening socket described by `opts`; clients authenticate against `auth`.
-    pub fn bind(opts: Options, auth: Auth, log: Logger) -> io::Result<EventLoop> {
-        let bound = host::bind_engine(opts, auth)?;
+    pub fn bind(opts: Options, auth: Auth, mut log: Logger) -> io::Result<EventLoop> {
+        let mut bound = host::bind_engine(opts, auth)?;
+        let store = host::open_store(&mut bound.server, &mut log)?;
         bound.listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(bound.listener);
         let poll = Poll::new()?;
@@ -210,6 +214,7 @@ impl EventLoop {
             waker,
             origin: Instant::now(),
             log,
+            store,
         };
         let now = runtime.now();
         runtime.server.set_wall_clock(tenet_host::unix_nanos(), now);
@@ -546,6 +551,7 @@ impl EventLoop {
                 Ok(n) => {
                     let now = self.now();
                     self.server.handle_read(id, &buf[..n], now);
+                    self.persist();
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         self.read_again.push(id);
@@ -598,7 +604,16 @@ impl EventLoop {
         }
     }
 
+    /// Makes the store writes the engine asked for: before any client
+    /// write, so a PubAck never leaves before its message is written.
+    fn persist(&mut self) {
+        if let Some(store) = self.store.as_mut() {
+            store.write_pending(&mut self.server, &mut self.log);
+        }
+    }
+
     fn drain_events(&mut self) {
+        self.persist();
         let now = self.now();
         while let Some(event) = self.server.poll_event() {
             match event {

@@ -27,7 +27,8 @@ async fn a_stream_created_and_published_to_with_async_nats() {
     if skip_on_reference("tenet's store is in memory on this branch") {
         return;
     }
-    let server = TestServer::start_with_args(&["-js"]);
+    let dir = store_dir("create");
+    let server = TestServer::start_with_args(&["-js", "-sd", dir.to_str().expect("utf-8")]);
     let client = connect(&server, None).await;
     let js = jetstream::new(client);
     let mut stream = js
@@ -68,6 +69,8 @@ async fn a_stream_created_and_published_to_with_async_nats() {
     assert_eq!(account.streams, 1);
     js.delete_stream("student").await.expect("deleted");
     assert!(js.get_stream("student").await.is_err(), "gone");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,11 +78,14 @@ async fn two_accounts_each_with_a_stream_named_student() {
     if skip_on_reference("tenet's store is in memory on this branch") {
         return;
     }
-    let config = "jetstream: enabled\naccounts {\n\
-        A: { jetstream: enabled, users: [{user: a, password: p}] }\n\
-        B: { jetstream: enabled, users: [{user: b, password: p}] }\n\
-    }\n";
-    let server = TestServer::with_config(config, &[]);
+    let dir = store_dir("accounts");
+    let config = format!(
+        "jetstream: {{ store_dir: {dir:?} }}\naccounts {{\n\
+        A: {{ jetstream: enabled, users: [{{user: a, password: p}}] }}\n\
+        B: {{ jetstream: enabled, users: [{{user: b, password: p}}] }}\n\
+    }}\n"
+    );
+    let server = TestServer::with_config(&config, &[]);
     let a = jetstream::new(connect(&server, Some(("a", "p"))).await);
     let b = jetstream::new(connect(&server, Some(("b", "p"))).await);
     for js in [&a, &b] {
@@ -107,4 +113,81 @@ async fn two_accounts_each_with_a_stream_named_student() {
     assert_eq!(ack.sequence, 1, "B's stream saw none of A's messages");
     let mut a_stream = a.get_stream("student").await.unwrap();
     assert_eq!(a_stream.info().await.unwrap().state.messages, 2);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A directory of its own under the system's temporary directory.
+fn store_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tenet-js-{name}-{}-{}",
+        std::process::id(),
+        tenet_tests::runtime_binary_name()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_stream_is_back_after_a_restart() {
+    if skip_on_reference("tenet's own file store") {
+        return;
+    }
+    let dir = store_dir("restart");
+    let dir_arg = dir.to_str().expect("utf-8 path").to_string();
+    {
+        let mut server = TestServer::start_with_args(&["-js", "-sd", &dir_arg]);
+        let js = jetstream::new(connect(&server, None).await);
+        js.create_stream(stream::Config {
+            name: "orders".into(),
+            subjects: vec!["orders.*".into()],
+            max_messages_per_subject: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("stream created");
+        for n in 1..=5u64 {
+            let subject = if n % 2 == 0 {
+                "orders.even"
+            } else {
+                "orders.odd"
+            };
+            let ack = js
+                .publish(subject, format!("order {n}").into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert_eq!(ack.sequence, n);
+        }
+        let stream = js.get_stream("orders").await.unwrap();
+        stream.delete_message(2).await.expect("deleted");
+        server.signal(libc::SIGTERM);
+        assert!(
+            server.wait_exit(Duration::from_secs(10)).is_some(),
+            "stopped"
+        );
+    }
+    let server = TestServer::start_with_args(&["-js", "-sd", &dir_arg]);
+    let js = jetstream::new(connect(&server, None).await);
+    let mut stream = js.get_stream("orders").await.expect("the stream is back");
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.max_messages_per_subject, 3);
+    assert_eq!(info.state.messages, 4);
+    assert_eq!(
+        (info.state.first_sequence, info.state.last_sequence),
+        (1, 5)
+    );
+    let message = stream.get_raw_message(4).await.unwrap();
+    assert_eq!(&message.payload[..], b"order 4");
+    assert!(stream.get_raw_message(2).await.is_err(), "still deleted");
+    let ack = js
+        .publish("orders.odd", "order 6".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ack.sequence, 6, "sequences go on");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }

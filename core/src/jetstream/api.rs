@@ -7,8 +7,9 @@ use data_encoding::BASE64;
 use serde::Deserialize;
 
 use super::api_error::ApiError;
-use super::config::StreamConfig;
+use super::config::{Storage, StreamConfig};
 use super::json::{array, Obj};
+use super::log_format::{self, Record};
 use super::store::{Purge, RemoveError, StoredMsg};
 use super::stream::{Stored, Stream};
 use crate::subject::{is_valid_subject, subjects_collide};
@@ -46,6 +47,20 @@ pub struct AccountJetStream {
     streams: BTreeMap<String, Stream>,
     api_total: u64,
     api_errors: u64,
+    /// What file streams need written, oldest first.
+    writes: Vec<StoreWrite>,
+}
+
+/// A write a file stream needs, for the host to make before the PubAcks
+/// and answers of the same input go out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreWrite {
+    /// Create or replace the stream's metadata (configuration and creation time).
+    Meta { stream: String, json: String },
+    /// Append these log records ([`super::log_format`]).
+    Append { stream: String, bytes: Vec<u8> },
+    /// Remove the stream and everything stored for it.
+    Delete { stream: String },
 }
 
 fn response_type(name: &str) -> String {
@@ -136,6 +151,59 @@ impl AccountJetStream {
         self.streams = old.streams;
         self.api_total = old.api_total;
         self.api_errors = old.api_errors;
+    }
+
+    /// Notes a file stream's new metadata for the host to write.
+    fn note_meta(&mut self, name: &str) {
+        let stream = &self.streams[name];
+        if stream.config().storage != Storage::File {
+            return;
+        }
+        let json = Obj::new()
+            .raw("config", &stream.config().to_json())
+            .num("created", stream.created())
+            .done();
+        self.writes.push(StoreWrite::Meta {
+            stream: name.to_string(),
+            json,
+        });
+    }
+
+    /// What the account's file streams need written since the last call:
+    /// metadata and removals in order, then each stream's new log records.
+    pub fn take_writes(&mut self) -> Vec<StoreWrite> {
+        let mut writes = std::mem::take(&mut self.writes);
+        for (name, stream) in &mut self.streams {
+            let records = stream.store_mut().take_journal();
+            if records.is_empty() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            for record in &records {
+                log_format::encode(record, &mut bytes);
+            }
+            writes.push(StoreWrite::Append {
+                stream: name.clone(),
+                bytes,
+            });
+        }
+        writes
+    }
+
+    /// Brings back a file stream from its metadata and log (at start-up).
+    pub fn restore(&mut self, meta: &[u8], records: Vec<Record>) -> Result<&Stream, String> {
+        #[derive(Deserialize)]
+        struct Meta {
+            config: StreamConfig,
+            created: u64,
+        }
+        let meta: Meta = serde_json::from_slice(meta).map_err(|e| format!("metadata: {e}"))?;
+        let name = meta.config.name.clone();
+        let mut stream = Stream::new(meta.config, meta.created);
+        stream.store_mut().replay(records);
+        stream.store_mut().take_journal();
+        self.streams.insert(name.clone(), stream);
+        Ok(&self.streams[&name])
     }
 
     /// Drops every stream's messages older than its `max_age` at `now` (Unix nanoseconds).
@@ -300,6 +368,7 @@ impl AccountJetStream {
             }
             self.streams
                 .insert(name.to_string(), Stream::new(config, now));
+            self.note_meta(name);
         }
         let stream = &self.streams[name];
         Ok(stream
@@ -370,6 +439,8 @@ impl AccountJetStream {
         }
         let stream = self.streams.get_mut(name).expect("present");
         stream.update(config);
+        self.note_meta(name);
+        let stream = &self.streams[name];
         Ok(stream
             .info_fields(Obj::new().str("type", &response_type(NAME)), 0)
             .done())
@@ -521,8 +592,14 @@ impl AccountJetStream {
         if !is_empty_request(body) {
             return error_answer(NAME, &ApiError::not_empty_request(), &[]);
         }
-        if self.streams.remove(name).is_none() {
-            return error_answer(NAME, &ApiError::stream_not_found(), &[]);
+        match self.streams.remove(name) {
+            None => return error_answer(NAME, &ApiError::stream_not_found(), &[]),
+            Some(stream) if stream.config().storage == Storage::File => {
+                self.writes.push(StoreWrite::Delete {
+                    stream: name.to_string(),
+                });
+            }
+            Some(_) => {}
         }
         Ok(Obj::new()
             .str("type", &response_type(NAME))

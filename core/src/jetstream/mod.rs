@@ -10,5 +10,6 @@ pub mod api;
 pub mod api_error;
 pub mod config;
 pub mod json;
+pub mod log_format;
 pub mod store;
 pub mod stream;

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
+use super::log_format::Record;
 use crate::subject::subject_matches;
 
 /// One stored message.
@@ -137,6 +138,9 @@ pub struct MemStore {
     first_seq: u64,
     last_seq: u64,
     last_time: u64,
+    /// For a store kept on disk: every change since the last
+    /// [`MemStore::take_journal`], as the log records that make it.
+    journal: Option<Vec<Record>>,
 }
 
 impl MemStore {
@@ -150,7 +154,56 @@ impl MemStore {
             first_seq: 0,
             last_seq: 0,
             last_time: 0,
+            journal: None,
         }
+    }
+
+    /// Keeps a journal of changes from now on (a file stream's store).
+    pub fn keep_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes since the last call (empty without a journal).
+    pub fn take_journal(&mut self) -> Vec<Record> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note(&mut self, record: impl FnOnce() -> Record) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.push(record());
+        }
+    }
+
+    /// Rebuilds the store from its log: messages as they were stored,
+    /// removals, and moves of the last sequence, with no limit applied.
+    pub fn replay(&mut self, records: Vec<Record>) {
+        for record in records {
+            match record {
+                Record::Msg(msg) => {
+                    let size = self.accounting.size(&msg.subject, &msg.hdr, &msg.data);
+                    if self.msgs.contains_key(&msg.seq) {
+                        continue;
+                    }
+                    self.bytes += size;
+                    self.last_seq = self.last_seq.max(msg.seq);
+                    self.last_time = msg.time;
+                    let seqs = &mut self.subjects.entry(msg.subject.clone()).or_default().0;
+                    let at = seqs.partition_point(|&s| s < msg.seq);
+                    seqs.insert(at, msg.seq);
+                    self.msgs.insert(msg.seq, msg);
+                }
+                Record::Removed(seq) => self.remove_stored(seq),
+                Record::Skipped(last) => self.last_seq = self.last_seq.max(last),
+            }
+        }
+        self.first_seq = match self.msgs.keys().next() {
+            Some(&first) => first,
+            None if self.last_seq > 0 => self.last_seq + 1,
+            None => 0,
+        };
     }
 
     /// New limits (a stream update): applied at once, dropping the oldest
@@ -205,16 +258,15 @@ impl MemStore {
             .or_default()
             .0
             .push_back(seq);
-        self.msgs.insert(
+        let msg = StoredMsg {
+            subject: subject.into(),
             seq,
-            StoredMsg {
-                subject: subject.into(),
-                seq,
-                time,
-                hdr: hdr.into(),
-                data: data.into(),
-            },
-        );
+            time,
+            hdr: hdr.into(),
+            data: data.into(),
+        };
+        self.note(|| Record::Msg(msg.clone()));
+        self.msgs.insert(seq, msg);
         if let Some(max) = self.limits.max_msgs_per_subject {
             self.trim_subject(subject, max);
         }
@@ -293,6 +345,7 @@ impl MemStore {
         let Some(msg) = self.msgs.remove(&seq) else {
             return;
         };
+        self.note(|| Record::Removed(seq));
         self.bytes -= self.accounting.size(&msg.subject, &msg.hdr, &msg.data);
         if let Some(seqs) = self.subjects.get_mut(&msg.subject) {
             match seqs.0.binary_search(&seq) {
@@ -360,6 +413,7 @@ impl MemStore {
                 Some(below) if below > self.last_seq + 1 => {
                     self.last_seq = below - 1;
                     self.first_seq = below;
+                    self.note(|| Record::Skipped(below - 1));
                 }
                 _ if self.msgs.is_empty() && self.last_seq > 0 => {
                     self.first_seq = self.last_seq + 1;
@@ -748,6 +802,8 @@ mod tests {
             #[test]
             fn agrees_with_a_list(limits in limits(), ops in prop::collection::vec(op(), 0..60)) {
                 let mut store = MemStore::new(Accounting::Memory, limits.clone());
+                store.keep_journal();
+                let mut journal = Vec::new();
                 let mut msgs: Vec<Msg> = Vec::new();
                 let mut last = 0u64;
                 let mut now = 1_000u64;
@@ -800,6 +856,12 @@ mod tests {
                     let got: Vec<u64> = store.msgs.keys().copied().collect();
                     let want: Vec<u64> = msgs.iter().map(|m| m.0).collect();
                     prop_assert_eq!(&got, &want);
+                    // The journal so far rebuilds the same store.
+                    journal.extend(store.take_journal());
+                    let mut replayed = MemStore::new(Accounting::Memory, Limits::default());
+                    replayed.replay(journal.clone());
+                    prop_assert_eq!(replayed.msgs.keys().copied().collect::<Vec<_>>(), want);
+                    prop_assert_eq!(replayed.state(), store.state());
                     let state = store.state();
                     prop_assert_eq!(state.messages, msgs.len() as u64);
                     prop_assert_eq!(state.bytes, msgs.iter().map(|m| m.3).sum::<u64>());

@@ -79,7 +79,11 @@ impl Stream {
             Storage::File => Accounting::File,
             Storage::Memory => Accounting::Memory,
         };
-        let store = MemStore::new(accounting, limits_of(&config));
+        let mut store = MemStore::new(accounting, limits_of(&config));
+        if config.storage == Storage::File {
+            // Every change is written to the stream's log on disk.
+            store.keep_journal();
+        }
         Stream {
             config,
             created: now,

@@ -5,7 +5,8 @@
 use std::cmp::Reverse;
 use std::time::Duration;
 
-use crate::jetstream::api::not_enabled_answer;
+use crate::jetstream::api::{not_enabled_answer, StoreWrite};
+use crate::jetstream::log_format::decode;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
 use crate::time::Time;
@@ -47,6 +48,7 @@ impl Server {
                 Some(js) => js.request(&api, data, unix, 0),
                 None => not_enabled_answer(&api),
             };
+            self.collect_store_writes(acc);
             if let (Some(answer), Some(reply)) = (answer, publish.reply) {
                 self.publish_internal(acc, reply, answer.as_bytes(), now);
             }
@@ -60,11 +62,65 @@ impl Server {
         let Some((_, ack)) = js.capture(publish.subject, hdr, data, unix) else {
             return false;
         };
+        // Written before the PubAck can go out (the runtime makes store
+        // writes before client writes).
+        self.collect_store_writes(acc);
         if let (Some(ack), Some(reply)) = (ack, publish.reply) {
             self.publish_internal(acc, reply, ack.as_bytes(), now);
         }
         self.schedule_expiry(now);
         true
+    }
+
+    /// Queues what account `acc`'s file streams need written.
+    fn collect_store_writes(&mut self, acc: usize) {
+        let account = &mut self.accounts[acc];
+        let Some(js) = account.jetstream.as_mut() else {
+            return;
+        };
+        for write in js.take_writes() {
+            self.store_writes.push_back((account.name.clone(), write));
+        }
+    }
+
+    /// The next write a file stream needs, with its account's name. The
+    /// runtime makes every one of them before it writes anything to a
+    /// client: a PubAck never leaves before its message is written.
+    pub fn poll_store_write(&mut self) -> Option<(String, StoreWrite)> {
+        self.store_writes.pop_front()
+    }
+
+    /// Brings back a file stream of `account` from its metadata and log at
+    /// start-up; returns the line to log (nats-server's), or why not.
+    /// A log that ends torn or corrupt is read up to there, and the line says so.
+    /// Also returns how many bytes of the log are intact.
+    pub fn restore_stream(
+        &mut self,
+        account: &str,
+        meta: &[u8],
+        log: &[u8],
+    ) -> Result<(String, usize), String> {
+        let Some(acc) = self.account_index.get(account).copied() else {
+            return Err(format!("account {account:?} is not configured"));
+        };
+        let Some(js) = self.accounts[acc].jetstream.as_mut() else {
+            return Err(format!("account {account:?} has no JetStream"));
+        };
+        let decoded = decode(log);
+        let stream = js.restore(meta, decoded.records)?;
+        let state = stream.store().state();
+        let mut line = format!(
+            "Restored {} messages for stream '{account} > {}'",
+            thousands(state.messages),
+            stream.config().name
+        );
+        if let Some(problem) = decoded.problem {
+            line.push_str(&format!(
+                " (its log ends in {problem}: the {} bytes after it were left out)",
+                log.len() - decoded.valid_len
+            ));
+        }
+        Ok((line, decoded.valid_len))
     }
 
     /// Schedules the expiry timer for the oldest message any stream must
@@ -122,4 +178,17 @@ impl Server {
         let matches = self.accounts[acc].sublist.matches(subject);
         self.deliver_all(NO_PUBLISHER, &matches, &publish, now);
     }
+}
+
+/// `1234567` as `1,234,567`, as nats-server logs counts.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -18,6 +18,7 @@
 //! - `monitor`: the HTTP monitoring endpoints.
 //! - `closed`: the records of closed connections that `/connz?state=closed` lists.
 
+use crate::jetstream::api::StoreWrite;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::IoSlice;
@@ -230,6 +231,9 @@ pub struct Server {
     response_prune_due: Option<Time>,
     /// When the JetStream expiry timer fires next (streams with `max_age`).
     expiry_due: Option<Time>,
+    /// Writes file streams need, by account name, for the runtime to make
+    /// before it writes to any client ([`Server::poll_store_write`]).
+    store_writes: VecDeque<(String, StoreWrite)>,
     /// Subjects rewritten by imports, reused so routing does not allocate.
     route_buf: Vec<u8>,
     /// `(account, start, end)` of each rewritten subject in `route_buf`.
@@ -323,6 +327,7 @@ impl Server {
             account_index,
             response_prune_due: None,
             expiry_due: None,
+            store_writes: VecDeque::new(),
             route_buf: Vec::new(),
             route_spans: Vec::new(),
             service_imports,

@@ -1,0 +1,233 @@
+//! JetStream's file streams on disk: each stream's metadata and log under
+//! `<store_dir>/jetstream/<account>/streams/<stream>/`, written as the
+//! engine asks (before any client write of the same turn), and read back at
+//! start-up. The record format and its recovery are the core's
+//! (`tenet_core::jetstream::log_format`); this module only moves bytes.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use tenet_core::jetstream::api::StoreWrite;
+use tenet_core::Level;
+use tenet_core::Server;
+
+use crate::Logger;
+
+const META: &str = "meta.json";
+const LOG: &str = "msgs.log";
+
+/// The file streams of every account, under one root directory.
+pub struct FileStore {
+    /// `<store_dir>/jetstream`.
+    root: PathBuf,
+    /// Open logs, by (account, stream).
+    logs: HashMap<(String, String), File>,
+}
+
+/// A name as a directory name: bytes that could mean something to a file
+/// system are written `%XX`.
+fn dir_name(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'$') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The name a directory name stands for.
+fn from_dir_name(dir: &str) -> Option<String> {
+    let bytes = dir.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = dir.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl FileStore {
+    /// The store under `store_dir` (created if missing).
+    pub fn open(store_dir: &Path) -> io::Result<FileStore> {
+        let root = store_dir.join("jetstream");
+        fs::create_dir_all(&root)?;
+        Ok(FileStore {
+            root,
+            logs: HashMap::new(),
+        })
+    }
+
+    /// The directory of JetStream's data.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn stream_dir(&self, account: &str, stream: &str) -> PathBuf {
+        self.root
+            .join(dir_name(account))
+            .join("streams")
+            .join(dir_name(stream))
+    }
+
+    /// Makes one write the engine asked for.
+    pub fn apply(&mut self, account: &str, write: &StoreWrite) -> io::Result<()> {
+        match write {
+            StoreWrite::Meta { stream, json } => {
+                let dir = self.stream_dir(account, stream);
+                fs::create_dir_all(&dir)?;
+                // Whole or not at all: written aside, then renamed.
+                let tmp = dir.join(format!("{META}.tmp"));
+                fs::write(&tmp, json)?;
+                fs::rename(&tmp, dir.join(META))
+            }
+            StoreWrite::Append { stream, bytes } => {
+                let key = (account.to_string(), stream.clone());
+                let file = match self.logs.get_mut(&key) {
+                    Some(file) => file,
+                    None => {
+                        let dir = self.stream_dir(account, stream);
+                        fs::create_dir_all(&dir)?;
+                        let file = OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(dir.join(LOG))?;
+                        self.logs.entry(key).or_insert(file)
+                    }
+                };
+                file.write_all(bytes)
+            }
+            StoreWrite::Delete { stream } => {
+                self.logs.remove(&(account.to_string(), stream.clone()));
+                match fs::remove_dir_all(self.stream_dir(account, stream)) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// Makes every write the engine has queued; a failed one is logged
+    /// (the message stays in memory, its PubAck already queued).
+    pub fn write_pending(&mut self, server: &mut Server, log: &mut Logger) {
+        while let Some((account, write)) = server.poll_store_write() {
+            if let Err(e) = self.apply(&account, &write) {
+                let line = format!("JetStream store write failed for account '{account}': {e}");
+                log(Level::Error, &line);
+            }
+        }
+    }
+
+    /// Gives the engine back every stream found on disk, logging each (and
+    /// cutting a torn or corrupt log tail off the file, once read).
+    pub fn restore(&mut self, server: &mut Server, log: &mut Logger) -> io::Result<()> {
+        for account_dir in sorted_dirs(&self.root)? {
+            let Some(account) = account_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(from_dir_name)
+            else {
+                continue;
+            };
+            for stream_dir in sorted_dirs(&account_dir.join("streams"))? {
+                let meta = match fs::read(stream_dir.join(META)) {
+                    Ok(meta) => meta,
+                    Err(e) => {
+                        let line = format!(
+                            "Could not read stream metadata in {}: {e}",
+                            stream_dir.display()
+                        );
+                        log(Level::Error, &line);
+                        continue;
+                    }
+                };
+                let log_path = stream_dir.join(LOG);
+                let bytes = match fs::read(&log_path) {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                match server.restore_stream(&account, &meta, &bytes) {
+                    Ok((line, valid_len)) => {
+                        if valid_len < bytes.len() {
+                            let file = OpenOptions::new().write(true).open(&log_path)?;
+                            file.set_len(valid_len as u64)?;
+                            log(Level::Warn, &line);
+                        } else {
+                            log(Level::Info, &line);
+                        }
+                    }
+                    Err(why) => {
+                        let line = format!(
+                            "Could not restore the stream in {}: {why}",
+                            stream_dir.display()
+                        );
+                        log(Level::Error, &line);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The subdirectories of `dir` (none if it does not exist), sorted.
+fn sorted_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Opens the file store when the server runs JetStream, gives the engine
+/// the streams it holds, and logs JetStream's start as nats-server does.
+pub fn open_store(server: &mut Server, log: &mut Logger) -> io::Result<Option<FileStore>> {
+    let Some(js) = server.options().jetstream.clone() else {
+        return Ok(None);
+    };
+    let store_dir = js
+        .store_dir
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("nats"));
+    let mut store = FileStore::open(&store_dir)?;
+    log(Level::Info, "Starting JetStream");
+    let line = format!("    Store Directory: \"{}\"", store.root().display());
+    log(Level::Info, &line);
+    store.restore(server, log)?;
+    Ok(Some(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_survive_the_trip_through_a_directory_name() {
+        for name in ["$G", "A", "acme.inc", "a/b", "..", "ünï", "x%y"] {
+            let dir = dir_name(name);
+            assert!(!dir.contains('/') && dir != "." && dir != "..", "{dir}");
+            assert_eq!(from_dir_name(&dir).as_deref(), Some(name));
+        }
+    }
+}
