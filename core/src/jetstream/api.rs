@@ -217,12 +217,6 @@ impl AccountJetStream {
         self.streams.values()
     }
 
-    /// The stream that stores messages published on `subject` (streams of
-    /// one account never overlap, so there is at most one).
-    pub fn stream_for(&mut self, subject: &[u8]) -> Option<&mut Stream> {
-        self.streams.values_mut().find(|s| s.captures(subject))
-    }
-
     /// Stores a published message in the stream that covers its subject;
     /// returns the PubAck to send (if the message has a reply subject),
     /// or None when no stream covers it.
@@ -233,10 +227,39 @@ impl AccountJetStream {
         data: &[u8],
         now: u64,
     ) -> Option<(Stored, Option<String>)> {
-        let stream = self.stream_for(subject)?;
-        let stored = stream.publish(subject, hdr, data, now);
-        let ack = stream.pub_ack(&stored);
+        let name = self
+            .streams
+            .iter()
+            .find(|(_, s)| s.captures(subject))?
+            .0
+            .clone();
+        let stream = self.streams.get_mut(&name).expect("found");
+        let mut stored = stream.publish(subject, hdr, data, now);
+        let storage = stream.config().storage;
+        if let Stored::Stored(seq) = stored {
+            // Over the account's limit once stored: removed again, as nats-server does.
+            let (memory, file) = self.usage();
+            let (used, limit) = match storage {
+                Storage::Memory => (memory, self.limits.max_memory),
+                Storage::File => (file, self.limits.max_storage),
+            };
+            if limit >= 0 && used > limit as u64 {
+                let stream = self.streams.get_mut(&name).expect("found");
+                let _ = stream.store_mut().remove(seq);
+                stored = Stored::Refused(ApiError::account_resources_exceeded());
+            }
+        }
+        let ack = self.streams[&name].pub_ack(&stored);
         Some((stored, ack))
+    }
+
+    /// The bytes streams of `storage` reserve with their `max_bytes`.
+    fn reserved(&self, storage: Storage) -> i64 {
+        self.streams
+            .values()
+            .filter(|s| s.config().storage == storage && s.config().max_bytes > 0)
+            .map(|s| s.config().max_bytes)
+            .sum()
     }
 
     /// Memory and storage in use, in nats-server's accounting.
@@ -354,6 +377,16 @@ impl AccountJetStream {
         } else {
             if self.limits.max_streams > 0 && self.streams.len() as i64 >= self.limits.max_streams {
                 return fail(ApiError::max_streams());
+            }
+            // A stream with max_bytes reserves them against the account's limit.
+            if config.max_bytes > 0 {
+                let (limit, error) = match config.storage {
+                    Storage::Memory => (self.limits.max_memory, ApiError::insufficient_memory()),
+                    Storage::File => (self.limits.max_storage, ApiError::insufficient_storage()),
+                };
+                if limit >= 0 && self.reserved(config.storage) + config.max_bytes > limit {
+                    return fail(error);
+                }
             }
             let overlaps = self.streams.values().any(|s| {
                 s.config().subjects.iter().any(|a| {
@@ -962,6 +995,48 @@ mod tests {
             error_code(&ask(&mut js, "STREAM.UPDATE.T", r#"{"name":"T"}"#)),
             10059
         );
+    }
+
+    #[test]
+    fn account_memory_and_storage_limits() {
+        let mut js = AccountJetStream::new(AccountLimits {
+            max_memory: 100,
+            max_storage: 1000,
+            ..AccountLimits::default()
+        });
+        // max_bytes reserves against the limit at create.
+        let big = ask(
+            &mut js,
+            "STREAM.CREATE.B",
+            r#"{"name":"B","storage":"memory","max_bytes":200}"#,
+        );
+        assert_eq!(error_code(&big), 10028);
+        let big = ask(
+            &mut js,
+            "STREAM.CREATE.B",
+            r#"{"name":"B","max_bytes":2000}"#,
+        );
+        assert_eq!(error_code(&big), 10047);
+        ask(
+            &mut js,
+            "STREAM.CREATE.M",
+            r#"{"name":"M","storage":"memory"}"#,
+        );
+        // 1 + 40 + 16 = 57 bytes each: the second is over 100 and removed again.
+        let payload = vec![b'x'; 40];
+        let (first, _) = js.capture(b"M", b"", &payload, T0).unwrap();
+        assert_eq!(first, Stored::Stored(1));
+        let (second, ack) = js.capture(b"M", b"", &payload, T0).unwrap();
+        assert_eq!(
+            second,
+            Stored::Refused(ApiError::account_resources_exceeded())
+        );
+        assert_eq!(
+            ack.unwrap(),
+            r#"{"error":{"code":400,"err_code":10002,"description":"resource limits exceeded for account"},"stream":"M","seq":0}"#
+        );
+        let info = ask(&mut js, "STREAM.INFO.M", "");
+        assert_eq!(info["state"]["messages"], 1);
     }
 
     #[test]

@@ -85,6 +85,21 @@ impl ApiError {
         ApiError::new(500, 10110, reason)
     }
 
+    /// 10002.
+    pub fn account_resources_exceeded() -> ApiError {
+        ApiError::new(400, 10002, "resource limits exceeded for account")
+    }
+
+    /// 10028.
+    pub fn insufficient_memory() -> ApiError {
+        ApiError::new(500, 10028, "insufficient memory resources available")
+    }
+
+    /// 10047.
+    pub fn insufficient_storage() -> ApiError {
+        ApiError::new(500, 10047, "insufficient storage resources available")
+    }
+
     /// 10027.
     pub fn max_streams() -> ApiError {
         ApiError::new(400, 10027, "maximum number of streams reached")
