@@ -310,3 +310,56 @@ fn file_streams_come_back_from_their_writes_and_a_torn_tail_is_cut() {
     let names = request(&mut again, c, "$JS.API.STREAM.NAMES", "");
     assert!(names.contains(r#""streams":["F"]"#), "{names}");
 }
+
+#[test]
+fn direct_gets_answer_with_the_message_itself() {
+    let mut sim = js_server();
+    let c = sim.connect(CLIENT);
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.DG",
+        r#"{"name":"DG","subjects":["dg.*"],"allow_direct":true}"#,
+    );
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.NO",
+        r#"{"name":"NO","subjects":["no.*"]}"#,
+    );
+    request(&mut sim, c, "dg.a", "one");
+    let hdr = "NATS/1.0\r\nX: 1\r\n\r\n";
+    let line = format!("HPUB dg.b {} {}\r\n{hdr}two\r\n", hdr.len(), hdr.len() + 3);
+    sim.send(c, line.as_bytes());
+    sim.send(c, b"SUB _INBOX.d 5\r\n");
+    sim.take(c);
+    let ask = |sim: &mut Sim, subject: &str, body: &str| -> String {
+        let line = format!("PUB {subject} _INBOX.d {}\r\n{body}\r\n", body.len());
+        sim.send(c, line.as_bytes());
+        sim.take_str(c)
+    };
+    let got = ask(&mut sim, "$JS.API.DIRECT.GET.DG", r#"{"seq":2}"#);
+    assert!(got.starts_with("HMSG _INBOX.d 5 "), "{got}");
+    assert!(
+        got.contains("NATS/1.0\r\nX: 1\r\nNats-Stream: DG\r\nNats-Subject: dg.b\r\nNats-Sequence: 2\r\nNats-Time-Stamp: "),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\ntwo\r\n"), "{got}");
+    let last = ask(&mut sim, "$JS.API.DIRECT.GET.DG.dg.a", "");
+    assert!(
+        last.contains("Nats-Sequence: 1\r\n") && last.ends_with("one\r\n"),
+        "{last}"
+    );
+    let missing = ask(&mut sim, "$JS.API.DIRECT.GET.DG", r#"{"seq":9}"#);
+    assert_eq!(
+        missing,
+        "HMSG _INBOX.d 5 34 34\r\nNATS/1.0 404 Message Not Found\r\n\r\n\r\n"
+    );
+    let empty = ask(&mut sim, "$JS.API.DIRECT.GET.DG", "");
+    assert!(empty.contains("NATS/1.0 408 Empty Request"), "{empty}");
+    let bad = ask(&mut sim, "$JS.API.DIRECT.GET.DG", "{");
+    assert!(bad.contains("NATS/1.0 408 Malformed Request"), "{bad}");
+    // Without allow_direct, or without the stream: no answer at all.
+    assert_eq!(ask(&mut sim, "$JS.API.DIRECT.GET.NO", r#"{"seq":1}"#), "");
+    assert_eq!(ask(&mut sim, "$JS.API.DIRECT.GET.NONE", r#"{"seq":1}"#), "");
+}

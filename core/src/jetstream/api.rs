@@ -739,6 +739,86 @@ impl AccountJetStream {
     }
 }
 
+/// A direct get's answer: a message of the server's own with headers.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DirectAnswer {
+    /// The header block (`NATS/1.0 ...\r\n...\r\n\r\n`).
+    pub hdr: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+impl DirectAnswer {
+    fn status(status: &str) -> DirectAnswer {
+        DirectAnswer {
+            hdr: format!("NATS/1.0 {status}\r\n\r\n").into_bytes(),
+            data: Vec::new(),
+        }
+    }
+}
+
+impl AccountJetStream {
+    /// Answers `$JS.API.DIRECT.GET.<stream>[.<subject>]` (`api` is what
+    /// follows `$JS.API.`): the stored message itself with its stream,
+    /// subject, sequence and time as headers, or a status. None (no answer
+    /// at all) when the stream is missing or does not allow direct gets.
+    pub fn direct_get(&self, api: &str, body: &[u8]) -> Option<DirectAnswer> {
+        let rest = api.strip_prefix("DIRECT.GET.")?;
+        let (name, subject) = match rest.split_once('.') {
+            Some((name, subject)) => (name, Some(subject)),
+            None => (rest, None),
+        };
+        let stream = self.streams.get(name).filter(|s| s.config().allow_direct)?;
+        let store = stream.store();
+        let body = body.trim_ascii();
+        let found = match subject {
+            Some(_) if !body.is_empty() => return Some(DirectAnswer::status("408 Bad Request")),
+            Some(subject) => store.last_by_subject(subject.as_bytes()),
+            None if body.is_empty() => return Some(DirectAnswer::status("408 Empty Request")),
+            None => {
+                let Ok(request) = serde_json::from_slice::<MsgGetRequest>(body) else {
+                    return Some(DirectAnswer::status("408 Malformed Request"));
+                };
+                let (last, next) = (
+                    !request.last_by_subj.is_empty(),
+                    !request.next_by_subj.is_empty(),
+                );
+                match (request.seq, last, next) {
+                    (seq, false, false) if seq > 0 => store.get(seq),
+                    (0, true, false) => store.last_by_subject(request.last_by_subj.as_bytes()),
+                    (seq, false, true) => {
+                        store.next_by_subject(request.next_by_subj.as_bytes(), seq)
+                    }
+                    (0, false, false) => return Some(DirectAnswer::status("408 Empty Request")),
+                    _ => return Some(DirectAnswer::status("408 Bad Request")),
+                }
+            }
+        };
+        let Some(msg) = found else {
+            return Some(DirectAnswer::status("404 Message Not Found"));
+        };
+        // The stored headers (or a fresh block), then the four of the stream.
+        let mut hdr = if msg.hdr.is_empty() {
+            b"NATS/1.0\r\n".to_vec()
+        } else {
+            msg.hdr[..msg.hdr.len() - 2].to_vec()
+        };
+        hdr.extend_from_slice(
+            format!(
+                "Nats-Stream: {}\r\nNats-Subject: {}\r\nNats-Sequence: {}\r\nNats-Time-Stamp: {}\r\n\r\n",
+                stream.config().name,
+                String::from_utf8_lossy(&msg.subject),
+                msg.seq,
+                crate::time::rfc3339(msg.time)
+            )
+            .as_bytes(),
+        );
+        Some(DirectAnswer {
+            hdr,
+            data: msg.data.to_vec(),
+        })
+    }
+}
+
 /// The answer of an account without JetStream (on a server with it): the
 /// request's own response type carrying error 10039; None where nats-server
 /// answers nothing.

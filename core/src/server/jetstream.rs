@@ -44,6 +44,17 @@ impl Server {
         let unix = self.unix_time(now);
         if let Some(api) = publish.subject.strip_prefix(API_PREFIX) {
             let api = String::from_utf8_lossy(api);
+            if api.starts_with("DIRECT.GET.") {
+                // Served by the stream itself, not counted as an API call.
+                let answer = self.accounts[acc]
+                    .jetstream
+                    .as_ref()
+                    .and_then(|js| js.direct_get(&api, data));
+                if let (Some(answer), Some(reply)) = (answer, publish.reply) {
+                    self.publish_internal_with_headers(acc, reply, &answer.hdr, &answer.data, now);
+                }
+                return true;
+            }
             let answer = match self.accounts[acc].jetstream.as_mut() {
                 Some(js) => js.request(&api, data, unix, 0),
                 None => not_enabled_answer(&api),
@@ -162,6 +173,31 @@ impl Server {
         }
         // Never sooner than a millisecond from now: expiry needs no finer grain.
         self.schedule_expiry(now + Duration::from_millis(1));
+    }
+
+    /// A message of the server's own with headers (`hdr` a whole header block).
+    fn publish_internal_with_headers(
+        &mut self,
+        acc: usize,
+        subject: &[u8],
+        hdr: &[u8],
+        data: &[u8],
+        now: Time,
+    ) {
+        let mut message = Vec::with_capacity(hdr.len() + data.len());
+        message.extend_from_slice(hdr);
+        message.extend_from_slice(data);
+        let (mut hdr_size, mut size) = ([0u8; 20], [0u8; 20]);
+        let publish = Publish {
+            subject,
+            reply: None,
+            header_size_token: Some(decimal(hdr.len(), &mut hdr_size)),
+            size_token: decimal(message.len(), &mut size),
+            header_len: hdr.len(),
+            payload: &message,
+        };
+        let matches = self.accounts[acc].sublist.matches(subject);
+        self.deliver_all(NO_PUBLISHER, &matches, &publish, now);
     }
 
     /// A message of the server's own on `subject` in account `acc`.
