@@ -158,8 +158,16 @@ impl FileStore {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
                     Err(e) => return Err(e),
                 };
+                let name = stream_dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(from_dir_name)
+                    .unwrap_or_default();
+                let line = format!("  Starting restore for stream '{account} > {name}'");
+                log(Level::Info, &line);
                 match server.restore_stream(&account, &meta, &bytes) {
                     Ok((line, valid_len)) => {
+                        let line = format!("  {line}");
                         if valid_len < bytes.len() {
                             let file = OpenOptions::new().write(true).open(&log_path)?;
                             file.set_len(valid_len as u64)?;
@@ -211,16 +219,81 @@ pub fn open_store(server: &mut Server, log: &mut Logger) -> io::Result<Option<Fi
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("nats"));
     let mut store = FileStore::open(&store_dir)?;
-    log(Level::Info, "Starting JetStream");
-    let line = format!("    Store Directory: \"{}\"", store.root().display());
-    log(Level::Info, &line);
+    let root = store.root().display().to_string();
+    server.set_jetstream_defaults(default_max_memory(), free_disk(store.root()), &root);
+    let js = server.options().jetstream.clone().expect("on");
+    let max_memory = js.max_memory.unwrap_or(-1);
+    let max_store = js.max_store.unwrap_or(-1);
+    for line in [
+        "Starting JetStream".to_string(),
+        "---------------- JETSTREAM ----------------".to_string(),
+        format!("  Max Memory:      {}", friendly_bytes(max_memory)),
+        format!("  Max Storage:     {}", friendly_bytes(max_store)),
+        format!("  Store Directory: \"{root}\""),
+        "-------------------------------------------".to_string(),
+    ] {
+        log(Level::Info, &line);
+    }
     store.restore(server, log)?;
     Ok(Some(store))
+}
+
+/// nats-server's default memory limit: three quarters of the machine's.
+fn default_max_memory() -> i64 {
+    let total_kib = fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<i64>().ok()
+    });
+    match total_kib {
+        Some(kib) => kib * 1024 / 4 * 3,
+        None => 256 * 1024 * 1024,
+    }
+}
+
+/// The free space of the file system holding `dir` (nats-server's default
+/// storage limit), or 1 TiB when it cannot be told.
+fn free_disk(dir: &Path) -> i64 {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return 1 << 40;
+    };
+    // SAFETY: statvfs only writes the struct passed in; the path is a valid C string.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stats) } != 0 {
+        return 1 << 40;
+    }
+    (stats.f_bavail as i64).saturating_mul(stats.f_frsize as i64)
+}
+
+/// `17.66 GB`, as nats-server prints sizes (powers of 1024).
+fn friendly_bytes(bytes: i64) -> String {
+    if bytes < 0 {
+        return "unlimited".to_string();
+    }
+    let units = ["B", "KB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.2} {}", units[unit])
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_as_nats_server_prints_them() {
+        assert_eq!(friendly_bytes(18_957_136_896), "17.66 GB");
+        assert_eq!(friendly_bytes(512), "512 B");
+        assert_eq!(friendly_bytes(1536), "1.50 KB");
+    }
 
     #[test]
     fn names_survive_the_trip_through_a_directory_name() {

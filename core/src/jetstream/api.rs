@@ -262,8 +262,13 @@ impl AccountJetStream {
             .sum()
     }
 
+    /// API requests answered, and how many of them with an error.
+    pub fn api_counts(&self) -> (u64, u64) {
+        (self.api_total, self.api_errors)
+    }
+
     /// Memory and storage in use, in nats-server's accounting.
-    fn usage(&self) -> (u64, u64) {
+    pub fn usage(&self) -> (u64, u64) {
         let (mut memory, mut storage) = (0, 0);
         for stream in self.streams.values() {
             let bytes = stream.store().state().bytes;

@@ -366,6 +366,17 @@ impl Server {
         self.port = port;
     }
 
+    /// JetStream's limits and directory as the host found them: a limit
+    /// the configuration left unset gets the host's default (nats-server:
+    /// 75% of the memory, the disk's free space).
+    pub fn set_jetstream_defaults(&mut self, max_memory: i64, max_store: i64, store_dir: &str) {
+        if let Some(js) = self.opts.jetstream.as_mut() {
+            js.max_memory.get_or_insert(max_memory);
+            js.max_store.get_or_insert(max_store);
+            js.store_dir = Some(store_dir.to_string());
+        }
+    }
+
     /// The wall-clock time (Unix nanoseconds) at `now`, told once by the
     /// runtime: JetStream stamps stored messages and streams with it, and
     /// monitoring reports times with it.

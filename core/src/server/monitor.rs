@@ -97,6 +97,7 @@ impl Server {
             "/subscriptionsz" => "/subscriptionsz",
             "/accountz" => "/accountz",
             "/healthz" => "/healthz",
+            "/jsz" => "/jsz",
             _ => return response(404, TEXT, "404 page not found".to_string()),
         };
         self.input_time = now;
@@ -116,6 +117,7 @@ impl Server {
             "/connz" => self.connz(&query, &clock).map(|c| json(&c)),
             "/subsz" | "/subscriptionsz" => self.subsz(&query, &clock),
             "/accountz" => self.accountz(&query, &clock).map(|a| json(&a)),
+            "/jsz" => self.jsz(&query, &clock).map(|j| json(&j)),
             _ => Ok(response(200, JSON, r#"{"status":"ok"}"#.to_string())),
         };
         let mut answer = answer.unwrap_or_else(|error| error);
@@ -128,6 +130,94 @@ impl Server {
             }
         }
         answer
+    }
+
+    /// Server-wide JetStream numbers, as `/jsz` and `/varz` carry them.
+    fn js_totals(&self) -> JsTotals {
+        let mut t = JsTotals::default();
+        for js in self.accounts.iter().filter_map(|a| a.jetstream.as_ref()) {
+            let (memory, storage) = js.usage();
+            t.memory += memory;
+            t.storage += storage;
+            t.accounts += 1;
+            let (total, errors) = js.api_counts();
+            t.api.total += total;
+            t.api.errors += errors;
+            for stream in js.streams() {
+                let state = stream.store().state();
+                t.streams += 1;
+                t.messages += state.messages;
+                t.bytes += state.bytes;
+            }
+        }
+        t
+    }
+
+    fn js_config(&self) -> JsConfig {
+        let js = self.opts.jetstream.clone().unwrap_or_default();
+        JsConfig {
+            max_memory: js.max_memory.unwrap_or(0),
+            max_storage: js.max_store.unwrap_or(0),
+            store_dir: js.store_dir,
+        }
+    }
+
+    fn jsz(&self, query: &Query, clock: &Clock) -> Result<Jsz<'_>, MonitorResponse> {
+        let accounts = query.bool("accounts")?;
+        let streams = query.bool("streams")?;
+        let t = self.js_totals();
+        let account_details = if accounts || streams {
+            self.accounts
+                .iter()
+                .filter_map(|a| Some((a, a.jetstream.as_ref()?)))
+                .map(|(a, js)| {
+                    let (memory, storage) = js.usage();
+                    let (total, errors) = js.api_counts();
+                    let stream_detail = streams.then(|| {
+                        js.streams()
+                            .map(|s| StreamDetail {
+                                name: s.config().name.clone(),
+                                created: crate::time::rfc3339(s.created()),
+                                state: JsState::of(&s.store().state()),
+                            })
+                            .collect()
+                    });
+                    AccountDetail {
+                        name: &a.name,
+                        id: &a.name,
+                        memory,
+                        storage,
+                        // nats-server 2.9.10 prints -1 as an unsigned number here.
+                        reserved_memory: u64::MAX,
+                        reserved_storage: u64::MAX,
+                        accounts: 0,
+                        ha_assets: 0,
+                        api: JsApi { total, errors },
+                        stream_detail,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Jsz {
+            server_id: &self.server_id,
+            now: clock.text(clock.now),
+            disabled: self.opts.jetstream.is_none(),
+            config: self.js_config(),
+            memory: t.memory,
+            storage: t.storage,
+            reserved_memory: 0,
+            reserved_storage: 0,
+            accounts: t.accounts,
+            ha_assets: 0,
+            api: t.api,
+            streams: t.streams,
+            consumers: 0,
+            messages: t.messages,
+            bytes: t.bytes,
+            account_details,
+        })
     }
 
     fn varz<'a>(&'a self, clock: &Clock, host: &MonitorHost) -> Varz<'a> {
@@ -178,6 +268,21 @@ impl Server {
             http_req_stats: &self.http_requests,
             config_load_time: clock.text(self.config_loaded),
             system_account: self.system_account.as_deref(),
+            jetstream: self.opts.jetstream.as_ref().map(|_| {
+                let t = self.js_totals();
+                VarzJetStream {
+                    config: self.js_config(),
+                    stats: JsStats {
+                        memory: t.memory,
+                        storage: t.storage,
+                        reserved_memory: 0,
+                        reserved_storage: 0,
+                        accounts: t.accounts,
+                        ha_assets: 0,
+                        api: t.api,
+                    },
+                }
+            }),
         }
     }
 
@@ -712,6 +817,8 @@ struct Varz<'a> {
     max_control_line: u32,
     max_payload: u32,
     max_pending: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jetstream: Option<VarzJetStream>,
     /// Nanoseconds.
     write_deadline: u64,
     start: String,
@@ -736,6 +843,131 @@ struct Varz<'a> {
     config_load_time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     system_account: Option<&'a str>,
+}
+
+#[derive(Default)]
+struct JsTotals {
+    memory: u64,
+    storage: u64,
+    accounts: u64,
+    api: JsApi,
+    streams: u64,
+    messages: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize, Default, Clone, Copy)]
+struct JsApi {
+    total: u64,
+    errors: u64,
+}
+
+#[derive(Serialize)]
+struct JsConfig {
+    max_memory: i64,
+    max_storage: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_dir: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsStats {
+    memory: u64,
+    storage: u64,
+    reserved_memory: u64,
+    reserved_storage: u64,
+    accounts: u64,
+    ha_assets: u64,
+    api: JsApi,
+}
+
+#[derive(Serialize)]
+struct VarzJetStream {
+    config: JsConfig,
+    stats: JsStats,
+}
+
+#[derive(Serialize)]
+struct Jsz<'a> {
+    server_id: &'a str,
+    now: String,
+    #[serde(skip_serializing_if = "is_false")]
+    disabled: bool,
+    config: JsConfig,
+    memory: u64,
+    storage: u64,
+    reserved_memory: u64,
+    reserved_storage: u64,
+    accounts: u64,
+    ha_assets: u64,
+    api: JsApi,
+    streams: u64,
+    consumers: u64,
+    messages: u64,
+    bytes: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    account_details: Vec<AccountDetail<'a>>,
+}
+
+#[derive(Serialize)]
+struct AccountDetail<'a> {
+    name: &'a str,
+    id: &'a str,
+    memory: u64,
+    storage: u64,
+    reserved_memory: u64,
+    reserved_storage: u64,
+    accounts: u64,
+    ha_assets: u64,
+    api: JsApi,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_detail: Option<Vec<StreamDetail>>,
+}
+
+#[derive(Serialize)]
+struct StreamDetail {
+    name: String,
+    created: String,
+    state: JsState,
+}
+
+/// A stream's `state`, in nats-server's field order.
+#[derive(Serialize)]
+struct JsState {
+    messages: u64,
+    bytes: u64,
+    first_seq: u64,
+    first_ts: String,
+    last_seq: u64,
+    last_ts: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    num_subjects: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    num_deleted: u64,
+    consumer_count: u64,
+}
+
+impl JsState {
+    fn of(state: &crate::jetstream::store::State) -> JsState {
+        let time = |t: u64| {
+            if t == 0 {
+                crate::jetstream::stream::ZERO_TIME.to_string()
+            } else {
+                crate::time::rfc3339(t)
+            }
+        };
+        JsState {
+            messages: state.messages,
+            bytes: state.bytes,
+            first_seq: state.first_seq,
+            first_ts: time(state.first_time),
+            last_seq: state.last_seq,
+            last_ts: time(state.last_time),
+            num_subjects: state.num_subjects,
+            num_deleted: state.num_deleted,
+            consumer_count: 0,
+        }
+    }
 }
 
 #[derive(Serialize)]
