@@ -191,3 +191,67 @@ async fn a_file_stream_is_back_after_a_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs a nats-py (Python) script against `url`; fails with its output.
+fn nats_py(script: &str, url: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("python3 runs (CI installs it with nats-py)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the nats-py script failed:\n{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_py_publishes_with_acks_into_a_file_stream_that_survives_a_restart() {
+    if skip_on_reference("tenet's own file store") {
+        return;
+    }
+    let dir = store_dir("nats-py");
+    let config = format!(
+        "jetstream {{ store_dir: {dir:?} }}\naccounts {{\n\
+           A: {{ jetstream: enabled, users: [{{user: bob, password: p}}] }}\n\
+         }}\n"
+    );
+    let script = r#"
+import asyncio, sys, nats
+async def main():
+    nc = await nats.connect(sys.argv[1], user="bob", password="p")
+    js = nc.jetstream()
+    await js.add_stream(name="student", subjects=["student.>"], storage="file")
+    for n in range(1, 11):
+        ack = await js.publish("student.Created", f"student {n}".encode())
+        assert ack.stream == "student" and ack.seq == n, ack
+    print("acked", ack.seq)
+    await nc.close()
+asyncio.run(main())
+"#;
+    {
+        let mut server = TestServer::with_config(&config, &[]);
+        let url = format!("nats://127.0.0.1:{}", server.port());
+        assert!(nats_py(script, &url).contains("acked 10"));
+        server.signal(libc::SIGTERM);
+        assert!(
+            server.wait_exit(Duration::from_secs(10)).is_some(),
+            "stopped"
+        );
+    }
+    let server = TestServer::with_config(&config, &[]);
+    let js = jetstream::new(connect(&server, Some(("bob", "p"))).await);
+    let mut stream = js.get_stream("student").await.expect("the stream is back");
+    let info = stream.info().await.unwrap();
+    assert_eq!((info.state.messages, info.state.last_sequence), (10, 10));
+    for n in 1..=10u64 {
+        let message = stream.get_raw_message(n).await.unwrap();
+        assert_eq!(message.payload, format!("student {n}").as_bytes());
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
