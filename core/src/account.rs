@@ -195,6 +195,16 @@ impl Accounts {
                     }
                 },
             };
+        if let Some(spec) = system.map(|i| &specs[i]).filter(|s| s.jetstream.is_some()) {
+            let pos = configs
+                .iter()
+                .find(|c| c.name == spec.name)
+                .and_then(|c| c.pos.clone());
+            return Err(error(
+                &pos,
+                "Not allowed to enable JetStream on the system account".to_string(),
+            ));
+        }
         let mut accounts = Accounts {
             specs,
             system,

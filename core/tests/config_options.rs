@@ -592,3 +592,22 @@ fn jetstream_forms_as_nats_server_reads_them() {
     );
     assert_eq!(js[2], None);
 }
+
+#[test]
+fn jetstream_on_the_system_account_is_refused() {
+    use tenet_core::config::options::read_config;
+    use tenet_core::config::{parse, MapResolver};
+    let text =
+        "jetstream: enabled\nsystem_account: SYS\naccounts { SYS: { jetstream: enabled } }\n";
+    let parsed = parse("test.conf", text, &MapResolver(Default::default()), &|_| {
+        None
+    })
+    .unwrap();
+    let (config, errors) = read_config(&parsed);
+    assert!(errors.is_empty());
+    let error = tenet_core::Auth::from_config(&config, None, None, None).unwrap_err();
+    assert!(
+        format!("{error:?}").contains("Not allowed to enable JetStream on the system account"),
+        "{error:?}"
+    );
+}
