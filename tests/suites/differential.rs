@@ -164,6 +164,8 @@ struct Exchange {
     name: String,
     line: usize,
     config: Option<String>,
+    /// `jetstream: on`: the server runs JetStream (`-js`) over a fresh store directory.
+    jetstream: bool,
     difference: Option<String>,
     known_bug: Option<String>,
     steps: Vec<Step>,
@@ -323,6 +325,7 @@ fn parse_corpus(file: &str, text: &str) -> Result<Vec<Exchange>, String> {
                 name: name.to_string(),
                 line: line_no,
                 config: None,
+                jetstream: false,
                 difference: None,
                 known_bug: None,
                 steps: Vec::new(),
@@ -335,6 +338,8 @@ fn parse_corpus(file: &str, text: &str) -> Result<Vec<Exchange>, String> {
         let header = |key: &str| line.strip_prefix(key).map(|v| v.trim().to_string());
         if let Some(v) = header("config:") {
             ex.config = Some(v);
+        } else if let Some(v) = header("jetstream:") {
+            ex.jetstream = v == "on";
         } else if let Some(v) = header("difference:") {
             ex.difference = Some(v);
         } else if let Some(v) = header("known-bug:") {
@@ -450,7 +455,11 @@ enum StartError {
 
 /// Starts `binary` on 127.0.0.1 and a free port, and waits for `Server is ready`
 /// in its log (no probe connection, so connection limits start at zero).
-fn start_server(binary: &Path, config: Option<&Path>) -> Result<Server, StartError> {
+fn start_server(
+    binary: &Path,
+    config: Option<&Path>,
+    extra_args: &[String],
+) -> Result<Server, StartError> {
     let mut last = String::new();
     for _ in 0..5 {
         let port = free_port();
@@ -459,6 +468,7 @@ fn start_server(binary: &Path, config: Option<&Path>) -> Result<Server, StartErr
         if let Some(config) = config {
             cmd.arg("-c").arg(config);
         }
+        cmd.args(extra_args);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -917,7 +927,21 @@ fn run_exchange(
         .config
         .as_ref()
         .map(|c| corpus_dir().join("configs").join(c));
-    let server = match start_server(binary, config.as_deref()) {
+    // JetStream's store: a directory of its own for each run of the exchange.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let store_dir = ex.jetstream.then(|| {
+        std::env::temp_dir().join(format!(
+            "tenet-diff-js-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ))
+    });
+    let extra_args: Vec<String> = match &store_dir {
+        Some(dir) => vec!["-js".into(), "-sd".into(), dir.display().to_string()],
+        None => Vec::new(),
+    };
+    let _cleanup = store_dir.map(RemoveOnDrop);
+    let server = match start_server(binary, config.as_deref(), &extra_args) {
         Ok(server) => server,
         // A server that refuses the configuration is an answer too.
         Err(StartError::Exited) => return Ok(serde_json::json!({ "$server": "did not start" })),
@@ -941,6 +965,15 @@ fn run_exchange(
         })?;
     }
     Ok(run.answer())
+}
+
+/// Removes a directory when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 // ----- normalization -------------------------------------------------------------
@@ -1078,6 +1111,47 @@ fn normalize_rtt(payload: &[u8]) -> Vec<u8> {
     [&payload[..start], b"<rtt>", &payload[end..]].concat()
 }
 
+/// A direct get's header with the time the message was stored.
+const TIME_STAMP: &[u8] = b"Nats-Time-Stamp: ";
+
+/// JSON keys whose values are times or per-run ids.
+const VOLATILE_KEYS: [&str; 6] = ["created", "first_ts", "last_ts", "time", "now", "server_id"];
+
+fn mask_json(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if VOLATILE_KEYS.contains(&key.as_str()) && v.is_string() {
+                    *v = Value::String("<masked>".into());
+                } else {
+                    mask_json(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_json),
+        _ => {}
+    }
+}
+
+/// A JetStream payload with its volatile parts masked: JSON parsed (so
+/// compared as a structure) or a header block's time stamp.
+fn normalize_js_payload(payload: &[u8]) -> String {
+    let body = payload.strip_suffix(b"\r\n").unwrap_or(payload);
+    if let Ok(mut json) = serde_json::from_slice::<Value>(body) {
+        mask_json(&mut json);
+        return format!("<json> {json}");
+    }
+    let text = String::from_utf8_lossy(payload);
+    let masked: Vec<String> = text
+        .split("\r\n")
+        .map(|line| match line.strip_prefix("Nats-Time-Stamp: ") {
+            Some(_) => "Nats-Time-Stamp: <masked>".to_string(),
+            None => line.to_string(),
+        })
+        .collect();
+    escape(masked.join("\r\n").as_bytes())
+}
+
 /// The control line with its last `n` tokens replaced by `<size>`.
 fn without_sizes(line: &str, n: usize) -> String {
     let mut tokens: Vec<&str> = line.trim_end().split(' ').collect();
@@ -1113,8 +1187,36 @@ fn normalize(bytes: &[u8], replies: &[Vec<u8>]) -> Vec<String> {
             i += 2;
             continue;
         }
+        if has_payload
+            && (payload.starts_with(b"{")
+                || payload.windows(TIME_STAMP.len()).any(|w| w == TIME_STAMP))
+        {
+            // JetStream's answers: times and the sizes they change are
+            // masked, JSON compared as a structure, runs of spaces in the
+            // line folded (nats-server's empty reply leaves two).
+            let line = escape(&replace_replies(frame, replies))
+                .split(' ')
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let sizes = if frame.starts_with(b"HMSG ") { 2 } else { 1 };
+            out.push(without_sizes(&line, sizes));
+            out.push(normalize_js_payload(payload));
+            i += 2;
+            continue;
+        }
         if let Some(info) = normalize_info(frame) {
             out.push(escape(&info));
+        } else if has_payload {
+            // nats-server's messages of its own (a direct get's status) leave
+            // two spaces for their empty reply.
+            let line = escape(&replace_replies(frame, replies));
+            out.push(
+                line.split(' ')
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
         } else {
             out.push(escape(&replace_replies(frame, replies)));
         }

@@ -733,12 +733,17 @@ impl AccountJetStream {
         if stream.config().deny_delete {
             return fail(ApiError::delete_failed("message delete not permitted"));
         }
+        let storage = stream.config().storage;
         match stream.store_mut().remove(request.seq) {
             Ok(()) => Ok(Obj::new()
                 .str("type", &response_type(NAME))
                 .bool("success", true)
                 .done()),
             Err(RemoveError::Eof) => fail(ApiError::delete_failed("stream store EOF")),
+            // nats-server's two stores answer a removed message differently.
+            Err(RemoveError::NotFound) if storage == Storage::File => {
+                fail(ApiError::delete_failed("no message found"))
+            }
             Err(RemoveError::NotFound) => fail(ApiError::sequence_not_found(request.seq)),
         }
     }
