@@ -588,7 +588,11 @@ fn healthz_index_and_unknown_paths() {
     for link in ["./varz", "./connz", "./accountz", "./subsz", "./healthz"] {
         assert!(r.body.contains(&format!("href={link}>")), "{link}");
     }
-    for path in ["/routez", "/varz/", "/jsz", "varz", ""] {
+    // Without JetStream, /jsz says so, as nats-server's does.
+    let r = get(&mut sim, "/jsz");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("\"disabled\": true"), "{}", r.body);
+    for path in ["/routez", "/varz/", "varz", ""] {
         let r = get(&mut sim, path);
         assert_eq!(
             (r.status, r.body.as_str()),
@@ -599,7 +603,7 @@ fn healthz_index_and_unknown_paths() {
     // Unknown paths are not counted.
     assert_eq!(
         json(&mut sim, "/varz")["http_req_stats"],
-        serde_json::json!({"/": 1, "/healthz": 1, "/varz": 1})
+        serde_json::json!({"/": 1, "/healthz": 1, "/jsz": 1, "/varz": 1})
     );
 }
 

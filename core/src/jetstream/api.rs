@@ -40,6 +40,32 @@ impl Default for AccountLimits {
     }
 }
 
+/// The server-wide side of a request: the server's limits (`-1`:
+/// unlimited) and what the other accounts use and reserve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerShare {
+    pub max_memory: i64,
+    pub max_storage: i64,
+    /// Bytes the other accounts' streams hold: memory, storage.
+    pub others_used: (u64, u64),
+    /// Bytes the other accounts' streams reserve with `max_bytes`.
+    pub others_reserved: (i64, i64),
+    /// The server's `duplicate_window` limit (0: none).
+    pub duplicate_window: i64,
+}
+
+impl Default for ServerShare {
+    fn default() -> Self {
+        ServerShare {
+            max_memory: -1,
+            max_storage: -1,
+            others_used: (0, 0),
+            others_reserved: (0, 0),
+            duplicate_window: 0,
+        }
+    }
+}
+
 /// One account's streams and API counters.
 #[derive(Debug, Default)]
 pub struct AccountJetStream {
@@ -226,6 +252,7 @@ impl AccountJetStream {
         hdr: &[u8],
         data: &[u8],
         now: u64,
+        server: &ServerShare,
     ) -> Option<(Stored, Option<String>)> {
         let name = self
             .streams
@@ -243,10 +270,21 @@ impl AccountJetStream {
                 Storage::Memory => (memory, self.limits.max_memory),
                 Storage::File => (file, self.limits.max_storage),
             };
-            if limit >= 0 && used > limit as u64 {
+            let (others, server_limit) = match storage {
+                Storage::Memory => (server.others_used.0, server.max_memory),
+                Storage::File => (server.others_used.1, server.max_storage),
+            };
+            let refusal = if limit >= 0 && used > limit as u64 {
+                Some(ApiError::account_resources_exceeded())
+            } else if server_limit >= 0 && used + others > server_limit as u64 {
+                Some(ApiError::insufficient_resources())
+            } else {
+                None
+            };
+            if let Some(error) = refusal {
                 let stream = self.streams.get_mut(&name).expect("found");
                 let _ = stream.store_mut().remove(seq);
-                stored = Stored::Refused(ApiError::account_resources_exceeded());
+                stored = Stored::Refused(error);
             }
         }
         let ack = self.streams[&name].pub_ack(&stored);
@@ -254,7 +292,7 @@ impl AccountJetStream {
     }
 
     /// The bytes streams of `storage` reserve with their `max_bytes`.
-    fn reserved(&self, storage: Storage) -> i64 {
+    pub fn reserved(&self, storage: Storage) -> i64 {
         self.streams
             .values()
             .filter(|s| s.config().storage == storage && s.config().max_bytes > 0)
@@ -287,7 +325,7 @@ impl AccountJetStream {
         api: &str,
         body: &[u8],
         now: u64,
-        server_duplicate_window: i64,
+        server: &ServerShare,
     ) -> Option<String> {
         let tokens: Vec<&str> = api.split('.').collect();
         let answer = match tokens.as_slice() {
@@ -297,8 +335,8 @@ impl AccountJetStream {
                 self.api_total += 1;
                 return Some(answer);
             }
-            ["STREAM", "CREATE", name] => self.create(name, body, now, server_duplicate_window),
-            ["STREAM", "UPDATE", name] => self.update(name, body, server_duplicate_window),
+            ["STREAM", "CREATE", name] => self.create(name, body, now, server),
+            ["STREAM", "UPDATE", name] => self.update(name, body, server.duplicate_window),
             ["STREAM", "INFO", name] => self.info(name, body),
             ["STREAM", "NAMES"] => self.names(body),
             ["STREAM", "LIST"] => self.list(body),
@@ -350,7 +388,8 @@ impl AccountJetStream {
             .done()
     }
 
-    fn create(&mut self, name: &str, body: &[u8], now: u64, server_window: i64) -> Answer {
+    fn create(&mut self, name: &str, body: &[u8], now: u64, server: &ServerShare) -> Answer {
+        let server_window = server.duplicate_window;
         const NAME: &str = "stream_create";
         let fail = |e: ApiError| error_answer(NAME, &e, &[]);
         let config = match StreamConfig::from_json(body) {
@@ -390,6 +429,19 @@ impl AccountJetStream {
                     Storage::File => (self.limits.max_storage, ApiError::insufficient_storage()),
                 };
                 if limit >= 0 && self.reserved(config.storage) + config.max_bytes > limit {
+                    return fail(error);
+                }
+                // And against the server's, with every other account's.
+                let (server_limit, others) = match config.storage {
+                    Storage::Memory => (server.max_memory, server.others_reserved.0),
+                    Storage::File => (server.max_storage, server.others_reserved.1),
+                };
+                let mine = self.reserved(config.storage) + config.max_bytes;
+                if server_limit >= 0 && others + mine > server_limit {
+                    let error = match config.storage {
+                        Storage::Memory => ApiError::insufficient_memory(),
+                        Storage::File => ApiError::insufficient_storage(),
+                    };
                     return fail(error);
                 }
             }
@@ -893,7 +945,9 @@ mod tests {
     }
 
     fn ask(js: &mut AccountJetStream, api: &str, body: &str) -> serde_json::Value {
-        let answer = js.request(api, body.as_bytes(), T0, 0).expect("an answer");
+        let answer = js
+            .request(api, body.as_bytes(), T0, &ServerShare::default())
+            .expect("an answer");
         serde_json::from_str(&answer).expect("JSON")
     }
 
@@ -904,7 +958,9 @@ mod tests {
     #[test]
     fn account_info_counts_api_calls_after_answering() {
         let mut js = js();
-        let first = js.request("INFO", b"", T0, 0).unwrap();
+        let first = js
+            .request("INFO", b"", T0, &ServerShare::default())
+            .unwrap();
         assert_eq!(
             first,
             r#"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"storage":0,"reserved_memory":0,"reserved_storage":0,"streams":0,"consumers":0,"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"max_consumers":-1,"max_ack_pending":-1,"memory_max_stream_bytes":-1,"storage_max_stream_bytes":-1,"max_bytes_required":false},"api":{"total":0,"errors":0}}"#
@@ -923,7 +979,7 @@ mod tests {
                 "STREAM.CREATE.ORDERS",
                 br#"{"name":"ORDERS","subjects":["orders.>"],"storage":"memory"}"#,
                 T0,
-                0,
+                &ServerShare::default(),
             )
             .unwrap();
         assert!(created.starts_with(
@@ -957,11 +1013,16 @@ mod tests {
         let empty = ask(&mut js, "STREAM.CREATE.X", "");
         assert_eq!(error_code(&empty), 10025);
 
-        let (stored, ack) = js.capture(b"orders.eu", b"", b"m1", T0 + 1).unwrap();
+        let (stored, ack) = js
+            .capture(b"orders.eu", b"", b"m1", T0 + 1, &ServerShare::default())
+            .unwrap();
         assert_eq!(stored, Stored::Stored(1));
         assert_eq!(ack.as_deref(), Some(r#"{"stream":"ORDERS", "seq":1}"#));
-        js.capture(b"orders.us", b"", b"m2", T0 + 2).unwrap();
-        assert!(js.capture(b"elsewhere", b"", b"", T0).is_none());
+        js.capture(b"orders.us", b"", b"m2", T0 + 2, &ServerShare::default())
+            .unwrap();
+        assert!(js
+            .capture(b"elsewhere", b"", b"", T0, &ServerShare::default())
+            .is_none());
 
         let info = ask(&mut js, "STREAM.INFO.ORDERS", r#"{"subjects_filter":">"}"#);
         assert_eq!(info["state"]["messages"], 2);
@@ -989,7 +1050,12 @@ mod tests {
         let names = ask(&mut js, "STREAM.NAMES", r#"{"subject":"orders.eu"}"#);
         assert_eq!(names["streams"], serde_json::json!(["ORDERS"]));
         let nobody = js
-            .request("STREAM.NAMES", br#"{"subject":"zzz"}"#, T0, 0)
+            .request(
+                "STREAM.NAMES",
+                br#"{"subject":"zzz"}"#,
+                T0,
+                &ServerShare::default(),
+            )
             .unwrap();
         assert!(
             nobody.ends_with(r#""limit":1024,"streams":null}"#),
@@ -1021,7 +1087,12 @@ mod tests {
             (true.into(), 1.into())
         );
         let both = js
-            .request("STREAM.PURGE.ORDERS", br#"{"seq":2,"keep":1}"#, T0, 0)
+            .request(
+                "STREAM.PURGE.ORDERS",
+                br#"{"seq":2,"keep":1}"#,
+                T0,
+                &ServerShare::default(),
+            )
             .unwrap();
         assert!(
             both.ends_with(r#""description":"bad request"},"purged":0}"#),
@@ -1034,13 +1105,15 @@ mod tests {
         );
         assert_eq!(ask(&mut js, "STREAM.DELETE.ORDERS", "")["success"], true);
         assert_eq!(error_code(&ask(&mut js, "STREAM.DELETE.ORDERS", "")), 10059);
-        let missing = js.request("STREAM.INFO.ORDERS", b"", T0, 0).unwrap();
+        let missing = js
+            .request("STREAM.INFO.ORDERS", b"", T0, &ServerShare::default())
+            .unwrap();
         assert!(
             missing.ends_with(r#""total":0,"offset":0,"limit":0}"#),
             "{missing}"
         );
         assert_eq!(
-            js.request("STREAM.CREATE.a.b", b"{}", T0, 0),
+            js.request("STREAM.CREATE.a.b", b"{}", T0, &ServerShare::default()),
             None,
             "no answer"
         );
@@ -1114,9 +1187,13 @@ mod tests {
         );
         // 1 + 40 + 16 = 57 bytes each: the second is over 100 and removed again.
         let payload = vec![b'x'; 40];
-        let (first, _) = js.capture(b"M", b"", &payload, T0).unwrap();
+        let (first, _) = js
+            .capture(b"M", b"", &payload, T0, &ServerShare::default())
+            .unwrap();
         assert_eq!(first, Stored::Stored(1));
-        let (second, ack) = js.capture(b"M", b"", &payload, T0).unwrap();
+        let (second, ack) = js
+            .capture(b"M", b"", &payload, T0, &ServerShare::default())
+            .unwrap();
         assert_eq!(
             second,
             Stored::Refused(ApiError::account_resources_exceeded())
@@ -1127,6 +1204,35 @@ mod tests {
         );
         let info = ask(&mut js, "STREAM.INFO.M", "");
         assert_eq!(info["state"]["messages"], 1);
+    }
+
+    #[test]
+    fn server_wide_limits_with_the_other_accounts() {
+        let mut js = js();
+        let server = ServerShare {
+            max_memory: 1000,
+            max_storage: 1000,
+            others_used: (950, 0),
+            others_reserved: (0, 900),
+            duplicate_window: 0,
+        };
+        let reserve = js
+            .request(
+                "STREAM.CREATE.F",
+                br#"{"name":"F","max_bytes":200}"#,
+                T0,
+                &server,
+            )
+            .unwrap();
+        assert!(reserve.contains(r#""err_code":10047"#), "{reserve}");
+        js.request(
+            "STREAM.CREATE.M",
+            br#"{"name":"M","storage":"memory"}"#,
+            T0,
+            &server,
+        );
+        let (stored, _) = js.capture(b"M", b"", &[b'x'; 40], T0, &server).unwrap();
+        assert_eq!(stored, Stored::Refused(ApiError::insufficient_resources()));
     }
 
     #[test]

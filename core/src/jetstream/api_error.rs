@@ -100,6 +100,11 @@ impl ApiError {
         ApiError::new(500, 10047, "insufficient storage resources available")
     }
 
+    /// 10023: the server's store is full.
+    pub fn insufficient_resources() -> ApiError {
+        ApiError::new(503, 10023, "insufficient resources")
+    }
+
     /// 10027.
     pub fn max_streams() -> ApiError {
         ApiError::new(400, 10027, "maximum number of streams reached")

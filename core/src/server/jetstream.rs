@@ -5,7 +5,8 @@
 use std::cmp::Reverse;
 use std::time::Duration;
 
-use crate::jetstream::api::{not_enabled_answer, StoreWrite};
+use crate::jetstream::api::{not_enabled_answer, ServerShare, StoreWrite};
+use crate::jetstream::config::Storage;
 use crate::jetstream::log_format::decode;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
@@ -55,10 +56,13 @@ impl Server {
                 }
                 return true;
             }
+            let share = self.server_share(acc, true);
+            let before = self.account_usage(acc);
             let answer = match self.accounts[acc].jetstream.as_mut() {
-                Some(js) => js.request(&api, data, unix, 0),
+                Some(js) => js.request(&api, data, unix, &share),
                 None => not_enabled_answer(&api),
             };
+            self.update_usage(acc, before);
             self.collect_store_writes(acc);
             if let (Some(answer), Some(reply)) = (answer, publish.reply) {
                 self.publish_internal(acc, reply, answer.as_bytes(), now);
@@ -67,12 +71,16 @@ impl Server {
             self.schedule_expiry(now);
             return true;
         }
-        let Some(js) = self.accounts[acc].jetstream.as_mut() else {
+        if self.accounts[acc].jetstream.is_none() {
+            return false;
+        }
+        let share = self.server_share(acc, false);
+        let before = self.account_usage(acc);
+        let js = self.accounts[acc].jetstream.as_mut().expect("checked");
+        let Some((_, ack)) = js.capture(publish.subject, hdr, data, unix, &share) else {
             return false;
         };
-        let Some((_, ack)) = js.capture(publish.subject, hdr, data, unix) else {
-            return false;
-        };
+        self.update_usage(acc, before);
         // Written before the PubAck can go out (the runtime makes store
         // writes before client writes).
         self.collect_store_writes(acc);
@@ -81,6 +89,45 @@ impl Server {
         }
         self.schedule_expiry(now);
         true
+    }
+
+    /// What account `acc`'s streams hold: memory, storage.
+    fn account_usage(&self, acc: usize) -> (u64, u64) {
+        self.accounts[acc]
+            .jetstream
+            .as_ref()
+            .map_or((0, 0), |js| js.usage())
+    }
+
+    /// Keeps the server-wide totals right after account `acc` changed from
+    /// holding `before`.
+    fn update_usage(&mut self, acc: usize, before: (u64, u64)) {
+        let after = self.account_usage(acc);
+        self.js_used.0 = self.js_used.0 - before.0 + after.0;
+        self.js_used.1 = self.js_used.1 - before.1 + after.1;
+    }
+
+    /// The server's limits and what the accounts other than `acc` use (and,
+    /// for API requests, reserve: a walk over every account's streams).
+    fn server_share(&self, acc: usize, with_reservations: bool) -> ServerShare {
+        let js = self.opts.jetstream.as_ref();
+        let mine = self.account_usage(acc);
+        let mut others_reserved = (0, 0);
+        if with_reservations {
+            for (i, account) in self.accounts.iter().enumerate() {
+                if let (true, Some(js)) = (i != acc, account.jetstream.as_ref()) {
+                    others_reserved.0 += js.reserved(Storage::Memory);
+                    others_reserved.1 += js.reserved(Storage::File);
+                }
+            }
+        }
+        ServerShare {
+            max_memory: js.and_then(|j| j.max_memory).unwrap_or(-1),
+            max_storage: js.and_then(|j| j.max_store).unwrap_or(-1),
+            others_used: (self.js_used.0 - mine.0, self.js_used.1 - mine.1),
+            others_reserved,
+            duplicate_window: 0,
+        }
     }
 
     /// Queues what account `acc`'s file streams need written.
@@ -120,6 +167,10 @@ impl Server {
         let decoded = decode(log);
         let stream = js.restore(meta, decoded.records)?;
         let state = stream.store().state();
+        match stream.config().storage {
+            Storage::Memory => self.js_used.0 += state.bytes,
+            Storage::File => self.js_used.1 += state.bytes,
+        }
         let mut line = format!(
             "Restored {} messages for stream '{account} > {}'",
             thousands(state.messages),
@@ -164,12 +215,14 @@ impl Server {
         }
         self.expiry_due = None;
         let unix = self.unix_time(now);
-        for js in self
-            .accounts
-            .iter_mut()
-            .filter_map(|a| a.jetstream.as_mut())
-        {
-            js.expire(unix);
+        for acc in 0..self.accounts.len() {
+            let before = self.account_usage(acc);
+            if let Some(js) = self.accounts[acc].jetstream.as_mut() {
+                js.expire(unix);
+                self.update_usage(acc, before);
+                // Expired messages of file streams are removed on disk too.
+                self.collect_store_writes(acc);
+            }
         }
         // Never sooner than a millisecond from now: expiry needs no finer grain.
         self.schedule_expiry(now + Duration::from_millis(1));

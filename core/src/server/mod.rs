@@ -234,6 +234,9 @@ pub struct Server {
     /// Writes file streams need, by account name, for the runtime to make
     /// before it writes to any client ([`Server::poll_store_write`]).
     store_writes: VecDeque<(String, StoreWrite)>,
+    /// What every account's streams hold: memory, storage (JetStream's
+    /// server-wide limits are checked against it).
+    js_used: (u64, u64),
     /// Subjects rewritten by imports, reused so routing does not allocate.
     route_buf: Vec<u8>,
     /// `(account, start, end)` of each rewritten subject in `route_buf`.
@@ -328,6 +331,7 @@ impl Server {
             response_prune_due: None,
             expiry_due: None,
             store_writes: VecDeque::new(),
+            js_used: (0, 0),
             route_buf: Vec::new(),
             route_spans: Vec::new(),
             service_imports,
