@@ -1492,3 +1492,62 @@ fn a_huge_subscription_set_is_torn_down_in_slices() {
     );
     assert_eq!(json(&mut sim, "/subsz")["num_subscriptions"], 1);
 }
+
+#[test]
+fn jsz_and_varz_report_jetstream_usage_with_nats_servers_fields() {
+    let opts = Options {
+        jetstream: Some(tenet_core::options::JetStreamOptions {
+            store_dir: Some("/tmp/x/jetstream".into()),
+            max_memory: Some(1 << 30),
+            max_store: Some(1 << 32),
+        }),
+        ..Options::default()
+    };
+    let mut sim = Sim::new(opts);
+    let c = sim.connect(QUIET);
+    let body = r#"{"name":"S","subjects":["s.>"]}"#;
+    sim.send(
+        c,
+        format!("PUB $JS.API.STREAM.CREATE.S {}\r\n{body}\r\n", body.len()).as_bytes(),
+    );
+    for _ in 0..3 {
+        sim.send(c, b"PUB s.a 5\r\nhello\r\n");
+    }
+    let r = get(&mut sim, "/jsz?accounts=true&streams=true");
+    // nats-server 2.9.10's fields, in its order (recorded from a live one).
+    assert_eq!(
+        keys(&r.body, 1),
+        [
+            "server_id",
+            "now",
+            "config",
+            "memory",
+            "storage",
+            "reserved_memory",
+            "reserved_storage",
+            "accounts",
+            "ha_assets",
+            "api",
+            "streams",
+            "consumers",
+            "messages",
+            "bytes",
+            "account_details"
+        ]
+    );
+    let jsz: Value = serde_json::from_str(&r.body).unwrap();
+    // 3 x (22 + 3 + 5 + 8) bytes, nats-server's file accounting.
+    assert_eq!(
+        (jsz["messages"].clone(), jsz["bytes"].clone()),
+        (3.into(), 114.into())
+    );
+    assert_eq!(jsz["config"]["store_dir"], "/tmp/x/jetstream");
+    let detail = &jsz["account_details"][0];
+    assert_eq!(detail["name"], "$G");
+    assert_eq!(detail["stream_detail"][0]["state"]["messages"], 3);
+    let varz = json(&mut sim, "/varz");
+    assert_eq!(varz["jetstream"]["stats"]["storage"], 114);
+    assert_eq!(varz["jetstream"]["config"]["max_memory"], 1 << 30);
+    let accountz = json(&mut sim, "/accountz?acc=$G");
+    assert_eq!(accountz["account_detail"]["jetstream_enabled"], true);
+}

@@ -626,7 +626,7 @@ impl Server {
             is_system: self.system_account.as_deref() == Some(account.name.as_str()),
             expired: false,
             complete: true,
-            jetstream_enabled: false,
+            jetstream_enabled: account.jetstream.is_some(),
             leafnode_connections: 0,
             client_connections: account.stats.connections,
             subscriptions: account.sublist.len(),
