@@ -1,10 +1,10 @@
-//! JetStream: each account's streams, their stored messages and limits.
+//! JetStream: each account's streams, their stored messages, the `$JS.API`
+//! requests that manage them, and the on-disk form of file streams.
 //!
-//! Work in progress on the `jetstream` branch (issue 18): so far the message
-//! store ([`store`]) with nats-server's limits and accounting, and stream
-//! configurations ([`config`]) with its defaults, checks and errors
-//! ([`api_error`]); the API, the server configuration, the file store and
-//! the engine's hooks follow.
+//! The engine (`server::jetstream`) hands this module API requests and
+//! published messages, and sends what it answers; the host writes what file
+//! streams need (`api::StoreWrite`) and gives them back at start-up.
+//! Consumers are not here yet.
 
 pub mod api;
 pub mod api_error;
