@@ -8,7 +8,9 @@
 //! - kind 1, a message: `u64 seq · u64 time · u16 subject length · u32
 //!   header length · subject · header · payload`;
 //! - kind 2, a removal: `u64 seq`;
-//! - kind 3, the last sequence moved on (a compaction past the end): `u64 last`.
+//! - kind 3, the last sequence moved on with nothing stored (a compaction
+//!   past the end, a message an interest stream keeps for nobody): `u64
+//!   last · u64 time`.
 
 use super::store::StoredMsg;
 
@@ -24,8 +26,9 @@ const MAX_RECORD: usize = 64 * 1024 * 1024 + 70_000;
 pub enum Record {
     Msg(StoredMsg),
     Removed(u64),
-    /// The stream's last sequence is now this (nothing stored up to it).
-    Skipped(u64),
+    /// The stream's last sequence is now this, at this time (nothing
+    /// stored up to it).
+    Skipped(u64, u64),
 }
 
 /// CRC-32 (IEEE), table-driven.
@@ -75,9 +78,10 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             out.push(KIND_REMOVED);
             out.extend_from_slice(&seq.to_le_bytes());
         }
-        Record::Skipped(last) => {
+        Record::Skipped(last, time) => {
             out.push(KIND_SKIPPED);
             out.extend_from_slice(&last.to_le_bytes());
+            out.extend_from_slice(&time.to_le_bytes());
         }
     }
     let body_len = (out.len() - start - 8) as u32;
@@ -157,7 +161,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
                 }
             }
             (KIND_REMOVED, 9) => Some(Record::Removed(u64_at(body, 1))),
-            (KIND_SKIPPED, 9) => Some(Record::Skipped(u64_at(body, 1))),
+            (KIND_SKIPPED, 17) => Some(Record::Skipped(u64_at(body, 1), u64_at(body, 9))),
             _ => None,
         };
         let Some(record) = record else {
@@ -207,7 +211,7 @@ mod tests {
             msg(1, "a.b", b"", b"hello"),
             msg(2, "a.c", b"NATS/1.0\r\nX: 1\r\n\r\n", b""),
             Record::Removed(1),
-            Record::Skipped(10),
+            Record::Skipped(10, 1_700_000_000_000_000_000),
         ];
         let bytes = encoded(&records);
         let back = decode(&bytes);

@@ -196,7 +196,12 @@ impl MemStore {
                     self.msgs.insert(msg.seq, msg);
                 }
                 Record::Removed(seq) => self.remove_stored(seq),
-                Record::Skipped(last) => self.last_seq = self.last_seq.max(last),
+                Record::Skipped(last, time) => {
+                    if last >= self.last_seq {
+                        self.last_seq = last;
+                        self.last_time = time;
+                    }
+                }
             }
         }
         self.first_seq = match self.msgs.keys().next() {
@@ -272,6 +277,19 @@ impl MemStore {
         }
         self.enforce_limits();
         Ok(seq)
+    }
+
+    /// Takes the next sequence without storing anything (a message an
+    /// interest stream keeps for nobody); returns it.
+    pub fn skip(&mut self, time: u64) -> u64 {
+        self.last_seq += 1;
+        self.last_time = time;
+        if self.msgs.is_empty() {
+            self.first_seq = self.last_seq + 1;
+        }
+        let last = self.last_seq;
+        self.note(|| Record::Skipped(last, time));
+        last
     }
 
     /// Drops the oldest messages of `subject` beyond `max`.
@@ -413,7 +431,8 @@ impl MemStore {
                 Some(below) if below > self.last_seq + 1 => {
                     self.last_seq = below - 1;
                     self.first_seq = below;
-                    self.note(|| Record::Skipped(below - 1));
+                    let time = self.last_time;
+                    self.note(|| Record::Skipped(below - 1, time));
                 }
                 _ if self.msgs.is_empty() && self.last_seq > 0 => {
                     self.first_seq = self.last_seq + 1;
@@ -724,6 +743,7 @@ mod tests {
             Remove(u8),
             Purge(Option<u8>, Option<u8>, Option<u8>),
             Expire(u16),
+            Skip,
         }
 
         const SUBJECTS: [&[u8]; 4] = [b"a.1", b"a.2", b"b.1", b"b.2"];
@@ -736,6 +756,7 @@ mod tests {
                 1 => (prop::option::of(0..4u8), prop::option::of(any::<u8>()), prop::option::of(0..4u8))
                     .prop_map(|(f, b, k)| Op::Purge(f, b, k)),
                 1 => any::<u16>().prop_map(Op::Expire),
+                1 => Just(Op::Skip),
             ]
         }
 
@@ -844,6 +865,10 @@ mod tests {
                             }
                             let purge = Purge { filter, below, keep };
                             prop_assert_eq!(store.purge(&purge), chosen.len() as u64);
+                        }
+                        Op::Skip => {
+                            last += 1;
+                            prop_assert_eq!(store.skip(now), last);
                         }
                         Op::Expire(d) => {
                             now += u64::from(d);

@@ -188,6 +188,14 @@ impl Stream {
         if hdr.len() > MAX_HEADER {
             return Stored::Refused(ApiError::header_too_big());
         }
+        if self.config.retention == Retention::Interest {
+            // Interest retention keeps a message only for the consumers
+            // interested in it; with none (consumers arrive with part 2 of
+            // JetStream) it takes a sequence and is acknowledged, as
+            // nats-server does, but nothing is stored.
+            let seq = self.store.skip(now);
+            return Stored::Stored(seq);
+        }
         let seq = match self.store.store(subject, hdr, data, now) {
             Ok(seq) => seq,
             Err(e) => return Stored::Refused(ApiError::store_failed(&e.to_string())),
@@ -402,6 +410,16 @@ mod tests {
         let mut quiet = stream(r#"{"name":"Q","no_ack":true}"#);
         let stored = quiet.publish(b"Q", b"", b"", 1);
         assert_eq!(quiet.pub_ack(&stored), None);
+    }
+
+    #[test]
+    fn an_interest_stream_without_consumers_stores_nothing_but_counts() {
+        let mut s = stream(r#"{"name":"I","retention":"interest"}"#);
+        assert_eq!(s.publish(b"I", b"", b"x", 1), Stored::Stored(1));
+        assert_eq!(s.publish(b"I", b"", b"x", 2), Stored::Stored(2));
+        let state = s.store().state();
+        // nats-server: first_seq = last_seq + 1, nothing held.
+        assert_eq!((state.messages, state.first_seq, state.last_seq), (0, 3, 2));
     }
 
     #[test]
