@@ -71,7 +71,13 @@ impl Server {
             self.schedule_expiry(now);
             return true;
         }
-        if self.accounts[acc].jetstream.is_none() {
+        // Most publishes go to no stream: find that out before anything
+        // walks the account's usage.
+        let captured = self.accounts[acc]
+            .jetstream
+            .as_ref()
+            .is_some_and(|js| js.streams().any(|s| s.captures(publish.subject)));
+        if !captured {
             return false;
         }
         let share = self.server_share(acc, false);
