@@ -108,6 +108,25 @@ fn error_answer(name: &str, error: &ApiError, extra: &[(&str, &str)]) -> Answer 
 /// An API answer: `Err` for an error answer (counted in `api.errors`).
 type Answer = Result<String, String>;
 
+/// A page of a NAMES or LIST answer: the type, the paging numbers, and
+/// the items (already JSON) under `field`.
+fn page_answer(
+    name: &str,
+    total: usize,
+    offset: usize,
+    limit: usize,
+    field: &str,
+    items: &str,
+) -> Answer {
+    Ok(Obj::new()
+        .str("type", &response_type(name))
+        .num("total", total as u64)
+        .num("offset", offset as u64)
+        .num("limit", limit as u64)
+        .raw(field, items)
+        .done())
+}
+
 /// "Empty request": no bytes, or a JSON object without keys.
 fn is_empty_request(body: &[u8]) -> bool {
     body.trim_ascii().is_empty()
@@ -639,13 +658,7 @@ impl AccountJetStream {
         } else {
             array(page)
         };
-        Ok(Obj::new()
-            .str("type", &response_type(NAME))
-            .num("total", names.len() as u64)
-            .num("offset", offset as u64)
-            .num("limit", NAMES_LIMIT as u64)
-            .raw("streams", &streams)
-            .done())
+        page_answer(NAME, names.len(), offset, NAMES_LIMIT, "streams", &streams)
     }
 
     fn list(&mut self, body: &[u8]) -> Answer {
@@ -668,13 +681,14 @@ impl AccountJetStream {
             let stream = &self.streams[*n];
             stream.info_fields(Obj::new(), 0).done()
         });
-        Ok(Obj::new()
-            .str("type", &response_type(NAME))
-            .num("total", names.len() as u64)
-            .num("offset", offset as u64)
-            .num("limit", LIST_LIMIT as u64)
-            .raw("streams", &array(infos))
-            .done())
+        page_answer(
+            NAME,
+            names.len(),
+            offset,
+            LIST_LIMIT,
+            "streams",
+            &array(infos),
+        )
     }
 
     fn delete(&mut self, name: &str, body: &[u8]) -> Answer {
