@@ -110,6 +110,11 @@ impl ApiError {
         ApiError::new(400, 10027, "maximum number of streams reached")
     }
 
+    /// A consumer error with its code (the consumer checks have many).
+    pub fn consumer(code: u16, err_code: u32, description: impl Into<String>) -> ApiError {
+        ApiError::new(code, err_code, description)
+    }
+
     /// 10052: a stream configuration refused, with the reason.
     pub fn invalid_stream_config(reason: impl Into<String>) -> ApiError {
         ApiError::new(500, 10052, reason)
