@@ -9,6 +9,7 @@
 pub mod api;
 pub mod api_error;
 pub mod config;
+pub mod consumer;
 pub mod consumer_config;
 pub mod json;
 pub mod log_format;

@@ -1,0 +1,590 @@
+//! A consumer's delivery state: which stored message it hands out next,
+//! what is delivered but not acknowledged, acknowledgements (ack, nak with
+//! a delay, in progress, term, ack all), redelivery after `ack_wait` or
+//! `backoff`, `max_deliver` and `max_ack_pending`. Pure: the store is
+//! read, times are passed in (Unix nanoseconds).
+
+use std::collections::BTreeMap;
+
+use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
+use super::store::MemStore;
+use crate::subject::subject_matches;
+
+/// A message delivered but not acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pending {
+    /// The consumer sequence of its latest delivery.
+    consumer_seq: u64,
+    /// How many times it was delivered.
+    deliveries: u64,
+    /// When it is redelivered unless acknowledged first.
+    deadline: u64,
+}
+
+/// One delivery for the engine to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub stream_seq: u64,
+    pub consumer_seq: u64,
+    /// 1 for the first delivery.
+    pub deliveries: u64,
+    /// The consumer's pending count after this message (the last ack token).
+    pub pending: u64,
+}
+
+/// An acknowledgement's body (reference §7.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ack {
+    Ack,
+    /// Redeliver after this many nanoseconds (0: now).
+    Nak(u64),
+    InProgress,
+    /// Acknowledged without success: never redelivered.
+    Term,
+}
+
+impl Ack {
+    /// Reads an ack body; `+NXT` and its pull request are the engine's.
+    pub fn parse(body: &[u8]) -> Option<Ack> {
+        let body = body.trim_ascii();
+        if body.is_empty() || body == b"+ACK" || body == b"+OK" {
+            return Some(Ack::Ack);
+        }
+        if body == b"+WPI" {
+            return Some(Ack::InProgress);
+        }
+        if body.starts_with(b"+TERM") {
+            return Some(Ack::Term);
+        }
+        if let Some(rest) = body.strip_prefix(b"-NAK") {
+            #[derive(serde::Deserialize)]
+            struct Delay {
+                delay: u64,
+            }
+            let delay = serde_json::from_slice::<Delay>(rest.trim_ascii()).map_or(0, |d| d.delay);
+            return Some(Ack::Nak(delay));
+        }
+        None
+    }
+}
+
+/// The state of one consumer.
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    config: ConsumerConfig,
+    /// The next stream sequence not yet looked at.
+    next_seq: u64,
+    /// The last consumer sequence handed out.
+    consumer_seq: u64,
+    /// The highest stream sequence delivered (or skipped as not matching).
+    delivered_stream_seq: u64,
+    /// Everything at or below is acknowledged: (consumer seq, stream seq).
+    ack_floor: (u64, u64),
+    /// By stream sequence.
+    pending: BTreeMap<u64, Pending>,
+    /// Stream sequences due for redelivery, in order (redelivered first).
+    redeliver: BTreeMap<u64, ()>,
+    /// Messages delivered more than once that are still tracked.
+    redelivered: u64,
+}
+
+impl Consumer {
+    /// A new consumer on `store` at `now`: where it starts follows its deliver policy.
+    pub fn new(config: ConsumerConfig, store: &MemStore, start_time: Option<u64>) -> Consumer {
+        let state = store.state();
+        let filter = config.filter_subject.clone();
+        let first = |from: u64| -> u64 {
+            if filter.is_empty() {
+                from.max(state.first_seq)
+            } else {
+                store
+                    .next_by_subject(filter.as_bytes(), from)
+                    .map_or(state.last_seq + 1, |m| m.seq)
+            }
+        };
+        let start = match config.deliver_policy {
+            DeliverPolicy::All | DeliverPolicy::LastPerSubject => first(0),
+            DeliverPolicy::Last => {
+                let last = if filter.is_empty() {
+                    store.get(state.last_seq).map(|m| m.seq)
+                } else {
+                    store.last_by_subject(filter.as_bytes()).map(|m| m.seq)
+                };
+                last.unwrap_or(state.last_seq + 1)
+            }
+            DeliverPolicy::New => state.last_seq + 1,
+            DeliverPolicy::ByStartSequence => first(config.opt_start_seq.max(0) as u64),
+            DeliverPolicy::ByStartTime => {
+                let from = start_time.unwrap_or(0);
+                (state.first_seq..=state.last_seq)
+                    .find(|&s| store.get(s).is_some_and(|m| m.time >= from))
+                    .unwrap_or(state.last_seq + 1)
+            }
+        };
+        let start = start.max(1);
+        Consumer {
+            config,
+            next_seq: start,
+            consumer_seq: 0,
+            delivered_stream_seq: start - 1,
+            ack_floor: (0, start - 1),
+            pending: BTreeMap::new(),
+            redeliver: BTreeMap::new(),
+            redelivered: 0,
+        }
+    }
+
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    fn acks(&self) -> bool {
+        self.config.ack_policy != AckPolicy::None
+    }
+
+    fn matches(&self, subject: &[u8]) -> bool {
+        self.config.filter_subject.is_empty()
+            || subject_matches(self.config.filter_subject.as_bytes(), subject)
+    }
+
+    /// How long a delivery waits for its ack, by its delivery count.
+    fn ack_wait(&self, deliveries: u64) -> u64 {
+        let backoff = &self.config.backoff;
+        let wait = if backoff.is_empty() {
+            self.config.ack_wait
+        } else {
+            let i = (deliveries as usize)
+                .saturating_sub(1)
+                .min(backoff.len() - 1);
+            backoff[i]
+        };
+        wait.max(0) as u64
+    }
+
+    /// Messages matching the filter not yet delivered.
+    pub fn num_pending(&self, store: &MemStore) -> u64 {
+        let last = store.state().last_seq;
+        (self.next_seq..=last)
+            .filter(|&s| store.get(s).is_some_and(|m| self.matches(&m.subject)))
+            .count() as u64
+    }
+
+    /// Delivered, not acknowledged.
+    pub fn num_ack_pending(&self) -> u64 {
+        self.pending.len() as u64
+    }
+
+    pub fn num_redelivered(&self) -> u64 {
+        self.redelivered
+    }
+
+    /// `delivered`: (consumer seq, stream seq).
+    pub fn delivered(&self) -> (u64, u64) {
+        (self.consumer_seq, self.delivered_stream_seq)
+    }
+
+    pub fn ack_floor(&self) -> (u64, u64) {
+        self.ack_floor
+    }
+
+    /// Moves deliveries whose ack wait ended by `now` to the redelivery
+    /// queue (those that reached `max_deliver` are dropped when their turn
+    /// comes, in [`Consumer::next`]).
+    pub fn expire(&mut self, now: u64) {
+        let due: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(seq, p)| p.deadline <= now && !self.redeliver.contains_key(seq))
+            .map(|(&seq, _)| seq)
+            .collect();
+        for seq in due {
+            self.redeliver.insert(seq, ());
+        }
+    }
+
+    /// When the next delivery's ack wait ends.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.pending
+            .iter()
+            .filter(|(seq, _)| !self.redeliver.contains_key(seq))
+            .map(|(_, p)| p.deadline)
+            .min()
+    }
+
+    /// The next message to send at `now`, if any (redeliveries first, then
+    /// new messages matching the filter), and the stream sequences dropped
+    /// on the way for having reached `max_deliver`.
+    pub fn next(&mut self, store: &MemStore, now: u64) -> (Option<Delivery>, Vec<u64>) {
+        let mut dropped = Vec::new();
+        while let Some((&seq, _)) = self.redeliver.iter().next() {
+            self.redeliver.remove(&seq);
+            let Some(p) = self.pending.get(&seq).cloned() else {
+                continue;
+            };
+            if store.get(seq).is_none() {
+                // Gone from the stream (purged, expired): dropped silently.
+                self.pending.remove(&seq);
+                continue;
+            }
+            let max = self.config.max_deliver;
+            if max > 0 && p.deliveries >= max as u64 {
+                self.pending.remove(&seq);
+                dropped.push(seq);
+                continue;
+            }
+            self.consumer_seq += 1;
+            let deliveries = p.deliveries + 1;
+            if p.deliveries == 1 {
+                self.redelivered += 1;
+            }
+            let deadline = now.saturating_add(self.ack_wait(deliveries));
+            self.pending.insert(
+                seq,
+                Pending {
+                    consumer_seq: self.consumer_seq,
+                    deliveries,
+                    deadline,
+                },
+            );
+            let pending = self.num_pending(store);
+            return (
+                Some(Delivery {
+                    stream_seq: seq,
+                    consumer_seq: self.consumer_seq,
+                    deliveries,
+                    pending,
+                }),
+                dropped,
+            );
+        }
+        if self.acks()
+            && self.config.max_ack_pending > 0
+            && self.pending.len() as i64 >= self.config.max_ack_pending
+        {
+            return (None, dropped);
+        }
+        let last = store.state().last_seq;
+        while self.next_seq <= last {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let Some(msg) = store.get(seq) else {
+                continue;
+            };
+            if !self.matches(&msg.subject) {
+                self.delivered_stream_seq = seq;
+                continue;
+            }
+            self.consumer_seq += 1;
+            self.delivered_stream_seq = seq;
+            if self.acks() {
+                let deadline = now.saturating_add(self.ack_wait(1));
+                self.pending.insert(
+                    seq,
+                    Pending {
+                        consumer_seq: self.consumer_seq,
+                        deliveries: 1,
+                        deadline,
+                    },
+                );
+            } else {
+                self.ack_floor = (self.consumer_seq, seq);
+            }
+            let pending = self.num_pending(store);
+            return (
+                Some(Delivery {
+                    stream_seq: seq,
+                    consumer_seq: self.consumer_seq,
+                    deliveries: 1,
+                    pending,
+                }),
+                dropped,
+            );
+        }
+        (None, dropped)
+    }
+
+    /// An acknowledgement of stream sequence `seq` at `now`; returns the
+    /// stream sequences it acknowledged (the engine removes those of work
+    /// queue and interest streams).
+    pub fn ack(&mut self, seq: u64, ack: &Ack, now: u64) -> Vec<u64> {
+        if !self.acks() {
+            return Vec::new();
+        }
+        match ack {
+            Ack::Ack | Ack::Term => {
+                let acked: Vec<u64> = if self.config.ack_policy == AckPolicy::All {
+                    self.pending.range(..=seq).map(|(&s, _)| s).collect()
+                } else {
+                    self.pending
+                        .contains_key(&seq)
+                        .then_some(seq)
+                        .into_iter()
+                        .collect()
+                };
+                for s in &acked {
+                    if let Some(p) = self.pending.remove(s) {
+                        if p.deliveries > 1 {
+                            self.redelivered = self.redelivered.saturating_sub(1);
+                        }
+                    }
+                    self.redeliver.remove(s);
+                }
+                self.advance_floor();
+                acked
+            }
+            Ack::Nak(delay) => {
+                if let Some(p) = self.pending.get_mut(&seq) {
+                    p.deadline = now.saturating_add(*delay);
+                    if *delay == 0 {
+                        self.redeliver.insert(seq, ());
+                    }
+                }
+                Vec::new()
+            }
+            Ack::InProgress => {
+                let wait = self.pending.get(&seq).map(|p| self.ack_wait(p.deliveries));
+                if let (Some(p), Some(wait)) = (self.pending.get_mut(&seq), wait) {
+                    p.deadline = now.saturating_add(wait);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// The ack floor: everything delivered below the oldest pending message.
+    fn advance_floor(&mut self) {
+        match self.pending.iter().next() {
+            Some((&seq, p)) => {
+                let cseq = p.consumer_seq.saturating_sub(1);
+                if seq > 0 && (cseq, seq - 1) > self.ack_floor {
+                    self.ack_floor = (cseq.max(self.ack_floor.0), seq - 1);
+                }
+            }
+            None => self.ack_floor = (self.consumer_seq, self.delivered_stream_seq),
+        }
+    }
+}
+
+/// The ack reply subject of a delivery, as nats-server 2.9.10 writes it.
+pub fn ack_subject(stream: &str, consumer: &str, d: &Delivery, stored_time: u64) -> String {
+    format!(
+        "$JS.ACK.{stream}.{consumer}.{}.{}.{}.{stored_time}.{}",
+        d.deliveries, d.stream_seq, d.consumer_seq, d.pending
+    )
+}
+
+/// Reads an ack reply subject: (stream, consumer, stream seq).
+pub fn parse_ack_subject(subject: &str) -> Option<(&str, &str, u64)> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    match tokens.as_slice() {
+        ["$JS", "ACK", stream, consumer, _, sseq, _, _, _] => {
+            Some((stream, consumer, sseq.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::store::{Accounting, Limits};
+    use super::*;
+
+    fn store(subjects: &[&str]) -> MemStore {
+        let mut s = MemStore::new(Accounting::File, Limits::default());
+        for (i, subject) in subjects.iter().enumerate() {
+            s.store(subject.as_bytes(), b"", b"x", 1_000 + i as u64)
+                .unwrap();
+        }
+        s
+    }
+
+    fn consumer(json: &str, store: &MemStore) -> Consumer {
+        let config = serde_json::from_str::<ConsumerConfig>(json)
+            .unwrap()
+            .with_defaults();
+        Consumer::new(config, store, None)
+    }
+
+    fn seqs(c: &mut Consumer, s: &MemStore, now: u64) -> Vec<(u64, u64)> {
+        std::iter::from_fn(|| c.next(s, now).0.map(|d| (d.stream_seq, d.deliveries))).collect()
+    }
+
+    #[test]
+    fn ack_bodies() {
+        assert_eq!(Ack::parse(b""), Some(Ack::Ack));
+        assert_eq!(Ack::parse(b"+ACK"), Some(Ack::Ack));
+        assert_eq!(Ack::parse(b"-NAK"), Some(Ack::Nak(0)));
+        assert_eq!(
+            Ack::parse(br#"-NAK {"delay": 1500000000}"#),
+            Some(Ack::Nak(1_500_000_000))
+        );
+        assert_eq!(Ack::parse(b"+WPI"), Some(Ack::InProgress));
+        assert_eq!(Ack::parse(b"+TERM"), Some(Ack::Term));
+        assert_eq!(Ack::parse(b"bogus"), None);
+    }
+
+    #[test]
+    fn ack_subjects_as_nats_server_writes_them() {
+        let d = Delivery {
+            stream_seq: 3,
+            consumer_seq: 3,
+            deliveries: 1,
+            pending: 0,
+        };
+        let subject = ack_subject("P", "W", &d, 1_796_613_139_215_944_397);
+        assert_eq!(subject, "$JS.ACK.P.W.1.3.3.1796613139215944397.0");
+        assert_eq!(parse_ack_subject(&subject), Some(("P", "W", 3)));
+        assert_eq!(parse_ack_subject("$JS.ACK.P.W.1.3"), None);
+    }
+
+    #[test]
+    fn deliver_policies_start_where_nats_server_starts() {
+        let s = store(&["a", "b", "a", "b", "a"]);
+        assert_eq!(consumer(r#"{}"#, &s).delivered(), (0, 0));
+        assert_eq!(
+            consumer(r#"{"deliver_policy":"last"}"#, &s).delivered(),
+            (0, 4)
+        );
+        assert_eq!(
+            consumer(r#"{"deliver_policy":"new"}"#, &s).delivered(),
+            (0, 5)
+        );
+        let by_seq = consumer(
+            r#"{"deliver_policy":"by_start_sequence","opt_start_seq":3}"#,
+            &s,
+        );
+        assert_eq!(by_seq.delivered(), (0, 2));
+        let mut filtered = consumer(r#"{"filter_subject":"b"}"#, &s);
+        assert_eq!(filtered.num_pending(&s), 2);
+        assert_eq!(seqs(&mut filtered, &s, 0), [(2, 1), (4, 1)]);
+    }
+
+    #[test]
+    fn explicit_acks_redelivery_and_the_floor() {
+        let s = store(&["a", "a", "a"]);
+        let mut c = consumer(r#"{"ack_policy":"explicit","ack_wait":1000}"#, &s);
+        assert_eq!(seqs(&mut c, &s, 0), [(1, 1), (2, 1), (3, 1)]);
+        assert_eq!(c.num_ack_pending(), 3);
+        c.ack(2, &Ack::Ack, 10);
+        assert_eq!(c.ack_floor(), (0, 0), "1 is still pending");
+        c.ack(1, &Ack::Ack, 10);
+        assert_eq!(c.ack_floor(), (2, 2));
+        // 3 times out and comes back as a second delivery with a new consumer seq.
+        c.expire(1_000);
+        let (d, _) = c.next(&s, 1_000);
+        let d = d.unwrap();
+        assert_eq!((d.stream_seq, d.deliveries, d.consumer_seq), (3, 2, 4));
+        assert_eq!(c.num_redelivered(), 1);
+        c.ack(3, &Ack::Ack, 1_001);
+        assert_eq!((c.num_ack_pending(), c.num_redelivered()), (0, 0));
+        assert_eq!(c.ack_floor(), (4, 3));
+    }
+
+    #[test]
+    fn ack_all_nak_with_delay_term_and_max_deliver() {
+        let s = store(&["a", "a", "a"]);
+        let mut all = consumer(r#"{"ack_policy":"all","ack_wait":1000}"#, &s);
+        seqs(&mut all, &s, 0);
+        assert_eq!(all.ack(2, &Ack::Ack, 5), [1, 2]);
+        assert_eq!(all.num_ack_pending(), 1);
+        let mut c = consumer(
+            r#"{"ack_policy":"explicit","ack_wait":1000,"max_deliver":2}"#,
+            &s,
+        );
+        seqs(&mut c, &s, 0);
+        c.ack(1, &Ack::Nak(500), 10);
+        c.ack(2, &Ack::Term, 10);
+        c.expire(100);
+        assert_eq!(c.next(&s, 100).0, None, "the nak's delay is not over");
+        c.expire(510);
+        assert_eq!(c.next(&s, 510).0.map(|d| d.stream_seq), Some(1));
+        // 3 timed out twice: dropped on its third attempt, with an advisory.
+        c.expire(1_000);
+        assert_eq!(
+            c.next(&s, 1_000).0.map(|d| (d.stream_seq, d.deliveries)),
+            Some((3, 2))
+        );
+        c.expire(2_100);
+        let (next, dropped) = c.next(&s, 2_100);
+        assert_eq!(next.map(|d| d.stream_seq), None);
+        assert_eq!(dropped, [1, 3]);
+    }
+
+    #[test]
+    fn max_ack_pending_holds_new_messages() {
+        let s = store(&["a", "a", "a"]);
+        let mut c = consumer(r#"{"ack_policy":"explicit","max_ack_pending":2}"#, &s);
+        assert_eq!(seqs(&mut c, &s, 0), [(1, 1), (2, 1)]);
+        c.ack(1, &Ack::Ack, 1);
+        assert_eq!(seqs(&mut c, &s, 1), [(3, 1)]);
+    }
+
+    #[test]
+    fn backoff_sets_each_redeliverys_wait() {
+        let s = store(&["a"]);
+        let mut c = consumer(
+            r#"{"ack_policy":"explicit","backoff":[100,1000],"max_deliver":5}"#,
+            &s,
+        );
+        c.next(&s, 0);
+        assert_eq!(c.next_deadline(), Some(100));
+        c.expire(100);
+        c.next(&s, 100);
+        assert_eq!(c.next_deadline(), Some(1_100));
+        c.expire(1_100);
+        c.next(&s, 1_100);
+        assert_eq!(c.next_deadline(), Some(2_100), "the last backoff repeats");
+    }
+
+    proptest! {
+        /// Whatever the acks, naks and timeouts: every message is delivered
+        /// until acknowledged, none acknowledged comes again, and the floor
+        /// never passes a message still pending.
+        #[test]
+        fn every_message_is_delivered_until_acknowledged(
+            n in 1..20usize,
+            ops in prop::collection::vec((0..4u8, 0..25u64, 0..3u64), 0..80),
+        ) {
+            let subjects: Vec<&str> = (0..n).map(|_| "a").collect();
+            let s = store(&subjects);
+            let mut c = consumer(r#"{"ack_policy":"explicit","ack_wait":100}"#, &s);
+            let mut acked = std::collections::BTreeSet::new();
+            let mut now = 0;
+            for (kind, seq, step) in ops {
+                now += step * 60;
+                c.expire(now);
+                match kind {
+                    0 | 1 => {
+                        if let Some(d) = c.next(&s, now).0 {
+                            prop_assert!(!acked.contains(&d.stream_seq), "acked {} came again", d.stream_seq);
+                        }
+                    }
+                    2 => {
+                        let seq = seq % (n as u64 + 1);
+                        if c.pending.contains_key(&seq) {
+                            acked.insert(seq);
+                        }
+                        c.ack(seq, &Ack::Ack, now);
+                    }
+                    _ => { c.ack(seq % (n as u64 + 1), &Ack::Nak(0), now); }
+                }
+                if let Some((&first, _)) = c.pending.iter().next() {
+                    prop_assert!(c.ack_floor().1 < first);
+                }
+            }
+            // Draining with time passing delivers everything not acknowledged.
+            for _ in 0..(4 * n) {
+                now += 1_000;
+                c.expire(now);
+                while let Some(d) = c.next(&s, now).0 {
+                    acked.insert(d.stream_seq);
+                    c.ack(d.stream_seq, &Ack::Ack, now);
+                }
+            }
+            prop_assert_eq!(acked.len(), n);
+            prop_assert_eq!(c.num_ack_pending(), 0);
+        }
+    }
+}
