@@ -363,3 +363,106 @@ fn direct_gets_answer_with_the_message_itself() {
     assert_eq!(ask(&mut sim, "$JS.API.DIRECT.GET.NO", r#"{"seq":1}"#), "");
     assert_eq!(ask(&mut sim, "$JS.API.DIRECT.GET.NONE", r#"{"seq":1}"#), "");
 }
+
+#[test]
+fn a_durable_pull_consumer_delivers_acks_and_redelivers() {
+    let mut sim = js_server();
+    let c = sim.connect(CLIENT);
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.S",
+        r#"{"name":"S","subjects":["s.*"]}"#,
+    );
+    for n in 1..=3 {
+        request(&mut sim, c, "s.a", &format!("m{n}"));
+    }
+    let created = request(
+        &mut sim,
+        c,
+        "$JS.API.CONSUMER.CREATE.S.tom",
+        r#"{"stream_name":"S","config":{"durable_name":"tom","ack_policy":"explicit","ack_wait":1000000000}}"#,
+    );
+    assert!(
+        created.contains(r#""name":"tom""#) && created.contains(r#""num_pending":3"#),
+        "{created}"
+    );
+    // A pull for two: the stored messages, on their own subject, with ack subjects.
+    sim.send(c, b"SUB _INBOX.p 7\r\n");
+    let pull = r#"{"batch":2}"#;
+    sim.send(
+        c,
+        format!(
+            "PUB $JS.API.CONSUMER.MSG.NEXT.S.tom _INBOX.p {}\r\n{pull}\r\n",
+            pull.len()
+        )
+        .as_bytes(),
+    );
+    let got = sim.take_str(c);
+    let lines: Vec<&str> = got.lines().collect();
+    assert!(
+        lines[0].starts_with("MSG s.a 7 $JS.ACK.S.tom.1.1.1."),
+        "{got}"
+    );
+    assert_eq!(lines[1], "m1");
+    assert!(
+        lines[2].starts_with("MSG s.a 7 $JS.ACK.S.tom.1.2.2."),
+        "{got}"
+    );
+    // Ack the first (with a reply: confirmed by an empty message).
+    let ack_subject = lines[0].split(' ').nth(3).unwrap().to_string();
+    sim.send(c, b"SUB _INBOX.s 8\r\n");
+    sim.send(
+        c,
+        format!("PUB {ack_subject} _INBOX.s 0\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(sim.take_str(c), "MSG _INBOX.s 8 0\r\n\r\n");
+    let info = request(&mut sim, c, "$JS.API.CONSUMER.INFO.S.tom", "");
+    assert!(
+        info.contains(r#""num_ack_pending":1"#)
+            && info.contains(r#""ack_floor":{"consumer_seq":1,"stream_seq":1}"#),
+        "{info}"
+    );
+    // The unacked second comes back after ack_wait, before the third.
+    sim.advance(std::time::Duration::from_millis(1_100));
+    sim.send(
+        c,
+        format!(
+            "PUB $JS.API.CONSUMER.MSG.NEXT.S.tom _INBOX.p {}\r\n{pull}\r\n",
+            pull.len()
+        )
+        .as_bytes(),
+    );
+    let again = sim.take_str(c);
+    assert!(
+        again.contains("$JS.ACK.S.tom.2.2.3."),
+        "second delivery of 2: {again}"
+    );
+    assert!(again.contains("$JS.ACK.S.tom.1.3.4."), "then 3: {again}");
+    // no_wait with nothing left: 404.
+    let nw = r#"{"batch":1,"no_wait":true}"#;
+    sim.send(
+        c,
+        format!(
+            "PUB $JS.API.CONSUMER.MSG.NEXT.S.tom _INBOX.p {}\r\n{nw}\r\n",
+            nw.len()
+        )
+        .as_bytes(),
+    );
+    assert!(sim.take_str(c).contains("NATS/1.0 404 No Messages"));
+    // A waiting request is served by the next message.
+    sim.send(
+        c,
+        format!(
+            "PUB $JS.API.CONSUMER.MSG.NEXT.S.tom _INBOX.p {}\r\n{pull}\r\n",
+            pull.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(sim.take_str(c), "");
+    sim.send(c, b"PUB s.b 2\r\nm4\r\n");
+    assert!(sim.take_str(c).contains("MSG s.b 7 $JS.ACK.S.tom.1.4.5."));
+    let names = request(&mut sim, c, "$JS.API.CONSUMER.NAMES.S", "");
+    assert!(names.contains(r#""consumers":["tom"]"#), "{names}");
+    assert!(request(&mut sim, c, "$JS.API.CONSUMER.DELETE.S.tom", "").contains(r#""success":true"#));
+}

@@ -70,7 +70,9 @@ impl Default for ServerShare {
 #[derive(Debug, Default)]
 pub struct AccountJetStream {
     pub limits: AccountLimits,
-    streams: BTreeMap<String, Stream>,
+    pub(super) streams: BTreeMap<String, Stream>,
+    /// By (stream, consumer name).
+    pub(super) consumers: BTreeMap<(String, String), super::consumers::ConsumerEntry>,
     api_total: u64,
     api_errors: u64,
     /// What file streams need written, oldest first.
@@ -89,13 +91,13 @@ pub enum StoreWrite {
     Delete { stream: String },
 }
 
-fn response_type(name: &str) -> String {
+pub(super) fn response_type(name: &str) -> String {
     format!("io.nats.jetstream.api.v1.{name}_response")
 }
 
 /// An error answer: the type, the error, then the fields its response
 /// type writes even when empty (`extra`, raw JSON pieces in order).
-fn error_answer(name: &str, error: &ApiError, extra: &[(&str, &str)]) -> Answer {
+pub(super) fn error_answer(name: &str, error: &ApiError, extra: &[(&str, &str)]) -> Answer {
     let mut obj = Obj::new()
         .str("type", &response_type(name))
         .raw("error", &error.to_json());
@@ -106,7 +108,7 @@ fn error_answer(name: &str, error: &ApiError, extra: &[(&str, &str)]) -> Answer 
 }
 
 /// An API answer: `Err` for an error answer (counted in `api.errors`).
-type Answer = Result<String, String>;
+pub(super) type Answer = Result<String, String>;
 
 /// A page of a NAMES or LIST answer: the type, the paging numbers, and
 /// the items (already JSON) under `field`.
@@ -128,14 +130,14 @@ fn page_answer(
 }
 
 /// "Empty request": no bytes, or a JSON object without keys.
-fn is_empty_request(body: &[u8]) -> bool {
+pub(super) fn is_empty_request(body: &[u8]) -> bool {
     body.trim_ascii().is_empty()
         || serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
             .is_ok_and(|m| m.is_empty())
 }
 
 /// Reads an optional JSON request body (empty is the default).
-fn request<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn request<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
     // Go reads `null` into a struct as nothing at all (async-nats sends it).
     let body = body.trim_ascii();
     if body.is_empty() || body == b"null" {
@@ -154,8 +156,8 @@ struct InfoRequest {
 
 #[derive(Default, Deserialize)]
 #[serde(default)]
-struct NamesRequest {
-    offset: usize,
+pub(super) struct NamesRequest {
+    pub(super) offset: usize,
     subject: String,
 }
 
@@ -279,8 +281,12 @@ impl AccountJetStream {
             .find(|(_, s)| s.captures(subject))?
             .0
             .clone();
+        let interested = self
+            .consumers
+            .iter()
+            .any(|((s, _), e)| s == &name && e.wants(subject));
         let stream = self.streams.get_mut(&name).expect("found");
-        let mut stored = stream.publish(subject, hdr, data, now);
+        let mut stored = stream.publish_for(subject, hdr, data, now, interested);
         let storage = stream.config().storage;
         if let Stored::Stored(seq) = stored {
             // Over the account's limit once stored: removed again, as nats-server does.
@@ -363,6 +369,18 @@ impl AccountJetStream {
             ["STREAM", "PURGE", name] => self.purge(name, body),
             ["STREAM", "MSG", "GET", name] => self.msg_get(name, body),
             ["STREAM", "MSG", "DELETE", name] => self.msg_delete(name, body),
+            ["CONSUMER", "CREATE", stream] => self.consumer_create(stream, None, None, body, now),
+            ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
+                let filter = (!filter.is_empty()).then(|| filter.join("."));
+                self.consumer_create(stream, Some(name), filter.as_deref(), body, now)
+            }
+            ["CONSUMER", "DURABLE", "CREATE", stream, durable] => {
+                self.consumer_create_durable(stream, durable, body, now)
+            }
+            ["CONSUMER", "INFO", stream, name] => self.consumer_info(stream, name, body),
+            ["CONSUMER", "NAMES", stream] => self.consumer_names(stream, body),
+            ["CONSUMER", "LIST", stream] => self.consumer_list(stream, body),
+            ["CONSUMER", "DELETE", stream, name] => self.consumer_delete(stream, name, body),
             _ => return None,
         };
         self.api_total += 1;
@@ -481,7 +499,10 @@ impl AccountJetStream {
         }
         let stream = &self.streams[name];
         Ok(stream
-            .info_fields(Obj::new().str("type", &response_type(NAME)), 0)
+            .info_fields(
+                Obj::new().str("type", &response_type(NAME)),
+                self.consumers_of(name),
+            )
             .bool("did_create", true)
             .done())
     }
@@ -551,7 +572,10 @@ impl AccountJetStream {
         self.note_meta(name);
         let stream = &self.streams[name];
         Ok(stream
-            .info_fields(Obj::new().str("type", &response_type(NAME)), 0)
+            .info_fields(
+                Obj::new().str("type", &response_type(NAME)),
+                self.consumers_of(name),
+            )
             .done())
     }
 
@@ -587,7 +611,7 @@ impl AccountJetStream {
             .num("total", total as u64)
             .num("offset", offset as u64)
             .num("limit", limit as u64);
-        let mut state = super::stream::state_json(&stream.store().state(), 0);
+        let mut state = super::stream::state_json(&stream.store().state(), self.consumers_of(name));
         // `subjects` and `deleted` go inside `state`, before `consumer_count`.
         let mut inner = String::new();
         if let Some(subjects) = subjects {
@@ -679,7 +703,7 @@ impl AccountJetStream {
         let offset = request.offset.min(names.len());
         let infos = names.iter().skip(offset).take(LIST_LIMIT).map(|n| {
             let stream = &self.streams[*n];
-            stream.info_fields(Obj::new(), 0).done()
+            stream.info_fields(Obj::new(), self.consumers_of(n)).done()
         });
         page_answer(
             NAME,
@@ -696,6 +720,7 @@ impl AccountJetStream {
         if !is_empty_request(body) {
             return error_answer(NAME, &ApiError::not_empty_request(), &[]);
         }
+        self.consumers.retain(|(stream, _), _| stream != name);
         match self.streams.remove(name) {
             None => return error_answer(NAME, &ApiError::stream_not_found(), &[]),
             Some(stream) if stream.config().storage == Storage::File => {

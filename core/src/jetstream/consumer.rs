@@ -138,6 +138,11 @@ impl Consumer {
         &self.config
     }
 
+    /// A new configuration for the same consumer (an allowed update).
+    pub fn update_config(&mut self, config: ConsumerConfig) {
+        self.config = config;
+    }
+
     fn acks(&self) -> bool {
         self.config.ack_policy != AckPolicy::None
     }

@@ -11,6 +11,7 @@ pub mod api_error;
 pub mod config;
 pub mod consumer;
 pub mod consumer_config;
+pub mod consumers;
 pub mod json;
 pub mod log_format;
 pub mod store;

@@ -140,6 +140,19 @@ impl Stream {
     /// A message published on `subject` at `now` (Unix nanoseconds):
     /// nats-server's header checks in its order, then the limits.
     pub fn publish(&mut self, subject: &[u8], hdr: &[u8], data: &[u8], now: u64) -> Stored {
+        self.publish_for(subject, hdr, data, now, false)
+    }
+
+    /// [`Stream::publish`], knowing whether a consumer wants the message
+    /// (what an interest stream keeps it for).
+    pub fn publish_for(
+        &mut self,
+        subject: &[u8],
+        hdr: &[u8],
+        data: &[u8],
+        now: u64,
+        interested: bool,
+    ) -> Stored {
         if self.config.sealed {
             return Stored::Refused(ApiError::sealed());
         }
@@ -188,11 +201,10 @@ impl Stream {
         if hdr.len() > MAX_HEADER {
             return Stored::Refused(ApiError::header_too_big());
         }
-        if self.config.retention == Retention::Interest {
+        if self.config.retention == Retention::Interest && !interested {
             // Interest retention keeps a message only for the consumers
-            // interested in it; with none (consumers arrive with part 2 of
-            // JetStream) it takes a sequence and is acknowledged, as
-            // nats-server does, but nothing is stored.
+            // interested in it; with none it takes a sequence and is
+            // acknowledged, as nats-server does, but nothing is stored.
             let seq = self.store.skip(now);
             return Stored::Stored(seq);
         }

@@ -45,6 +45,19 @@ impl Server {
         let unix = self.unix_time(now);
         if let Some(api) = publish.subject.strip_prefix(API_PREFIX) {
             let api = String::from_utf8_lossy(api);
+            if api.starts_with("CONSUMER.MSG.NEXT.") {
+                // A pull request: answered by the consumer with messages.
+                let (Some(reply), Some(js)) =
+                    (publish.reply, self.accounts[acc].jetstream.as_mut())
+                else {
+                    return true;
+                };
+                let inbox = String::from_utf8_lossy(reply).into_owned();
+                let out = js.pull(&api, data, &inbox, unix);
+                self.send_outgoing(acc, out, now);
+                self.schedule_expiry(now);
+                return true;
+            }
             if api.starts_with("DIRECT.GET.") {
                 // Served by the stream itself, not counted as an API call.
                 let answer = self.accounts[acc]
@@ -80,6 +93,9 @@ impl Server {
         if !captured {
             return false;
         }
+        if publish.subject.starts_with(b"$JS.ACK.") {
+            return self.jetstream_ack(acc, publish, unix, now);
+        }
         let share = self.server_share(acc, false);
         let before = self.account_usage(acc);
         let js = self.accounts[acc].jetstream.as_mut().expect("checked");
@@ -93,8 +109,67 @@ impl Server {
         if let (Some(ack), Some(reply)) = (ack, publish.reply) {
             self.publish_internal(acc, reply, ack.as_bytes(), now);
         }
+        self.serve_consumers(acc, unix, now);
         self.schedule_expiry(now);
         true
+    }
+
+    /// An acknowledgement published on `$JS.ACK.…`; an ack with a reply
+    /// subject (ack sync) is confirmed with an empty message.
+    fn jetstream_ack(&mut self, acc: usize, publish: &Publish<'_>, unix: u64, now: Time) -> bool {
+        let subject = String::from_utf8_lossy(publish.subject).into_owned();
+        let body = &publish.payload[publish.header_len..];
+        let js = self.accounts[acc].jetstream.as_mut().expect("checked");
+        let before = js.usage();
+        if js.ack(&subject, body, unix).is_none() {
+            return false;
+        }
+        self.update_usage(acc, before);
+        self.collect_store_writes(acc);
+        if let Some(reply) = publish.reply {
+            self.publish_internal(acc, reply, b"", now);
+        }
+        self.serve_consumers(acc, unix, now);
+        self.schedule_expiry(now);
+        true
+    }
+
+    /// Lets account `acc`'s consumers serve their waiting pull requests.
+    fn serve_consumers(&mut self, acc: usize, unix: u64, now: Time) {
+        let Some(js) = self.accounts[acc].jetstream.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        for stream in js.streams_with_consumers() {
+            out.extend(js.serve_waiting(&stream, unix));
+        }
+        self.send_outgoing(acc, out, now);
+    }
+
+    /// Delivers consumers' messages (and statuses) in account `acc`: each to
+    /// its inbox's subscribers, on the stored message's own subject.
+    fn send_outgoing(
+        &mut self,
+        acc: usize,
+        out: Vec<crate::jetstream::consumers::Outgoing>,
+        now: Time,
+    ) {
+        for o in out {
+            let mut message = Vec::with_capacity(o.hdr.len() + o.data.len());
+            message.extend_from_slice(&o.hdr);
+            message.extend_from_slice(&o.data);
+            let (mut hdr_size, mut size) = ([0u8; 20], [0u8; 20]);
+            let publish = Publish {
+                subject: &o.subject,
+                reply: o.reply.as_deref().map(str::as_bytes),
+                header_size_token: (!o.hdr.is_empty()).then(|| decimal(o.hdr.len(), &mut hdr_size)),
+                size_token: decimal(message.len(), &mut size),
+                header_len: o.hdr.len(),
+                payload: &message,
+            };
+            let matches = self.accounts[acc].sublist.matches(o.inbox.as_bytes());
+            self.deliver_all(NO_PUBLISHER, &matches, &publish, now);
+        }
     }
 
     /// What account `acc`'s streams hold: memory, storage.
@@ -195,13 +270,19 @@ impl Server {
     /// drop for its `max_age`, unless it is set for that time or sooner.
     fn schedule_expiry(&mut self, now: Time) {
         let origin = self.wall_origin.unwrap_or(0);
-        let next = self
+        let streams = self
             .accounts
             .iter()
             .filter_map(|a| a.jetstream.as_ref())
             .flat_map(|js| js.streams())
-            .filter_map(|s| s.store().next_expiry())
-            .min();
+            .filter_map(|s| s.store().next_expiry());
+        // Consumers' ack waits and pull requests' expiry share the timer.
+        let consumers = self
+            .accounts
+            .iter()
+            .filter_map(|a| a.jetstream.as_ref())
+            .filter_map(|js| js.next_consumer_deadline());
+        let next = streams.chain(consumers).min();
         let Some(unix) = next else {
             return;
         };
@@ -225,9 +306,11 @@ impl Server {
             let before = self.account_usage(acc);
             if let Some(js) = self.accounts[acc].jetstream.as_mut() {
                 js.expire(unix);
+                js.expire_acks(unix);
                 self.update_usage(acc, before);
                 // Expired messages of file streams are removed on disk too.
                 self.collect_store_writes(acc);
+                self.serve_consumers(acc, unix, now);
             }
         }
         // Never sooner than a millisecond from now: expiry needs no finer grain.
