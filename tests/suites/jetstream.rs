@@ -255,3 +255,70 @@ asyncio.run(main())
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_pull_consumer_with_async_nats() {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    use futures::StreamExt;
+    if skip_on_reference("the consumer is tenet's") {
+        return;
+    }
+    let dir = store_dir("pull");
+    let server = TestServer::start_with_args(&["-js", "-sd", dir.to_str().expect("utf-8")]);
+    let js = jetstream::new(connect(&server, None).await);
+    let stream = js
+        .create_stream(stream::Config {
+            name: "student".into(),
+            subjects: vec!["student.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream created");
+    for n in 1..=5u64 {
+        js.publish("student.Created", format!("student {n}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("tom".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer created");
+    let mut got = Vec::new();
+    let mut messages = consumer
+        .fetch()
+        .max_messages(3)
+        .messages()
+        .await
+        .expect("fetch");
+    while let Some(message) = messages.next().await {
+        let message = message.expect("a message");
+        got.push(String::from_utf8(message.payload.to_vec()).unwrap());
+        message.ack().await.expect("acked");
+    }
+    assert_eq!(got, ["student 1", "student 2", "student 3"]);
+    let mut rest = consumer
+        .fetch()
+        .max_messages(5)
+        .messages()
+        .await
+        .expect("fetch");
+    let mut more = Vec::new();
+    while let Some(message) = rest.next().await {
+        let message = message.expect("a message");
+        more.push(String::from_utf8(message.payload.to_vec()).unwrap());
+        message.double_ack().await.expect("acked and confirmed");
+    }
+    assert_eq!(more, ["student 4", "student 5"]);
+    let mut consumer = consumer;
+    let info = consumer.info().await.expect("info");
+    assert_eq!((info.num_ack_pending, info.num_pending), (0, 0));
+    assert_eq!(info.ack_floor.stream_sequence, 5);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -38,6 +38,12 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// `408 Request Timeout` with what the request still wanted.
+    fn timeout(inbox: &str, left: u64) -> Outgoing {
+        let extra = format!("Nats-Pending-Messages: {left}\r\nNats-Pending-Bytes: 0\r\n");
+        Outgoing::status(inbox, "408 Request Timeout", &extra)
+    }
+
     fn status(inbox: &str, status: &str, extra: &str) -> Outgoing {
         Outgoing {
             inbox: inbox.to_string(),
@@ -519,7 +525,13 @@ impl AccountJetStream {
         };
         let mut out = self.deliver_to(&key, &mut waiting, now);
         let sent = batch - waiting.left;
-        if waiting.left == 0 || (req.no_wait && sent > 0) {
+        if waiting.left == 0 {
+            return out;
+        }
+        if req.no_wait && sent > 0 {
+            // As nats-server: a one-shot request that got part of its batch
+            // ends with a timeout saying how much was left.
+            out.push(Outgoing::timeout(inbox, waiting.left));
             return out;
         }
         if req.no_wait && expires.is_none() {
@@ -578,17 +590,14 @@ impl AccountJetStream {
             let mut kept = VecDeque::new();
             while let Some(mut w) = waiting.pop_front() {
                 if w.expires.is_some_and(|e| e <= now) {
-                    let extra = format!(
-                        "Nats-Pending-Messages: {}\r\nNats-Pending-Bytes: 0\r\n",
-                        w.left
-                    );
-                    out.push(Outgoing::status(&w.inbox, "408 Request Timeout", &extra));
+                    out.push(Outgoing::timeout(&w.inbox, w.left));
                     continue;
                 }
                 let before = w.left;
                 out.extend(self.deliver_to(&key, &mut w, now));
-                let done = w.left == 0 || (w.no_wait && w.left < before);
-                if !done {
+                if w.left > 0 && w.no_wait && w.left < before {
+                    out.push(Outgoing::timeout(&w.inbox, w.left));
+                } else if w.left > 0 {
                     kept.push_back(w);
                 }
             }
