@@ -322,3 +322,159 @@ async fn a_durable_pull_consumer_with_async_nats() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The multi-tenant setup of the consumers issue, verbatim (plus a store
+/// directory and a second account with its own `student` stream).
+fn tenant_config(dir: &std::path::Path) -> String {
+    format!(
+        r#"jetstream {{ store_dir: {dir:?} }}
+accounts {{
+    A: {{
+        jetstream: enabled
+        users = [
+            {{
+                user: "Admin",
+                password: "123456",
+                permissions: {{
+                    publish: {{
+                        allow: [
+                            "$JS.API.INFO",
+                            "$JS.API.STREAM.>",
+                            "$JS.API.CONSUMER.>"
+                        ]
+                    }}
+                }}
+            }},
+            {{
+                user: "Bob",
+                password: "123456",
+                permissions: {{
+                    publish: {{
+                        allow: [
+                            "$JS.API.INFO",
+                            "$JS.API.STREAM.*.student",
+                            "student.Created"
+                        ]
+                    }}
+                }}
+            }},
+            {{
+                user: "Tom",
+                password: "123456",
+                permissions: {{
+                    publish: {{
+                        allow: [
+                            "$JS.API.INFO",
+                            "$JS.API.STREAM.NAMES",
+                            "$JS.API.CONSUMER.*.student.*",
+                            "$JS.API.CONSUMER.DURABLE.CREATE.student.*",
+                            "$JS.ACK.student.>"
+                        ]
+                    }},
+                    subscribe: {{
+                        allow: [
+                            "_INBOX.>"
+                        ]
+                    }}
+                }}
+            }}
+        ]
+    }}
+    B: {{
+        jetstream: enabled
+        users = [ {{ user: "Other", password: "123456" }} ]
+    }}
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bob_publishes_and_tom_consumes_within_their_permissions() {
+    use async_nats::jetstream::consumer::{push, AckPolicy};
+    use futures::StreamExt;
+    if skip_on_reference("consumers are on tenet's branch") {
+        return;
+    }
+    let dir = store_dir("tenants");
+    let server = TestServer::with_config(&tenant_config(&dir), &[]);
+    let bob = jetstream::new(connect(&server, Some(("Bob", "123456"))).await);
+    bob.create_stream(stream::Config {
+        name: "student".into(),
+        subjects: vec!["student.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("Bob creates the stream");
+    for n in 1..=3 {
+        let ack = bob
+            .publish("student.Created", format!("student {n}").into())
+            .await
+            .unwrap()
+            .await
+            .expect("acknowledged");
+        assert_eq!(ack.sequence, n);
+    }
+    // Tom: a durable push consumer delivering to his inbox, acked on $JS.ACK.student.>.
+    let tom = jetstream::new(connect(&server, Some(("Tom", "123456"))).await);
+    let consumer: async_nats::jetstream::consumer::PushConsumer = tom
+        .create_consumer_on_stream(
+            push::Config {
+                durable_name: Some("tom".into()),
+                deliver_subject: "_INBOX.tom.deliver".into(),
+                ack_policy: AckPolicy::Explicit,
+                ..Default::default()
+            },
+            "student",
+        )
+        .await
+        .expect("Tom creates his consumer");
+    let mut messages = consumer.messages().await.expect("subscribed");
+    for n in 1..=3 {
+        let message = tokio::time::timeout(WAIT, messages.next())
+            .await
+            .expect("a message in time")
+            .expect("a message")
+            .expect("not an error");
+        assert_eq!(message.payload, format!("student {n}").as_bytes());
+        assert_eq!(message.subject.as_str(), "student.Created");
+        message.ack().await.expect("Tom acks");
+    }
+    // Bob cannot make consumers; Tom cannot publish to the stream's subject
+    // (the server refuses the publish: the request just gets no answer).
+    let (mut bob, mut tom) = (bob, tom);
+    bob.set_timeout(Duration::from_millis(500));
+    tom.set_timeout(Duration::from_millis(500));
+    let bob_consumer = bob
+        .create_consumer_on_stream(
+            push::Config {
+                durable_name: Some("bob".into()),
+                deliver_subject: "_INBOX.bob".into(),
+                ..Default::default()
+            },
+            "student",
+        )
+        .await;
+    assert!(bob_consumer.is_err(), "Bob may not create consumers");
+    let tom_publish = tom.publish("student.Created", "x".into()).await;
+    let acked = match tom_publish {
+        Ok(ack) => tokio::time::timeout(Duration::from_secs(2), ack)
+            .await
+            .is_ok_and(|a| a.is_ok()),
+        Err(_) => false,
+    };
+    assert!(!acked, "Tom may not publish");
+    // Account B has its own `student`, with nothing of A's.
+    let other = jetstream::new(connect(&server, Some(("Other", "123456"))).await);
+    let mut theirs = other
+        .create_stream(stream::Config {
+            name: "student".into(),
+            subjects: vec!["student.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("B's stream");
+    assert_eq!(theirs.info().await.unwrap().state.messages, 0);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

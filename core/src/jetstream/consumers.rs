@@ -606,6 +606,45 @@ impl AccountJetStream {
         out
     }
 
+    /// Whether any consumer of the account is a push consumer.
+    pub fn has_push_consumers(&self) -> bool {
+        self.consumers
+            .values()
+            .any(|e| e.consumer.config().is_push())
+    }
+
+    /// The push consumers: (stream, name) with their deliver subject and
+    /// group, for the engine to check for interest.
+    pub fn push_consumers(&self) -> Vec<((String, String), String, String)> {
+        self.consumers
+            .iter()
+            .filter(|(_, e)| e.consumer.config().is_push())
+            .map(|(k, e)| {
+                let c = e.consumer.config();
+                (
+                    k.clone(),
+                    c.deliver_subject.clone(),
+                    c.deliver_group.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Everything push consumer `key` can send now to its deliver subject
+    /// (the engine calls this only while the subject has interest).
+    pub fn push(&mut self, key: &(String, String), now: u64) -> Vec<Outgoing> {
+        let Some(entry) = self.consumers.get(key) else {
+            return Vec::new();
+        };
+        let mut all = Waiting {
+            inbox: entry.consumer.config().deliver_subject.clone(),
+            left: u64::MAX,
+            expires: None,
+            no_wait: false,
+        };
+        self.deliver_to(key, &mut all, now)
+    }
+
     /// Every stream that has consumers (for the engine's periodic turn over
     /// waiting requests and redeliveries).
     pub fn streams_with_consumers(&self) -> Vec<String> {

@@ -653,6 +653,15 @@ impl Server {
         if client.opts.verbose {
             self.send(index, b"+OK\r\n");
         }
+        // A push consumer starts delivering once its deliver subject has interest.
+        if self.accounts[account]
+            .jetstream
+            .as_ref()
+            .is_some_and(|js| js.has_push_consumers())
+        {
+            let unix = self.wall_origin.unwrap_or(0).saturating_add(now.as_nanos());
+            self.serve_consumers(account, unix, now);
+        }
     }
 
     fn process_unsub(&mut self, index: usize, sid: &[u8], max: Option<u64>) {

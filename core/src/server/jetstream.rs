@@ -80,6 +80,8 @@ impl Server {
             if let (Some(answer), Some(reply)) = (answer, publish.reply) {
                 self.publish_internal(acc, reply, answer.as_bytes(), now);
             }
+            // A consumer just made may have messages to push.
+            self.serve_consumers(acc, unix, now);
             // A stream made or changed may have messages to expire.
             self.schedule_expiry(now);
             return true;
@@ -134,8 +136,10 @@ impl Server {
         true
     }
 
-    /// Lets account `acc`'s consumers serve their waiting pull requests.
-    fn serve_consumers(&mut self, acc: usize, unix: u64, now: Time) {
+    /// Lets account `acc`'s consumers send what they can: waiting pull
+    /// requests are served, and push consumers deliver while their deliver
+    /// subject (and group, if they have one) has interest.
+    pub(super) fn serve_consumers(&mut self, acc: usize, unix: u64, now: Time) {
         let Some(js) = self.accounts[acc].jetstream.as_mut() else {
             return;
         };
@@ -143,7 +147,24 @@ impl Server {
         for stream in js.streams_with_consumers() {
             out.extend(js.serve_waiting(&stream, unix));
         }
+        let pushes = js.push_consumers();
         self.send_outgoing(acc, out, now);
+        for (key, deliver, group) in pushes {
+            let matches = self.accounts[acc].sublist.matches(deliver.as_bytes());
+            let interest = if group.is_empty() {
+                !matches.plain.is_empty() || !matches.queues.is_empty()
+            } else {
+                matches.queues.iter().any(|q| &*q.name == group.as_bytes())
+            };
+            if !interest {
+                continue;
+            }
+            let out = match self.accounts[acc].jetstream.as_mut() {
+                Some(js) => js.push(&key, unix),
+                None => return,
+            };
+            self.send_outgoing(acc, out, now);
+        }
     }
 
     /// Delivers consumers' messages (and statuses) in account `acc`: each to
