@@ -108,6 +108,28 @@ impl FileStore {
                 };
                 file.write_all(bytes)
             }
+            StoreWrite::Consumer {
+                stream,
+                consumer,
+                json,
+            } => {
+                let dir = self.stream_dir(account, stream).join("consumers");
+                fs::create_dir_all(&dir)?;
+                let file = dir.join(format!("{}.json", dir_name(consumer)));
+                let tmp = dir.join(format!("{}.json.tmp", dir_name(consumer)));
+                fs::write(&tmp, json)?;
+                fs::rename(&tmp, file)
+            }
+            StoreWrite::DeleteConsumer { stream, consumer } => {
+                let file = self
+                    .stream_dir(account, stream)
+                    .join("consumers")
+                    .join(format!("{}.json", dir_name(consumer)));
+                match fs::remove_file(file) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                }
+            }
             StoreWrite::Delete { stream } => {
                 self.logs.remove(&(account.to_string(), stream.clone()));
                 match fs::remove_dir_all(self.stream_dir(account, stream)) {
@@ -182,7 +204,47 @@ impl FileStore {
                             stream_dir.display()
                         );
                         log(Level::Error, &line);
+                        continue;
                     }
+                }
+                self.restore_consumers(server, log, &account, &name, &stream_dir)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FileStore {
+    /// Gives the engine back the durable consumers of a restored stream.
+    fn restore_consumers(
+        &self,
+        server: &mut Server,
+        log: &mut Logger,
+        account: &str,
+        stream: &str,
+        stream_dir: &Path,
+    ) -> io::Result<()> {
+        let entries = match fs::read_dir(stream_dir.join("consumers")) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let now = tenet_core::Time::from_nanos(0);
+        for file in files {
+            let state = fs::read(&file)?;
+            match server.restore_consumer(account, stream, &state, now) {
+                Ok(line) => log(Level::Info, &format!("  {line}")),
+                Err(why) => {
+                    let line = format!(
+                        "Could not restore the consumer in {}: {why}",
+                        file.display()
+                    );
+                    log(Level::Error, &line);
                 }
             }
         }
@@ -234,6 +296,9 @@ pub fn open_store(server: &mut Server, log: &mut Logger) -> io::Result<Option<Fi
     ] {
         log(Level::Info, &line);
     }
+    // Restored consumers time their acks from now: the runtime tells the
+    // engine the exact clock later, this is close enough for that.
+    server.set_wall_clock(crate::unix_nanos(), tenet_core::Time::from_nanos(0));
     store.restore(server, log)?;
     Ok(Some(store))
 }

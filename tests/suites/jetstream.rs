@@ -478,3 +478,83 @@ async fn bob_publishes_and_tom_consumes_within_their_permissions() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_consumer_goes_on_where_it_was_after_a_restart() {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    use futures::StreamExt;
+    if skip_on_reference("consumers are on tenet's branch") {
+        return;
+    }
+    let dir = store_dir("consumer-restart");
+    let args = ["-js", "-sd", dir.to_str().expect("utf-8")];
+    async fn fetch(
+        consumer: &async_nats::jetstream::consumer::PullConsumer,
+        n: usize,
+        ack: bool,
+    ) -> Vec<String> {
+        let mut got = Vec::new();
+        let mut messages = consumer
+            .fetch()
+            .max_messages(n)
+            .messages()
+            .await
+            .expect("fetch");
+        while let Some(message) = messages.next().await {
+            let message = message.expect("a message");
+            got.push(String::from_utf8(message.payload.to_vec()).unwrap());
+            if ack {
+                message.double_ack().await.expect("acked");
+            }
+        }
+        got
+    }
+    {
+        let mut server = TestServer::start_with_args(&args);
+        let js = jetstream::new(connect(&server, None).await);
+        let stream = js
+            .create_stream(stream::Config {
+                name: "student".into(),
+                subjects: vec!["student.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for n in 1..=5 {
+            js.publish("student.Created", format!("s{n}").into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some("tom".into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(1),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(fetch(&consumer, 2, true).await, ["s1", "s2"]);
+        // Delivered, never acknowledged: must come again.
+        assert_eq!(fetch(&consumer, 1, false).await, ["s3"]);
+        server.signal(libc::SIGTERM);
+        assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    let server = TestServer::start_with_args(&args);
+    let js = jetstream::new(connect(&server, None).await);
+    let stream = js.get_stream("student").await.expect("stream back");
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("tom").await.expect("consumer back");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let mut again = fetch(&consumer, 5, true).await;
+    again.sort();
+    assert_eq!(
+        again,
+        ["s3", "s4", "s5"],
+        "nothing acknowledged comes again, the rest does"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

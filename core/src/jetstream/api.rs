@@ -89,6 +89,14 @@ pub enum StoreWrite {
     Append { stream: String, bytes: Vec<u8> },
     /// Remove the stream and everything stored for it.
     Delete { stream: String },
+    /// Create or replace a durable consumer's state ([`super::consumer::Snapshot`]).
+    Consumer {
+        stream: String,
+        consumer: String,
+        json: String,
+    },
+    /// Remove a consumer's state.
+    DeleteConsumer { stream: String, consumer: String },
 }
 
 pub(super) fn response_type(name: &str) -> String {
@@ -200,6 +208,11 @@ impl AccountJetStream {
         self.api_errors = old.api_errors;
     }
 
+    /// Queues a write for the host.
+    pub(super) fn note_write(&mut self, write: StoreWrite) {
+        self.writes.push(write);
+    }
+
     /// Notes a file stream's new metadata for the host to write.
     fn note_meta(&mut self, name: &str) {
         let stream = &self.streams[name];
@@ -220,6 +233,23 @@ impl AccountJetStream {
     /// metadata and removals in order, then each stream's new log records.
     pub fn take_writes(&mut self) -> Vec<StoreWrite> {
         let mut writes = std::mem::take(&mut self.writes);
+        // Durable consumers of file streams keep their state on disk.
+        for ((stream, name), entry) in &mut self.consumers {
+            if !std::mem::take(&mut entry.dirty) {
+                continue;
+            }
+            let file = self
+                .streams
+                .get(stream)
+                .is_some_and(|s| s.config().storage == Storage::File);
+            if file && entry.durable() {
+                writes.push(StoreWrite::Consumer {
+                    stream: stream.clone(),
+                    consumer: name.clone(),
+                    json: entry.snapshot_json(),
+                });
+            }
+        }
         for (name, stream) in &mut self.streams {
             let records = stream.store_mut().take_journal();
             if records.is_empty() {

@@ -68,6 +68,21 @@ impl Ack {
     }
 }
 
+/// What a durable consumer keeps on disk: enough to go on where it was
+/// after a restart (nothing acknowledged comes again, everything pending does).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub config: ConsumerConfig,
+    pub created: u64,
+    next_seq: u64,
+    consumer_seq: u64,
+    delivered_stream_seq: u64,
+    ack_floor: (u64, u64),
+    /// (stream seq, consumer seq, deliveries) of each pending message.
+    pending: Vec<(u64, u64, u64)>,
+    redelivered: u64,
+}
+
 /// The state of one consumer.
 #[derive(Clone, Debug)]
 pub struct Consumer {
@@ -136,6 +151,51 @@ impl Consumer {
 
     pub fn config(&self) -> &ConsumerConfig {
         &self.config
+    }
+
+    /// Its state for the disk.
+    pub fn snapshot(&self, created: u64) -> Snapshot {
+        Snapshot {
+            config: self.config.clone(),
+            created,
+            next_seq: self.next_seq,
+            consumer_seq: self.consumer_seq,
+            delivered_stream_seq: self.delivered_stream_seq,
+            ack_floor: self.ack_floor,
+            pending: self
+                .pending
+                .iter()
+                .map(|(&s, p)| (s, p.consumer_seq, p.deliveries))
+                .collect(),
+            redelivered: self.redelivered,
+        }
+    }
+
+    /// Back from the disk at `now`: what was pending is redelivered once
+    /// its ack wait, counted from now, is over.
+    pub fn from_snapshot(snapshot: Snapshot, now: u64) -> Consumer {
+        let mut consumer = Consumer {
+            config: snapshot.config,
+            next_seq: snapshot.next_seq,
+            consumer_seq: snapshot.consumer_seq,
+            delivered_stream_seq: snapshot.delivered_stream_seq,
+            ack_floor: snapshot.ack_floor,
+            pending: BTreeMap::new(),
+            redeliver: BTreeMap::new(),
+            redelivered: snapshot.redelivered,
+        };
+        for (seq, consumer_seq, deliveries) in snapshot.pending {
+            let deadline = now.saturating_add(consumer.ack_wait(deliveries));
+            consumer.pending.insert(
+                seq,
+                Pending {
+                    consumer_seq,
+                    deliveries,
+                    deadline,
+                },
+            );
+        }
+        consumer
     }
 
     /// A new configuration for the same consumer (an allowed update).

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::api::{
     error_answer, is_empty_request, request, response_type, AccountJetStream, Answer, NamesRequest,
+    StoreWrite,
 };
 use super::api_error::ApiError;
 use super::config::Retention;
@@ -73,6 +74,8 @@ pub struct ConsumerEntry {
     consumer: Consumer,
     created: u64,
     waiting: VecDeque<Waiting>,
+    /// Changed since its state was last written.
+    pub(super) dirty: bool,
 }
 
 /// A pull request's body.
@@ -101,6 +104,15 @@ fn ephemeral_name(now: u64, attempt: u64) -> String {
 }
 
 impl ConsumerEntry {
+    /// Durable consumers keep their state across restarts.
+    pub fn durable(&self) -> bool {
+        self.consumer.config().is_durable()
+    }
+
+    pub fn snapshot_json(&self) -> String {
+        serde_json::to_string(&self.consumer.snapshot(self.created)).expect("a snapshot serializes")
+    }
+
     /// Whether the consumer's filter takes messages on `subject`.
     pub fn wants(&self, subject: &[u8]) -> bool {
         let filter = &self.consumer.config().filter_subject;
@@ -308,6 +320,7 @@ impl AccountJetStream {
                 return fail(ApiError::consumer(500, 10012, reason));
             }
             existing.consumer.update_config(config);
+            existing.dirty = true;
         } else {
             let consumer = Consumer::new(config, self.streams[stream].store(), None);
             self.consumers.insert(
@@ -316,6 +329,7 @@ impl AccountJetStream {
                     consumer,
                     created: now,
                     waiting: VecDeque::new(),
+                    dirty: true,
                 },
             );
         }
@@ -453,16 +467,19 @@ impl AccountJetStream {
         if !self.streams.contains_key(stream) {
             return error_answer(NAME, &ApiError::stream_not_found(), &[]);
         }
-        if self
+        match self
             .consumers
             .remove(&(stream.to_string(), name.to_string()))
-            .is_none()
         {
-            return error_answer(
-                NAME,
-                &ApiError::consumer(404, 10014, "consumer not found"),
-                &[],
-            );
+            None => {
+                let error = ApiError::consumer(404, 10014, "consumer not found");
+                return error_answer(NAME, &error, &[]);
+            }
+            Some(entry) if entry.durable() => self.note_write(StoreWrite::DeleteConsumer {
+                stream: stream.to_string(),
+                consumer: name.to_string(),
+            }),
+            Some(_) => {}
         }
         Ok(Obj::new()
             .str("type", &response_type(NAME))
@@ -576,6 +593,7 @@ impl AccountJetStream {
                 data: msg.data.to_vec(),
             });
             waiting.left -= 1;
+            entry.dirty = true;
         }
         out
     }
@@ -604,6 +622,33 @@ impl AccountJetStream {
             self.consumers.get_mut(&key).expect("present").waiting = kept;
         }
         out
+    }
+
+    /// Brings back a durable consumer of `stream` from its state on disk.
+    pub fn restore_consumer(
+        &mut self,
+        stream: &str,
+        json: &[u8],
+        now: u64,
+    ) -> Result<String, String> {
+        let snapshot: super::consumer::Snapshot =
+            serde_json::from_slice(json).map_err(|e| format!("consumer state: {e}"))?;
+        if !self.streams.contains_key(stream) {
+            return Err(format!("stream {stream:?} is not there"));
+        }
+        let name = snapshot.config.durable_name.clone();
+        let created = snapshot.created;
+        let consumer = Consumer::from_snapshot(snapshot, now);
+        self.consumers.insert(
+            (stream.to_string(), name.clone()),
+            ConsumerEntry {
+                consumer,
+                created,
+                waiting: VecDeque::new(),
+                dirty: false,
+            },
+        );
+        Ok(name)
     }
 
     /// Whether any consumer of the account is a push consumer.
@@ -683,6 +728,7 @@ impl AccountJetStream {
         let ack = Ack::parse(body)?;
         let entry = self.consumers.get_mut(&key)?;
         let acked = entry.consumer.ack(seq, &ack, now);
+        entry.dirty = true;
         if let Some(s) = self.streams.get_mut(stream) {
             if s.config().retention == Retention::WorkQueue {
                 for seq in acked {

@@ -54,6 +54,8 @@ impl Server {
                 };
                 let inbox = String::from_utf8_lossy(reply).into_owned();
                 let out = js.pull(&api, data, &inbox, unix);
+                // The consumer's new state is written before its messages go.
+                self.collect_store_writes(acc);
                 self.send_outgoing(acc, out, now);
                 self.schedule_expiry(now);
                 return true;
@@ -148,6 +150,7 @@ impl Server {
             out.extend(js.serve_waiting(&stream, unix));
         }
         let pushes = js.push_consumers();
+        self.collect_store_writes(acc);
         self.send_outgoing(acc, out, now);
         for (key, deliver, group) in pushes {
             let matches = self.accounts[acc].sublist.matches(deliver.as_bytes());
@@ -163,6 +166,7 @@ impl Server {
                 Some(js) => js.push(&key, unix),
                 None => return,
             };
+            self.collect_store_writes(acc);
             self.send_outgoing(acc, out, now);
         }
     }
@@ -248,6 +252,29 @@ impl Server {
     /// client: a PubAck never leaves before its message is written.
     pub fn poll_store_write(&mut self) -> Option<(String, StoreWrite)> {
         self.store_writes.pop_front()
+    }
+
+    /// Brings back a durable consumer of `account`'s `stream` from its state
+    /// on disk (after the stream); returns the line to log, or why not.
+    pub fn restore_consumer(
+        &mut self,
+        account: &str,
+        stream: &str,
+        state: &[u8],
+        now: Time,
+    ) -> Result<String, String> {
+        let unix = self.unix_time(now);
+        let acc = self
+            .account_index
+            .get(account)
+            .copied()
+            .ok_or_else(|| format!("account {account:?} is not configured"))?;
+        let js = self.accounts[acc]
+            .jetstream
+            .as_mut()
+            .ok_or_else(|| format!("account {account:?} has no JetStream"))?;
+        let name = js.restore_consumer(stream, state, unix)?;
+        Ok(format!("Restored consumer '{account} > {stream} > {name}'"))
     }
 
     /// Brings back a file stream of `account` from its metadata and log at
