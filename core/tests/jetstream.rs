@@ -231,6 +231,8 @@ impl Disk {
                     self.meta.remove(&(account.clone(), stream.clone()));
                     self.logs.remove(&(account, stream));
                 }
+                // Consumers' state is not part of these tests.
+                StoreWrite::Consumer { .. } | StoreWrite::DeleteConsumer { .. } => {}
             }
         }
     }
