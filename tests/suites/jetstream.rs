@@ -558,3 +558,39 @@ async fn a_durable_consumer_goes_on_where_it_was_after_a_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_multi_tenant_setup_with_nats_py() {
+    if skip_on_reference("consumers are on tenet's branch") {
+        return;
+    }
+    let dir = store_dir("tenants-py");
+    let server = TestServer::with_config(&tenant_config(&dir), &[]);
+    let url = format!("nats://127.0.0.1:{}", server.port());
+    // Tom subscribes as nats-py users do: a durable push consumer, the
+    // stream found by subject through $JS.API.STREAM.NAMES.
+    let script = r#"
+import asyncio, sys, nats
+async def main():
+    bob = await nats.connect(sys.argv[1], user="Bob", password="123456")
+    bjs = bob.jetstream()
+    await bjs.add_stream(name="student", subjects=["student.>"])
+    for n in range(1, 4):
+        ack = await bjs.publish("student.Created", f"student {n}".encode())
+        assert ack.seq == n, ack
+    tom = await nats.connect(sys.argv[1], user="Tom", password="123456")
+    tjs = tom.jetstream()
+    sub = await tjs.subscribe("student.Created", durable="tom")
+    for n in range(1, 4):
+        msg = await sub.next_msg(timeout=5)
+        assert msg.data == f"student {n}".encode(), msg.data
+        await msg.ack()
+    print("tom acked 3")
+    await bob.close()
+    await tom.close()
+asyncio.run(main())
+"#;
+    assert!(nats_py(script, &url).contains("tom acked 3"));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
