@@ -468,3 +468,64 @@ fn a_durable_pull_consumer_delivers_acks_and_redelivers() {
     assert!(names.contains(r#""consumers":["tom"]"#), "{names}");
     assert!(request(&mut sim, c, "$JS.API.CONSUMER.DELETE.S.tom", "").contains(r#""success":true"#));
 }
+
+#[test]
+fn interest_and_work_queue_streams_let_acknowledged_messages_go() {
+    let mut sim = js_server();
+    let c = sim.connect(CLIENT);
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.I",
+        r#"{"name":"I","subjects":["i.*"],"retention":"interest"}"#,
+    );
+    for name in ["one", "two"] {
+        let body = format!(
+            r#"{{"stream_name":"I","config":{{"durable_name":"{name}","ack_policy":"explicit"}}}}"#
+        );
+        request(
+            &mut sim,
+            c,
+            &format!("$JS.API.CONSUMER.CREATE.I.{name}"),
+            &body,
+        );
+    }
+    request(&mut sim, c, "i.a", "x");
+    sim.send(c, b"SUB _INBOX.p 7\r\n");
+    let mut acks = Vec::new();
+    for name in ["one", "two"] {
+        sim.send(
+            c,
+            format!("PUB $JS.API.CONSUMER.MSG.NEXT.I.{name} _INBOX.p 1\r\n1\r\n").as_bytes(),
+        );
+        let got = sim.take_str(c);
+        acks.push(got.split(' ').nth(3).unwrap().to_string());
+    }
+    let messages = |sim: &mut Sim| {
+        let info = request(sim, c, "$JS.API.STREAM.INFO.I", "");
+        info.split(r#""messages":"#).nth(1).unwrap()[..1].to_string()
+    };
+    sim.send(c, format!("PUB {} 0\r\n\r\n", acks[0]).as_bytes());
+    assert_eq!(messages(&mut sim), "1", "one consumer still needs it");
+    sim.send(c, format!("PUB {} 0\r\n\r\n", acks[1]).as_bytes());
+    assert_eq!(messages(&mut sim), "0", "both acknowledged: gone");
+
+    request(
+        &mut sim,
+        c,
+        "$JS.API.STREAM.CREATE.W",
+        r#"{"name":"W","subjects":["w.*"],"retention":"workqueue"}"#,
+    );
+    let body = r#"{"stream_name":"W","config":{"durable_name":"w","ack_policy":"explicit"}}"#;
+    request(&mut sim, c, "$JS.API.CONSUMER.CREATE.W.w", body);
+    let second = r#"{"stream_name":"W","config":{"durable_name":"w2","ack_policy":"explicit"}}"#;
+    let refused = request(&mut sim, c, "$JS.API.CONSUMER.CREATE.W.w2", second);
+    assert!(refused.contains(r#""err_code":10099"#), "{refused}");
+    request(&mut sim, c, "w.a", "job");
+    sim.send(c, b"PUB $JS.API.CONSUMER.MSG.NEXT.W.w _INBOX.p 1\r\n1\r\n");
+    let got = sim.take_str(c);
+    let ack = got.split(' ').nth(3).unwrap().to_string();
+    sim.send(c, format!("PUB {ack} 0\r\n\r\n").as_bytes());
+    let info = request(&mut sim, c, "$JS.API.STREAM.INFO.W", "");
+    assert!(info.contains(r#""messages":0,"#), "{info}");
+}

@@ -243,6 +243,12 @@ impl Consumer {
         self.redelivered
     }
 
+    /// Whether the consumer is done with stream sequence `seq`: delivered
+    /// and acknowledged (what an interest stream waits for).
+    pub fn done_with(&self, seq: u64) -> bool {
+        seq <= self.delivered_stream_seq && !self.pending.contains_key(&seq)
+    }
+
     /// `delivered`: (consumer seq, stream seq).
     pub fn delivered(&self) -> (u64, u64) {
         (self.consumer_seq, self.delivered_stream_seq)

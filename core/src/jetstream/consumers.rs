@@ -729,11 +729,31 @@ impl AccountJetStream {
         let entry = self.consumers.get_mut(&key)?;
         let acked = entry.consumer.ack(seq, &ack, now);
         entry.dirty = true;
+        let retention = self.streams.get(stream).map(|s| s.config().retention);
+        let gone: Vec<u64> = match retention {
+            // A work queue's message goes with its first ack.
+            Some(Retention::WorkQueue) => acked,
+            // An interest stream's once every consumer that wants it is done.
+            Some(Retention::Interest) => {
+                let store = self.streams[stream].store();
+                acked
+                    .into_iter()
+                    .filter(|&seq| {
+                        let Some(msg) = store.get(seq) else {
+                            return false;
+                        };
+                        self.consumers
+                            .iter()
+                            .filter(|((s, _), e)| s == stream && e.wants(&msg.subject))
+                            .all(|(_, e)| e.consumer.done_with(seq))
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         if let Some(s) = self.streams.get_mut(stream) {
-            if s.config().retention == Retention::WorkQueue {
-                for seq in acked {
-                    let _ = s.store_mut().remove(seq);
-                }
+            for seq in gone {
+                let _ = s.store_mut().remove(seq);
             }
         }
         Some(stream.to_string())
