@@ -1115,7 +1115,33 @@ fn normalize_rtt(payload: &[u8]) -> Vec<u8> {
 const TIME_STAMP: &[u8] = b"Nats-Time-Stamp: ";
 
 /// JSON keys whose values are times or per-run ids.
-const VOLATILE_KEYS: [&str; 6] = ["created", "first_ts", "last_ts", "time", "now", "server_id"];
+const VOLATILE_KEYS: [&str; 7] = [
+    "created",
+    "first_ts",
+    "last_ts",
+    "time",
+    "now",
+    "server_id",
+    "last_active",
+];
+
+/// A consumer delivery's ack subject carries the stored message's time
+/// (`$JS.ACK.<s>.<c>.<n>.<sseq>.<cseq>.<time>.<pending>`): masked.
+fn mask_ack_time(line: &str) -> String {
+    line.split(' ')
+        .map(|token| {
+            let parts: Vec<&str> = token.split('.').collect();
+            if parts.len() == 9 && parts[0] == "$JS" && parts[1] == "ACK" {
+                let mut parts = parts;
+                parts[7] = "<time>";
+                parts.join(".")
+            } else {
+                token.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 fn mask_json(value: &mut Value) {
     match value {
@@ -1211,12 +1237,12 @@ fn normalize(bytes: &[u8], replies: &[Vec<u8>]) -> Vec<String> {
             // nats-server's messages of its own (a direct get's status) leave
             // two spaces for their empty reply.
             let line = escape(&replace_replies(frame, replies));
-            out.push(
-                line.split(' ')
-                    .filter(|t| !t.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
+            let line = line
+                .split(' ')
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.push(mask_ack_time(&line));
         } else {
             out.push(escape(&replace_replies(frame, replies)));
         }

@@ -101,6 +101,9 @@ pub struct Consumer {
     redeliver: BTreeMap<u64, ()>,
     /// Messages delivered more than once that are still tracked.
     redelivered: u64,
+    /// When something was last delivered, and last acknowledged (Unix ns; 0: never).
+    last_delivered: u64,
+    last_acked: u64,
 }
 
 impl Consumer {
@@ -146,6 +149,8 @@ impl Consumer {
             pending: BTreeMap::new(),
             redeliver: BTreeMap::new(),
             redelivered: 0,
+            last_delivered: 0,
+            last_acked: 0,
         }
     }
 
@@ -183,6 +188,8 @@ impl Consumer {
             pending: BTreeMap::new(),
             redeliver: BTreeMap::new(),
             redelivered: snapshot.redelivered,
+            last_delivered: 0,
+            last_acked: 0,
         };
         for (seq, consumer_seq, deliveries) in snapshot.pending {
             let deadline = now.saturating_add(consumer.ack_wait(deliveries));
@@ -247,6 +254,11 @@ impl Consumer {
     /// and acknowledged (what an interest stream waits for).
     pub fn done_with(&self, seq: u64) -> bool {
         seq <= self.delivered_stream_seq && !self.pending.contains_key(&seq)
+    }
+
+    /// When something was last delivered and last acknowledged (0: never).
+    pub fn last_active(&self) -> (u64, u64) {
+        (self.last_delivered, self.last_acked)
     }
 
     /// `delivered`: (consumer seq, stream seq).
@@ -318,6 +330,7 @@ impl Consumer {
                 },
             );
             let pending = self.num_pending(store);
+            self.last_delivered = now;
             return (
                 Some(Delivery {
                     stream_seq: seq,
@@ -361,6 +374,7 @@ impl Consumer {
                 self.ack_floor = (self.consumer_seq, seq);
             }
             let pending = self.num_pending(store);
+            self.last_delivered = now;
             return (
                 Some(Delivery {
                     stream_seq: seq,
@@ -392,6 +406,9 @@ impl Consumer {
                         .into_iter()
                         .collect()
                 };
+                if !acked.is_empty() {
+                    self.last_acked = now;
+                }
                 for s in &acked {
                     if let Some(p) = self.pending.remove(s) {
                         if p.deliveries > 1 {

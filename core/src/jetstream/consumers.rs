@@ -344,24 +344,23 @@ impl AccountJetStream {
         let store = self.streams[&key.0].store();
         let (dc, ds) = c.delivered();
         let (fc, fs) = c.ack_floor();
+        let (delivered_at, acked_at) = c.last_active();
+        let position = |consumer_seq: u64, stream_seq: u64, at: u64| {
+            let obj = Obj::new()
+                .num("consumer_seq", consumer_seq)
+                .num("stream_seq", stream_seq);
+            if at > 0 {
+                obj.str("last_active", &rfc3339(at)).done()
+            } else {
+                obj.done()
+            }
+        };
         obj.str("stream_name", &key.0)
             .str("name", &key.1)
             .str("created", &rfc3339(entry.created))
             .raw("config", &c.config().to_json())
-            .raw(
-                "delivered",
-                &Obj::new()
-                    .num("consumer_seq", dc)
-                    .num("stream_seq", ds)
-                    .done(),
-            )
-            .raw(
-                "ack_floor",
-                &Obj::new()
-                    .num("consumer_seq", fc)
-                    .num("stream_seq", fs)
-                    .done(),
-            )
+            .raw("delivered", &position(dc, ds, delivered_at))
+            .raw("ack_floor", &position(fc, fs, acked_at))
             .num("num_ack_pending", c.num_ack_pending())
             .num("num_redelivered", c.num_redelivered())
             .num("num_waiting", entry.waiting.len() as u64)
