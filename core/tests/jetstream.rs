@@ -422,7 +422,7 @@ fn a_durable_pull_consumer_delivers_acks_and_redelivers() {
     let info = request(&mut sim, c, "$JS.API.CONSUMER.INFO.S.tom", "");
     assert!(
         info.contains(r#""num_ack_pending":1"#)
-            && info.contains(r#""ack_floor":{"consumer_seq":1,"stream_seq":1}"#),
+            && info.contains(r#""ack_floor":{"consumer_seq":1,"stream_seq":1,"last_active":"#),
         "{info}"
     );
     // The unacked second comes back after ack_wait, before the third.
