@@ -120,7 +120,7 @@ pub(super) type Answer = Result<String, String>;
 
 /// A page of a NAMES or LIST answer: the type, the paging numbers, and
 /// the items (already JSON) under `field`.
-fn page_answer(
+pub(super) fn page_answer(
     name: &str,
     total: usize,
     offset: usize,

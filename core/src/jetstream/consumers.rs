@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 
 use super::api::{
-    error_answer, is_empty_request, request, response_type, AccountJetStream, Answer, NamesRequest,
-    StoreWrite,
+    error_answer, is_empty_request, page_answer, request, response_type, AccountJetStream, Answer,
+    NamesRequest, StoreWrite,
 };
 use super::api_error::ApiError;
 use super::config::Retention;
@@ -418,13 +418,14 @@ impl AccountJetStream {
             .skip(offset)
             .take(NAMES_LIMIT)
             .map(|(_, n)| serde_json::to_string(n).expect("a string serializes"));
-        Ok(Obj::new()
-            .str("type", &response_type(NAME))
-            .num("total", keys.len() as u64)
-            .num("offset", offset as u64)
-            .num("limit", NAMES_LIMIT as u64)
-            .raw("consumers", &array(names))
-            .done())
+        page_answer(
+            NAME,
+            keys.len(),
+            offset,
+            NAMES_LIMIT,
+            "consumers",
+            &array(names),
+        )
     }
 
     pub(super) fn consumer_list(&mut self, stream: &str, body: &[u8]) -> Answer {
@@ -449,13 +450,14 @@ impl AccountJetStream {
             .skip(offset)
             .take(LIST_LIMIT)
             .map(|k| self.consumer_info_obj(k, Obj::new()).done());
-        Ok(Obj::new()
-            .str("type", &response_type(NAME))
-            .num("total", keys.len() as u64)
-            .num("offset", offset as u64)
-            .num("limit", LIST_LIMIT as u64)
-            .raw("consumers", &array(infos))
-            .done())
+        page_answer(
+            NAME,
+            keys.len(),
+            offset,
+            LIST_LIMIT,
+            "consumers",
+            &array(infos),
+        )
     }
 
     pub(super) fn consumer_delete(&mut self, stream: &str, name: &str, body: &[u8]) -> Answer {
