@@ -88,6 +88,12 @@ impl Server {
             self.schedule_expiry(now);
             return true;
         }
+        if self.accounts[acc].jetstream.is_none() {
+            return false;
+        }
+        if publish.subject.starts_with(b"$JS.ACK.") {
+            return self.jetstream_ack(acc, publish, unix, now);
+        }
         // Most publishes go to no stream: find that out before anything
         // walks the account's usage.
         let captured = self.accounts[acc]
@@ -96,9 +102,6 @@ impl Server {
             .is_some_and(|js| js.streams().any(|s| s.captures(publish.subject)));
         if !captured {
             return false;
-        }
-        if publish.subject.starts_with(b"$JS.ACK.") {
-            return self.jetstream_ack(acc, publish, unix, now);
         }
         let share = self.server_share(acc, false);
         let before = self.account_usage(acc);
