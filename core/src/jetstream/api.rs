@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use data_encoding::BASE64;
 use serde::Deserialize;
 
+use super::advisory::{Action, Advisory};
 use super::api_error::ApiError;
 use super::config::{Storage, StreamConfig};
 use super::json::{array, Obj};
 use super::log_format::{self, Record};
+use super::outbox::Outgoing;
 use super::store::{Purge, RemoveError, StoredMsg};
 use super::stream::{Stored, Stream};
 use crate::subject::{is_valid_subject, subjects_collide};
@@ -77,6 +79,10 @@ pub struct AccountJetStream {
     api_errors: u64,
     /// What file streams need written, oldest first.
     writes: Vec<StoreWrite>,
+    /// Messages of JetStream's own for the engine to send, oldest first.
+    pub(super) outbox: Vec<Outgoing>,
+    /// Events made (advisory ids, flow-control subjects).
+    pub(super) events: u64,
 }
 
 /// A write a file stream needs, for the host to make before the PubAcks
@@ -204,8 +210,16 @@ impl AccountJetStream {
     /// before a reload (the limits stay this one's).
     pub fn keep_streams_of(&mut self, old: AccountJetStream) {
         self.streams = old.streams;
+        self.consumers = old.consumers;
+        self.outbox = old.outbox;
+        self.events = old.events;
         self.api_total = old.api_total;
         self.api_errors = old.api_errors;
+    }
+
+    /// What JetStream has to send since the last call, in order.
+    pub fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
     }
 
     /// Queues a write for the host.
@@ -395,7 +409,7 @@ impl AccountJetStream {
             ["STREAM", "INFO", name] => self.info(name, body),
             ["STREAM", "NAMES"] => self.names(body),
             ["STREAM", "LIST"] => self.list(body),
-            ["STREAM", "DELETE", name] => self.delete(name, body),
+            ["STREAM", "DELETE", name] => self.delete(name, body, now),
             ["STREAM", "PURGE", name] => self.purge(name, body),
             ["STREAM", "MSG", "GET", name] => self.msg_get(name, body),
             ["STREAM", "MSG", "DELETE", name] => self.msg_delete(name, body),
@@ -410,7 +424,7 @@ impl AccountJetStream {
             ["CONSUMER", "INFO", stream, name] => self.consumer_info(stream, name, body),
             ["CONSUMER", "NAMES", stream] => self.consumer_names(stream, body),
             ["CONSUMER", "LIST", stream] => self.consumer_list(stream, body),
-            ["CONSUMER", "DELETE", stream, name] => self.consumer_delete(stream, name, body),
+            ["CONSUMER", "DELETE", stream, name] => self.consumer_delete(stream, name, body, now),
             _ => return None,
         };
         self.api_total += 1;
@@ -526,6 +540,13 @@ impl AccountJetStream {
             self.streams
                 .insert(name.to_string(), Stream::new(config, now));
             self.note_meta(name);
+            self.advise(
+                Advisory::Stream {
+                    stream: name,
+                    action: Action::Create,
+                },
+                now,
+            );
         }
         let stream = &self.streams[name];
         Ok(stream
@@ -745,21 +766,37 @@ impl AccountJetStream {
         )
     }
 
-    fn delete(&mut self, name: &str, body: &[u8]) -> Answer {
+    fn delete(&mut self, name: &str, body: &[u8], now: u64) -> Answer {
         const NAME: &str = "stream_delete";
         if !is_empty_request(body) {
             return error_answer(NAME, &ApiError::not_empty_request(), &[]);
         }
-        self.consumers.retain(|(stream, _), _| stream != name);
-        match self.streams.remove(name) {
-            None => return error_answer(NAME, &ApiError::stream_not_found(), &[]),
-            Some(stream) if stream.config().storage == Storage::File => {
-                self.writes.push(StoreWrite::Delete {
-                    stream: name.to_string(),
-                });
-            }
-            Some(_) => {}
+        if !self.streams.contains_key(name) {
+            return error_answer(NAME, &ApiError::stream_not_found(), &[]);
         }
+        // Its consumers go first, each advised, as nats-server.
+        let consumers: Vec<(String, String)> = self
+            .consumers
+            .keys()
+            .filter(|(stream, _)| stream == name)
+            .cloned()
+            .collect();
+        for key in consumers {
+            self.remove_consumer(&key, now);
+        }
+        let stream = self.streams.remove(name).expect("checked");
+        if stream.config().storage == Storage::File {
+            self.writes.push(StoreWrite::Delete {
+                stream: name.to_string(),
+            });
+        }
+        self.advise(
+            Advisory::Stream {
+                stream: name,
+                action: Action::Delete,
+            },
+            now,
+        );
         Ok(Obj::new()
             .str("type", &response_type(NAME))
             .bool("success", true)

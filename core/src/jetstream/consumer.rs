@@ -41,12 +41,17 @@ pub enum Ack {
     InProgress,
     /// Acknowledged without success: never redelivered.
     Term,
+    /// Acknowledged, and the rest is a pull request for more (`+NXT`).
+    Next(Vec<u8>),
 }
 
 impl Ack {
-    /// Reads an ack body; `+NXT` and its pull request are the engine's.
+    /// Reads an ack body.
     pub fn parse(body: &[u8]) -> Option<Ack> {
         let body = body.trim_ascii();
+        if let Some(request) = body.strip_prefix(b"+NXT") {
+            return Some(Ack::Next(request.trim_ascii().to_vec()));
+        }
         if body.is_empty() || body == b"+ACK" || body == b"+OK" {
             return Some(Ack::Ack);
         }
@@ -83,6 +88,18 @@ pub struct Snapshot {
     redelivered: u64,
 }
 
+/// How many messages matching the filter wait at or after `next_seq`,
+/// kept current from the store's appends and removals so a delivery does
+/// not recount the stream.
+#[derive(Clone, Debug, Default)]
+struct PendingCount {
+    count: u64,
+    /// The store's last sequence when last brought up to date.
+    through_seq: u64,
+    /// The store's removal total then (None: count afresh).
+    removals: Option<u64>,
+}
+
 /// The state of one consumer.
 #[derive(Clone, Debug)]
 pub struct Consumer {
@@ -104,6 +121,7 @@ pub struct Consumer {
     /// When something was last delivered, and last acknowledged (Unix ns; 0: never).
     last_delivered: u64,
     last_acked: u64,
+    num_pending: PendingCount,
 }
 
 impl Consumer {
@@ -151,6 +169,7 @@ impl Consumer {
             redelivered: 0,
             last_delivered: 0,
             last_acked: 0,
+            num_pending: PendingCount::default(),
         }
     }
 
@@ -190,6 +209,7 @@ impl Consumer {
             redelivered: snapshot.redelivered,
             last_delivered: 0,
             last_acked: 0,
+            num_pending: PendingCount::default(),
         };
         for (seq, consumer_seq, deliveries) in snapshot.pending {
             let deadline = now.saturating_add(consumer.ack_wait(deliveries));
@@ -233,12 +253,60 @@ impl Consumer {
         wait.max(0) as u64
     }
 
-    /// Messages matching the filter not yet delivered.
-    pub fn num_pending(&self, store: &MemStore) -> u64 {
-        let last = store.state().last_seq;
-        (self.next_seq..=last)
-            .filter(|&s| store.get(s).is_some_and(|m| self.matches(&m.subject)))
-            .count() as u64
+    /// Messages matching the filter not yet delivered (as of the last
+    /// [`Consumer::count_pending`]).
+    pub fn num_pending(&self) -> u64 {
+        self.num_pending.count
+    }
+
+    /// Brings the count of messages not yet delivered up to date with the
+    /// store: new messages are looked at once, removals are taken from the
+    /// store's recent ones, and only when those were forgotten is the
+    /// rest of the stream counted again.
+    pub fn count_pending(&mut self, store: &MemStore) {
+        let removed_total = store.removed_total();
+        let mut np = std::mem::take(&mut self.num_pending);
+        let up_to_date = match np.removals {
+            Some(seen) if seen == removed_total => true,
+            Some(seen) => match store.removals_since(seen) {
+                Some(removals) => {
+                    for (seq, subject) in removals {
+                        if seq >= self.next_seq && seq <= np.through_seq && self.matches(subject) {
+                            np.count -= 1;
+                        }
+                    }
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        };
+        let from = if up_to_date {
+            np.through_seq + 1
+        } else {
+            np.count = 0;
+            self.next_seq
+        };
+        np.count += store
+            .from_seq(from.max(self.next_seq))
+            .filter(|m| self.matches(&m.subject))
+            .count() as u64;
+        np.through_seq = store.last_seq();
+        np.removals = Some(removed_total);
+        self.num_pending = np;
+    }
+
+    /// Deliveries whose ack wait ended, waiting to go again.
+    pub fn num_redeliveries_due(&self) -> u64 {
+        self.redeliver.len() as u64
+    }
+
+    /// The latest delivery of stream sequence `seq` if it is not
+    /// acknowledged: (consumer sequence, deliveries).
+    pub fn pending_delivery(&self, seq: u64) -> Option<(u64, u64)> {
+        self.pending
+            .get(&seq)
+            .map(|p| (p.consumer_seq, p.deliveries))
     }
 
     /// Delivered, not acknowledged.
@@ -298,6 +366,7 @@ impl Consumer {
     /// new messages matching the filter), and the stream sequences dropped
     /// on the way for having reached `max_deliver`.
     pub fn next(&mut self, store: &MemStore, now: u64) -> (Option<Delivery>, Vec<u64>) {
+        self.count_pending(store);
         let mut dropped = Vec::new();
         while let Some((&seq, _)) = self.redeliver.iter().next() {
             self.redeliver.remove(&seq);
@@ -329,7 +398,7 @@ impl Consumer {
                     deadline,
                 },
             );
-            let pending = self.num_pending(store);
+            let pending = self.num_pending.count;
             self.last_delivered = now;
             return (
                 Some(Delivery {
@@ -347,17 +416,14 @@ impl Consumer {
         {
             return (None, dropped);
         }
-        let last = store.state().last_seq;
-        while self.next_seq <= last {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let Some(msg) = store.get(seq) else {
-                continue;
-            };
+        while let Some(msg) = store.from_seq(self.next_seq).next() {
+            let seq = msg.seq;
+            self.next_seq = seq + 1;
             if !self.matches(&msg.subject) {
                 self.delivered_stream_seq = seq;
                 continue;
             }
+            self.num_pending.count = self.num_pending.count.saturating_sub(1);
             self.consumer_seq += 1;
             self.delivered_stream_seq = seq;
             if self.acks() {
@@ -373,7 +439,7 @@ impl Consumer {
             } else {
                 self.ack_floor = (self.consumer_seq, seq);
             }
-            let pending = self.num_pending(store);
+            let pending = self.num_pending.count;
             self.last_delivered = now;
             return (
                 Some(Delivery {
@@ -396,7 +462,7 @@ impl Consumer {
             return Vec::new();
         }
         match ack {
-            Ack::Ack | Ack::Term => {
+            Ack::Ack | Ack::Term | Ack::Next(_) => {
                 let acked: Vec<u64> = if self.config.ack_policy == AckPolicy::All {
                     self.pending.range(..=seq).map(|(&s, _)| s).collect()
                 } else {
@@ -511,6 +577,11 @@ mod tests {
         assert_eq!(Ack::parse(b"+WPI"), Some(Ack::InProgress));
         assert_eq!(Ack::parse(b"+TERM"), Some(Ack::Term));
         assert_eq!(Ack::parse(b"bogus"), None);
+        assert_eq!(Ack::parse(b"+NXT"), Some(Ack::Next(Vec::new())));
+        assert_eq!(
+            Ack::parse(br#"+NXT {"batch":2}"#),
+            Some(Ack::Next(br#"{"batch":2}"#.to_vec()))
+        );
     }
 
     #[test]
@@ -545,7 +616,8 @@ mod tests {
         );
         assert_eq!(by_seq.delivered(), (0, 2));
         let mut filtered = consumer(r#"{"filter_subject":"b"}"#, &s);
-        assert_eq!(filtered.num_pending(&s), 2);
+        filtered.count_pending(&s);
+        assert_eq!(filtered.num_pending(), 2);
         assert_eq!(seqs(&mut filtered, &s, 0), [(2, 1), (4, 1)]);
     }
 

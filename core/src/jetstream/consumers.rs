@@ -1,21 +1,22 @@
-//! An account's consumers: the `$JS.API.CONSUMER` requests, pull requests
-//! (`CONSUMER.MSG.NEXT`) waiting for messages, and acknowledgements on
-//! `$JS.ACK` subjects. What they send is returned as [`Outgoing`] messages
-//! for the engine to deliver.
+//! An account's consumers: the `$JS.API.CONSUMER` requests that make,
+//! inspect, list and delete them, and their restoring at start-up. How
+//! their messages go out is [`super::delivery`].
 
 use std::collections::VecDeque;
 
-use serde::Deserialize;
-
+use super::advisory::{Action, Advisory};
 use super::api::{
     error_answer, is_empty_request, page_answer, request, response_type, AccountJetStream, Answer,
-    NamesRequest, StoreWrite,
+    NamesRequest,
 };
 use super::api_error::ApiError;
 use super::config::Retention;
-use super::consumer::{ack_subject, parse_ack_subject, Ack, Consumer};
+use super::consumer::{Consumer, Delivery};
 use super::consumer_config::{check_name, AckPolicy, CreateRequest};
+use super::delivery::Waiting;
+use super::flow_control::FlowControl;
 use super::json::{array, Obj};
+use super::pacing::Pacing;
 use crate::time::rfc3339;
 
 const NAMES_LIMIT: usize = 1024;
@@ -23,68 +24,30 @@ const LIST_LIMIT: usize = 256;
 /// Ephemeral consumers go after this long without activity: 5 s.
 const EPHEMERAL_INACTIVE: i64 = 5_000_000_000;
 
-/// A message of the server's own: a delivery (the stored message's own
-/// subject, sent to `inbox`'s subscribers with its ack subject as reply) or
-/// a status.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outgoing {
-    /// Whose subscribers receive it.
-    pub inbox: String,
-    /// The subject on the MSG line.
-    pub subject: Vec<u8>,
-    pub reply: Option<String>,
-    /// A whole header block, or empty.
-    pub hdr: Vec<u8>,
-    pub data: Vec<u8>,
-}
-
-impl Outgoing {
-    /// `408 Request Timeout` with what the request still wanted.
-    fn timeout(inbox: &str, left: u64) -> Outgoing {
-        let extra = format!("Nats-Pending-Messages: {left}\r\nNats-Pending-Bytes: 0\r\n");
-        Outgoing::status(inbox, "408 Request Timeout", &extra)
-    }
-
-    fn status(inbox: &str, status: &str, extra: &str) -> Outgoing {
-        Outgoing {
-            inbox: inbox.to_string(),
-            subject: inbox.as_bytes().to_vec(),
-            reply: None,
-            hdr: format!("NATS/1.0 {status}\r\n{extra}\r\n").into_bytes(),
-            data: Vec::new(),
-        }
-    }
-}
-
-/// A pull request still waiting for messages.
-#[derive(Clone, Debug)]
-struct Waiting {
-    inbox: String,
-    /// Messages still to send.
-    left: u64,
-    /// When it ends (Unix nanoseconds), if it does.
-    expires: Option<u64>,
-    /// With `no_wait` and `expires`: ends once anything was sent.
-    no_wait: bool,
-}
-
-/// One consumer with its creation time and waiting pull requests.
+/// One consumer with what its deliveries need besides its state.
 #[derive(Clone, Debug)]
 pub struct ConsumerEntry {
-    consumer: Consumer,
-    created: u64,
-    waiting: VecDeque<Waiting>,
+    pub(super) consumer: Consumer,
+    pub(super) created: u64,
+    /// Pull requests waiting for messages, oldest first.
+    pub(super) waiting: VecDeque<Waiting>,
     /// Changed since its state was last written.
     pub(super) dirty: bool,
-}
-
-/// A pull request's body.
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct PullRequest {
-    batch: i64,
-    expires: i64,
-    no_wait: bool,
+    /// A delivery taken from the consumer but not sent yet (pacing, or no
+    /// pull request could take it).
+    pub(super) parked: Option<Delivery>,
+    /// When the parked delivery may go (0: when someone takes it).
+    pub(super) hold_until: u64,
+    pub(super) pacing: Pacing,
+    /// Push consumers with `flow_control`.
+    pub(super) flow: Option<FlowControl>,
+    /// Push: whether the deliver subject had interest when last looked at.
+    pub(super) bound: bool,
+    /// Push: when the deliver subject was last sent something.
+    pub(super) last_sent: u64,
+    /// Since when nothing uses the consumer (no interest, no pull
+    /// request); None while something does.
+    pub(super) idle_since: Option<u64>,
 }
 
 /// Random consumer names for unnamed ephemerals: 8 characters, derived
@@ -104,6 +67,25 @@ fn ephemeral_name(now: u64, attempt: u64) -> String {
 }
 
 impl ConsumerEntry {
+    /// A consumer made (or restored) at `now` on a stream whose last
+    /// sequence is `last_seq`.
+    fn new(consumer: Consumer, created: u64, last_seq: u64, now: u64) -> ConsumerEntry {
+        let config = consumer.config();
+        ConsumerEntry {
+            pacing: Pacing::new(config, last_seq, now),
+            flow: config.flow_control.then(FlowControl::default),
+            consumer,
+            created,
+            waiting: VecDeque::new(),
+            dirty: false,
+            parked: None,
+            hold_until: 0,
+            bound: false,
+            last_sent: now,
+            idle_since: Some(now),
+        }
+    }
+
     /// Durable consumers keep their state across restarts.
     pub fn durable(&self) -> bool {
         self.consumer.config().is_durable()
@@ -322,26 +304,33 @@ impl AccountJetStream {
             existing.consumer.update_config(config);
             existing.dirty = true;
         } else {
-            let consumer = Consumer::new(config, self.streams[stream].store(), None);
-            self.consumers.insert(
-                key.clone(),
-                ConsumerEntry {
-                    consumer,
-                    created: now,
-                    waiting: VecDeque::new(),
-                    dirty: true,
+            let store = self.streams[stream].store();
+            let consumer = Consumer::new(config, store, None);
+            let mut entry = ConsumerEntry::new(consumer, now, store.last_seq(), now);
+            entry.dirty = true;
+            self.consumers.insert(key.clone(), entry);
+            self.advise(
+                Advisory::Consumer {
+                    stream,
+                    consumer: &key.1,
+                    action: Action::Create,
                 },
+                now,
             );
         }
+        let store = self.streams[stream].store();
+        let entry = self.consumers.get_mut(&key).expect("present");
+        entry.consumer.count_pending(store);
         Ok(self
             .consumer_info_obj(&key, Obj::new().str("type", &response_type(NAME)))
             .done())
     }
 
+    /// A consumer's info; its pending count is as of the last
+    /// [`AccountJetStream::count_pending`].
     fn consumer_info_obj(&self, key: &(String, String), obj: Obj) -> Obj {
         let entry = &self.consumers[key];
         let c = &entry.consumer;
-        let store = self.streams[&key.0].store();
         let (dc, ds) = c.delivered();
         let (fc, fs) = c.ack_floor();
         let (delivered_at, acked_at) = c.last_active();
@@ -355,7 +344,8 @@ impl AccountJetStream {
                 obj.done()
             }
         };
-        obj.str("stream_name", &key.0)
+        let obj = obj
+            .str("stream_name", &key.0)
             .str("name", &key.1)
             .str("created", &rfc3339(entry.created))
             .raw("config", &c.config().to_json())
@@ -364,7 +354,26 @@ impl AccountJetStream {
             .num("num_ack_pending", c.num_ack_pending())
             .num("num_redelivered", c.num_redelivered())
             .num("num_waiting", entry.waiting.len() as u64)
-            .num("num_pending", c.num_pending(store))
+            .num("num_pending", c.num_pending());
+        if entry.bound {
+            obj.bool("push_bound", true)
+        } else {
+            obj
+        }
+    }
+
+    /// Brings the pending counts of `stream`'s consumers up to date.
+    fn count_pending(&mut self, stream: &str) {
+        let Some(s) = self.streams.get(stream) else {
+            return;
+        };
+        for ((_, _), entry) in self
+            .consumers
+            .iter_mut()
+            .filter(|((st, _), _)| st == stream)
+        {
+            entry.consumer.count_pending(s.store());
+        }
     }
 
     pub(super) fn consumer_info(&mut self, stream: &str, name: &str, body: &[u8]) -> Answer {
@@ -383,6 +392,7 @@ impl AccountJetStream {
                 &[],
             );
         }
+        self.count_pending(stream);
         Ok(self
             .consumer_info_obj(&key, Obj::new().str("type", &response_type(NAME)))
             .done())
@@ -443,6 +453,7 @@ impl AccountJetStream {
         if !self.streams.contains_key(stream) {
             return error_answer(NAME, &ApiError::stream_not_found(), &extra);
         }
+        self.count_pending(stream);
         let keys = self.consumer_keys(stream);
         let offset = req.offset.min(keys.len());
         let infos = keys
@@ -460,7 +471,13 @@ impl AccountJetStream {
         )
     }
 
-    pub(super) fn consumer_delete(&mut self, stream: &str, name: &str, body: &[u8]) -> Answer {
+    pub(super) fn consumer_delete(
+        &mut self,
+        stream: &str,
+        name: &str,
+        body: &[u8],
+        now: u64,
+    ) -> Answer {
         const NAME: &str = "consumer_delete";
         if !is_empty_request(body) {
             return error_answer(NAME, &ApiError::not_empty_request(), &[]);
@@ -468,19 +485,9 @@ impl AccountJetStream {
         if !self.streams.contains_key(stream) {
             return error_answer(NAME, &ApiError::stream_not_found(), &[]);
         }
-        match self
-            .consumers
-            .remove(&(stream.to_string(), name.to_string()))
-        {
-            None => {
-                let error = ApiError::consumer(404, 10014, "consumer not found");
-                return error_answer(NAME, &error, &[]);
-            }
-            Some(entry) if entry.durable() => self.note_write(StoreWrite::DeleteConsumer {
-                stream: stream.to_string(),
-                consumer: name.to_string(),
-            }),
-            Some(_) => {}
+        if !self.remove_consumer(&(stream.to_string(), name.to_string()), now) {
+            let error = ApiError::consumer(404, 10014, "consumer not found");
+            return error_answer(NAME, &error, &[]);
         }
         Ok(Obj::new()
             .str("type", &response_type(NAME))
@@ -491,138 +498,6 @@ impl AccountJetStream {
     /// The consumers' part of a stream's state: how many there are.
     pub fn consumers_of(&self, stream: &str) -> u64 {
         self.consumer_count(stream)
-    }
-
-    /// `$JS.API.CONSUMER.MSG.NEXT.<s>.<c>` with reply `inbox`: what to send
-    /// now; the rest of the batch waits (for new messages, acks, expiry).
-    pub fn pull(&mut self, api: &str, body: &[u8], inbox: &str, now: u64) -> Vec<Outgoing> {
-        let Some(rest) = api.strip_prefix("CONSUMER.MSG.NEXT.") else {
-            return Vec::new();
-        };
-        let Some((stream, name)) = rest.split_once('.') else {
-            return Vec::new();
-        };
-        let key = (stream.to_string(), name.to_string());
-        let Some(entry) = self.consumers.get(&key) else {
-            // A request for a missing consumer gets no answer.
-            return Vec::new();
-        };
-        if entry.consumer.config().is_push() {
-            return vec![Outgoing::status(inbox, "409 Consumer is push based", "")];
-        }
-        let body = body.trim_ascii();
-        let req = if body.is_empty() {
-            PullRequest::default()
-        } else if let Ok(batch) = std::str::from_utf8(body).unwrap_or("").parse::<i64>() {
-            PullRequest {
-                batch,
-                ..PullRequest::default()
-            }
-        } else if body.starts_with(b"{") {
-            match serde_json::from_slice::<PullRequest>(body) {
-                Ok(r) => r,
-                Err(e) => {
-                    return vec![Outgoing::status(
-                        inbox,
-                        &format!("400 Bad Request - {e}"),
-                        "",
-                    )]
-                }
-            }
-        } else {
-            PullRequest::default()
-        };
-        let batch = req.batch.max(1) as u64;
-        let expires = (req.expires > 0).then(|| now.saturating_add(req.expires as u64));
-        let max_waiting = entry.consumer.config().max_waiting.max(0) as usize;
-        let mut waiting = Waiting {
-            inbox: inbox.to_string(),
-            left: batch,
-            expires,
-            no_wait: req.no_wait,
-        };
-        let mut out = self.deliver_to(&key, &mut waiting, now);
-        let sent = batch - waiting.left;
-        if waiting.left == 0 {
-            return out;
-        }
-        if req.no_wait && sent > 0 {
-            // As nats-server: a one-shot request that got part of its batch
-            // ends with a timeout saying how much was left.
-            out.push(Outgoing::timeout(inbox, waiting.left));
-            return out;
-        }
-        if req.no_wait && expires.is_none() {
-            if sent == 0 {
-                out.push(Outgoing::status(inbox, "404 No Messages", ""));
-            }
-            return out;
-        }
-        let entry = self.consumers.get_mut(&key).expect("present");
-        if entry.waiting.len() >= max_waiting {
-            out.push(Outgoing::status(inbox, "409 Exceeded MaxWaiting", ""));
-            return out;
-        }
-        entry.waiting.push_back(waiting);
-        out
-    }
-
-    /// Sends what consumer `key` can give a request, lowering its `left`.
-    fn deliver_to(
-        &mut self,
-        key: &(String, String),
-        waiting: &mut Waiting,
-        now: u64,
-    ) -> Vec<Outgoing> {
-        let mut out = Vec::new();
-        let Some(stream) = self.streams.get(&key.0) else {
-            return out;
-        };
-        let store = stream.store();
-        let entry = self.consumers.get_mut(key).expect("present");
-        while waiting.left > 0 {
-            let (delivery, _dropped) = entry.consumer.next(store, now);
-            let Some(d) = delivery else { break };
-            let Some(msg) = store.get(d.stream_seq) else {
-                continue;
-            };
-            out.push(Outgoing {
-                inbox: waiting.inbox.clone(),
-                subject: msg.subject.to_vec(),
-                reply: Some(ack_subject(&key.0, &key.1, &d, msg.time)),
-                hdr: msg.hdr.to_vec(),
-                data: msg.data.to_vec(),
-            });
-            waiting.left -= 1;
-            entry.dirty = true;
-        }
-        out
-    }
-
-    /// Serves the waiting pull requests of `stream`'s consumers (after a
-    /// new message or an ack), and ends those expired by `now`.
-    pub fn serve_waiting(&mut self, stream: &str, now: u64) -> Vec<Outgoing> {
-        let mut out = Vec::new();
-        for key in self.consumer_keys(stream) {
-            let mut waiting =
-                std::mem::take(&mut self.consumers.get_mut(&key).expect("present").waiting);
-            let mut kept = VecDeque::new();
-            while let Some(mut w) = waiting.pop_front() {
-                if w.expires.is_some_and(|e| e <= now) {
-                    out.push(Outgoing::timeout(&w.inbox, w.left));
-                    continue;
-                }
-                let before = w.left;
-                out.extend(self.deliver_to(&key, &mut w, now));
-                if w.left > 0 && w.no_wait && w.left < before {
-                    out.push(Outgoing::timeout(&w.inbox, w.left));
-                } else if w.left > 0 {
-                    kept.push_back(w);
-                }
-            }
-            self.consumers.get_mut(&key).expect("present").waiting = kept;
-        }
-        out
     }
 
     /// Brings back a durable consumer of `stream` from its state on disk.
@@ -640,15 +515,10 @@ impl AccountJetStream {
         let name = snapshot.config.durable_name.clone();
         let created = snapshot.created;
         let consumer = Consumer::from_snapshot(snapshot, now);
-        self.consumers.insert(
-            (stream.to_string(), name.clone()),
-            ConsumerEntry {
-                consumer,
-                created,
-                waiting: VecDeque::new(),
-                dirty: false,
-            },
-        );
+        let last_seq = self.streams[stream].store().last_seq();
+        let entry = ConsumerEntry::new(consumer, created, last_seq, now);
+        self.consumers
+            .insert((stream.to_string(), name.clone()), entry);
         Ok(name)
     }
 
@@ -659,104 +529,11 @@ impl AccountJetStream {
             .any(|e| e.consumer.config().is_push())
     }
 
-    /// The push consumers: (stream, name) with their deliver subject and
-    /// group, for the engine to check for interest.
-    pub fn push_consumers(&self) -> Vec<((String, String), String, String)> {
-        self.consumers
-            .iter()
-            .filter(|(_, e)| e.consumer.config().is_push())
-            .map(|(k, e)| {
-                let c = e.consumer.config();
-                (
-                    k.clone(),
-                    c.deliver_subject.clone(),
-                    c.deliver_group.clone(),
-                )
-            })
-            .collect()
-    }
-
-    /// Everything push consumer `key` can send now to its deliver subject
-    /// (the engine calls this only while the subject has interest).
-    pub fn push(&mut self, key: &(String, String), now: u64) -> Vec<Outgoing> {
-        let Some(entry) = self.consumers.get(key) else {
-            return Vec::new();
-        };
-        let mut all = Waiting {
-            inbox: entry.consumer.config().deliver_subject.clone(),
-            left: u64::MAX,
-            expires: None,
-            no_wait: false,
-        };
-        self.deliver_to(key, &mut all, now)
-    }
-
-    /// Every stream that has consumers (for the engine's periodic turn over
-    /// waiting requests and redeliveries).
-    pub fn streams_with_consumers(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.consumers.keys().map(|(s, _)| s.clone()).collect();
-        names.dedup();
-        names
-    }
-
-    /// Lets every consumer's ack wait run out at `now`.
-    pub fn expire_acks(&mut self, now: u64) {
-        for entry in self.consumers.values_mut() {
-            entry.consumer.expire(now);
-        }
-    }
-
-    /// The earliest moment something consumer-related is due (an ack wait,
-    /// a pull request's expiry).
-    pub fn next_consumer_deadline(&self) -> Option<u64> {
+    /// Whether any consumer delivers to subscribers that may go away (a
+    /// push consumer, a waiting pull request).
+    pub fn watches_interest(&self) -> bool {
         self.consumers
             .values()
-            .flat_map(|e| {
-                e.consumer
-                    .next_deadline()
-                    .into_iter()
-                    .chain(e.waiting.iter().filter_map(|w| w.expires))
-            })
-            .min()
-    }
-
-    /// A publish on `$JS.ACK.<s>.<c>.…`: acknowledges, and (work queue)
-    /// removes what it acknowledged; returns the stream to serve again, if
-    /// the ack was for a known consumer.
-    pub fn ack(&mut self, subject: &str, body: &[u8], now: u64) -> Option<String> {
-        let (stream, name, seq) = parse_ack_subject(subject)?;
-        let key = (stream.to_string(), name.to_string());
-        let ack = Ack::parse(body)?;
-        let entry = self.consumers.get_mut(&key)?;
-        let acked = entry.consumer.ack(seq, &ack, now);
-        entry.dirty = true;
-        let retention = self.streams.get(stream).map(|s| s.config().retention);
-        let gone: Vec<u64> = match retention {
-            // A work queue's message goes with its first ack.
-            Some(Retention::WorkQueue) => acked,
-            // An interest stream's once every consumer that wants it is done.
-            Some(Retention::Interest) => {
-                let store = self.streams[stream].store();
-                acked
-                    .into_iter()
-                    .filter(|&seq| {
-                        let Some(msg) = store.get(seq) else {
-                            return false;
-                        };
-                        self.consumers
-                            .iter()
-                            .filter(|((s, _), e)| s == stream && e.wants(&msg.subject))
-                            .all(|(_, e)| e.consumer.done_with(seq))
-                    })
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        if let Some(s) = self.streams.get_mut(stream) {
-            for seq in gone {
-                let _ = s.store_mut().remove(seq);
-            }
-        }
-        Some(stream.to_string())
+            .any(|e| e.consumer.config().is_push() || !e.waiting.is_empty())
     }
 }

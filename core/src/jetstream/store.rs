@@ -141,7 +141,15 @@ pub struct MemStore {
     /// For a store kept on disk: every change since the last
     /// [`MemStore::take_journal`], as the log records that make it.
     journal: Option<Vec<Record>>,
+    /// The latest removals (sequence, subject), for consumers keeping
+    /// count of what they have left without recounting (bounded).
+    recent_removals: VecDeque<(u64, Box<[u8]>)>,
+    /// Every removal ever, counted.
+    removed_total: u64,
 }
+
+/// How many removals a store remembers for its consumers' counts.
+const RECENT_REMOVALS: usize = 4096;
 
 impl MemStore {
     pub fn new(accounting: Accounting, limits: Limits) -> MemStore {
@@ -155,6 +163,8 @@ impl MemStore {
             last_seq: 0,
             last_time: 0,
             journal: None,
+            recent_removals: VecDeque::new(),
+            removed_total: 0,
         }
     }
 
@@ -364,6 +374,11 @@ impl MemStore {
             return;
         };
         self.note(|| Record::Removed(seq));
+        if self.recent_removals.len() == RECENT_REMOVALS {
+            self.recent_removals.pop_front();
+        }
+        self.recent_removals.push_back((seq, msg.subject.clone()));
+        self.removed_total += 1;
         self.bytes -= self.accounting.size(&msg.subject, &msg.hdr, &msg.data);
         if let Some(seqs) = self.subjects.get_mut(&msg.subject) {
             match seqs.0.binary_search(&seq) {
@@ -445,6 +460,36 @@ impl MemStore {
 
     pub fn get(&self, seq: u64) -> Option<&StoredMsg> {
         self.msgs.get(&seq)
+    }
+
+    /// The messages from sequence `start` on, in order.
+    pub fn from_seq(&self, start: u64) -> impl Iterator<Item = &StoredMsg> {
+        self.msgs.range(start..).map(|(_, m)| m)
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// How many messages were ever removed.
+    pub fn removed_total(&self) -> u64 {
+        self.removed_total
+    }
+
+    /// The removals after the first `total` ever made, as (sequence,
+    /// subject), or None when the store no longer remembers them all.
+    pub fn removals_since(&self, total: u64) -> Option<impl Iterator<Item = (u64, &[u8])>> {
+        let missed = self.removed_total.checked_sub(total)?;
+        if missed > self.recent_removals.len() as u64 {
+            return None;
+        }
+        let skip = self.recent_removals.len() - missed as usize;
+        Some(
+            self.recent_removals
+                .iter()
+                .skip(skip)
+                .map(|(seq, subject)| (*seq, &**subject)),
+        )
     }
 
     /// The newest message on a subject matching `filter`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::jetstream::api::{not_enabled_answer, ServerShare, StoreWrite};
 use crate::jetstream::config::Storage;
 use crate::jetstream::log_format::decode;
+use crate::jetstream::outbox::Outgoing;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
 use crate::time::Time;
@@ -53,11 +54,8 @@ impl Server {
                     return true;
                 };
                 let inbox = String::from_utf8_lossy(reply).into_owned();
-                let out = js.pull(&api, data, &inbox, unix);
-                // The consumer's new state is written before its messages go.
-                self.collect_store_writes(acc);
-                self.send_outgoing(acc, out, now);
-                self.schedule_expiry(now);
+                js.pull(&api, data, &inbox, unix);
+                self.serve_consumers(acc, unix, now);
                 return true;
             }
             if api.starts_with("DIRECT.GET.") {
@@ -82,10 +80,9 @@ impl Server {
             if let (Some(answer), Some(reply)) = (answer, publish.reply) {
                 self.publish_internal(acc, reply, answer.as_bytes(), now);
             }
-            // A consumer just made may have messages to push.
+            // A consumer just made may have messages to push; a stream
+            // made or changed may have messages to expire.
             self.serve_consumers(acc, unix, now);
-            // A stream made or changed may have messages to expire.
-            self.schedule_expiry(now);
             return true;
         }
         if self.accounts[acc].jetstream.is_none() {
@@ -93,6 +90,15 @@ impl Server {
         }
         if publish.subject.starts_with(b"$JS.ACK.") {
             return self.jetstream_ack(acc, publish, unix, now);
+        }
+        if publish.subject.starts_with(b"$JS.FC.") {
+            let subject = String::from_utf8_lossy(publish.subject);
+            let js = self.accounts[acc].jetstream.as_mut().expect("checked");
+            if !js.flow_control_answer(&subject) {
+                return false;
+            }
+            self.serve_consumers(acc, unix, now);
+            return true;
         }
         // Most publishes go to no stream: find that out before anything
         // walks the account's usage.
@@ -117,7 +123,6 @@ impl Server {
             self.publish_internal(acc, reply, ack.as_bytes(), now);
         }
         self.serve_consumers(acc, unix, now);
-        self.schedule_expiry(now);
         true
     }
 
@@ -125,63 +130,61 @@ impl Server {
     /// subject (ack sync) is confirmed with an empty message.
     fn jetstream_ack(&mut self, acc: usize, publish: &Publish<'_>, unix: u64, now: Time) -> bool {
         let subject = String::from_utf8_lossy(publish.subject).into_owned();
+        let reply = publish.reply.map(String::from_utf8_lossy);
         let body = &publish.payload[publish.header_len..];
         let js = self.accounts[acc].jetstream.as_mut().expect("checked");
         let before = js.usage();
-        if js.ack(&subject, body, unix).is_none() {
+        let Some(outcome) = js.ack(&subject, body, reply.as_deref(), unix) else {
             return false;
-        }
+        };
         self.update_usage(acc, before);
         self.collect_store_writes(acc);
-        if let Some(reply) = publish.reply {
+        if let (true, Some(reply)) = (outcome.confirm, publish.reply) {
             self.publish_internal(acc, reply, b"", now);
         }
         self.serve_consumers(acc, unix, now);
-        self.schedule_expiry(now);
         true
     }
 
-    /// Lets account `acc`'s consumers send what they can: waiting pull
-    /// requests are served, and push consumers deliver while their deliver
-    /// subject (and group, if they have one) has interest.
+    /// Lets account `acc`'s consumers send what they can at `now` (see
+    /// [`AccountJetStream::serve`]), each push consumer while its deliver
+    /// subject (and group, if it has one) has interest; then sends what
+    /// JetStream queued and sets the JetStream timer.
     pub(super) fn serve_consumers(&mut self, acc: usize, unix: u64, now: Time) {
-        let Some(js) = self.accounts[acc].jetstream.as_mut() else {
-            return;
-        };
-        let mut out = Vec::new();
-        for stream in js.streams_with_consumers() {
-            out.extend(js.serve_waiting(&stream, unix));
-        }
-        let pushes = js.push_consumers();
-        self.collect_store_writes(acc);
-        self.send_outgoing(acc, out, now);
-        for (key, deliver, group) in pushes {
-            let matches = self.accounts[acc].sublist.matches(deliver.as_bytes());
-            let interest = if group.is_empty() {
-                !matches.plain.is_empty() || !matches.queues.is_empty()
-            } else {
-                matches.queues.iter().any(|q| &*q.name == group.as_bytes())
+        let account = &mut self.accounts[acc];
+        let sublist = &mut account.sublist;
+        if let Some(js) = account.jetstream.as_mut() {
+            let mut interest = |subject: &str, group: Option<&str>| {
+                let matches = sublist.matches(subject.as_bytes());
+                match group {
+                    None => !matches.plain.is_empty() || !matches.queues.is_empty(),
+                    Some(group) => matches.queues.iter().any(|q| &*q.name == group.as_bytes()),
+                }
             };
-            if !interest {
-                continue;
+            if js.serve(unix, &mut interest) {
+                // More than a turn's share is ready: the rest on the next turn.
+                let due = now + Duration::from_nanos(1);
+                self.schedule_jetstream_timer(due);
             }
-            let out = match self.accounts[acc].jetstream.as_mut() {
-                Some(js) => js.push(&key, unix),
-                None => return,
-            };
-            self.collect_store_writes(acc);
-            self.send_outgoing(acc, out, now);
         }
+        self.flush_jetstream(acc, now);
+        self.schedule_expiry(now);
     }
 
-    /// Delivers consumers' messages (and statuses) in account `acc`: each to
-    /// its inbox's subscribers, on the stored message's own subject.
-    fn send_outgoing(
-        &mut self,
-        acc: usize,
-        out: Vec<crate::jetstream::consumers::Outgoing>,
-        now: Time,
-    ) {
+    /// Queues what account `acc`'s JetStream needs written, then sends
+    /// what it queued to send (the runtime makes the writes first).
+    fn flush_jetstream(&mut self, acc: usize, now: Time) {
+        self.collect_store_writes(acc);
+        let out = match self.accounts[acc].jetstream.as_mut() {
+            Some(js) => js.take_outbox(),
+            None => return,
+        };
+        self.send_outgoing(acc, out, now);
+    }
+
+    /// Delivers JetStream's messages in account `acc`: each to its inbox's
+    /// subscribers, on its own subject.
+    fn send_outgoing(&mut self, acc: usize, out: Vec<Outgoing>, now: Time) {
         for o in out {
             let mut message = Vec::with_capacity(o.hdr.len() + o.data.len());
             message.extend_from_slice(&o.hdr);
@@ -337,7 +340,19 @@ impl Server {
         let Some(unix) = next else {
             return;
         };
-        let due = Time::from_nanos(unix.saturating_sub(origin)).max(now);
+        // Never sooner than a millisecond from now: nothing here needs a
+        // finer grain, and a deadline already past is not a busy loop.
+        let due = Time::from_nanos(unix.saturating_sub(origin)).max(now + Duration::from_millis(1));
+        self.schedule_jetstream_timer(due);
+    }
+
+    /// Gives JetStream a turn right after the current input.
+    pub(super) fn jetstream_turn_soon(&mut self) {
+        self.schedule_jetstream_timer(self.input_time + Duration::from_nanos(1));
+    }
+
+    /// Sets the JetStream timer for `due`, unless it is set for then or sooner.
+    fn schedule_jetstream_timer(&mut self, due: Time) {
         if self.expiry_due.is_none_or(|d| due < d) {
             self.expiry_due = Some(due);
             self.timers
@@ -357,15 +372,11 @@ impl Server {
             let before = self.account_usage(acc);
             if let Some(js) = self.accounts[acc].jetstream.as_mut() {
                 js.expire(unix);
-                js.expire_acks(unix);
                 self.update_usage(acc, before);
                 // Expired messages of file streams are removed on disk too.
-                self.collect_store_writes(acc);
                 self.serve_consumers(acc, unix, now);
             }
         }
-        // Never sooner than a millisecond from now: expiry needs no finer grain.
-        self.schedule_expiry(now + Duration::from_millis(1));
     }
 
     /// A message of the server's own with headers (`hdr` a whole header block).

@@ -555,9 +555,19 @@ impl Server {
     fn unlink_sub(&mut self, key: SubKey) -> Option<Subscription> {
         let sub = self.subs[key.0 as usize].take()?;
         self.free_subs.push(key.0);
-        self.accounts[sub.account as usize]
+        let account = &mut self.accounts[sub.account as usize];
+        account
             .sublist
             .remove(&sub.subject, sub.queue.as_deref(), key);
+        // Consumers that deliver to subscribers notice lost interest on
+        // their next turn (push consumers stop and may go idle).
+        if account
+            .jetstream
+            .as_ref()
+            .is_some_and(|js| js.watches_interest())
+        {
+            self.jetstream_turn_soon();
+        }
         Some(sub)
     }
 
