@@ -1115,8 +1115,10 @@ fn normalize_rtt(payload: &[u8]) -> Vec<u8> {
 const TIME_STAMP: &[u8] = b"Nats-Time-Stamp: ";
 
 /// JSON keys whose values are times or per-run ids.
-const VOLATILE_KEYS: [&str; 7] = [
+const VOLATILE_KEYS: [&str; 9] = [
     "created",
+    "id",
+    "timestamp",
     "first_ts",
     "last_ts",
     "time",

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::advisory::{Action, Advisory};
 use super::api_error::ApiError;
 use super::config::{Storage, StreamConfig};
+use super::delivery::Interest;
 use super::json::{array, Obj};
 use super::log_format::{self, Record};
 use super::outbox::Outgoing;
@@ -395,6 +396,7 @@ impl AccountJetStream {
         body: &[u8],
         now: u64,
         server: &ServerShare,
+        interest: &mut Interest<'_>,
     ) -> Option<String> {
         let tokens: Vec<&str> = api.split('.').collect();
         let answer = match tokens.as_slice() {
@@ -413,17 +415,21 @@ impl AccountJetStream {
             ["STREAM", "PURGE", name] => self.purge(name, body),
             ["STREAM", "MSG", "GET", name] => self.msg_get(name, body),
             ["STREAM", "MSG", "DELETE", name] => self.msg_delete(name, body),
-            ["CONSUMER", "CREATE", stream] => self.consumer_create(stream, None, None, body, now),
+            ["CONSUMER", "CREATE", stream] => {
+                self.consumer_create(stream, None, None, body, now, interest)
+            }
             ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
                 let filter = (!filter.is_empty()).then(|| filter.join("."));
-                self.consumer_create(stream, Some(name), filter.as_deref(), body, now)
+                self.consumer_create(stream, Some(name), filter.as_deref(), body, now, interest)
             }
             ["CONSUMER", "DURABLE", "CREATE", stream, durable] => {
-                self.consumer_create_durable(stream, durable, body, now)
+                self.consumer_create_durable(stream, durable, body, now, interest)
             }
-            ["CONSUMER", "INFO", stream, name] => self.consumer_info(stream, name, body),
+            ["CONSUMER", "INFO", stream, name] => {
+                self.consumer_info(stream, name, body, now, interest)
+            }
             ["CONSUMER", "NAMES", stream] => self.consumer_names(stream, body),
-            ["CONSUMER", "LIST", stream] => self.consumer_list(stream, body),
+            ["CONSUMER", "LIST", stream] => self.consumer_list(stream, body, now, interest),
             ["CONSUMER", "DELETE", stream, name] => self.consumer_delete(stream, name, body, now),
             _ => return None,
         };
@@ -1052,7 +1058,13 @@ mod tests {
 
     fn ask(js: &mut AccountJetStream, api: &str, body: &str) -> serde_json::Value {
         let answer = js
-            .request(api, body.as_bytes(), T0, &ServerShare::default())
+            .request(
+                api,
+                body.as_bytes(),
+                T0,
+                &ServerShare::default(),
+                &mut |_, _| false,
+            )
             .expect("an answer");
         serde_json::from_str(&answer).expect("JSON")
     }
@@ -1065,7 +1077,7 @@ mod tests {
     fn account_info_counts_api_calls_after_answering() {
         let mut js = js();
         let first = js
-            .request("INFO", b"", T0, &ServerShare::default())
+            .request("INFO", b"", T0, &ServerShare::default(), &mut |_, _| false)
             .unwrap();
         assert_eq!(
             first,
@@ -1086,6 +1098,7 @@ mod tests {
                 br#"{"name":"ORDERS","subjects":["orders.>"],"storage":"memory"}"#,
                 T0,
                 &ServerShare::default(),
+                &mut |_, _| false,
             )
             .unwrap();
         assert!(created.starts_with(
@@ -1161,6 +1174,7 @@ mod tests {
                 br#"{"subject":"zzz"}"#,
                 T0,
                 &ServerShare::default(),
+                &mut |_, _| false,
             )
             .unwrap();
         assert!(
@@ -1198,6 +1212,7 @@ mod tests {
                 br#"{"seq":2,"keep":1}"#,
                 T0,
                 &ServerShare::default(),
+                &mut |_, _| false,
             )
             .unwrap();
         assert!(
@@ -1212,14 +1227,26 @@ mod tests {
         assert_eq!(ask(&mut js, "STREAM.DELETE.ORDERS", "")["success"], true);
         assert_eq!(error_code(&ask(&mut js, "STREAM.DELETE.ORDERS", "")), 10059);
         let missing = js
-            .request("STREAM.INFO.ORDERS", b"", T0, &ServerShare::default())
+            .request(
+                "STREAM.INFO.ORDERS",
+                b"",
+                T0,
+                &ServerShare::default(),
+                &mut |_, _| false,
+            )
             .unwrap();
         assert!(
             missing.ends_with(r#""total":0,"offset":0,"limit":0}"#),
             "{missing}"
         );
         assert_eq!(
-            js.request("STREAM.CREATE.a.b", b"{}", T0, &ServerShare::default()),
+            js.request(
+                "STREAM.CREATE.a.b",
+                b"{}",
+                T0,
+                &ServerShare::default(),
+                &mut |_, _| false
+            ),
             None,
             "no answer"
         );
@@ -1328,6 +1355,7 @@ mod tests {
                 br#"{"name":"F","max_bytes":200}"#,
                 T0,
                 &server,
+                &mut |_, _| false,
             )
             .unwrap();
         assert!(reserve.contains(r#""err_code":10047"#), "{reserve}");
@@ -1336,6 +1364,7 @@ mod tests {
             br#"{"name":"M","storage":"memory"}"#,
             T0,
             &server,
+            &mut |_, _| false,
         );
         let (stored, _) = js.capture(b"M", b"", &[b'x'; 40], T0, &server).unwrap();
         assert_eq!(stored, Stored::Refused(ApiError::insufficient_resources()));

@@ -21,6 +21,15 @@ struct Pending {
     deadline: u64,
 }
 
+/// A delivery found but not made yet.
+#[derive(Clone, Copy, Debug)]
+enum Planned {
+    /// Of a pending message whose ack wait ended (by stream sequence).
+    Redelivery(u64),
+    /// Of a message not delivered before.
+    New(u64),
+}
+
 /// One delivery for the engine to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
@@ -366,49 +375,56 @@ impl Consumer {
     /// new messages matching the filter), and the stream sequences dropped
     /// on the way for having reached `max_deliver`.
     pub fn next(&mut self, store: &MemStore, now: u64) -> (Option<Delivery>, Vec<u64>) {
+        self.next_if(store, now, |_| true)
+    }
+
+    /// As [`Consumer::next`], but the delivery happens only if `accept`
+    /// takes it; declined, the consumer is as it was (the message comes
+    /// next again).
+    pub fn next_if(
+        &mut self,
+        store: &MemStore,
+        now: u64,
+        accept: impl FnOnce(&Delivery) -> bool,
+    ) -> (Option<Delivery>, Vec<u64>) {
+        let (planned, dropped) = self.plan(store);
+        let Some(planned) = planned else {
+            return (None, dropped);
+        };
+        let delivery = self.delivery_of(planned);
+        if !accept(&delivery) {
+            return (None, dropped);
+        }
+        self.commit(planned, now);
+        (Some(delivery), dropped)
+    }
+
+    /// Finds the next message to deliver. Only what is final changes:
+    /// redeliveries of messages gone from the stream or past
+    /// `max_deliver` are dropped, and messages not matching the filter
+    /// are passed over.
+    fn plan(&mut self, store: &MemStore) -> (Option<Planned>, Vec<u64>) {
         self.count_pending(store);
         let mut dropped = Vec::new();
         while let Some((&seq, _)) = self.redeliver.iter().next() {
-            self.redeliver.remove(&seq);
-            let Some(p) = self.pending.get(&seq).cloned() else {
+            let Some(p) = self.pending.get(&seq) else {
+                self.redeliver.remove(&seq);
                 continue;
             };
             if store.get(seq).is_none() {
                 // Gone from the stream (purged, expired): dropped silently.
                 self.pending.remove(&seq);
+                self.redeliver.remove(&seq);
                 continue;
             }
             let max = self.config.max_deliver;
             if max > 0 && p.deliveries >= max as u64 {
                 self.pending.remove(&seq);
+                self.redeliver.remove(&seq);
                 dropped.push(seq);
                 continue;
             }
-            self.consumer_seq += 1;
-            let deliveries = p.deliveries + 1;
-            if p.deliveries == 1 {
-                self.redelivered += 1;
-            }
-            let deadline = now.saturating_add(self.ack_wait(deliveries));
-            self.pending.insert(
-                seq,
-                Pending {
-                    consumer_seq: self.consumer_seq,
-                    deliveries,
-                    deadline,
-                },
-            );
-            let pending = self.num_pending.count;
-            self.last_delivered = now;
-            return (
-                Some(Delivery {
-                    stream_seq: seq,
-                    consumer_seq: self.consumer_seq,
-                    deliveries,
-                    pending,
-                }),
-                dropped,
-            );
+            return (Some(Planned::Redelivery(seq)), dropped);
         }
         if self.acks()
             && self.config.max_ack_pending > 0
@@ -417,41 +433,74 @@ impl Consumer {
             return (None, dropped);
         }
         while let Some(msg) = store.from_seq(self.next_seq).next() {
-            let seq = msg.seq;
-            self.next_seq = seq + 1;
-            if !self.matches(&msg.subject) {
-                self.delivered_stream_seq = seq;
-                continue;
+            if self.matches(&msg.subject) {
+                return (Some(Planned::New(msg.seq)), dropped);
             }
-            self.num_pending.count = self.num_pending.count.saturating_sub(1);
-            self.consumer_seq += 1;
-            self.delivered_stream_seq = seq;
-            if self.acks() {
-                let deadline = now.saturating_add(self.ack_wait(1));
+            self.next_seq = msg.seq + 1;
+            self.delivered_stream_seq = msg.seq;
+        }
+        (None, dropped)
+    }
+
+    /// What delivering `planned` would send.
+    fn delivery_of(&self, planned: Planned) -> Delivery {
+        match planned {
+            Planned::Redelivery(seq) => Delivery {
+                stream_seq: seq,
+                consumer_seq: self.consumer_seq + 1,
+                deliveries: self.pending[&seq].deliveries + 1,
+                pending: self.num_pending.count,
+            },
+            Planned::New(seq) => Delivery {
+                stream_seq: seq,
+                consumer_seq: self.consumer_seq + 1,
+                deliveries: 1,
+                pending: self.num_pending.count.saturating_sub(1),
+            },
+        }
+    }
+
+    /// Delivers `planned` at `now`.
+    fn commit(&mut self, planned: Planned, now: u64) {
+        self.consumer_seq += 1;
+        self.last_delivered = now;
+        match planned {
+            Planned::Redelivery(seq) => {
+                self.redeliver.remove(&seq);
+                let previous = self.pending[&seq].deliveries;
+                if previous == 1 {
+                    self.redelivered += 1;
+                }
+                let deliveries = previous + 1;
+                let deadline = now.saturating_add(self.ack_wait(deliveries));
                 self.pending.insert(
                     seq,
                     Pending {
                         consumer_seq: self.consumer_seq,
-                        deliveries: 1,
+                        deliveries,
                         deadline,
                     },
                 );
-            } else {
-                self.ack_floor = (self.consumer_seq, seq);
             }
-            let pending = self.num_pending.count;
-            self.last_delivered = now;
-            return (
-                Some(Delivery {
-                    stream_seq: seq,
-                    consumer_seq: self.consumer_seq,
-                    deliveries: 1,
-                    pending,
-                }),
-                dropped,
-            );
+            Planned::New(seq) => {
+                self.next_seq = seq + 1;
+                self.num_pending.count = self.num_pending.count.saturating_sub(1);
+                self.delivered_stream_seq = seq;
+                if self.acks() {
+                    let deadline = now.saturating_add(self.ack_wait(1));
+                    self.pending.insert(
+                        seq,
+                        Pending {
+                            consumer_seq: self.consumer_seq,
+                            deliveries: 1,
+                            deadline,
+                        },
+                    );
+                } else {
+                    self.ack_floor = (self.consumer_seq, seq);
+                }
+            }
         }
-        (None, dropped)
     }
 
     /// An acknowledgement of stream sequence `seq` at `now`; returns the

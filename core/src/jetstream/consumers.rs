@@ -11,9 +11,9 @@ use super::api::{
 };
 use super::api_error::ApiError;
 use super::config::Retention;
-use super::consumer::{Consumer, Delivery};
+use super::consumer::Consumer;
 use super::consumer_config::{check_name, AckPolicy, CreateRequest};
-use super::delivery::Waiting;
+use super::delivery::{Interest, Waiting};
 use super::flow_control::FlowControl;
 use super::json::{array, Obj};
 use super::pacing::Pacing;
@@ -33,10 +33,7 @@ pub struct ConsumerEntry {
     pub(super) waiting: VecDeque<Waiting>,
     /// Changed since its state was last written.
     pub(super) dirty: bool,
-    /// A delivery taken from the consumer but not sent yet (pacing, or no
-    /// pull request could take it).
-    pub(super) parked: Option<Delivery>,
-    /// When the parked delivery may go (0: when someone takes it).
+    /// When the delivery pacing held back may go (0: none held).
     pub(super) hold_until: u64,
     pub(super) pacing: Pacing,
     /// Push consumers with `flow_control`.
@@ -78,11 +75,26 @@ impl ConsumerEntry {
             created,
             waiting: VecDeque::new(),
             dirty: false,
-            parked: None,
             hold_until: 0,
             bound: false,
             last_sent: now,
             idle_since: Some(now),
+        }
+    }
+
+    /// A push consumer notes whether its deliver subject (and group) has
+    /// interest at `now`: delivery pauses without, and it may go idle.
+    pub(super) fn look_for_interest(&mut self, now: u64, interest: &mut Interest<'_>) {
+        let config = self.consumer.config();
+        if !config.is_push() {
+            return;
+        }
+        let group = (!config.deliver_group.is_empty()).then_some(config.deliver_group.as_str());
+        let bound = interest(&config.deliver_subject, group);
+        if bound != self.bound {
+            self.bound = bound;
+            self.last_sent = now;
+            self.idle_since = if bound { None } else { Some(now) };
         }
     }
 
@@ -115,6 +127,7 @@ impl AccountJetStream {
         filter: Option<&str>,
         body: &[u8],
         now: u64,
+        interest: &mut Interest<'_>,
     ) -> Answer {
         const NAME: &str = "consumer_create";
         let fail = |e: ApiError| error_answer(NAME, &e, &[]);
@@ -155,7 +168,7 @@ impl AccountJetStream {
                 req.config.name = name.to_string();
             }
         }
-        self.add_consumer(stream, req, now, name.is_none())
+        self.add_consumer(stream, req, now, name.is_none(), interest)
     }
 
     /// `CONSUMER.DURABLE.CREATE.<s>.<d>` (the legacy durable form).
@@ -165,6 +178,7 @@ impl AccountJetStream {
         durable: &str,
         body: &[u8],
         now: u64,
+        interest: &mut Interest<'_>,
     ) -> Answer {
         const NAME: &str = "consumer_create";
         let fail = |e: ApiError| error_answer(NAME, &e, &[]);
@@ -189,7 +203,7 @@ impl AccountJetStream {
                 "consumer name in subject does not match durable name in request",
             ));
         }
-        self.add_consumer(stream, req, now, false)
+        self.add_consumer(stream, req, now, false, interest)
     }
 
     fn add_consumer(
@@ -198,6 +212,7 @@ impl AccountJetStream {
         req: CreateRequest,
         now: u64,
         legacy_ephemeral: bool,
+        interest: &mut Interest<'_>,
     ) -> Answer {
         const NAME: &str = "consumer_create";
         let fail = |e: ApiError| error_answer(NAME, &e, &[]);
@@ -321,6 +336,7 @@ impl AccountJetStream {
         let store = self.streams[stream].store();
         let entry = self.consumers.get_mut(&key).expect("present");
         entry.consumer.count_pending(store);
+        entry.look_for_interest(now, interest);
         Ok(self
             .consumer_info_obj(&key, Obj::new().str("type", &response_type(NAME)))
             .done())
@@ -376,7 +392,14 @@ impl AccountJetStream {
         }
     }
 
-    pub(super) fn consumer_info(&mut self, stream: &str, name: &str, body: &[u8]) -> Answer {
+    pub(super) fn consumer_info(
+        &mut self,
+        stream: &str,
+        name: &str,
+        body: &[u8],
+        now: u64,
+        interest: &mut Interest<'_>,
+    ) -> Answer {
         const NAME: &str = "consumer_info";
         if !is_empty_request(body) {
             return error_answer(NAME, &ApiError::not_empty_request(), &[]);
@@ -393,6 +416,9 @@ impl AccountJetStream {
             );
         }
         self.count_pending(stream);
+        if let Some(entry) = self.consumers.get_mut(&key) {
+            entry.look_for_interest(now, interest);
+        }
         Ok(self
             .consumer_info_obj(&key, Obj::new().str("type", &response_type(NAME)))
             .done())
@@ -438,7 +464,13 @@ impl AccountJetStream {
         )
     }
 
-    pub(super) fn consumer_list(&mut self, stream: &str, body: &[u8]) -> Answer {
+    pub(super) fn consumer_list(
+        &mut self,
+        stream: &str,
+        body: &[u8],
+        now: u64,
+        interest: &mut Interest<'_>,
+    ) -> Answer {
         const NAME: &str = "consumer_list";
         let extra = [
             ("total", "0"),
@@ -454,6 +486,9 @@ impl AccountJetStream {
             return error_answer(NAME, &ApiError::stream_not_found(), &extra);
         }
         self.count_pending(stream);
+        for ((_, _), entry) in self.consumers.iter_mut().filter(|((s, _), _)| s == stream) {
+            entry.look_for_interest(now, interest);
+        }
         let keys = self.consumer_keys(stream);
         let offset = req.offset.min(keys.len());
         let infos = keys

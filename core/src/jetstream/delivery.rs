@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::advisory::{event_id, Advisory, MessageRef};
 use super::api::{AccountJetStream, StoreWrite};
 use super::config::Retention;
-use super::consumer::{ack_subject, parse_ack_subject, Ack, Delivery};
+use super::consumer::{ack_subject, parse_ack_subject, Ack};
 use super::outbox::Outgoing;
 use crate::config::duration::format_duration;
 
@@ -83,6 +83,15 @@ impl PullRequest {
                 ..PullRequest::default()
             }))
     }
+}
+
+/// What became of a consumer's next delivery.
+enum Next {
+    Sent(Outgoing, u64),
+    /// Held back (pacing) or not taken.
+    Declined,
+    /// The consumer has nothing to deliver.
+    Nothing,
 }
 
 /// What an acknowledgement did.
@@ -229,19 +238,62 @@ impl AccountJetStream {
         budget == 0
     }
 
-    /// The next delivery of consumer `key`: one held back before, or the
-    /// consumer's next (reporting messages dropped at `max_deliver`).
-    fn take_delivery(&mut self, key: &Key, now: u64) -> Option<Delivery> {
-        let store = self.streams.get(&key.0)?.store();
-        let entry = self.consumers.get_mut(key)?;
-        if let Some(parked) = entry.parked.take() {
-            return Some(parked);
-        }
-        let (delivery, dropped) = entry.consumer.next(store, now);
-        let deliveries = entry.consumer.config().max_deliver.max(0) as u64;
+    /// Offers consumer `key`'s next delivery, as the message that would
+    /// go to `inbox` and its size, to `accept`; pacing may hold it back
+    /// first. What neither takes stays the consumer's next. Messages
+    /// dropped at `max_deliver` on the way are advised.
+    fn deliver_next(
+        &mut self,
+        key: &Key,
+        inbox: &str,
+        now: u64,
+        mut accept: impl FnMut(&Outgoing, u64) -> bool,
+    ) -> Next {
+        let (Some(stream), Some(entry)) = (self.streams.get(&key.0), self.consumers.get_mut(key))
+        else {
+            return Next::Nothing;
+        };
+        let store = stream.store();
+        let headers_only = entry.consumer.config().headers_only;
+        let (pacing, hold_until) = (&mut entry.pacing, &mut entry.hold_until);
+        let mut offered = false;
+        let mut sent = None;
+        let (delivery, dropped) = entry.consumer.next_if(store, now, |d| {
+            offered = true;
+            let Some(msg) = store.get(d.stream_seq) else {
+                return false;
+            };
+            let (hdr, data) = if headers_only {
+                (headers_only_block(&msg.hdr, msg.data.len()), Vec::new())
+            } else {
+                (msg.hdr.to_vec(), msg.data.to_vec())
+            };
+            let reply = ack_subject(&key.0, &key.1, d, msg.time);
+            let size = (msg.subject.len() + reply.len() + hdr.len() + data.len()) as u64;
+            let ready = pacing.ready_at(d.stream_seq, size, msg.time, now);
+            if ready > now {
+                *hold_until = ready;
+                return false;
+            }
+            let out = Outgoing {
+                inbox: inbox.to_string(),
+                subject: msg.subject.to_vec(),
+                reply: Some(reply),
+                hdr,
+                data,
+            };
+            if !accept(&out, size) {
+                return false;
+            }
+            pacing.sent(size, msg.time, now);
+            *hold_until = 0;
+            sent = Some((out, size));
+            true
+        });
         if delivery.is_some() || !dropped.is_empty() {
             entry.dirty = true;
         }
+        let deliveries = entry.consumer.config().max_deliver.max(0) as u64;
         for stream_seq in dropped {
             self.advise(
                 Advisory::MaxDeliveries {
@@ -253,63 +305,10 @@ impl AccountJetStream {
                 now,
             );
         }
-        delivery
-    }
-
-    /// The message of delivery `d` for `inbox`, or None when it is gone
-    /// from the stream.
-    fn delivery_message(&self, key: &Key, d: &Delivery, inbox: &str) -> Option<(Outgoing, u64)> {
-        let msg = self.streams.get(&key.0)?.store().get(d.stream_seq)?;
-        let headers_only = self.consumers.get(key)?.consumer.config().headers_only;
-        let (hdr, data) = if headers_only {
-            (headers_only_block(&msg.hdr, msg.data.len()), Vec::new())
-        } else {
-            (msg.hdr.to_vec(), msg.data.to_vec())
-        };
-        let reply = ack_subject(&key.0, &key.1, d, msg.time);
-        let size = (msg.subject.len() + reply.len() + hdr.len() + data.len()) as u64;
-        let out = Outgoing {
-            inbox: inbox.to_string(),
-            subject: msg.subject.to_vec(),
-            reply: Some(reply),
-            hdr,
-            data,
-        };
-        Some((out, size))
-    }
-
-    /// Takes the next delivery that may go at `now` for `inbox`, holding
-    /// it back when pacing says later. None: nothing to send now (and
-    /// `exhausted` says whether the consumer has nothing at all).
-    fn next_sendable(
-        &mut self,
-        key: &Key,
-        inbox: &str,
-        now: u64,
-        exhausted: &mut bool,
-    ) -> Option<(Delivery, Outgoing, u64)> {
-        loop {
-            let Some(d) = self.take_delivery(key, now) else {
-                *exhausted = true;
-                return None;
-            };
-            let Some((out, size)) = self.delivery_message(key, &d, inbox) else {
-                continue;
-            };
-            let stored = self.streams[&key.0]
-                .store()
-                .get(d.stream_seq)
-                .map_or(0, |m| m.time);
-            let entry = self.consumers.get_mut(key).expect("present");
-            let ready = entry.pacing.ready_at(d.stream_seq, size, stored, now);
-            if ready > now {
-                entry.parked = Some(d);
-                entry.hold_until = ready;
-                return None;
-            }
-            entry.pacing.sent(size, stored, now);
-            entry.hold_until = 0;
-            return Some((d, out, size));
+        match sent {
+            Some((out, size)) => Next::Sent(out, size),
+            None if offered => Next::Declined,
+            None => Next::Nothing,
         }
     }
 
@@ -336,44 +335,47 @@ impl AccountJetStream {
         }
         let mut waiting = kept;
         let mut exhausted = false;
-        'deliveries: while *budget > 0 && !waiting.is_empty() {
-            let Some(inbox) = waiting.front().map(|w| w.inbox.clone()) else {
-                break;
-            };
-            let Some((d, mut out, size)) = self.next_sendable(key, &inbox, now, &mut exhausted)
-            else {
-                break;
-            };
+        while *budget > 0 && !waiting.is_empty() {
+            let mut ended = Vec::new();
             // The first request with room takes it; those it is too big for end.
-            loop {
-                let Some(w) = waiting.front_mut() else {
-                    let entry = self.consumers.get_mut(key).expect("present");
-                    entry.parked = Some(d);
-                    break 'deliveries;
-                };
-                if let Some(bytes) = w.bytes_left {
-                    if size > bytes {
-                        self.outbox.push(w.end("409 Message Size Exceeds MaxBytes"));
-                        waiting.pop_front();
-                        continue;
-                    }
-                    w.bytes_left = Some(bytes - size);
-                    if bytes == size {
-                        w.left = 1;
+            let next = self.deliver_next(key, "", now, |_, size| {
+                while let Some(w) = waiting.front() {
+                    match w.bytes_left {
+                        Some(bytes) if size > bytes => {
+                            ended.push(w.end("409 Message Size Exceeds MaxBytes"));
+                            waiting.pop_front();
+                        }
+                        _ => return true,
                     }
                 }
-                out.inbox.clone_from(&w.inbox);
-                self.outbox.push(out);
-                *budget -= 1;
-                w.left -= 1;
-                w.sent_any = true;
-                if let Some((every, due)) = &mut w.heartbeat {
-                    *due = now.saturating_add(*every);
+                false
+            });
+            self.outbox.append(&mut ended);
+            let (mut out, size) = match next {
+                Next::Sent(out, size) => (out, size),
+                Next::Declined => break,
+                Next::Nothing => {
+                    exhausted = true;
+                    break;
                 }
-                if w.left == 0 {
-                    waiting.pop_front();
+            };
+            let w = waiting.front_mut().expect("a request took it");
+            if let Some(bytes) = &mut w.bytes_left {
+                *bytes -= size;
+                if *bytes == 0 {
+                    w.left = 1;
                 }
-                break;
+            }
+            out.inbox.clone_from(&w.inbox);
+            self.outbox.push(out);
+            *budget -= 1;
+            w.left -= 1;
+            w.sent_any = true;
+            if let Some((every, due)) = &mut w.heartbeat {
+                *due = now.saturating_add(*every);
+            }
+            if w.left == 0 {
+                waiting.pop_front();
             }
         }
         if exhausted {
@@ -399,28 +401,21 @@ impl AccountJetStream {
         let Some(entry) = self.consumers.get_mut(key) else {
             return;
         };
-        let config = entry.consumer.config();
-        let deliver = config.deliver_subject.clone();
-        let group = (!config.deliver_group.is_empty()).then(|| config.deliver_group.clone());
-        let heartbeat = config.idle_heartbeat.max(0) as u64;
-        let bound = interest(&deliver, group.as_deref());
-        if bound != entry.bound {
-            entry.bound = bound;
-            entry.last_sent = now;
-            entry.idle_since = if bound { None } else { Some(now) };
-        }
-        if !bound {
+        entry.look_for_interest(now, interest);
+        if !entry.bound {
             return;
         }
-        let mut exhausted = false;
+        let config = entry.consumer.config();
+        let deliver = config.deliver_subject.clone();
+        let heartbeat = config.idle_heartbeat.max(0) as u64;
         while *budget > 0 {
             let entry = &self.consumers[key];
             if entry.flow.as_ref().is_some_and(|f| f.blocked()) {
                 break;
             }
-            let Some((_, out, size)) = self.next_sendable(key, &deliver, now, &mut exhausted)
-            else {
-                break;
+            let (out, size) = match self.deliver_next(key, &deliver, now, |_, _| true) {
+                Next::Sent(out, size) => (out, size),
+                Next::Declined | Next::Nothing => break,
             };
             self.outbox.push(out);
             *budget -= 1;
@@ -509,8 +504,7 @@ impl AccountJetStream {
                     .map(|t| t.saturating_add(threshold as u64));
                 // A held-back delivery matters only with someone to take it.
                 let taker = e.bound || !e.waiting.is_empty();
-                let held =
-                    (e.parked.is_some() && e.hold_until > 0 && taker).then_some(e.hold_until);
+                let held = (e.hold_until > 0 && taker).then_some(e.hold_until);
                 e.consumer
                     .next_deadline()
                     .into_iter()

@@ -11,6 +11,7 @@ use crate::jetstream::log_format::decode;
 use crate::jetstream::outbox::Outgoing;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
+use crate::sublist::Sublist;
 use crate::time::Time;
 
 use super::timers::{Timer, SERVER_TIMER};
@@ -71,8 +72,12 @@ impl Server {
             }
             let share = self.server_share(acc, true);
             let before = self.account_usage(acc);
-            let answer = match self.accounts[acc].jetstream.as_mut() {
-                Some(js) => js.request(&api, data, unix, &share),
+            let account = &mut self.accounts[acc];
+            let sublist = &mut account.sublist;
+            let answer = match account.jetstream.as_mut() {
+                Some(js) => js.request(&api, data, unix, &share, &mut |subject, group| {
+                    has_interest(sublist, subject, group)
+                }),
                 None => not_enabled_answer(&api),
             };
             self.update_usage(acc, before);
@@ -154,13 +159,8 @@ impl Server {
         let account = &mut self.accounts[acc];
         let sublist = &mut account.sublist;
         if let Some(js) = account.jetstream.as_mut() {
-            let mut interest = |subject: &str, group: Option<&str>| {
-                let matches = sublist.matches(subject.as_bytes());
-                match group {
-                    None => !matches.plain.is_empty() || !matches.queues.is_empty(),
-                    Some(group) => matches.queues.iter().any(|q| &*q.name == group.as_bytes()),
-                }
-            };
+            let mut interest =
+                |subject: &str, group: Option<&str>| has_interest(sublist, subject, group);
             if js.serve(unix, &mut interest) {
                 // More than a turn's share is ready: the rest on the next turn.
                 let due = now + Duration::from_nanos(1);
@@ -417,6 +417,15 @@ impl Server {
         };
         let matches = self.accounts[acc].sublist.matches(subject);
         self.deliver_all(NO_PUBLISHER, &matches, &publish, now);
+    }
+}
+
+/// Whether `subject` has subscribers (of queue `group`, if given).
+fn has_interest(sublist: &mut Sublist, subject: &str, group: Option<&str>) -> bool {
+    let matches = sublist.matches(subject.as_bytes());
+    match group {
+        None => !matches.plain.is_empty() || !matches.queues.is_empty(),
+        Some(group) => matches.queues.iter().any(|q| &*q.name == group.as_bytes()),
     }
 }
 
