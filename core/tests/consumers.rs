@@ -458,7 +458,7 @@ proptest! {
         let mut acked = BTreeSet::new();
         // Delivered and not acknowledged: stream seq → ack subject.
         let mut outstanding: BTreeMap<u64, String> = BTreeMap::new();
-        let mut handle = |got: Vec<Msg>, acked: &BTreeSet<u64>, outstanding: &mut BTreeMap<u64, String>| -> Result<(), TestCaseError> {
+        let handle = |got: Vec<Msg>, acked: &BTreeSet<u64>, outstanding: &mut BTreeMap<u64, String>| -> Result<(), TestCaseError> {
             for m in got.into_iter().filter(|m| m.sid == "1" && m.subject == "s") {
                 let reply = m.reply.expect("an ack subject");
                 let seq: u64 = reply.split('.').nth(5).unwrap().parse().unwrap();
