@@ -519,3 +519,31 @@ proptest! {
         prop_assert_eq!(acked.len() as u64, published, "every message was delivered and acknowledged");
     }
 }
+
+#[test]
+fn consumers_and_their_waiting_requests_outlive_a_reload() {
+    let mut sim = js_server();
+    let a = sim.connect(CLIENT);
+    let c = sim.connect(CLIENT);
+    stream(&mut sim, a, r#"{"name":"S","subjects":["s"]}"#);
+    consumer(&mut sim, a, "p", r#"{"durable_name":"p"}"#);
+    sim.send(c, b"SUB ib 1\r\n");
+    publish(
+        &mut sim,
+        c,
+        "$JS.API.CONSUMER.MSG.NEXT.S.p",
+        Some("ib"),
+        b"1",
+    );
+    let opts = Options {
+        jetstream: Some(JetStreamOptions::default()),
+        ..Options::default()
+    };
+    sim.server
+        .reload(opts, tenet_core::Auth::none(), sim.now)
+        .expect("reloadable");
+    publish(&mut sim, a, "s", None, b"after the reload");
+    let got = messages(&sim.take(c));
+    assert_eq!(got.len(), 1, "the waiting request is served");
+    assert_eq!(got[0].payload, b"after the reload");
+}

@@ -594,3 +594,190 @@ asyncio.run(main())
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stream `student` with `n` messages of `size` bytes, each starting with its number.
+async fn student_stream(js: &jetstream::Context, n: usize, size: usize) -> stream::Stream {
+    let stream = js
+        .create_stream(stream::Config {
+            name: "student".into(),
+            subjects: vec!["student.>".into()],
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .expect("stream created");
+    for i in 0..n {
+        let mut payload = format!("{i:08}").into_bytes();
+        payload.resize(size.max(8), b'.');
+        js.publish("student.Created", payload.into())
+            .await
+            .expect("published")
+            .await
+            .expect("acknowledged");
+    }
+    stream
+}
+
+fn number(payload: &[u8]) -> usize {
+    std::str::from_utf8(&payload[..8]).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_consumer_reads_past_the_flow_control_window() {
+    use async_nats::jetstream::consumer::push;
+    use futures::StreamExt;
+    let server =
+        TestServer::start_with_args(&["-js", "-sd", store_dir("ordered").to_str().unwrap()]);
+    let client = connect(&server, None).await;
+    let js = jetstream::new(client.clone());
+    // 6 MB: three times the first flow-control window, so the client's
+    // answers are what keeps the messages coming.
+    let (n, size) = (300, 20_000);
+    let stream = student_stream(&js, n, size).await;
+    let consumer = stream
+        .create_consumer(push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    for expected in 0..n {
+        let message = tokio::time::timeout(WAIT, messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("message {expected} never came (flow control stuck?)"))
+            .expect("a message")
+            .expect("no error");
+        assert_eq!(number(&message.payload), expected);
+        assert_eq!(message.payload.len(), size);
+    }
+    let _ = std::fs::remove_dir_all(store_dir("ordered"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_consumer_streams_messages_with_heartbeats_and_acks() {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    use futures::StreamExt;
+    let server =
+        TestServer::start_with_args(&["-js", "-sd", store_dir("messages").to_str().unwrap()]);
+    let js = jetstream::new(connect(&server, None).await);
+    let n = 450;
+    let stream = student_stream(&js, n, 100).await;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("tom".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer created");
+    // `messages()` asks in batches (200, with max_bytes, expires and idle
+    // heartbeats) and asks again as they are used up.
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(200)
+        .heartbeat(Duration::from_secs(1))
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .expect("messages");
+    for expected in 0..n {
+        let message = tokio::time::timeout(WAIT, messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("message {expected} never came"))
+            .expect("a message")
+            .expect("no error");
+        assert_eq!(number(&message.payload), expected);
+        message.ack().await.expect("acked");
+    }
+    // Idle for longer than the heartbeat: the stream stays healthy and
+    // takes a message published later.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    js.publish("student.Created", b"00000999".as_slice().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let late = tokio::time::timeout(WAIT, messages.next())
+        .await
+        .expect("the late message came")
+        .expect("a message")
+        .expect("no error (heartbeats arrived in time)");
+    assert_eq!(number(&late.payload), 999);
+    late.double_ack().await.expect("acked");
+    let mut consumer = consumer;
+    let info = consumer.info().await.expect("info");
+    assert_eq!(info.ack_floor.stream_sequence, n as u64 + 1);
+    assert_eq!(info.num_ack_pending, 0);
+    let _ = std::fs::remove_dir_all(store_dir("messages"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_advisories_and_an_ephemeral_that_goes_when_unused() {
+    use async_nats::jetstream::consumer::{pull, push};
+    use async_nats::StatusCode;
+    use futures::StreamExt;
+    let server = TestServer::start_with_args(&["-js", "-sd", store_dir("idle").to_str().unwrap()]);
+    let client = connect(&server, None).await;
+    let js = jetstream::new(client.clone());
+    let stream = student_stream(&js, 0, 8).await;
+    let mut advisories = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.>")
+        .await
+        .unwrap();
+    // A push consumer's deliver subject, read raw: its heartbeats are
+    // status messages.
+    let inbox = client.new_inbox();
+    let mut raw = client.subscribe(inbox.clone()).await.unwrap();
+    let _push: async_nats::jetstream::consumer::PushConsumer = stream
+        .create_consumer(push::Config {
+            durable_name: Some("beats".into()),
+            deliver_subject: inbox,
+            idle_heartbeat: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer");
+    let beat = tokio::time::timeout(WAIT, raw.next())
+        .await
+        .expect("a heartbeat")
+        .unwrap();
+    assert_eq!(beat.status, Some(StatusCode::IDLE_HEARTBEAT));
+    let created = tokio::time::timeout(WAIT, advisories.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        created.subject.as_str(),
+        "$JS.EVENT.ADVISORY.CONSUMER.CREATED.student.beats"
+    );
+    // An ephemeral pull consumer nobody pulls from goes after its threshold.
+    let ephemeral: async_nats::jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            inactive_threshold: Duration::from_millis(500),
+            ..Default::default()
+        })
+        .await
+        .expect("ephemeral");
+    let mut ephemeral = ephemeral;
+    let name = ephemeral.info().await.unwrap().name.clone();
+    let deleted = format!("$JS.EVENT.ADVISORY.CONSUMER.DELETED.student.{name}");
+    let advisory = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let m = advisories.next().await.unwrap();
+            if m.subject.as_str() == deleted {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the deletion is advised");
+    let json: serde_json::Value = serde_json::from_slice(&advisory.payload).unwrap();
+    assert_eq!(
+        json["type"],
+        "io.nats.jetstream.advisory.v1.consumer_action"
+    );
+    assert_eq!(json["action"], "delete");
+    assert!(stream.consumer_info(&name).await.is_err(), "gone");
+    let _ = std::fs::remove_dir_all(store_dir("idle"));
+}
