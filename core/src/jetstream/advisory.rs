@@ -1,6 +1,6 @@
 //! JetStream advisories: the events published into an account on
 //! `$JS.EVENT.ADVISORY.…` when its streams and consumers are made and
-//! deleted, and when a consumer gives up on a message (`max_deliver`,
+//! deleted (and a stream changed), and when a consumer gives up on a message (`max_deliver`,
 //! `+TERM`) or is told to redeliver one (`-NAK`), with nats-server
 //! 2.9.10's subjects and JSON.
 
@@ -14,6 +14,8 @@ const TYPE_PREFIX: &str = "io.nats.jetstream.advisory.v1.";
 pub enum Action {
     Create,
     Delete,
+    /// A stream's configuration changed.
+    Modify,
 }
 
 impl Action {
@@ -21,6 +23,7 @@ impl Action {
         match self {
             Action::Create => "create",
             Action::Delete => "delete",
+            Action::Modify => "modify",
         }
     }
 
@@ -28,6 +31,7 @@ impl Action {
         match self {
             Action::Create => "CREATED",
             Action::Delete => "DELETED",
+            Action::Modify => "UPDATED",
         }
     }
 }

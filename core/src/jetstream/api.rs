@@ -407,7 +407,7 @@ impl AccountJetStream {
                 return Some(answer);
             }
             ["STREAM", "CREATE", name] => self.create(name, body, now, server),
-            ["STREAM", "UPDATE", name] => self.update(name, body, server.duplicate_window),
+            ["STREAM", "UPDATE", name] => self.update(name, body, server.duplicate_window, now),
             ["STREAM", "INFO", name] => self.info(name, body),
             ["STREAM", "NAMES"] => self.names(body),
             ["STREAM", "LIST"] => self.list(body),
@@ -564,7 +564,7 @@ impl AccountJetStream {
             .done())
     }
 
-    fn update(&mut self, name: &str, body: &[u8], server_window: i64) -> Answer {
+    fn update(&mut self, name: &str, body: &[u8], server_window: i64, now: u64) -> Answer {
         const NAME: &str = "stream_update";
         let fail = |e: ApiError| error_answer(NAME, &e, &[]);
         let config = match StreamConfig::from_json(body) {
@@ -627,6 +627,13 @@ impl AccountJetStream {
         let stream = self.streams.get_mut(name).expect("present");
         stream.update(config);
         self.note_meta(name);
+        self.advise(
+            Advisory::Stream {
+                stream: name,
+                action: Action::Modify,
+            },
+            now,
+        );
         let stream = &self.streams[name];
         Ok(stream
             .info_fields(
