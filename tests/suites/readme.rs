@@ -557,6 +557,86 @@ fn a_runtime_account_serves_every_tenant_under_its_local_name() {
     globex.ping();
 }
 
+// ----- Multi-tenant JetStream -------------------------------------------------------
+
+/// The multi-tenant program of the README (its lines between `main`'s first
+/// line and `Ok(())`, with the README's address as `url`), returning what
+/// Tom read.
+async fn multi_tenant_program(
+    url: &str,
+) -> Result<async_nats::jetstream::Message, async_nats::Error> {
+    use async_nats::jetstream::{self, consumer::push, consumer::AckPolicy, stream};
+    // Bob makes the stream and publishes into it, each message acknowledged.
+    let bob = async_nats::ConnectOptions::with_user_and_password("Bob".into(), "123456".into())
+        .connect(url)
+        .await?;
+    let bob = jetstream::new(bob);
+    let config = stream::Config {
+        name: "student".into(),
+        subjects: vec!["student.>".into()],
+        ..Default::default()
+    };
+    bob.create_stream(config).await?;
+    let ack = bob
+        .publish("student.Created", "alice".into())
+        .await?
+        .await?;
+    println!("stored as {} in {}", ack.sequence, ack.stream);
+
+    // Tom reads through his durable push consumer and acknowledges.
+    let tom = async_nats::ConnectOptions::with_user_and_password("Tom".into(), "123456".into())
+        .connect(url)
+        .await?;
+    let tom = jetstream::new(tom);
+    let config = push::Config {
+        durable_name: Some("tom".into()),
+        deliver_subject: "_INBOX.tom.deliver".into(),
+        ack_policy: AckPolicy::Explicit,
+        ..Default::default()
+    };
+    let consumer: jetstream::consumer::PushConsumer =
+        tom.create_consumer_on_stream(config, "student").await?;
+    let mut messages = consumer.messages().await?;
+    let message = messages.next().await.unwrap()?;
+    println!("{}", std::str::from_utf8(&message.payload)?); // alice
+    message.ack().await?;
+    Ok(message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_multi_tenant_program_runs_within_bob_and_toms_permissions() {
+    let block = block_after(
+        "a publisher and a consumer, each confined by subject",
+        "conf",
+    );
+    let dir = std::env::temp_dir().join(format!("tenet-readme-js-{}", std::process::id()));
+    let config = block.text.replace(
+        "\"/var/lib/tenet\"",
+        &format!("{:?}", dir.display().to_string()),
+    );
+    assert_ne!(
+        config, block.text,
+        "the example's store directory is replaced"
+    );
+    let server = TestServer::with_config(&config, &[]);
+    let message = tokio::time::timeout(WAIT, multi_tenant_program(&server.url()))
+        .await
+        .expect("the program timed out")
+        .expect("the program");
+    assert_eq!(&message.payload[..], b"alice");
+    assert_eq!(message.subject.as_str(), "student.Created");
+    claimed("he cannot pull, on nats-server as on tenet");
+    // Tom's pull request is refused by his permissions.
+    let mut tom = login(&server, "Tom", "123456");
+    tom.send("PUB $JS.API.CONSUMER.MSG.NEXT.student.tom _INBOX.tom.x 1\r\n1\r\n".to_string());
+    tom.expect(
+        "-ERR 'Permissions Violation for Publish to \"$JS.API.CONSUMER.MSG.NEXT.student.tom\"'\r\n"
+            .to_string(),
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ----- Rust programs ----------------------------------------------------------------
 
 /// The quick start program of the README (its lines between `main`'s first line
@@ -613,7 +693,7 @@ fn every_no_run_program_is_run_here_line_for_line() {
             block.line
         );
     }
-    assert_eq!(programs.len(), 2, "the README's no_run programs");
+    assert_eq!(programs.len(), 3, "the README's no_run programs");
 }
 
 #[test]
