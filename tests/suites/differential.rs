@@ -70,6 +70,7 @@ const VOLATILE_INFO: &[&str] = &[
 /// an exchange. Not here: INFO `version` and `go` (normalized away, checked by
 /// `protocol.rs`), the unknown flag and SIGTERM (no wire exchange, `cli.rs`).
 const DIFFERENCES: &[(&str, &str)] = &[
+    ("malformed-pull-request-text", "a malformed pull request"),
     (
         "wildcard-subscription-vs-allow-list",
         "wildcard subscription vs an allow list",
