@@ -547,3 +547,68 @@ fn consumers_and_their_waiting_requests_outlive_a_reload() {
     assert_eq!(got.len(), 1, "the waiting request is served");
     assert_eq!(got[0].payload, b"after the reload");
 }
+
+#[test]
+fn backoff_spaces_redeliveries_until_max_deliver_gives_up_with_an_advisory() {
+    let mut sim = js_server();
+    let a = sim.connect(CLIENT);
+    let c = sim.connect(CLIENT);
+    stream(&mut sim, a, r#"{"name":"S","subjects":["s"]}"#);
+    publish(&mut sim, a, "s", None, b"job");
+    consumer(
+        &mut sim,
+        a,
+        "b",
+        r#"{"durable_name":"b","ack_policy":"explicit","backoff":[100000000,300000000],"max_deliver":3}"#,
+    );
+    sim.send(
+        c,
+        b"SUB ib 1\r\nSUB $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.> 2\r\n",
+    );
+    let pull = r#"{"batch":10,"expires":5000000000}"#;
+    publish(
+        &mut sim,
+        c,
+        "$JS.API.CONSUMER.MSG.NEXT.S.b",
+        Some("ib"),
+        pull.as_bytes(),
+    );
+    let mut deliveries = Vec::new();
+    let mut advisories = Vec::new();
+    for step in 0..=100 {
+        if step > 0 {
+            sim.advance(Duration::from_millis(10));
+        }
+        for m in messages(&sim.take(c)) {
+            match m.sid.as_str() {
+                "1" if m.subject == "s" => deliveries.push((step * 10, m.reply.unwrap())),
+                "2" => advisories.push(String::from_utf8(m.payload).unwrap()),
+                _ => {}
+            }
+        }
+    }
+    let when: Vec<u64> = deliveries.iter().map(|(t, _)| *t).collect();
+    // The first at once, the second after 100 ms, the third 300 ms after
+    // that (the last backoff step), then no more.
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    assert!(
+        when[1] - when[0] >= 100 && when[1] - when[0] <= 110,
+        "{when:?}"
+    );
+    assert!(
+        when[2] - when[1] >= 300 && when[2] - when[1] <= 310,
+        "{when:?}"
+    );
+    assert!(
+        deliveries[2].1.starts_with("$JS.ACK.S.b.3.1.3."),
+        "{deliveries:?}"
+    );
+    assert_eq!(advisories.len(), 1, "{advisories:?}");
+    assert!(
+        advisories[0].contains(r#""stream_seq":1,"deliveries":3"#),
+        "{}",
+        advisories[0]
+    );
+    let info = api(&mut sim, a, "$JS.API.CONSUMER.INFO.S.b", "");
+    assert!(info.contains(r#""num_ack_pending":0"#), "{info}");
+}

@@ -95,6 +95,8 @@ pub struct Snapshot {
     /// (stream seq, consumer seq, deliveries) of each pending message.
     pending: Vec<(u64, u64, u64)>,
     redelivered: u64,
+    #[serde(default)]
+    catch_up: Vec<u64>,
 }
 
 /// How many messages matching the filter wait at or after `next_seq`,
@@ -127,6 +129,9 @@ pub struct Consumer {
     redeliver: BTreeMap<u64, ()>,
     /// Messages delivered more than once that are still tracked.
     redelivered: u64,
+    /// `last_per_subject`: the last message of each subject, by stream
+    /// sequence, delivered before anything from `next_seq` on.
+    catch_up: std::collections::BTreeSet<u64>,
     /// When something was last delivered, and last acknowledged (Unix ns; 0: never).
     last_delivered: u64,
     last_acked: u64,
@@ -147,8 +152,22 @@ impl Consumer {
                     .map_or(state.last_seq + 1, |m| m.seq)
             }
         };
+        let mut catch_up = std::collections::BTreeSet::new();
         let start = match config.deliver_policy {
-            DeliverPolicy::All | DeliverPolicy::LastPerSubject => first(0),
+            DeliverPolicy::All => first(0),
+            DeliverPolicy::LastPerSubject => {
+                let filter: &[u8] = if filter.is_empty() {
+                    b">"
+                } else {
+                    filter.as_bytes()
+                };
+                catch_up = store
+                    .subject_counts(filter)
+                    .into_iter()
+                    .filter_map(|(subject, _)| store.last_by_subject(subject).map(|m| m.seq))
+                    .collect();
+                state.last_seq + 1
+            }
             DeliverPolicy::Last => {
                 let last = if filter.is_empty() {
                     store.get(state.last_seq).map(|m| m.seq)
@@ -167,15 +186,19 @@ impl Consumer {
             }
         };
         let start = start.max(1);
+        // Where it starts, as info shows it: before the first catch-up message.
+        let before = catch_up.first().map_or(start, |&first| first) - 1;
         Consumer {
             config,
             next_seq: start,
             consumer_seq: 0,
-            delivered_stream_seq: start - 1,
-            ack_floor: (0, start - 1),
+            delivered_stream_seq: before,
+            // As nats-server's consumer store: nothing acknowledged yet.
+            ack_floor: (0, 0),
             pending: BTreeMap::new(),
             redeliver: BTreeMap::new(),
             redelivered: 0,
+            catch_up,
             last_delivered: 0,
             last_acked: 0,
             num_pending: PendingCount::default(),
@@ -201,6 +224,7 @@ impl Consumer {
                 .map(|(&s, p)| (s, p.consumer_seq, p.deliveries))
                 .collect(),
             redelivered: self.redelivered,
+            catch_up: self.catch_up.iter().copied().collect(),
         }
     }
 
@@ -216,6 +240,7 @@ impl Consumer {
             pending: BTreeMap::new(),
             redeliver: BTreeMap::new(),
             redelivered: snapshot.redelivered,
+            catch_up: snapshot.catch_up.into_iter().collect(),
             last_delivered: 0,
             last_acked: 0,
             num_pending: PendingCount::default(),
@@ -280,8 +305,12 @@ impl Consumer {
             Some(seen) => match store.removals_since(seen) {
                 Some(removals) => {
                     for (seq, subject) in removals {
-                        if seq >= self.next_seq && seq <= np.through_seq && self.matches(subject) {
-                            np.count -= 1;
+                        let counted = (seq >= self.next_seq
+                            && seq <= np.through_seq
+                            && self.matches(subject))
+                            || self.catch_up.contains(&seq);
+                        if counted {
+                            np.count = np.count.saturating_sub(1);
                         }
                     }
                     true
@@ -293,7 +322,11 @@ impl Consumer {
         let from = if up_to_date {
             np.through_seq + 1
         } else {
-            np.count = 0;
+            np.count = self
+                .catch_up
+                .iter()
+                .filter(|&&seq| store.get(seq).is_some())
+                .count() as u64;
             self.next_seq
         };
         np.count += store
@@ -432,6 +465,13 @@ impl Consumer {
         {
             return (None, dropped);
         }
+        while let Some(&seq) = self.catch_up.first() {
+            if store.get(seq).is_some() {
+                return (Some(Planned::New(seq)), dropped);
+            }
+            // Gone since (its removal was counted).
+            self.catch_up.remove(&seq);
+        }
         while let Some(msg) = store.from_seq(self.next_seq).next() {
             if self.matches(&msg.subject) {
                 return (Some(Planned::New(msg.seq)), dropped);
@@ -483,9 +523,11 @@ impl Consumer {
                 );
             }
             Planned::New(seq) => {
-                self.next_seq = seq + 1;
+                // A catch-up message is behind `next_seq`, which stays.
+                self.catch_up.remove(&seq);
+                self.next_seq = self.next_seq.max(seq + 1);
                 self.num_pending.count = self.num_pending.count.saturating_sub(1);
-                self.delivered_stream_seq = seq;
+                self.delivered_stream_seq = self.delivered_stream_seq.max(seq);
                 if self.acks() {
                     let deadline = now.saturating_add(self.ack_wait(1));
                     self.pending.insert(
@@ -668,6 +710,44 @@ mod tests {
         filtered.count_pending(&s);
         assert_eq!(filtered.num_pending(), 2);
         assert_eq!(seqs(&mut filtered, &s, 0), [(2, 1), (4, 1)]);
+        // Stored at 1000 + i: from time 1002 on is sequence 3 on.
+        let config = serde_json::from_str::<ConsumerConfig>(
+            r#"{"deliver_policy":"by_start_time","opt_start_time":"1970-01-01T00:00:00.000001002Z"}"#,
+        )
+        .unwrap()
+        .with_defaults();
+        let mut by_time = Consumer::new(config, &s, Some(1_002));
+        assert_eq!(by_time.delivered(), (0, 2));
+        assert_eq!(seqs(&mut by_time, &s, 0), [(3, 1), (4, 1), (5, 1)]);
+    }
+
+    #[test]
+    fn last_per_subject_delivers_each_subjects_last_then_what_comes() {
+        let mut s = store(&["a", "b", "a", "c", "b"]);
+        let mut c = consumer(r#"{"deliver_policy":"last_per_subject"}"#, &s);
+        assert_eq!(c.delivered(), (0, 2), "before the first catch-up message");
+        c.count_pending(&s);
+        assert_eq!(c.num_pending(), 3);
+        assert_eq!(
+            c.next(&s, 0).0.map(|d| (d.stream_seq, d.pending)),
+            Some((3, 2))
+        );
+        s.store(b"a", b"", b"x", 2_000).unwrap();
+        // A catch-up message removed before its turn is not delivered.
+        s.remove(4).unwrap();
+        c.count_pending(&s);
+        assert_eq!(c.num_pending(), 2, "5 (b) and the new 6 (a)");
+        assert_eq!(seqs(&mut c, &s, 0), [(5, 1), (6, 1)]);
+        let mut filtered = consumer(
+            r#"{"deliver_policy":"last_per_subject","filter_subject":"b"}"#,
+            &s,
+        );
+        assert_eq!(seqs(&mut filtered, &s, 0), [(5, 1)]);
+        // The catch-up list survives a restart.
+        let mut again = consumer(r#"{"deliver_policy":"last_per_subject"}"#, &s);
+        assert_eq!(again.next(&s, 0).0.map(|d| d.stream_seq), Some(5));
+        let mut back = Consumer::from_snapshot(again.snapshot(0), 0);
+        assert_eq!(seqs(&mut back, &s, 0), [(6, 1)]);
     }
 
     #[test]

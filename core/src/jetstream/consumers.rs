@@ -17,7 +17,7 @@ use super::delivery::{Interest, Waiting};
 use super::flow_control::FlowControl;
 use super::json::{array, Obj};
 use super::pacing::Pacing;
-use crate::time::rfc3339;
+use crate::time::{parse_rfc3339, rfc3339};
 
 const NAMES_LIMIT: usize = 1024;
 const LIST_LIMIT: usize = 256;
@@ -226,6 +226,13 @@ impl AccountJetStream {
         if let Err(e) = config.check(s.config()) {
             return fail(e);
         }
+        if config
+            .opt_start_time
+            .as_deref()
+            .is_some_and(|t| parse_rfc3339(t).is_none())
+        {
+            return fail(ApiError::invalid_json());
+        }
         if config.num_replicas > 1 {
             return fail(ApiError::replicas_not_supported());
         }
@@ -320,7 +327,8 @@ impl AccountJetStream {
             existing.dirty = true;
         } else {
             let store = self.streams[stream].store();
-            let consumer = Consumer::new(config, store, None);
+            let start_time = config.opt_start_time.as_deref().and_then(parse_rfc3339);
+            let consumer = Consumer::new(config, store, start_time);
             let mut entry = ConsumerEntry::new(consumer, now, store.last_seq(), now);
             entry.dirty = true;
             self.consumers.insert(key.clone(), entry);
