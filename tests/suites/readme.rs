@@ -628,10 +628,9 @@ async fn the_multi_tenant_program_runs_within_bob_and_toms_permissions() {
     claimed("he cannot pull, on nats-server as on tenet");
     // Tom's pull request is refused by his permissions.
     let mut tom = login(&server, "Tom", "123456");
-    tom.send("PUB $JS.API.CONSUMER.MSG.NEXT.student.tom _INBOX.tom.x 1\r\n1\r\n".to_string());
+    tom.send("PUB $JS.API.CONSUMER.MSG.NEXT.student.tom _INBOX.tom.x 1\r\n1\r\n");
     tom.expect(
-        "-ERR 'Permissions Violation for Publish to \"$JS.API.CONSUMER.MSG.NEXT.student.tom\"'\r\n"
-            .to_string(),
+        "-ERR 'Permissions Violation for Publish to \"$JS.API.CONSUMER.MSG.NEXT.student.tom\"'\r\n",
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
