@@ -4,7 +4,7 @@
 //! `backoff`, `max_deliver` and `max_ack_pending`. Pure: the store is
 //! read, times are passed in (Unix nanoseconds).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
 use super::store::MemStore;
@@ -127,11 +127,14 @@ pub struct Consumer {
     pending: BTreeMap<u64, Pending>,
     /// Stream sequences due for redelivery, in order (redelivered first).
     redeliver: BTreeMap<u64, ()>,
+    /// Pending deliveries not yet due, by when their ack wait ends:
+    /// (deadline, stream sequence). Disjoint from `redeliver`.
+    deadlines: BTreeSet<(u64, u64)>,
     /// Messages delivered more than once that are still tracked.
     redelivered: u64,
     /// `last_per_subject`: the last message of each subject, by stream
     /// sequence, delivered before anything from `next_seq` on.
-    catch_up: std::collections::BTreeSet<u64>,
+    catch_up: BTreeSet<u64>,
     /// When something was last delivered, and last acknowledged (Unix ns; 0: never).
     last_delivered: u64,
     last_acked: u64,
@@ -152,7 +155,7 @@ impl Consumer {
                     .map_or(state.last_seq + 1, |m| m.seq)
             }
         };
-        let mut catch_up = std::collections::BTreeSet::new();
+        let mut catch_up = BTreeSet::new();
         let start = match config.deliver_policy {
             DeliverPolicy::All => first(0),
             DeliverPolicy::LastPerSubject => {
@@ -197,6 +200,7 @@ impl Consumer {
             ack_floor: (0, 0),
             pending: BTreeMap::new(),
             redeliver: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             redelivered: 0,
             catch_up,
             last_delivered: 0,
@@ -239,6 +243,7 @@ impl Consumer {
             ack_floor: snapshot.ack_floor,
             pending: BTreeMap::new(),
             redeliver: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             redelivered: snapshot.redelivered,
             catch_up: snapshot.catch_up.into_iter().collect(),
             last_delivered: 0,
@@ -247,7 +252,7 @@ impl Consumer {
         };
         for (seq, consumer_seq, deliveries) in snapshot.pending {
             let deadline = now.saturating_add(consumer.ack_wait(deliveries));
-            consumer.pending.insert(
+            consumer.track(
                 seq,
                 Pending {
                     consumer_seq,
@@ -380,28 +385,66 @@ impl Consumer {
         self.ack_floor
     }
 
+    /// Tracks a delivery of `seq` (replacing an earlier one), due at its deadline.
+    fn track(&mut self, seq: u64, pending: Pending) {
+        self.redeliver.remove(&seq);
+        self.deadlines.insert((pending.deadline, seq));
+        if let Some(old) = self.pending.insert(seq, pending) {
+            if old.deadline != self.pending[&seq].deadline {
+                self.deadlines.remove(&(old.deadline, seq));
+            }
+        }
+    }
+
+    /// Stops tracking `seq` (acknowledged, or given up on).
+    fn untrack(&mut self, seq: u64) -> Option<Pending> {
+        let p = self.pending.remove(&seq)?;
+        self.deadlines.remove(&(p.deadline, seq));
+        self.redeliver.remove(&seq);
+        Some(p)
+    }
+
+    /// A new deadline for a pending `seq`: due for redelivery then.
+    fn reschedule(&mut self, seq: u64, deadline: u64) {
+        if let Some(p) = self.pending.get_mut(&seq) {
+            self.deadlines.remove(&(p.deadline, seq));
+            self.redeliver.remove(&seq);
+            p.deadline = deadline;
+            self.deadlines.insert((deadline, seq));
+        }
+    }
+
     /// Moves deliveries whose ack wait ended by `now` to the redelivery
     /// queue (those that reached `max_deliver` are dropped when their turn
     /// comes, in [`Consumer::next`]).
     pub fn expire(&mut self, now: u64) {
-        let due: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(seq, p)| p.deadline <= now && !self.redeliver.contains_key(seq))
-            .map(|(&seq, _)| seq)
-            .collect();
-        for seq in due {
+        while let Some(&(deadline, seq)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
             self.redeliver.insert(seq, ());
         }
     }
 
+    /// Whether every pending delivery is either due or waiting for its
+    /// deadline, never both (the indexes agree with `pending`).
+    #[cfg(test)]
+    fn indexes_agree(&self) -> bool {
+        let waiting: BTreeSet<u64> = self.deadlines.iter().map(|&(_, seq)| seq).collect();
+        let due: BTreeSet<u64> = self.redeliver.keys().copied().collect();
+        let pending: BTreeSet<u64> = self.pending.keys().copied().collect();
+        waiting.is_disjoint(&due)
+            && waiting.union(&due).copied().collect::<BTreeSet<u64>>() == pending
+            && self
+                .deadlines
+                .iter()
+                .all(|&(deadline, seq)| self.pending[&seq].deadline == deadline)
+    }
+
     /// When the next delivery's ack wait ends.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.pending
-            .iter()
-            .filter(|(seq, _)| !self.redeliver.contains_key(seq))
-            .map(|(_, p)| p.deadline)
-            .min()
+        self.deadlines.first().map(|&(deadline, _)| deadline)
     }
 
     /// The next message to send at `now`, if any (redeliveries first, then
@@ -446,14 +489,12 @@ impl Consumer {
             };
             if store.get(seq).is_none() {
                 // Gone from the stream (purged, expired): dropped silently.
-                self.pending.remove(&seq);
-                self.redeliver.remove(&seq);
+                self.untrack(seq);
                 continue;
             }
             let max = self.config.max_deliver;
             if max > 0 && p.deliveries >= max as u64 {
-                self.pending.remove(&seq);
-                self.redeliver.remove(&seq);
+                self.untrack(seq);
                 dropped.push(seq);
                 continue;
             }
@@ -506,14 +547,13 @@ impl Consumer {
         self.last_delivered = now;
         match planned {
             Planned::Redelivery(seq) => {
-                self.redeliver.remove(&seq);
                 let previous = self.pending[&seq].deliveries;
                 if previous == 1 {
                     self.redelivered += 1;
                 }
                 let deliveries = previous + 1;
                 let deadline = now.saturating_add(self.ack_wait(deliveries));
-                self.pending.insert(
+                self.track(
                     seq,
                     Pending {
                         consumer_seq: self.consumer_seq,
@@ -530,7 +570,7 @@ impl Consumer {
                 self.delivered_stream_seq = self.delivered_stream_seq.max(seq);
                 if self.acks() {
                     let deadline = now.saturating_add(self.ack_wait(1));
-                    self.pending.insert(
+                    self.track(
                         seq,
                         Pending {
                             consumer_seq: self.consumer_seq,
@@ -566,30 +606,27 @@ impl Consumer {
                 if !acked.is_empty() {
                     self.last_acked = now;
                 }
-                for s in &acked {
-                    if let Some(p) = self.pending.remove(s) {
+                for &s in &acked {
+                    if let Some(p) = self.untrack(s) {
                         if p.deliveries > 1 {
                             self.redelivered = self.redelivered.saturating_sub(1);
                         }
                     }
-                    self.redeliver.remove(s);
                 }
                 self.advance_floor();
                 acked
             }
             Ack::Nak(delay) => {
-                if let Some(p) = self.pending.get_mut(&seq) {
-                    p.deadline = now.saturating_add(*delay);
-                    if *delay == 0 {
-                        self.redeliver.insert(seq, ());
-                    }
+                self.reschedule(seq, now.saturating_add(*delay));
+                if *delay == 0 {
+                    // Due at once, before new messages.
+                    self.expire(now);
                 }
                 Vec::new()
             }
             Ack::InProgress => {
-                let wait = self.pending.get(&seq).map(|p| self.ack_wait(p.deliveries));
-                if let (Some(p), Some(wait)) = (self.pending.get_mut(&seq), wait) {
-                    p.deadline = now.saturating_add(wait);
+                if let Some(wait) = self.pending.get(&seq).map(|p| self.ack_wait(p.deliveries)) {
+                    self.reschedule(seq, now.saturating_add(wait));
                 }
                 Vec::new()
             }
@@ -834,7 +871,7 @@ mod tests {
         #[test]
         fn every_message_is_delivered_until_acknowledged(
             n in 1..20usize,
-            ops in prop::collection::vec((0..4u8, 0..25u64, 0..3u64), 0..80),
+            ops in prop::collection::vec((0..5u8, 0..25u64, 0..3u64), 0..80),
         ) {
             let subjects: Vec<&str> = (0..n).map(|_| "a").collect();
             let s = store(&subjects);
@@ -857,11 +894,13 @@ mod tests {
                         }
                         c.ack(seq, &Ack::Ack, now);
                     }
-                    _ => { c.ack(seq % (n as u64 + 1), &Ack::Nak(0), now); }
+                    3 => { c.ack(seq % (n as u64 + 1), &Ack::Nak(0), now); }
+                    _ => { c.ack(seq % (n as u64 + 1), &Ack::InProgress, now); }
                 }
                 if let Some((&first, _)) = c.pending.iter().next() {
                     prop_assert!(c.ack_floor().1 < first);
                 }
+                prop_assert!(c.indexes_agree());
             }
             // Draining with time passing delivers everything not acknowledged.
             for _ in 0..(4 * n) {

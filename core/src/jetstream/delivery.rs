@@ -419,12 +419,12 @@ impl AccountJetStream {
             };
             self.outbox.push(out);
             *budget -= 1;
-            self.events += 1;
-            let random = event_id(now, self.events);
             let entry = self.consumers.get_mut(key).expect("present");
             entry.last_sent = now;
             if let Some(flow) = &mut entry.flow {
                 if flow.delivered(size) {
+                    self.events += 1;
+                    let random = event_id(now, self.events);
                     let reply = format!("$JS.FC.{}.{}.{}", key.0, key.1, &random[..4]);
                     flow.requested(reply.clone());
                     self.outbox
