@@ -612,3 +612,42 @@ fn backoff_spaces_redeliveries_until_max_deliver_gives_up_with_an_advisory() {
     let info = api(&mut sim, a, "$JS.API.CONSUMER.INFO.S.b", "");
     assert!(info.contains(r#""num_ack_pending":0"#), "{info}");
 }
+
+#[test]
+fn an_ack_needs_the_publish_permission_like_any_publish() {
+    let text = "jetstream: enabled\nauthorization { users = [\n\
+        {user: admin, password: p}\n\
+        {user: reader, password: p, permissions: { publish: \"$JS.API.CONSUMER.MSG.NEXT.>\", subscribe: \"ib\" }}\n\
+    ] }\n";
+    let mut sim = Sim::with_server(support::server_from_config(text));
+    let a = sim.connect(&support::login("admin"));
+    let r = sim.connect(&support::login("reader"));
+    stream(&mut sim, a, r#"{"name":"S","subjects":["s"]}"#);
+    consumer(
+        &mut sim,
+        a,
+        "p",
+        r#"{"durable_name":"p","ack_policy":"explicit"}"#,
+    );
+    publish(&mut sim, a, "s", None, b"m");
+    sim.send(r, b"SUB ib 1\r\n");
+    publish(
+        &mut sim,
+        r,
+        "$JS.API.CONSUMER.MSG.NEXT.S.p",
+        Some("ib"),
+        b"1",
+    );
+    let got = messages(&sim.take(r));
+    let ack = got[0].reply.clone().expect("an ack subject");
+    publish(&mut sim, r, &ack, None, b"+ACK");
+    assert_eq!(
+        sim.take_str(r),
+        format!("-ERR 'Permissions Violation for Publish to \"{ack}\"'\r\n")
+    );
+    let info = api(&mut sim, a, "$JS.API.CONSUMER.INFO.S.p", "");
+    assert!(
+        info.contains(r#""num_ack_pending":1"#),
+        "not acknowledged: {info}"
+    );
+}
