@@ -258,3 +258,55 @@ fn publishers_that_never_pause_do_not_stall_others() {
     );
     assert!(worst < GROSS, "a probe PING waited {worst:?}");
 }
+
+#[test]
+fn a_push_consumer_replaying_a_large_stream_does_not_stall_others() {
+    let _serial = one_at_a_time();
+    let dir = std::env::temp_dir().join(format!("tenet-stall-js-{}", std::process::id()));
+    let server = TestServer::start_with_args(&["-js", "-sd", dir.to_str().expect("utf-8")]);
+    let mut admin = server.client();
+    admin.handshake();
+    let stream = r#"{"name":"S","subjects":["s"],"storage":"memory"}"#;
+    admin.send(
+        format!(
+            "PUB $JS.API.STREAM.CREATE.S _INBOX.a {}\r\n{stream}\r\n",
+            stream.len()
+        )
+        .as_bytes(),
+    );
+    let count = 100_000;
+    let payload = "x".repeat(100);
+    let mut pubs = Vec::new();
+    for _ in 0..count {
+        pubs.extend_from_slice(format!("PUB s 100\r\n{payload}\r\n").as_bytes());
+    }
+    let publishing = Instant::now();
+    admin.send(&pubs);
+    admin.ping_past_server_pings();
+    println!("{count} messages stored in {:?}", publishing.elapsed());
+    let mut subscriber = server.client();
+    subscriber.handshake();
+    subscriber.send(b"SUB d 1\r\n");
+    subscriber.ping();
+    let probe = Probe::start(&server, b"CONNECT {\"verbose\":false}\r\n");
+    let started = Instant::now();
+    // The consumer starts with the whole stream to deliver.
+    let consumer = r#"{"stream_name":"S","config":{"durable_name":"c","deliver_subject":"d","ack_policy":"none"}}"#;
+    admin.send(
+        format!(
+            "PUB $JS.API.CONSUMER.CREATE.S.c _INBOX.a {}\r\n{consumer}\r\n",
+            consumer.len()
+        )
+        .as_bytes(),
+    );
+    let delivered = subscriber.read_msgs(count);
+    let took = started.elapsed();
+    let (worst, median) = probe.finish();
+    println!(
+        "a push consumer delivering {delivered} stored messages took {took:?}; probe round trip worst {worst:?}, median {median:?}"
+    );
+    assert_eq!(delivered, count);
+    assert!(worst < GROSS, "a probe PING waited {worst:?}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
