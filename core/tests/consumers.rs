@@ -651,3 +651,68 @@ fn an_ack_needs_the_publish_permission_like_any_publish() {
         "not acknowledged: {info}"
     );
 }
+
+#[test]
+fn an_update_without_durable_name_keeps_a_durable_consumer_durable() {
+    let mut sim = js_server();
+    let a = sim.connect(CLIENT);
+    stream(&mut sim, a, r#"{"name":"S","subjects":["s"]}"#);
+    consumer(
+        &mut sim,
+        a,
+        "c0",
+        r#"{"durable_name":"c0","deliver_subject":"d"}"#,
+    );
+    let updated = consumer(&mut sim, a, "c0", r#"{"name":"c0","deliver_subject":"d"}"#);
+    assert!(updated.contains(r#""durable_name":"c0""#), "{updated}");
+    assert!(!updated.contains("inactive_threshold"), "{updated}");
+    // Unused for a minute, it is still there.
+    sim.advance(Duration::from_secs(60));
+    let info = api(&mut sim, a, "$JS.API.CONSUMER.INFO.S.c0", "");
+    assert!(!info.contains("error"), "{info}");
+}
+
+#[test]
+fn a_redelivery_given_up_for_a_message_gone_is_written_down() {
+    let mut sim = js_server();
+    let a = sim.connect(CLIENT);
+    let c = sim.connect(CLIENT);
+    let mut disk = Disk::default();
+    stream(&mut sim, a, r#"{"name":"S","subjects":["s"]}"#);
+    consumer(
+        &mut sim,
+        a,
+        "p",
+        r#"{"durable_name":"p","ack_policy":"explicit","ack_wait":100000000}"#,
+    );
+    publish(&mut sim, a, "s", None, b"m");
+    sim.send(c, b"SUB ib 1\r\n");
+    publish(
+        &mut sim,
+        c,
+        "$JS.API.CONSUMER.MSG.NEXT.S.p",
+        Some("ib"),
+        b"1",
+    );
+    assert_eq!(messages(&sim.take(c)).len(), 1);
+    api(&mut sim, a, "$JS.API.STREAM.MSG.DELETE.S", r#"{"seq":1}"#);
+    // The ack wait ends; the redelivery finds the message gone.
+    sim.advance(Duration::from_millis(200));
+    publish(
+        &mut sim,
+        c,
+        "$JS.API.CONSUMER.MSG.NEXT.S.p",
+        Some("ib"),
+        br#"{"no_wait":true}"#,
+    );
+    let info = api(&mut sim, a, "$JS.API.CONSUMER.INFO.S.p", "");
+    assert!(info.contains(r#""num_ack_pending":0"#), "{info}");
+    disk.take_writes(&mut sim.server);
+    let mut again = disk.restart();
+    let a = again.connect(CLIENT);
+    let info = api(&mut again, a, "$JS.API.CONSUMER.INFO.S.p", "");
+    assert!(
+        info.contains(r#""num_ack_pending":0"#),
+        "after a restart: {info}"
+    );
+}

@@ -250,7 +250,7 @@ impl AccountJetStream {
         let mut writes = std::mem::take(&mut self.writes);
         // Durable consumers of file streams keep their state on disk.
         for ((stream, name), entry) in &mut self.consumers {
-            if !std::mem::take(&mut entry.dirty) {
+            if !entry.consumer.take_changed() {
                 continue;
             }
             let file = self

@@ -139,6 +139,8 @@ pub struct Consumer {
     last_delivered: u64,
     last_acked: u64,
     num_pending: PendingCount,
+    /// Whether what [`Snapshot`] keeps changed since [`Consumer::take_changed`].
+    changed: bool,
 }
 
 impl Consumer {
@@ -206,6 +208,7 @@ impl Consumer {
             last_delivered: 0,
             last_acked: 0,
             num_pending: PendingCount::default(),
+            changed: true,
         }
     }
 
@@ -249,6 +252,7 @@ impl Consumer {
             last_delivered: 0,
             last_acked: 0,
             num_pending: PendingCount::default(),
+            changed: false,
         };
         for (seq, consumer_seq, deliveries) in snapshot.pending {
             let deadline = now.saturating_add(consumer.ack_wait(deliveries));
@@ -266,7 +270,17 @@ impl Consumer {
 
     /// A new configuration for the same consumer (an allowed update).
     pub fn update_config(&mut self, config: ConsumerConfig) {
+        if config.filter_subject != self.config.filter_subject {
+            // What is pending is counted again under the new filter.
+            self.num_pending = PendingCount::default();
+        }
         self.config = config;
+        self.changed = true;
+    }
+
+    /// Whether its state on disk needs writing again (and from now on not).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     fn acks(&self) -> bool {
@@ -387,6 +401,7 @@ impl Consumer {
 
     /// Tracks a delivery of `seq` (replacing an earlier one), due at its deadline.
     fn track(&mut self, seq: u64, pending: Pending) {
+        self.changed = true;
         self.redeliver.remove(&seq);
         self.deadlines.insert((pending.deadline, seq));
         if let Some(old) = self.pending.insert(seq, pending) {
@@ -399,6 +414,7 @@ impl Consumer {
     /// Stops tracking `seq` (acknowledged, or given up on).
     fn untrack(&mut self, seq: u64) -> Option<Pending> {
         let p = self.pending.remove(&seq)?;
+        self.changed = true;
         self.deadlines.remove(&(p.deadline, seq));
         self.redeliver.remove(&seq);
         Some(p)
@@ -512,6 +528,7 @@ impl Consumer {
             }
             // Gone since (its removal was counted).
             self.catch_up.remove(&seq);
+            self.changed = true;
         }
         while let Some(msg) = store.from_seq(self.next_seq).next() {
             if self.matches(&msg.subject) {
@@ -519,6 +536,7 @@ impl Consumer {
             }
             self.next_seq = msg.seq + 1;
             self.delivered_stream_seq = msg.seq;
+            self.changed = true;
         }
         (None, dropped)
     }
@@ -543,6 +561,7 @@ impl Consumer {
 
     /// Delivers `planned` at `now`.
     fn commit(&mut self, planned: Planned, now: u64) {
+        self.changed = true;
         self.consumer_seq += 1;
         self.last_delivered = now;
         match planned {
@@ -635,6 +654,7 @@ impl Consumer {
 
     /// The ack floor: everything delivered below the oldest pending message.
     fn advance_floor(&mut self) {
+        self.changed = true;
         match self.pending.iter().next() {
             Some((&seq, p)) => {
                 let cseq = p.consumer_seq.saturating_sub(1);
@@ -785,6 +805,20 @@ mod tests {
         assert_eq!(again.next(&s, 0).0.map(|d| d.stream_seq), Some(5));
         let mut back = Consumer::from_snapshot(again.snapshot(0), 0);
         assert_eq!(seqs(&mut back, &s, 0), [(6, 1)]);
+    }
+
+    #[test]
+    fn a_new_filter_counts_what_is_pending_again() {
+        let mut s = store(&[]);
+        let mut c = consumer(r#"{"filter_subject":"a"}"#, &s);
+        s.store(b"b", b"", b"x", 1).unwrap();
+        c.count_pending(&s);
+        assert_eq!(c.num_pending(), 0);
+        let mut wider = c.config().clone();
+        wider.filter_subject.clear();
+        c.update_config(wider);
+        c.count_pending(&s);
+        assert_eq!(c.num_pending(), 1, "b counts now");
     }
 
     #[test]

@@ -31,8 +31,6 @@ pub struct ConsumerEntry {
     pub(super) created: u64,
     /// Pull requests waiting for messages, oldest first.
     pub(super) waiting: VecDeque<Waiting>,
-    /// Changed since its state was last written.
-    pub(super) dirty: bool,
     /// When the delivery pacing held back may go (0: none held).
     pub(super) hold_until: u64,
     pub(super) pacing: Pacing,
@@ -74,7 +72,6 @@ impl ConsumerEntry {
             consumer,
             created,
             waiting: VecDeque::new(),
-            dirty: false,
             hold_until: 0,
             bound: false,
             last_sent: now,
@@ -220,6 +217,20 @@ impl AccountJetStream {
             return fail(ApiError::stream_not_found());
         };
         let mut config = req.config.with_defaults();
+        // A durable consumer stays durable through an update that names it
+        // without `durable_name` (its state stays on disk).
+        let existing_name = if config.name.is_empty() {
+            &config.durable_name
+        } else {
+            &config.name
+        };
+        if let Some(existing) = self
+            .consumers
+            .get(&(stream.to_string(), existing_name.clone()))
+            .filter(|e| e.durable() && !config.is_durable())
+        {
+            config.durable_name = existing.consumer.config().durable_name.clone();
+        }
         if !config.is_durable() && config.inactive_threshold == 0 {
             config.inactive_threshold = EPHEMERAL_INACTIVE;
         }
@@ -324,13 +335,11 @@ impl AccountJetStream {
                 return fail(ApiError::consumer(500, 10012, reason));
             }
             existing.consumer.update_config(config);
-            existing.dirty = true;
         } else {
             let store = self.streams[stream].store();
             let start_time = config.opt_start_time.as_deref().and_then(parse_rfc3339);
             let consumer = Consumer::new(config, store, start_time);
-            let mut entry = ConsumerEntry::new(consumer, now, store.last_seq(), now);
-            entry.dirty = true;
+            let entry = ConsumerEntry::new(consumer, now, store.last_seq(), now);
             self.consumers.insert(key.clone(), entry);
             self.advise(
                 Advisory::Consumer {

@@ -258,7 +258,7 @@ impl AccountJetStream {
         let (pacing, hold_until) = (&mut entry.pacing, &mut entry.hold_until);
         let mut offered = false;
         let mut sent = None;
-        let (delivery, dropped) = entry.consumer.next_if(store, now, |d| {
+        let (_, dropped) = entry.consumer.next_if(store, now, |d| {
             offered = true;
             let Some(msg) = store.get(d.stream_seq) else {
                 return false;
@@ -290,9 +290,6 @@ impl AccountJetStream {
             sent = Some((out, size));
             true
         });
-        if delivery.is_some() || !dropped.is_empty() {
-            entry.dirty = true;
-        }
         let deliveries = entry.consumer.config().max_deliver.max(0) as u64;
         for stream_seq in dropped {
             self.advise(
@@ -534,7 +531,6 @@ impl AccountJetStream {
         let entry = self.consumers.get_mut(&key)?;
         let before = entry.consumer.pending_delivery(seq);
         let acked = entry.consumer.ack(seq, &ack, now);
-        entry.dirty = true;
         if let Some((consumer_seq, deliveries)) = before {
             let message = MessageRef {
                 consumer_seq,
