@@ -133,4 +133,26 @@ pub struct JetStreamOptions {
     pub max_memory: Option<i64>,
     /// `max_file_store`, bytes.
     pub max_store: Option<i64>,
+    /// `sync_interval`: when file streams' writes are flushed to the disk.
+    pub sync: StoreSync,
+}
+
+/// When the file store asks the operating system to put its writes on the
+/// disk (fsync). Either way a write reaches the operating system before
+/// the PubAck (or answer) that depends on it leaves, so a killed server
+/// loses nothing acknowledged; only a power loss can take what is not
+/// synced yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreSync {
+    /// In the background, this often (nats-server's default: 2 minutes).
+    Every(std::time::Duration),
+    /// `always`: before the acknowledgement leaves (writes of the same
+    /// moment share one sync, made off the event loop).
+    Always,
+}
+
+impl Default for StoreSync {
+    fn default() -> Self {
+        StoreSync::Every(std::time::Duration::from_secs(120))
+    }
 }

@@ -15,7 +15,7 @@ use super::parse::{ConfigError, Parsed};
 use super::value::{Key, Pos, Value, ValueKind};
 use crate::jetstream::api::AccountLimits as JsAccountLimits;
 use crate::options::{
-    JetStreamOptions, Options, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_PORT,
+    JetStreamOptions, Options, StoreSync, DEFAULT_CONNECT_ERROR_REPORTS, DEFAULT_PORT,
     DEFAULT_RECONNECT_ERROR_REPORTS,
 };
 use crate::subject::is_valid_subject;
@@ -647,6 +647,11 @@ impl Reader<'_> {
                             js.max_memory = self.int(&key.name, v)
                         }
                         "max_file_store" | "max_file" => js.max_store = self.int(&key.name, v),
+                        "sync_interval" | "sync" => {
+                            if let Some(sync) = self.store_sync(&key.name, v) {
+                                js.sync = sync;
+                            }
+                        }
                         "enabled" | "enable" => {
                             enabled = self.boolean(&key.name, v).unwrap_or(true)
                         }
@@ -660,8 +665,7 @@ impl Reader<'_> {
                         | "max_outstanding_catchup"
                         | "max_buffered_msgs"
                         | "max_buffered_size"
-                        | "extension_hint"
-                        | "sync_interval") => {
+                        | "extension_hint") => {
                             let message =
                                 format!("jetstream {name:?} is not supported by tenet yet");
                             self.error(&key.pos, message);
@@ -673,6 +677,25 @@ impl Reader<'_> {
             }
             _ => self.wrong_type("jetstream", value, "a boolean, a string or a map"),
         }
+    }
+
+    /// `sync_interval`: `always`, or how often to sync in the background
+    /// (a duration string or seconds; more than zero).
+    fn store_sync(&mut self, key: &str, value: &Value) -> Option<StoreSync> {
+        if let ValueKind::String(s) = &value.kind {
+            if s.eq_ignore_ascii_case("always") {
+                return Some(StoreSync::Always);
+            }
+        }
+        let every = self.duration_or_seconds(key, value)?;
+        if every.is_zero() {
+            self.error(
+                &value.pos,
+                format!("{key} must be more than zero, or \"always\""),
+            );
+            return None;
+        }
+        Some(StoreSync::Every(every))
     }
 
     /// An account's `jetstream`: `enabled`/`disabled` (or a boolean), or a

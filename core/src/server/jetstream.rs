@@ -9,6 +9,7 @@ use crate::jetstream::api::{not_enabled_answer, ServerShare, StoreWrite};
 use crate::jetstream::config::Storage;
 use crate::jetstream::log_format::decode;
 use crate::jetstream::outbox::Outgoing;
+use crate::options::StoreSync;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
 use crate::sublist::Sublist;
@@ -83,7 +84,7 @@ impl Server {
             self.update_usage(acc, before);
             self.collect_store_writes(acc);
             if let (Some(answer), Some(reply)) = (answer, publish.reply) {
-                self.publish_internal(acc, reply, answer.as_bytes(), now);
+                self.durable_reply(acc, reply, answer.as_bytes(), now);
             }
             // A consumer just made may have messages to push; a stream
             // made or changed may have messages to expire.
@@ -125,7 +126,7 @@ impl Server {
         // writes before client writes).
         self.collect_store_writes(acc);
         if let (Some(ack), Some(reply)) = (ack, publish.reply) {
-            self.publish_internal(acc, reply, ack.as_bytes(), now);
+            self.durable_reply(acc, reply, ack.as_bytes(), now);
         }
         self.serve_consumers(acc, unix, now);
         true
@@ -145,7 +146,7 @@ impl Server {
         self.update_usage(acc, before);
         self.collect_store_writes(acc);
         if let (true, Some(reply)) = (outcome.confirm, publish.reply) {
-            self.publish_internal(acc, reply, b"", now);
+            self.durable_reply(acc, reply, b"", now);
         }
         self.serve_consumers(acc, unix, now);
         true
@@ -250,6 +251,7 @@ impl Server {
         };
         for write in js.take_writes() {
             self.store_writes.push_back((account.name.clone(), write));
+            self.store_queued += 1;
         }
     }
 
@@ -257,7 +259,47 @@ impl Server {
     /// runtime makes every one of them before it writes anything to a
     /// client: a PubAck never leaves before its message is written.
     pub fn poll_store_write(&mut self) -> Option<(String, StoreWrite)> {
-        self.store_writes.pop_front()
+        let write = self.store_writes.pop_front()?;
+        self.store_taken += 1;
+        Some(write)
+    }
+
+    /// How many store writes the runtime has taken so far: what it reports
+    /// back to [`Server::handle_store_synced`] once they are on the disk.
+    pub fn store_writes_taken(&self) -> u64 {
+        self.store_taken
+    }
+
+    /// The runtime synced the first `taken` store writes (with
+    /// `sync_interval: always`): the answers that waited for them go.
+    pub fn handle_store_synced(&mut self, taken: u64, now: Time) {
+        self.input_time = now;
+        self.store_synced = self.store_synced.max(taken);
+        while let Some((barrier, ..)) = self.held_replies.front() {
+            if *barrier > self.store_synced {
+                break;
+            }
+            let (_, acc, reply, payload) = self.held_replies.pop_front().expect("present");
+            self.publish_internal(acc, &reply, &payload, now);
+        }
+    }
+
+    /// An answer that tells a client something is stored (a PubAck, an API
+    /// answer, an ack confirmation). With `sync_interval: always` it waits
+    /// until the writes queued before it are synced (and behind any answer
+    /// already waiting, so answers keep their order).
+    fn durable_reply(&mut self, acc: usize, reply: &[u8], payload: &[u8], now: Time) {
+        let always = self
+            .opts
+            .jetstream
+            .as_ref()
+            .is_some_and(|js| js.sync == StoreSync::Always);
+        if always && (self.store_queued > self.store_synced || !self.held_replies.is_empty()) {
+            self.held_replies
+                .push_back((self.store_queued, acc, reply.to_vec(), payload.to_vec()));
+            return;
+        }
+        self.publish_internal(acc, reply, payload, now);
     }
 
     /// Brings back a durable consumer of `account`'s `stream` from its state

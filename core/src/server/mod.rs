@@ -234,6 +234,14 @@ pub struct Server {
     /// Writes file streams need, by account name, for the runtime to make
     /// before it writes to any client ([`Server::poll_store_write`]).
     store_writes: VecDeque<(String, StoreWrite)>,
+    /// Store writes queued so far, taken by the runtime so far, and of
+    /// those, how many the runtime reports synced (`sync_interval: always`).
+    store_queued: u64,
+    store_taken: u64,
+    store_synced: u64,
+    /// JetStream answers waiting for the writes queued before them to be
+    /// synced: (writes queued then, account, reply subject, payload).
+    held_replies: VecDeque<(u64, usize, Vec<u8>, Vec<u8>)>,
     /// What every account's streams hold: memory, storage (JetStream's
     /// server-wide limits are checked against it).
     js_used: (u64, u64),
@@ -331,6 +339,10 @@ impl Server {
             response_prune_due: None,
             expiry_due: None,
             store_writes: VecDeque::new(),
+            store_queued: 0,
+            store_taken: 0,
+            store_synced: 0,
+            held_replies: VecDeque::new(),
             js_used: (0, 0),
             route_buf: Vec::new(),
             route_spans: Vec::new(),
