@@ -543,7 +543,7 @@ fn syslog_and_remote_syslog() {
 
 #[test]
 fn jetstream_forms_as_nats_server_reads_them() {
-    use tenet_core::options::JetStreamOptions;
+    use tenet_core::options::{JetStreamOptions, StoreSync};
     for (text, want) in [
         ("jetstream: enabled\n", Some(JetStreamOptions::default())),
         ("jetstream: true\n", Some(JetStreamOptions::default())),
@@ -555,6 +555,21 @@ fn jetstream_forms_as_nats_server_reads_them() {
                 store_dir: Some("/tmp/js".into()),
                 max_memory: Some(1 << 20),
                 max_store: Some(2_000_000_000),
+                ..JetStreamOptions::default()
+            }),
+        ),
+        (
+            "jetstream { sync_interval: always }\n",
+            Some(JetStreamOptions {
+                sync: StoreSync::Always,
+                ..JetStreamOptions::default()
+            }),
+        ),
+        (
+            "jetstream { sync: \"10s\" }\n",
+            Some(JetStreamOptions {
+                sync: StoreSync::Every(std::time::Duration::from_secs(10)),
+                ..JetStreamOptions::default()
             }),
         ),
         (
@@ -569,6 +584,11 @@ fn jetstream_forms_as_nats_server_reads_them() {
         assert!(errors.is_empty(), "{text}: {:?}", messages(&errors));
         assert_eq!(config.server.jetstream, want, "{text}");
     }
+    let (_, errors) = read("jetstream { sync_interval: 0 }\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:1:27: sync_interval must be more than zero, or \"always\""]
+    );
     let (_, errors) = read("store_dir: /a\njetstream { store_dir: /b }\n");
     assert_eq!(
         messages(&errors),
