@@ -1500,6 +1500,7 @@ fn jsz_and_varz_report_jetstream_usage_with_nats_servers_fields() {
             store_dir: Some("/tmp/x/jetstream".into()),
             max_memory: Some(1 << 30),
             max_store: Some(1 << 32),
+            ..Default::default()
         }),
         ..Options::default()
     };
