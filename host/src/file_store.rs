@@ -4,15 +4,17 @@
 //! start-up. The record format and its recovery are the core's
 //! (`tenet_core::jetstream::log_format`); this module only moves bytes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use tenet_core::jetstream::api::StoreWrite;
+use tenet_core::options::StoreSync;
 use tenet_core::Level;
 use tenet_core::Server;
 
+use crate::store_sync::{Notify, StoreSyncer};
 use crate::Logger;
 
 const META: &str = "meta.json";
@@ -24,6 +26,10 @@ pub struct FileStore {
     root: PathBuf,
     /// Open logs, by (account, stream).
     logs: HashMap<(String, String), File>,
+    /// Files and directories changed since they were last handed to the syncer.
+    changed: BTreeSet<PathBuf>,
+    /// The thread that puts them on the disk (none until started).
+    syncer: Option<StoreSyncer>,
 }
 
 /// A name as a directory name: bytes that could mean something to a file
@@ -66,7 +72,28 @@ impl FileStore {
         Ok(FileStore {
             root,
             logs: HashMap::new(),
+            changed: BTreeSet::new(),
+            syncer: None,
         })
+    }
+
+    /// Starts syncing what the store writes, as `sync_interval` says.
+    pub fn start_syncer(&mut self, policy: StoreSync) -> io::Result<()> {
+        self.syncer = Some(StoreSyncer::start(policy)?);
+        Ok(())
+    }
+
+    /// How the runtime is woken when writes it waits for are synced; it
+    /// then tells the engine [`FileStore::synced`].
+    pub fn set_sync_notify(&self, notify: Notify) {
+        if let Some(syncer) = &self.syncer {
+            syncer.set_notify(notify);
+        }
+    }
+
+    /// The engine's count of store writes known to be on the disk.
+    pub fn synced(&self) -> u64 {
+        self.syncer.as_ref().map_or(0, StoreSyncer::synced)
     }
 
     /// The directory of JetStream's data.
@@ -90,23 +117,29 @@ impl FileStore {
                 // Whole or not at all: written aside, then renamed.
                 let tmp = dir.join(format!("{META}.tmp"));
                 fs::write(&tmp, json)?;
-                fs::rename(&tmp, dir.join(META))
+                fs::rename(&tmp, dir.join(META))?;
+                self.changed.insert(dir.join(META));
+                self.changed.insert(dir);
+                Ok(())
             }
             StoreWrite::Append { stream, bytes } => {
                 let key = (account.to_string(), stream.clone());
+                let dir = self.stream_dir(account, stream);
                 let file = match self.logs.get_mut(&key) {
                     Some(file) => file,
                     None => {
-                        let dir = self.stream_dir(account, stream);
                         fs::create_dir_all(&dir)?;
                         let file = OpenOptions::new()
                             .create(true)
                             .append(true)
                             .open(dir.join(LOG))?;
+                        self.changed.insert(dir.clone());
                         self.logs.entry(key).or_insert(file)
                     }
                 };
-                file.write_all(bytes)
+                file.write_all(bytes)?;
+                self.changed.insert(dir.join(LOG));
+                Ok(())
             }
             StoreWrite::Consumer {
                 stream,
@@ -118,13 +151,19 @@ impl FileStore {
                 let file = dir.join(format!("{}.json", dir_name(consumer)));
                 let tmp = dir.join(format!("{}.json.tmp", dir_name(consumer)));
                 fs::write(&tmp, json)?;
-                fs::rename(&tmp, file)
+                fs::rename(&tmp, &file)?;
+                self.changed.insert(file);
+                self.changed.insert(dir);
+                Ok(())
             }
             StoreWrite::DeleteConsumer { stream, consumer } => {
                 let file = self
                     .stream_dir(account, stream)
                     .join("consumers")
                     .join(format!("{}.json", dir_name(consumer)));
+                if let Some(dir) = file.parent() {
+                    self.changed.insert(dir.to_path_buf());
+                }
                 match fs::remove_file(file) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                     other => other,
@@ -132,7 +171,11 @@ impl FileStore {
             }
             StoreWrite::Delete { stream } => {
                 self.logs.remove(&(account.to_string(), stream.clone()));
-                match fs::remove_dir_all(self.stream_dir(account, stream)) {
+                let dir = self.stream_dir(account, stream);
+                if let Some(streams) = dir.parent() {
+                    self.changed.insert(streams.to_path_buf());
+                }
+                match fs::remove_dir_all(dir) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                     other => other,
                 }
@@ -142,10 +185,24 @@ impl FileStore {
 
     /// Makes every write the engine has queued; a failed one is logged
     /// (the message stays in memory, its PubAck already queued).
+    ///
+    /// The files they changed go to the syncer; with `sync_interval:
+    /// always` it syncs them at once and the engine's waiting answers go
+    /// when it reports back.
     pub fn write_pending(&mut self, server: &mut Server, log: &mut Logger) {
+        let mut wrote = false;
         while let Some((account, write)) = server.poll_store_write() {
+            wrote = true;
             if let Err(e) = self.apply(&account, &write) {
                 let line = format!("JetStream store write failed for account '{account}': {e}");
+                log(Level::Error, &line);
+            }
+        }
+        if let Some(syncer) = &self.syncer {
+            if wrote {
+                syncer.changed(std::mem::take(&mut self.changed), server.store_writes_taken());
+            }
+            for line in syncer.take_errors() {
                 log(Level::Error, &line);
             }
         }
@@ -193,6 +250,8 @@ impl FileStore {
                         if valid_len < bytes.len() {
                             let file = OpenOptions::new().write(true).open(&log_path)?;
                             file.set_len(valid_len as u64)?;
+                            // The cut reaches the disk with the first sync.
+                            self.changed.insert(log_path.clone());
                             log(Level::Warn, &line);
                         } else {
                             log(Level::Info, &line);
@@ -281,6 +340,7 @@ pub fn open_store(server: &mut Server, log: &mut Logger) -> io::Result<Option<Fi
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("nats"));
     let mut store = FileStore::open(&store_dir)?;
+    store.start_syncer(js.sync)?;
     let root = store.root().display().to_string();
     server.set_jetstream_defaults(default_max_memory(), free_disk(store.root()), &root);
     let js = server.options().jetstream.clone().expect("on");

@@ -18,6 +18,7 @@ pub mod load;
 pub mod log;
 pub mod pid_file;
 pub mod signal;
+pub mod store_sync;
 pub mod workers;
 
 pub use accept::{AcceptBackoff, AcceptFailure};

@@ -77,6 +77,8 @@ const MAX_SLICES: usize = 64;
 enum Input {
     /// A job the engine asked for, done on a blocking-task thread.
     JobDone(JobDone),
+    /// The store's sync thread put writes on the disk (`sync_interval: always`).
+    StoreSynced,
     Accepted(TcpStream, SocketAddr),
     /// A timer is due earlier than the engine task's sleep ends.
     Wake,
@@ -247,12 +249,19 @@ impl Runtime for AsyncStdRuntime {
             }
             None => None,
         };
+        let inputs: (Sender<Input>, Receiver<Input>) = unbounded();
+        if let Some(store) = &store {
+            let tx = inputs.0.clone();
+            store.set_sync_notify(Box::new(move || {
+                let _ = tx.try_send(Input::StoreSynced);
+            }));
+        }
         Ok(AsyncStdRuntime {
             server: bound.server,
             listener: bound.listener,
             local_addr: bound.local_addr,
             http,
-            inputs: unbounded(),
+            inputs,
             log,
             store,
         })
@@ -718,6 +727,11 @@ impl Engine {
             }
             Input::Control(Control::Stop) => return true,
             Input::JobDone(done) => self.server.handle_job_done(done, now),
+            Input::StoreSynced => {
+                if let Some(store) = &self.store {
+                    self.server.handle_store_synced(store.synced(), now);
+                }
+            }
         }
         false
     }

@@ -192,6 +192,12 @@ impl EventLoop {
                 let _ = waker.wake();
             })?
         };
+        if let Some(store) = &store {
+            let waker = waker.clone();
+            store.set_sync_notify(Box::new(move || {
+                let _ = waker.wake();
+            }));
+        }
         let http_addr = http_listener.as_ref().map_or(bound.local_addr, |(_, a)| *a);
         let mut runtime = EventLoop {
             server: bound.server,
@@ -301,6 +307,10 @@ impl EventLoop {
                         );
                         for done in done {
                             self.server.handle_job_done(done, now);
+                        }
+                        // Store writes the sync thread put on the disk.
+                        if let Some(store) = &self.store {
+                            self.server.handle_store_synced(store.synced(), now);
                         }
                         for control in controls {
                             match control {

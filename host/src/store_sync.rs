@@ -1,0 +1,194 @@
+//! Putting the file store's writes on the disk off the event loop: a thread
+//! that fsyncs the files the store changed, many writes to one sync (group
+//! commit). With `sync_interval: always` it syncs as soon as it is asked and
+//! says how far it got, so the engine can let the waiting acknowledgements
+//! go; otherwise it syncs in the background every `sync_interval`.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use tenet_core::options::StoreSync;
+
+/// Called on the sync thread after a sync the engine waits for.
+pub type Notify = Box<dyn Fn() + Send>;
+
+enum Job {
+    /// Files (and directories) changed since the last job.
+    Changed(BTreeSet<PathBuf>),
+    /// Sync everything changed so far, then report `taken` (the engine's
+    /// count of store writes made before this job).
+    Sync(u64),
+}
+
+/// The handle of the sync thread (it ends when this is dropped).
+pub struct StoreSyncer {
+    jobs: mpsc::Sender<Job>,
+    /// The store writes known to be on the disk, by the engine's count.
+    synced: Arc<AtomicU64>,
+    /// The runtime's wake-up, set once it has one.
+    notify: Arc<Mutex<Option<Notify>>>,
+    /// Failures the thread met, for the runtime to log.
+    errors: Arc<Mutex<Vec<String>>>,
+    policy: StoreSync,
+}
+
+impl StoreSyncer {
+    pub fn start(policy: StoreSync) -> io::Result<StoreSyncer> {
+        let (jobs, rx) = mpsc::channel();
+        let synced = Arc::new(AtomicU64::new(0));
+        let notify: Arc<Mutex<Option<Notify>>> = Arc::default();
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let worker = Worker {
+            rx,
+            synced: synced.clone(),
+            notify: notify.clone(),
+            errors: errors.clone(),
+            changed: BTreeSet::new(),
+        };
+        thread::Builder::new()
+            .name("store-sync".into())
+            .spawn(move || worker.run(policy))?;
+        Ok(StoreSyncer {
+            jobs,
+            synced,
+            notify,
+            errors,
+            policy,
+        })
+    }
+
+    /// How the runtime is woken after a sync it waits for.
+    pub fn set_notify(&self, notify: Notify) {
+        *self.notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(notify);
+    }
+
+    /// The files just changed; with `always`, asks for a sync reported as
+    /// `taken`.
+    pub fn changed(&self, files: BTreeSet<PathBuf>, taken: u64) {
+        if !files.is_empty() {
+            let _ = self.jobs.send(Job::Changed(files));
+        }
+        if self.policy == StoreSync::Always {
+            let _ = self.jobs.send(Job::Sync(taken));
+        }
+    }
+
+    /// The engine's count of store writes known to be on the disk.
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// What went wrong on the sync thread since the last call.
+    pub fn take_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.errors.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+struct Worker {
+    rx: mpsc::Receiver<Job>,
+    synced: Arc<AtomicU64>,
+    notify: Arc<Mutex<Option<Notify>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    /// Changed since the last sync.
+    changed: BTreeSet<PathBuf>,
+}
+
+impl Worker {
+    fn run(mut self, policy: StoreSync) {
+        let interval = match policy {
+            StoreSync::Every(every) => every,
+            // Asked each time; the timeout only bounds an idle wait.
+            StoreSync::Always => Duration::from_secs(3600),
+        };
+        loop {
+            let first = match self.rx.recv_timeout(interval) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.sync();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The store is gone: what it wrote goes to the disk.
+                    self.sync();
+                    return;
+                }
+            };
+            // Everything queued meanwhile joins this group.
+            let mut report = None;
+            for job in std::iter::once(first).chain(self.rx.try_iter()) {
+                match job {
+                    Job::Changed(files) => self.changed.extend(files),
+                    Job::Sync(taken) => report = Some(report.unwrap_or(0).max(taken)),
+                }
+            }
+            if let Some(taken) = report {
+                self.sync();
+                self.synced.fetch_max(taken, Ordering::AcqRel);
+                if let Some(notify) = &*self.notify.lock().unwrap_or_else(|e| e.into_inner()) {
+                    notify();
+                }
+            }
+        }
+    }
+
+    /// One fsync per changed file and directory (gone ones are skipped: a
+    /// deleted stream has nothing left to keep).
+    fn sync(&mut self) {
+        for path in std::mem::take(&mut self.changed) {
+            let synced = File::open(&path).and_then(|f| f.sync_all());
+            match synced {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    let line = format!("JetStream store sync failed for {}: {e}", path.display());
+                    self.errors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(line);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    #[test]
+    fn always_reports_each_group_and_wakes_the_runtime() {
+        let dir = std::env::temp_dir().join(format!("tenet-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("log");
+        std::fs::write(&file, b"x").unwrap();
+        let syncer = StoreSyncer::start(StoreSync::Always).unwrap();
+        let (woken, wakes) = channel();
+        syncer.set_notify(Box::new(move || {
+            let _ = woken.send(());
+        }));
+        syncer.changed([file.clone(), dir.clone()].into(), 3);
+        wakes.recv_timeout(Duration::from_secs(5)).expect("woken");
+        assert_eq!(syncer.synced(), 3);
+        // A file deleted before its sync is no error.
+        syncer.changed([dir.join("gone")].into(), 5);
+        wakes.recv_timeout(Duration::from_secs(5)).expect("woken");
+        assert_eq!(syncer.synced(), 5);
+        assert!(syncer.take_errors().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn in_the_background_nothing_is_reported() {
+        let syncer = StoreSyncer::start(StoreSync::Every(Duration::from_millis(10))).unwrap();
+        syncer.changed(BTreeSet::new(), 7);
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(syncer.synced(), 0, "no acknowledgement waits in this mode");
+    }
+}
