@@ -355,7 +355,8 @@ impl Server {
         );
         if let Some(problem) = decoded.problem {
             line.push_str(&format!(
-                " (its log ends in {problem}: the {} bytes after it were left out)",
+                " (its log ends in {problem} after sequence {}: the {} bytes after it were left out)",
+                state.last_seq,
                 log.len() - decoded.valid_len
             ));
         }
