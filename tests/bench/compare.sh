@@ -3,7 +3,7 @@
 # nats-server, side by side, in one run: every row of the performance table in
 # the README, with the ratios.
 #
-#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--runtime mio|async-std] [--only "throughput idle subs"]
+#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--runtime mio|async-std] [--only "throughput idle subs js"]
 #
 # - Throughput and latency: ../shared/bench/bench.sh (the official nats.go bench
 #   package) on bench-plain.conf and bench-perms.conf, one cell at a time on each
@@ -14,6 +14,11 @@
 # - Memory with 10,000 idle connections, and 1,000,000 subscriptions over 100,000
 #   subjects (time to subscribe, memory, delivery rate of publishes to random
 #   subscribed subjects): tests/src/bin/tenet-load.rs, each server fresh.
+# - JetStream (--only js, not in the default set): ../shared/bench nats-jsbench
+#   (the official nats.go JetStream API): synchronous publish, asynchronous
+#   publish with a window, pull and push consume; memory and file; 16 and 128
+#   bytes; plain and with an account and permissions. Server CPU per message,
+#   resident memory and bytes on disk come from the tool's own sampling.
 #
 # Needs nats-server 2.9.10 (apt-get install nats-server) and the bench tools
 # (bash ../shared/bench/build_tools.sh, run here when /tmp/natsbench is missing).
@@ -44,7 +49,8 @@ done
 N_PUB=$((5000000 / SCALE)); N_SUB=$((2000000 / SCALE)); N_FAN=$((1000000 / SCALE))
 RTT_N=$((20000 / SCALE)); FANOUT=5; PREFLIGHT=1000
 IDLE_CONNS=10000; SUBS=1000000; SUBJECTS=100000; PUBLISHES=$((200000 / SCALE))
-TENET_PORT=14222; NATS_PORT=14226
+TENET_PORT=14222; NATS_PORT=14226; JS_PORT=14230
+JS_N=$((200000 / SCALE)); JS_N_SYNC=$((5000 / SCALE))
 CLK_TCK=$(getconf CLK_TCK)
 
 if [[ ! -f $BENCH_SH ]]; then
@@ -146,6 +152,54 @@ if [[ " $ONLY " == *" throughput "* ]]; then
   for p in "${PID[@]}"; do stop "$p"; done
 fi
 
+JS_RESULTS=$WORK/js.txt
+: >"$JS_RESULTS"
+# js_conf WHO CONF PORT: a JetStream configuration file (plain, or an account
+# with permissions that allow the JetStream API) with its own store directory.
+js_conf() {
+  local who=$1 conf=$2 port=$3 file=$WORK/js-$1-$2.conf dir=$WORK/store-$1-$2
+  rm -rf "$dir"; mkdir -p "$dir"
+  if [[ $conf == plain ]]; then
+    printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s" }\n' "$port" "$dir" >"$file"
+  else
+    cat >"$file" <<CONF
+listen: 127.0.0.1:$port
+jetstream { store_dir: "$dir" }
+accounts {
+  BENCH: {
+    jetstream: enabled
+    users = [{user: bench, password: benchpw, permissions: {
+      publish = { allow = ["bench.>", "_INBOX.>", "\$JS.API.>", "\$JS.ACK.>", "\$JS.FC.>"], deny = ["bench.secret.>"] }
+      subscribe = { allow = ["bench.*", "_INBOX.>"], deny = ["bench.secret"] }
+    }}]
+  }
+}
+CONF
+  fi
+  echo "$file"
+}
+# One nats-jsbench cell, RUNS times on a fresh server each: appends
+# "who conf mode storage size rate cpu_ns p50 p99 rss_kb store_kb" (medians) to $JS_RESULTS.
+js_cell() {
+  local who=$1 conf=$2 mode=$3 storage=$4 size=$5 n=$JS_N line rates="" cpus="" p50s="" p99s="" rsss="" stores="" url
+  [[ $mode == pub-sync ]] && n=$JS_N_SYNC
+  url="nats://127.0.0.1:$JS_PORT"; [[ $conf == perms ]] && url="nats://bench:benchpw@127.0.0.1:$JS_PORT"
+  for _ in $(seq "$RUNS"); do
+    start "$who" "$JS_PORT" "$(js_conf "$who" "$conf" "$JS_PORT")"
+    line=$(/tmp/natsbench/nats-jsbench -s "$url" -mode "$mode" -storage "$storage" -ms "$size" -n "$n" \
+      -pid "$SPID" -store-dir "$WORK/store-$who-$conf" 2>>"$WORK/jsbench.log" | grep '^jsbench' || true)
+    stop "$SPID"
+    [[ $line == *" ok=1 "* ]] || { echo "nats-jsbench failed: $who $conf $mode $storage $size: $line (see $WORK/jsbench.log)" >&2; exit 1; }
+    rates+="$(field "$line" rate) "; cpus+="$(awk -v t="$(field "$line" cpu_ticks)" -v n="$n" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", t / hz * 1e9 / n }') "
+    p50s+="$(field "$line" p50_us) "; p99s+="$(field "$line" p99_us) "; rsss+="$(field "$line" rss_kb) "; stores+="$(field "$line" store_kb) "
+  done
+  med() { tr ' ' '\n' <<<"$1" | grep -v '^-\?$' | median; }
+  echo "$who $conf $mode $storage $size $(med "$rates") $(med "$cpus") $(med "$p50s" || true) $(med "$p99s" || true) $(med "$rsss") $(med "$stores" || true)" >>"$JS_RESULTS"
+  echo "  $who $conf $mode $storage $size: $(tail -1 "$JS_RESULTS" | cut -d' ' -f6-)" >&2
+}
+js_get() { awk -v w="$1" -v c="$2" -v m="$3" -v st="$4" -v s="$5" -v f="$6" '$1 == w && $2 == c && $3 == m && $4 == st && $5 == s { print $f }' "$JS_RESULTS"; }
+field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+
 IDLE_T="" IDLE_N="" SUBS_T="" SUBS_N=""
 if [[ " $ONLY " == *" idle "* ]]; then
   echo "== $IDLE_CONNS idle connections" >&2
@@ -163,7 +217,21 @@ if [[ " $ONLY " == *" subs "* ]]; then
   SUBS_N=$("$LOAD" subs --addr 127.0.0.1:$NATS_PORT --pid "$pid" --subs $SUBS --subjects $SUBJECTS --publishes "$PUBLISHES"); stop "$pid"
   echo "  tenet: $SUBS_T" >&2; echo "  nats:  $SUBS_N" >&2
 fi
-field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+if [[ " $ONLY " == *" js "* ]]; then
+  echo "== JetStream: nats-jsbench cells, tenet and nats-server in turn" >&2
+  [[ -x /tmp/natsbench/nats-jsbench ]] || bash "$SHARED/bench/build_tools.sh" >&2
+  for size in 16 128; do
+    for storage in memory file; do
+      for mode in pub-sync pub-async pull push; do
+        for conf in plain perms; do
+          for who in tenet nats; do
+            js_cell $who $conf $mode $storage $size
+          done
+        done
+      done
+    done
+  done
+fi
 
 # The table.
 echo "## tenet-$RUNTIME vs $("$NATS" --version 2>&1 | head -1)"
@@ -230,6 +298,31 @@ if [[ -n $SUBS_T ]]; then
   echo "| $SUBS subs / $SUBJECTS subjects | seconds to subscribe all | $t | $n | $(ratio "$t" "$n")x |"
   t=$(field "$SUBS_T" publishes_per_sec); n=$(field "$SUBS_N" publishes_per_sec)
   echo "| $SUBS subs / $SUBJECTS subjects | publishes/s to random subjects ($((SUBS / SUBJECTS)) deliveries each) | $(human "$t") | $(human "$n") | $(ratio "$t" "$n")x |"
+fi
+if [[ -s $JS_RESULTS ]]; then
+  echo
+  echo "JetStream: nats-jsbench, median of $RUNS runs per cell on a fresh server each (n: $JS_N, $JS_N_SYNC for pub-sync);"
+  echo "CPU = server utime+stime per message over the measured phase; RSS at its end; disk = the store directory's KiB."
+  echo
+  echo "| config | mode | storage | size | tenet msgs/s | nats msgs/s | ratio | tenet CPU ns/msg | nats CPU ns/msg | CPU ratio | p50 / p99 µs tenet | nats | RSS MiB tenet / nats | disk KiB tenet / nats |"
+  echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for conf in plain perms; do
+    for mode in pub-sync pub-async pull push; do
+      for storage in memory file; do
+        for size in 16 128; do
+          tr=$(js_get tenet $conf $mode $storage $size 6); nr=$(js_get nats $conf $mode $storage $size 6)
+          [[ -n $tr ]] || continue
+          tc=$(js_get tenet $conf $mode $storage $size 7); nc=$(js_get nats $conf $mode $storage $size 7)
+          lat="-"; nlat="-"
+          [[ $mode == pub-sync ]] && lat="$(js_get tenet $conf $mode $storage $size 8) / $(js_get tenet $conf $mode $storage $size 9)" \
+            && nlat="$(js_get nats $conf $mode $storage $size 8) / $(js_get nats $conf $mode $storage $size 9)"
+          echo "| $conf | $mode | $storage | $size | $(human "$tr") | $(human "$nr") | $(ratio "$tr" "$nr")x | $tc | $nc | $(ratio "$tc" "$nc")x" \
+            "| $lat | $nlat | $(( $(js_get tenet $conf $mode $storage $size 10) / 1024 )) / $(( $(js_get nats $conf $mode $storage $size 10) / 1024 ))" \
+            "| $(js_get tenet $conf $mode $storage $size 11) / $(js_get nats $conf $mode $storage $size 11) |"
+        done
+      done
+    done
+  done
 fi
 echo
 echo "_raw figures: ${WORK}_"
