@@ -253,12 +253,43 @@ impl Server {
             self.store_writes.push_back((account.name.clone(), write));
             self.store_queued += 1;
         }
+        if js.has_consumers() && !self.consumer_writes_due.contains(&acc) {
+            self.consumer_writes_due.push(acc);
+        }
+    }
+
+    /// Queues the states of the consumers changed since the last batch.
+    /// Answers still waiting for a sync wait for these writes too (they may
+    /// confirm an ack these states carry).
+    fn collect_consumer_writes(&mut self) {
+        for acc in std::mem::take(&mut self.consumer_writes_due) {
+            let account = &mut self.accounts[acc];
+            let Some(js) = account.jetstream.as_mut() else {
+                continue;
+            };
+            for write in js.take_consumer_writes() {
+                self.store_writes.push_back((account.name.clone(), write));
+                self.store_queued += 1;
+            }
+        }
+        let (queued, synced) = (self.store_queued, self.store_synced);
+        for (barrier, ..) in self.held_replies.iter_mut() {
+            if *barrier > synced {
+                *barrier = queued;
+            }
+        }
+        // Nothing to write after all (consumers of memory streams): the
+        // answers that waited only for that go now.
+        self.release_synced(self.input_time);
     }
 
     /// The next write a file stream needs, with its account's name. The
     /// runtime makes every one of them before it writes anything to a
     /// client: a PubAck never leaves before its message is written.
     pub fn poll_store_write(&mut self) -> Option<(String, StoreWrite)> {
+        if self.store_writes.is_empty() && !self.consumer_writes_due.is_empty() {
+            self.collect_consumer_writes();
+        }
         let write = self.store_writes.pop_front()?;
         self.store_taken += 1;
         Some(write)
@@ -275,6 +306,11 @@ impl Server {
     pub fn handle_store_synced(&mut self, taken: u64, now: Time) {
         self.input_time = now;
         self.store_synced = self.store_synced.max(taken);
+        self.release_synced(now);
+    }
+
+    /// Sends the held answers whose writes are all synced, in order.
+    fn release_synced(&mut self, now: Time) {
         while let Some((barrier, ..)) = self.held_replies.front() {
             if *barrier > self.store_synced {
                 break;
@@ -294,9 +330,16 @@ impl Server {
             .jetstream
             .as_ref()
             .is_some_and(|js| js.sync == StoreSync::Always);
-        if always && (self.store_queued > self.store_synced || !self.held_replies.is_empty()) {
+        // A consumer's new state is queued with the next batch of writes.
+        let consumers = u64::from(!self.consumer_writes_due.is_empty());
+        if always
+            && (self.store_queued > self.store_synced
+                || consumers > 0
+                || !self.held_replies.is_empty())
+        {
+            let barrier = self.store_queued + consumers;
             self.held_replies
-                .push_back((self.store_queued, acc, reply.to_vec(), payload.to_vec()));
+                .push_back((barrier, acc, reply.to_vec(), payload.to_vec()));
             return;
         }
         self.publish_internal(acc, reply, payload, now);
