@@ -200,7 +200,10 @@ impl FileStore {
         }
         if let Some(syncer) = &self.syncer {
             if wrote {
-                syncer.changed(std::mem::take(&mut self.changed), server.store_writes_taken());
+                syncer.changed(
+                    std::mem::take(&mut self.changed),
+                    server.store_writes_taken(),
+                );
             }
             for line in syncer.take_errors() {
                 log(Level::Error, &line);
