@@ -246,9 +246,31 @@ impl AccountJetStream {
 
     /// What the account's file streams need written since the last call:
     /// metadata and removals in order, then each stream's new log records.
+    /// Durable consumers' states are taken apart ([`Self::take_consumer_writes`]).
     pub fn take_writes(&mut self) -> Vec<StoreWrite> {
         let mut writes = std::mem::take(&mut self.writes);
-        // Durable consumers of file streams keep their state on disk.
+        for (name, stream) in &mut self.streams {
+            let records = stream.store_mut().take_journal();
+            if records.is_empty() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            for record in &records {
+                log_format::encode(record, &mut bytes);
+            }
+            writes.push(StoreWrite::Append {
+                stream: name.clone(),
+                bytes,
+            });
+        }
+        writes
+    }
+
+    /// The states of the durable consumers of file streams that changed
+    /// since the last call: one write each however many acks changed them
+    /// (the engine takes these once per batch of input, not per ack).
+    pub fn take_consumer_writes(&mut self) -> Vec<StoreWrite> {
+        let mut writes = Vec::new();
         for ((stream, name), entry) in &mut self.consumers {
             if !entry.consumer.take_changed() {
                 continue;
@@ -265,21 +287,12 @@ impl AccountJetStream {
                 });
             }
         }
-        for (name, stream) in &mut self.streams {
-            let records = stream.store_mut().take_journal();
-            if records.is_empty() {
-                continue;
-            }
-            let mut bytes = Vec::new();
-            for record in &records {
-                log_format::encode(record, &mut bytes);
-            }
-            writes.push(StoreWrite::Append {
-                stream: name.clone(),
-                bytes,
-            });
-        }
         writes
+    }
+
+    /// Whether the account has consumers (whose state may need writing).
+    pub fn has_consumers(&self) -> bool {
+        !self.consumers.is_empty()
     }
 
     /// Brings back a file stream from its metadata and log (at start-up).

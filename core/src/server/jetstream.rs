@@ -251,12 +251,31 @@ impl Server {
         for write in js.take_writes() {
             self.store_writes.push_back((account.name.clone(), write));
         }
+        if js.has_consumers() && !self.consumer_writes_due.contains(&acc) {
+            self.consumer_writes_due.push(acc);
+        }
+    }
+
+    /// Queues the states of the consumers changed since the last batch.
+    fn collect_consumer_writes(&mut self) {
+        for acc in std::mem::take(&mut self.consumer_writes_due) {
+            let account = &mut self.accounts[acc];
+            let Some(js) = account.jetstream.as_mut() else {
+                continue;
+            };
+            for write in js.take_consumer_writes() {
+                self.store_writes.push_back((account.name.clone(), write));
+            }
+        }
     }
 
     /// The next write a file stream needs, with its account's name. The
     /// runtime makes every one of them before it writes anything to a
     /// client: a PubAck never leaves before its message is written.
     pub fn poll_store_write(&mut self) -> Option<(String, StoreWrite)> {
+        if self.store_writes.is_empty() && !self.consumer_writes_due.is_empty() {
+            self.collect_consumer_writes();
+        }
         self.store_writes.pop_front()
     }
 

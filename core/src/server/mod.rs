@@ -234,6 +234,9 @@ pub struct Server {
     /// Writes file streams need, by account name, for the runtime to make
     /// before it writes to any client ([`Server::poll_store_write`]).
     store_writes: VecDeque<(String, StoreWrite)>,
+    /// Accounts whose consumers may have state to write, taken when the
+    /// runtime next asks for store writes (once per batch of input).
+    consumer_writes_due: Vec<usize>,
     /// What every account's streams hold: memory, storage (JetStream's
     /// server-wide limits are checked against it).
     js_used: (u64, u64),
@@ -331,6 +334,7 @@ impl Server {
             response_prune_due: None,
             expiry_due: None,
             store_writes: VecDeque::new(),
+            consumer_writes_due: Vec::new(),
             js_used: (0, 0),
             route_buf: Vec::new(),
             route_spans: Vec::new(),
