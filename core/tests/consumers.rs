@@ -716,3 +716,46 @@ fn a_redelivery_given_up_for_a_message_gone_is_written_down() {
         "after a restart: {info}"
     );
 }
+
+#[test]
+fn a_batch_of_acks_writes_the_consumer_state_once() {
+    let mut sim = js_server();
+    let a = sim.connect(CLIENT);
+    let c = sim.connect(CLIENT);
+    stream(&mut sim, a, r#"{"name":"S","subjects":["s"]}"#);
+    consumer(
+        &mut sim,
+        a,
+        "p",
+        r#"{"durable_name":"p","ack_policy":"explicit"}"#,
+    );
+    for _ in 0..100 {
+        publish(&mut sim, a, "s", None, b"m");
+    }
+    sim.send(c, b"SUB ib 1\r\n");
+    publish(
+        &mut sim,
+        c,
+        "$JS.API.CONSUMER.MSG.NEXT.S.p",
+        Some("ib"),
+        b"100",
+    );
+    let delivered = messages(&sim.take(c));
+    assert_eq!(delivered.len(), 100);
+    while sim.server.poll_store_write().is_some() {}
+    // 100 acks arrive in one read: one state write, however many acks.
+    let mut acks = Vec::new();
+    for m in &delivered {
+        acks.extend_from_slice(format!("PUB {} 0\r\n\r\n", m.reply.as_ref().unwrap()).as_bytes());
+    }
+    sim.send(c, &acks);
+    let mut consumer_writes = 0;
+    while let Some((_, write)) = sim.server.poll_store_write() {
+        if matches!(write, StoreWrite::Consumer { .. }) {
+            consumer_writes += 1;
+        }
+    }
+    assert_eq!(consumer_writes, 1);
+    let info = api(&mut sim, a, "$JS.API.CONSUMER.INFO.S.p", "");
+    assert!(info.contains(r#""num_ack_pending":0"#), "{info}");
+}
