@@ -449,23 +449,30 @@ impl AccountJetStream {
             .collect()
     }
 
-    pub(super) fn consumer_names(&mut self, stream: &str, body: &[u8]) -> Answer {
-        const NAME: &str = "consumer_names";
+    /// The page a NAMES or LIST request of `stream`'s consumers asks for:
+    /// its offset, or the error answer (with the empty page's fields).
+    fn consumer_page(&self, name: &str, stream: &str, body: &[u8]) -> Result<usize, Answer> {
         let extra = [
             ("total", "0"),
             ("offset", "0"),
             ("limit", "0"),
             ("consumers", "[]"),
         ];
-        let req: NamesRequest = match request(body) {
-            Ok(r) => r,
-            Err(e) => return error_answer(NAME, &e, &extra),
-        };
+        let req: NamesRequest = request(body).map_err(|e| error_answer(name, &e, &extra))?;
         if !self.streams.contains_key(stream) {
-            return error_answer(NAME, &ApiError::stream_not_found(), &extra);
+            return Err(error_answer(name, &ApiError::stream_not_found(), &extra));
         }
+        Ok(req.offset)
+    }
+
+    pub(super) fn consumer_names(&mut self, stream: &str, body: &[u8]) -> Answer {
+        const NAME: &str = "consumer_names";
+        let offset = match self.consumer_page(NAME, stream, body) {
+            Ok(offset) => offset,
+            Err(answer) => return answer,
+        };
         let keys = self.consumer_keys(stream);
-        let offset = req.offset.min(keys.len());
+        let offset = offset.min(keys.len());
         let names = keys
             .iter()
             .skip(offset)
@@ -489,25 +496,16 @@ impl AccountJetStream {
         interest: &mut Interest<'_>,
     ) -> Answer {
         const NAME: &str = "consumer_list";
-        let extra = [
-            ("total", "0"),
-            ("offset", "0"),
-            ("limit", "0"),
-            ("consumers", "[]"),
-        ];
-        let req: NamesRequest = match request(body) {
-            Ok(r) => r,
-            Err(e) => return error_answer(NAME, &e, &extra),
+        let offset = match self.consumer_page(NAME, stream, body) {
+            Ok(offset) => offset,
+            Err(answer) => return answer,
         };
-        if !self.streams.contains_key(stream) {
-            return error_answer(NAME, &ApiError::stream_not_found(), &extra);
-        }
         self.count_pending(stream);
         for ((_, _), entry) in self.consumers.iter_mut().filter(|((s, _), _)| s == stream) {
             entry.look_for_interest(now, interest);
         }
         let keys = self.consumer_keys(stream);
-        let offset = req.offset.min(keys.len());
+        let offset = offset.min(keys.len());
         let infos = keys
             .iter()
             .skip(offset)
