@@ -1,6 +1,7 @@
 //! The `$JS.API` requests of one account: stream management and message
 //! access, answered with nats-server 2.9.10's JSON and errors.
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use data_encoding::BASE64;
@@ -11,9 +12,9 @@ use super::api_error::ApiError;
 use super::config::{Storage, StreamConfig};
 use super::delivery::Interest;
 use super::json::{array, Obj};
-use super::log_format::{self, Record};
 use super::outbox::Outgoing;
-use super::store::{Purge, RemoveError, StoredMsg};
+use super::log_format::Scan;
+use super::store::{BlockFiles, BlockReader, BlockWrite, MsgRef, Purge, RemoveError};
 use super::stream::{Stored, Stream};
 use crate::subject::{is_valid_subject, subjects_collide};
 
@@ -80,6 +81,8 @@ pub struct AccountJetStream {
     api_errors: u64,
     /// What file streams need written, oldest first.
     writes: Vec<StoreWrite>,
+    /// How file streams read their blocks back (none: they keep them loaded).
+    block_files: Option<BlockFiles>,
     /// Messages of JetStream's own for the engine to send, oldest first.
     pub(super) outbox: Vec<Outgoing>,
     /// Events made (advisory ids, flow-control subjects).
@@ -92,8 +95,15 @@ pub struct AccountJetStream {
 pub enum StoreWrite {
     /// Create or replace the stream's metadata (configuration and creation time).
     Meta { stream: String, json: String },
-    /// Append these log records ([`super::log_format`]).
-    Append { stream: String, bytes: Vec<u8> },
+    /// Append these records ([`super::log_format`]) to block `block` of
+    /// the stream (its file created if new).
+    Append {
+        stream: String,
+        block: u64,
+        bytes: Vec<u8>,
+    },
+    /// Remove block `block` of the stream: nothing in it is live.
+    DropBlock { stream: String, block: u64 },
     /// Remove the stream and everything stored for it.
     Delete { stream: String },
     /// Create or replace a durable consumer's state ([`super::consumer::Snapshot`]).
@@ -216,6 +226,26 @@ impl AccountJetStream {
         self.events = old.events;
         self.api_total = old.api_total;
         self.api_errors = old.api_errors;
+        self.block_files = old.block_files;
+    }
+
+    /// Lets the account's file streams read their blocks back through
+    /// `reader` (so they keep only a few in memory); set before any stream
+    /// is created or restored.
+    pub fn set_block_reader(&mut self, reader: Arc<dyn BlockReader>, account: &str) {
+        self.block_files = Some(BlockFiles {
+            reader,
+            account: account.into(),
+            stream: "".into(),
+        });
+    }
+
+    /// The block access of a new stream `name`.
+    fn files_for(&self, name: &str) -> Option<BlockFiles> {
+        self.block_files.as_ref().map(|f| BlockFiles {
+            stream: name.into(),
+            ..f.clone()
+        })
     }
 
     /// What JetStream has to send since the last call, in order.
@@ -245,25 +275,35 @@ impl AccountJetStream {
     }
 
     /// What the account's file streams need written since the last call:
-    /// metadata and removals in order, then each stream's new log records.
-    /// Durable consumers' states are taken apart ([`Self::take_consumer_writes`]).
+    /// metadata and removals in order, then each stream's new records and
+    /// the blocks it no longer needs. Durable consumers' states are taken
+    /// apart ([`Self::take_consumer_writes`]).
     pub fn take_writes(&mut self) -> Vec<StoreWrite> {
         let mut writes = std::mem::take(&mut self.writes);
         for (name, stream) in &mut self.streams {
-            let records = stream.store_mut().take_journal();
-            if records.is_empty() {
-                continue;
+            for write in stream.store_mut().take_writes() {
+                writes.push(match write {
+                    BlockWrite::Append { block, bytes } => StoreWrite::Append {
+                        stream: name.clone(),
+                        block,
+                        bytes,
+                    },
+                    BlockWrite::Drop { block } => StoreWrite::DropBlock {
+                        stream: name.clone(),
+                        block,
+                    },
+                });
             }
-            let mut bytes = Vec::new();
-            for record in &records {
-                log_format::encode(record, &mut bytes);
-            }
-            writes.push(StoreWrite::Append {
-                stream: name.clone(),
-                bytes,
-            });
         }
         writes
+    }
+
+    /// What went wrong reading file streams' blocks back, for the log.
+    pub fn take_problems(&mut self) -> Vec<String> {
+        self.streams
+            .values_mut()
+            .flat_map(|s| s.store_mut().take_problems())
+            .collect()
     }
 
     /// The states of the durable consumers of file streams that changed
@@ -295,8 +335,10 @@ impl AccountJetStream {
         !self.consumers.is_empty()
     }
 
-    /// Brings back a file stream from its metadata and log (at start-up).
-    pub fn restore(&mut self, meta: &[u8], records: Vec<Record>) -> Result<&Stream, String> {
+    /// Brings back a file stream from its metadata (at start-up), without
+    /// messages: its blocks follow ([`Self::restore_block`]), then
+    /// [`Self::finish_restore`].
+    pub fn restore(&mut self, meta: &[u8]) -> Result<String, String> {
         #[derive(Deserialize)]
         struct Meta {
             config: StreamConfig,
@@ -304,11 +346,24 @@ impl AccountJetStream {
         }
         let meta: Meta = serde_json::from_slice(meta).map_err(|e| format!("metadata: {e}"))?;
         let name = meta.config.name.clone();
-        let mut stream = Stream::new(meta.config, meta.created);
-        stream.store_mut().replay(records);
-        stream.store_mut().take_journal();
+        let files = self.files_for(&name);
+        let stream = Stream::new(meta.config, meta.created, files);
         self.streams.insert(name.clone(), stream);
-        Ok(&self.streams[&name])
+        Ok(name)
+    }
+
+    /// Gives a restored stream one of its blocks (in order of their ids);
+    /// returns how far its bytes were intact.
+    pub fn restore_block(&mut self, stream: &str, block: u64, bytes: Vec<u8>) -> Option<Scan> {
+        let stream = self.streams.get_mut(stream)?;
+        Some(stream.store_mut().restore_block(block, bytes))
+    }
+
+    /// Ends a stream's restore; returns the stream.
+    pub fn finish_restore(&mut self, stream: &str) -> Option<&Stream> {
+        let s = self.streams.get_mut(stream)?;
+        s.store_mut().finish_restore();
+        Some(s)
     }
 
     /// Drops every stream's messages older than its `max_age` at `now` (Unix nanoseconds).
@@ -556,8 +611,9 @@ impl AccountJetStream {
             if overlaps {
                 return fail(ApiError::subjects_overlap());
             }
+            let files = self.files_for(name);
             self.streams
-                .insert(name.to_string(), Stream::new(config, now));
+                .insert(name.to_string(), Stream::new(config, now, files));
             self.note_meta(name);
             self.advise(
                 Advisory::Stream {
@@ -874,10 +930,10 @@ impl AccountJetStream {
             Ok(r) => r,
             Err(e) => return fail(e),
         };
-        let Some(stream) = self.streams.get(name) else {
+        let Some(stream) = self.streams.get_mut(name) else {
             return fail(ApiError::stream_not_found());
         };
-        let store = stream.store();
+        let store = stream.store_mut();
         let (last, next) = (
             !request.last_by_subj.is_empty(),
             !request.next_by_subj.is_empty(),
@@ -955,14 +1011,14 @@ impl AccountJetStream {
     /// follows `$JS.API.`): the stored message itself with its stream,
     /// subject, sequence and time as headers, or a status. None (no answer
     /// at all) when the stream is missing or does not allow direct gets.
-    pub fn direct_get(&self, api: &str, body: &[u8]) -> Option<DirectAnswer> {
+    pub fn direct_get(&mut self, api: &str, body: &[u8]) -> Option<DirectAnswer> {
         let rest = api.strip_prefix("DIRECT.GET.")?;
         let (name, subject) = match rest.split_once('.') {
             Some((name, subject)) => (name, Some(subject)),
             None => (rest, None),
         };
-        let stream = self.streams.get(name).filter(|s| s.config().allow_direct)?;
-        let store = stream.store();
+        let stream = self.streams.get_mut(name).filter(|s| s.config().allow_direct)?;
+        let store = stream.store_mut();
         let body = body.trim_ascii();
         let found = match subject {
             Some(_) if !body.is_empty() => return Some(DirectAnswer::status("408 Bad Request")),
@@ -999,8 +1055,8 @@ impl AccountJetStream {
         hdr.extend_from_slice(
             format!(
                 "Nats-Stream: {}\r\nNats-Subject: {}\r\nNats-Sequence: {}\r\nNats-Time-Stamp: {}\r\n\r\n",
-                stream.config().name,
-                String::from_utf8_lossy(&msg.subject),
+                name,
+                String::from_utf8_lossy(msg.subject),
                 msg.seq,
                 crate::time::rfc3339(msg.time)
             )
@@ -1053,15 +1109,15 @@ pub fn not_enabled_answer(api: &str) -> Option<String> {
 }
 
 /// A stored message as MSG.GET answers it.
-fn message_json(msg: &StoredMsg) -> String {
+fn message_json(msg: MsgRef<'_>) -> String {
     let mut obj = Obj::new()
-        .str("subject", &String::from_utf8_lossy(&msg.subject))
+        .str("subject", &String::from_utf8_lossy(msg.subject))
         .num("seq", msg.seq);
     if !msg.hdr.is_empty() {
-        obj = obj.str("hdrs", &BASE64.encode(&msg.hdr));
+        obj = obj.str("hdrs", &BASE64.encode(msg.hdr));
     }
     if !msg.data.is_empty() {
-        obj = obj.str("data", &BASE64.encode(&msg.data));
+        obj = obj.str("data", &BASE64.encode(msg.data));
     }
     obj.str("time", &crate::time::rfc3339(msg.time)).done()
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
-use super::store::MemStore;
+use super::store::Store;
 use crate::subject::subject_matches;
 
 /// A message delivered but not acknowledged.
@@ -145,16 +145,16 @@ pub struct Consumer {
 
 impl Consumer {
     /// A new consumer on `store` at `now`: where it starts follows its deliver policy.
-    pub fn new(config: ConsumerConfig, store: &MemStore, start_time: Option<u64>) -> Consumer {
+    pub fn new(config: ConsumerConfig, store: &mut Store, start_time: Option<u64>) -> Consumer {
         let state = store.state();
         let filter = config.filter_subject.clone();
-        let first = |from: u64| -> u64 {
+        let mut first = |from: u64| -> u64 {
             if filter.is_empty() {
                 from.max(state.first_seq)
             } else {
                 store
-                    .next_by_subject(filter.as_bytes(), from)
-                    .map_or(state.last_seq + 1, |m| m.seq)
+                    .next_seq_by_subject(filter.as_bytes(), from)
+                    .unwrap_or(state.last_seq + 1)
             }
         };
         let mut catch_up = BTreeSet::new();
@@ -166,18 +166,22 @@ impl Consumer {
                 } else {
                     filter.as_bytes()
                 };
-                catch_up = store
+                let subjects: Vec<Vec<u8>> = store
                     .subject_counts(filter)
                     .into_iter()
-                    .filter_map(|(subject, _)| store.last_by_subject(subject).map(|m| m.seq))
+                    .map(|(subject, _)| subject.to_vec())
+                    .collect();
+                catch_up = subjects
+                    .iter()
+                    .filter_map(|subject| store.last_seq_by_subject(subject))
                     .collect();
                 state.last_seq + 1
             }
             DeliverPolicy::Last => {
                 let last = if filter.is_empty() {
-                    store.get(state.last_seq).map(|m| m.seq)
+                    store.contains(state.last_seq).then_some(state.last_seq)
                 } else {
-                    store.last_by_subject(filter.as_bytes()).map(|m| m.seq)
+                    store.last_seq_by_subject(filter.as_bytes())
                 };
                 last.unwrap_or(state.last_seq + 1)
             }
@@ -185,9 +189,14 @@ impl Consumer {
             DeliverPolicy::ByStartSequence => first(config.opt_start_seq.max(0) as u64),
             DeliverPolicy::ByStartTime => {
                 let from = start_time.unwrap_or(0);
-                (state.first_seq..=state.last_seq)
-                    .find(|&s| store.get(s).is_some_and(|m| m.time >= from))
-                    .unwrap_or(state.last_seq + 1)
+                let mut seq = store.next_seq(0);
+                while let Some(s) = seq {
+                    if store.get(s).is_some_and(|m| m.time >= from) {
+                        break;
+                    }
+                    seq = store.next_seq(s + 1);
+                }
+                seq.unwrap_or(state.last_seq + 1)
             }
         };
         let start = start.max(1);
@@ -316,7 +325,7 @@ impl Consumer {
     /// store: new messages are looked at once, removals are taken from the
     /// store's recent ones, and only when those were forgotten is the
     /// rest of the stream counted again.
-    pub fn count_pending(&mut self, store: &MemStore) {
+    pub fn count_pending(&mut self, store: &mut Store) {
         let removed_total = store.removed_total();
         let mut np = std::mem::take(&mut self.num_pending);
         let up_to_date = match np.removals {
@@ -344,14 +353,14 @@ impl Consumer {
             np.count = self
                 .catch_up
                 .iter()
-                .filter(|&&seq| store.get(seq).is_some())
+                .filter(|&&seq| store.contains(seq))
                 .count() as u64;
             self.next_seq
         };
-        np.count += store
-            .from_seq(from.max(self.next_seq))
-            .filter(|m| self.matches(&m.subject))
-            .count() as u64;
+        np.count += store.count_matching(
+            from.max(self.next_seq),
+            self.config.filter_subject.as_bytes(),
+        );
         np.through_seq = store.last_seq();
         np.removals = Some(removed_total);
         self.num_pending = np;
@@ -466,8 +475,8 @@ impl Consumer {
     /// The next message to send at `now`, if any (redeliveries first, then
     /// new messages matching the filter), and the stream sequences dropped
     /// on the way for having reached `max_deliver`.
-    pub fn next(&mut self, store: &MemStore, now: u64) -> (Option<Delivery>, Vec<u64>) {
-        self.next_if(store, now, |_| true)
+    pub fn next(&mut self, store: &mut Store, now: u64) -> (Option<Delivery>, Vec<u64>) {
+        self.next_if(store, now, |_, _| true)
     }
 
     /// As [`Consumer::next`], but the delivery happens only if `accept`
@@ -475,16 +484,16 @@ impl Consumer {
     /// next again).
     pub fn next_if(
         &mut self,
-        store: &MemStore,
+        store: &mut Store,
         now: u64,
-        accept: impl FnOnce(&Delivery) -> bool,
+        accept: impl FnOnce(&Delivery, &mut Store) -> bool,
     ) -> (Option<Delivery>, Vec<u64>) {
         let (planned, dropped) = self.plan(store);
         let Some(planned) = planned else {
             return (None, dropped);
         };
         let delivery = self.delivery_of(planned);
-        if !accept(&delivery) {
+        if !accept(&delivery, store) {
             return (None, dropped);
         }
         self.commit(planned, now);
@@ -495,7 +504,7 @@ impl Consumer {
     /// redeliveries of messages gone from the stream or past
     /// `max_deliver` are dropped, and messages not matching the filter
     /// are passed over.
-    fn plan(&mut self, store: &MemStore) -> (Option<Planned>, Vec<u64>) {
+    fn plan(&mut self, store: &mut Store) -> (Option<Planned>, Vec<u64>) {
         self.count_pending(store);
         let mut dropped = Vec::new();
         while let Some((&seq, _)) = self.redeliver.iter().next() {
@@ -503,7 +512,7 @@ impl Consumer {
                 self.redeliver.remove(&seq);
                 continue;
             };
-            if store.get(seq).is_none() {
+            if !store.contains(seq) {
                 // Gone from the stream (purged, expired): dropped silently.
                 self.untrack(seq);
                 continue;
@@ -523,22 +532,30 @@ impl Consumer {
             return (None, dropped);
         }
         while let Some(&seq) = self.catch_up.first() {
-            if store.get(seq).is_some() {
+            if store.contains(seq) {
                 return (Some(Planned::New(seq)), dropped);
             }
             // Gone since (its removal was counted).
             self.catch_up.remove(&seq);
             self.changed = true;
         }
-        while let Some(msg) = store.from_seq(self.next_seq).next() {
-            if self.matches(&msg.subject) {
-                return (Some(Planned::New(msg.seq)), dropped);
-            }
-            self.next_seq = msg.seq + 1;
-            self.delivered_stream_seq = msg.seq;
+        let filter = self.config.filter_subject.as_bytes();
+        let found = if filter.is_empty() {
+            store.next_seq(self.next_seq)
+        } else {
+            store.next_seq_by_subject(filter, self.next_seq)
+        };
+        // Messages passed over for the filter count as delivered.
+        let passed = match found {
+            Some(seq) => store.prev_seq(seq - 1),
+            None => store.prev_seq(store.last_seq()),
+        };
+        if let Some(seq) = passed.filter(|&s| s >= self.next_seq) {
+            self.next_seq = seq + 1;
+            self.delivered_stream_seq = seq;
             self.changed = true;
         }
-        (None, dropped)
+        (found.map(Planned::New), dropped)
     }
 
     /// What delivering `planned` would send.
@@ -693,8 +710,8 @@ mod tests {
     use super::super::store::{Accounting, Limits};
     use super::*;
 
-    fn store(subjects: &[&str]) -> MemStore {
-        let mut s = MemStore::new(Accounting::File, Limits::default());
+    fn store(subjects: &[&str]) -> Store {
+        let mut s = Store::new(Accounting::File, Limits::default());
         for (i, subject) in subjects.iter().enumerate() {
             s.store(subject.as_bytes(), b"", b"x", 1_000 + i as u64)
                 .unwrap();
@@ -702,14 +719,14 @@ mod tests {
         s
     }
 
-    fn consumer(json: &str, store: &MemStore) -> Consumer {
+    fn consumer(json: &str, store: &mut Store) -> Consumer {
         let config = serde_json::from_str::<ConsumerConfig>(json)
             .unwrap()
             .with_defaults();
         Consumer::new(config, store, None)
     }
 
-    fn seqs(c: &mut Consumer, s: &MemStore, now: u64) -> Vec<(u64, u64)> {
+    fn seqs(c: &mut Consumer, s: &mut Store, now: u64) -> Vec<(u64, u64)> {
         std::iter::from_fn(|| c.next(s, now).0.map(|d| (d.stream_seq, d.deliveries))).collect()
     }
 
@@ -748,84 +765,84 @@ mod tests {
 
     #[test]
     fn deliver_policies_start_where_nats_server_starts() {
-        let s = store(&["a", "b", "a", "b", "a"]);
-        assert_eq!(consumer(r#"{}"#, &s).delivered(), (0, 0));
+        let mut s = store(&["a", "b", "a", "b", "a"]);
+        assert_eq!(consumer(r#"{}"#, &mut s).delivered(), (0, 0));
         assert_eq!(
-            consumer(r#"{"deliver_policy":"last"}"#, &s).delivered(),
+            consumer(r#"{"deliver_policy":"last"}"#, &mut s).delivered(),
             (0, 4)
         );
         assert_eq!(
-            consumer(r#"{"deliver_policy":"new"}"#, &s).delivered(),
+            consumer(r#"{"deliver_policy":"new"}"#, &mut s).delivered(),
             (0, 5)
         );
         let by_seq = consumer(
             r#"{"deliver_policy":"by_start_sequence","opt_start_seq":3}"#,
-            &s,
+            &mut s,
         );
         assert_eq!(by_seq.delivered(), (0, 2));
-        let mut filtered = consumer(r#"{"filter_subject":"b"}"#, &s);
-        filtered.count_pending(&s);
+        let mut filtered = consumer(r#"{"filter_subject":"b"}"#, &mut s);
+        filtered.count_pending(&mut s);
         assert_eq!(filtered.num_pending(), 2);
-        assert_eq!(seqs(&mut filtered, &s, 0), [(2, 1), (4, 1)]);
+        assert_eq!(seqs(&mut filtered, &mut s, 0), [(2, 1), (4, 1)]);
         // Stored at 1000 + i: from time 1002 on is sequence 3 on.
         let config = serde_json::from_str::<ConsumerConfig>(
             r#"{"deliver_policy":"by_start_time","opt_start_time":"1970-01-01T00:00:00.000001002Z"}"#,
         )
         .unwrap()
         .with_defaults();
-        let mut by_time = Consumer::new(config, &s, Some(1_002));
+        let mut by_time = Consumer::new(config, &mut s, Some(1_002));
         assert_eq!(by_time.delivered(), (0, 2));
-        assert_eq!(seqs(&mut by_time, &s, 0), [(3, 1), (4, 1), (5, 1)]);
+        assert_eq!(seqs(&mut by_time, &mut s, 0), [(3, 1), (4, 1), (5, 1)]);
     }
 
     #[test]
     fn last_per_subject_delivers_each_subjects_last_then_what_comes() {
         let mut s = store(&["a", "b", "a", "c", "b"]);
-        let mut c = consumer(r#"{"deliver_policy":"last_per_subject"}"#, &s);
+        let mut c = consumer(r#"{"deliver_policy":"last_per_subject"}"#, &mut s);
         assert_eq!(c.delivered(), (0, 2), "before the first catch-up message");
-        c.count_pending(&s);
+        c.count_pending(&mut s);
         assert_eq!(c.num_pending(), 3);
         assert_eq!(
-            c.next(&s, 0).0.map(|d| (d.stream_seq, d.pending)),
+            c.next(&mut s, 0).0.map(|d| (d.stream_seq, d.pending)),
             Some((3, 2))
         );
         s.store(b"a", b"", b"x", 2_000).unwrap();
         // A catch-up message removed before its turn is not delivered.
         s.remove(4).unwrap();
-        c.count_pending(&s);
+        c.count_pending(&mut s);
         assert_eq!(c.num_pending(), 2, "5 (b) and the new 6 (a)");
-        assert_eq!(seqs(&mut c, &s, 0), [(5, 1), (6, 1)]);
+        assert_eq!(seqs(&mut c, &mut s, 0), [(5, 1), (6, 1)]);
         let mut filtered = consumer(
             r#"{"deliver_policy":"last_per_subject","filter_subject":"b"}"#,
-            &s,
+            &mut s,
         );
-        assert_eq!(seqs(&mut filtered, &s, 0), [(5, 1)]);
+        assert_eq!(seqs(&mut filtered, &mut s, 0), [(5, 1)]);
         // The catch-up list survives a restart.
-        let mut again = consumer(r#"{"deliver_policy":"last_per_subject"}"#, &s);
-        assert_eq!(again.next(&s, 0).0.map(|d| d.stream_seq), Some(5));
+        let mut again = consumer(r#"{"deliver_policy":"last_per_subject"}"#, &mut s);
+        assert_eq!(again.next(&mut s, 0).0.map(|d| d.stream_seq), Some(5));
         let mut back = Consumer::from_snapshot(again.snapshot(0), 0);
-        assert_eq!(seqs(&mut back, &s, 0), [(6, 1)]);
+        assert_eq!(seqs(&mut back, &mut s, 0), [(6, 1)]);
     }
 
     #[test]
     fn a_new_filter_counts_what_is_pending_again() {
         let mut s = store(&[]);
-        let mut c = consumer(r#"{"filter_subject":"a"}"#, &s);
+        let mut c = consumer(r#"{"filter_subject":"a"}"#, &mut s);
         s.store(b"b", b"", b"x", 1).unwrap();
-        c.count_pending(&s);
+        c.count_pending(&mut s);
         assert_eq!(c.num_pending(), 0);
         let mut wider = c.config().clone();
         wider.filter_subject.clear();
         c.update_config(wider);
-        c.count_pending(&s);
+        c.count_pending(&mut s);
         assert_eq!(c.num_pending(), 1, "b counts now");
     }
 
     #[test]
     fn explicit_acks_redelivery_and_the_floor() {
-        let s = store(&["a", "a", "a"]);
-        let mut c = consumer(r#"{"ack_policy":"explicit","ack_wait":1000}"#, &s);
-        assert_eq!(seqs(&mut c, &s, 0), [(1, 1), (2, 1), (3, 1)]);
+        let mut s = store(&["a", "a", "a"]);
+        let mut c = consumer(r#"{"ack_policy":"explicit","ack_wait":1000}"#, &mut s);
+        assert_eq!(seqs(&mut c, &mut s, 0), [(1, 1), (2, 1), (3, 1)]);
         assert_eq!(c.num_ack_pending(), 3);
         c.ack(2, &Ack::Ack, 10);
         assert_eq!(c.ack_floor(), (0, 0), "1 is still pending");
@@ -833,7 +850,7 @@ mod tests {
         assert_eq!(c.ack_floor(), (2, 2));
         // 3 times out and comes back as a second delivery with a new consumer seq.
         c.expire(1_000);
-        let (d, _) = c.next(&s, 1_000);
+        let (d, _) = c.next(&mut s, 1_000);
         let d = d.unwrap();
         assert_eq!((d.stream_seq, d.deliveries, d.consumer_seq), (3, 2, 4));
         assert_eq!(c.num_redelivered(), 1);
@@ -844,57 +861,57 @@ mod tests {
 
     #[test]
     fn ack_all_nak_with_delay_term_and_max_deliver() {
-        let s = store(&["a", "a", "a"]);
-        let mut all = consumer(r#"{"ack_policy":"all","ack_wait":1000}"#, &s);
-        seqs(&mut all, &s, 0);
+        let mut s = store(&["a", "a", "a"]);
+        let mut all = consumer(r#"{"ack_policy":"all","ack_wait":1000}"#, &mut s);
+        seqs(&mut all, &mut s, 0);
         assert_eq!(all.ack(2, &Ack::Ack, 5), [1, 2]);
         assert_eq!(all.num_ack_pending(), 1);
         let mut c = consumer(
             r#"{"ack_policy":"explicit","ack_wait":1000,"max_deliver":2}"#,
-            &s,
+            &mut s,
         );
-        seqs(&mut c, &s, 0);
+        seqs(&mut c, &mut s, 0);
         c.ack(1, &Ack::Nak(500), 10);
         c.ack(2, &Ack::Term, 10);
         c.expire(100);
-        assert_eq!(c.next(&s, 100).0, None, "the nak's delay is not over");
+        assert_eq!(c.next(&mut s, 100).0, None, "the nak's delay is not over");
         c.expire(510);
-        assert_eq!(c.next(&s, 510).0.map(|d| d.stream_seq), Some(1));
+        assert_eq!(c.next(&mut s, 510).0.map(|d| d.stream_seq), Some(1));
         // 3 timed out twice: dropped on its third attempt, with an advisory.
         c.expire(1_000);
         assert_eq!(
-            c.next(&s, 1_000).0.map(|d| (d.stream_seq, d.deliveries)),
+            c.next(&mut s, 1_000).0.map(|d| (d.stream_seq, d.deliveries)),
             Some((3, 2))
         );
         c.expire(2_100);
-        let (next, dropped) = c.next(&s, 2_100);
+        let (next, dropped) = c.next(&mut s, 2_100);
         assert_eq!(next.map(|d| d.stream_seq), None);
         assert_eq!(dropped, [1, 3]);
     }
 
     #[test]
     fn max_ack_pending_holds_new_messages() {
-        let s = store(&["a", "a", "a"]);
-        let mut c = consumer(r#"{"ack_policy":"explicit","max_ack_pending":2}"#, &s);
-        assert_eq!(seqs(&mut c, &s, 0), [(1, 1), (2, 1)]);
+        let mut s = store(&["a", "a", "a"]);
+        let mut c = consumer(r#"{"ack_policy":"explicit","max_ack_pending":2}"#, &mut s);
+        assert_eq!(seqs(&mut c, &mut s, 0), [(1, 1), (2, 1)]);
         c.ack(1, &Ack::Ack, 1);
-        assert_eq!(seqs(&mut c, &s, 1), [(3, 1)]);
+        assert_eq!(seqs(&mut c, &mut s, 1), [(3, 1)]);
     }
 
     #[test]
     fn backoff_sets_each_redeliverys_wait() {
-        let s = store(&["a"]);
+        let mut s = store(&["a"]);
         let mut c = consumer(
             r#"{"ack_policy":"explicit","backoff":[100,1000],"max_deliver":5}"#,
-            &s,
+            &mut s,
         );
-        c.next(&s, 0);
+        c.next(&mut s, 0);
         assert_eq!(c.next_deadline(), Some(100));
         c.expire(100);
-        c.next(&s, 100);
+        c.next(&mut s, 100);
         assert_eq!(c.next_deadline(), Some(1_100));
         c.expire(1_100);
-        c.next(&s, 1_100);
+        c.next(&mut s, 1_100);
         assert_eq!(c.next_deadline(), Some(2_100), "the last backoff repeats");
     }
 
@@ -908,8 +925,8 @@ mod tests {
             ops in prop::collection::vec((0..5u8, 0..25u64, 0..3u64), 0..80),
         ) {
             let subjects: Vec<&str> = (0..n).map(|_| "a").collect();
-            let s = store(&subjects);
-            let mut c = consumer(r#"{"ack_policy":"explicit","ack_wait":100}"#, &s);
+            let mut s = store(&subjects);
+            let mut c = consumer(r#"{"ack_policy":"explicit","ack_wait":100}"#, &mut s);
             let mut acked = std::collections::BTreeSet::new();
             let mut now = 0;
             for (kind, seq, step) in ops {
@@ -917,7 +934,7 @@ mod tests {
                 c.expire(now);
                 match kind {
                     0 | 1 => {
-                        if let Some(d) = c.next(&s, now).0 {
+                        if let Some(d) = c.next(&mut s, now).0 {
                             prop_assert!(!acked.contains(&d.stream_seq), "acked {} came again", d.stream_seq);
                         }
                     }
@@ -940,7 +957,7 @@ mod tests {
             for _ in 0..(4 * n) {
                 now += 1_000;
                 c.expire(now);
-                while let Some(d) = c.next(&s, now).0 {
+                while let Some(d) = c.next(&mut s, now).0 {
                     acked.insert(d.stream_seq);
                     c.ack(d.stream_seq, &Ack::Ack, now);
                 }

@@ -336,7 +336,7 @@ impl AccountJetStream {
             }
             existing.consumer.update_config(config);
         } else {
-            let store = self.streams[stream].store();
+            let store = self.streams.get_mut(stream).expect("checked").store_mut();
             let start_time = config.opt_start_time.as_deref().and_then(parse_rfc3339);
             let consumer = Consumer::new(config, store, start_time);
             let entry = ConsumerEntry::new(consumer, now, store.last_seq(), now);
@@ -350,7 +350,7 @@ impl AccountJetStream {
                 now,
             );
         }
-        let store = self.streams[stream].store();
+        let store = self.streams.get_mut(stream).expect("checked").store_mut();
         let entry = self.consumers.get_mut(&key).expect("present");
         entry.consumer.count_pending(store);
         entry.look_for_interest(now, interest);
@@ -397,7 +397,7 @@ impl AccountJetStream {
 
     /// Brings the pending counts of `stream`'s consumers up to date.
     fn count_pending(&mut self, stream: &str) {
-        let Some(s) = self.streams.get(stream) else {
+        let Some(s) = self.streams.get_mut(stream) else {
             return;
         };
         for ((_, _), entry) in self
@@ -405,7 +405,7 @@ impl AccountJetStream {
             .iter_mut()
             .filter(|((st, _), _)| st == stream)
         {
-            entry.consumer.count_pending(s.store());
+            entry.consumer.count_pending(s.store_mut());
         }
     }
 

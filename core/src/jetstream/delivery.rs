@@ -124,7 +124,7 @@ impl AccountJetStream {
     }
 
     fn add_pull_request(&mut self, key: &Key, body: &[u8], inbox: &str, now: u64) {
-        let Some(stream) = self.streams.get(&key.0) else {
+        let Some(stream) = self.streams.get_mut(&key.0) else {
             return;
         };
         // A request for a missing consumer gets no answer.
@@ -166,7 +166,7 @@ impl AccountJetStream {
             return;
         }
         let max_waiting = config.max_waiting.max(0) as usize;
-        entry.consumer.count_pending(stream.store());
+        entry.consumer.count_pending(stream.store_mut());
         let expires = (req.expires > 0).then(|| now.saturating_add(req.expires as u64));
         if req.no_wait {
             let available = entry.consumer.num_pending() + entry.consumer.num_redeliveries_due();
@@ -249,22 +249,23 @@ impl AccountJetStream {
         now: u64,
         mut accept: impl FnMut(&Outgoing, u64) -> bool,
     ) -> Next {
-        let (Some(stream), Some(entry)) = (self.streams.get(&key.0), self.consumers.get_mut(key))
+        let (Some(stream), Some(entry)) =
+            (self.streams.get_mut(&key.0), self.consumers.get_mut(key))
         else {
             return Next::Nothing;
         };
-        let store = stream.store();
+        let store = stream.store_mut();
         let headers_only = entry.consumer.config().headers_only;
         let (pacing, hold_until) = (&mut entry.pacing, &mut entry.hold_until);
         let mut offered = false;
         let mut sent = None;
-        let (_, dropped) = entry.consumer.next_if(store, now, |d| {
+        let (_, dropped) = entry.consumer.next_if(store, now, |d, store| {
             offered = true;
             let Some(msg) = store.get(d.stream_seq) else {
                 return false;
             };
             let (hdr, data) = if headers_only {
-                (headers_only_block(&msg.hdr, msg.data.len()), Vec::new())
+                (headers_only_block(msg.hdr, msg.data.len()), Vec::new())
             } else {
                 (msg.hdr.to_vec(), msg.data.to_vec())
             };
@@ -576,7 +577,7 @@ impl AccountJetStream {
             Some(Retention::WorkQueue) => acked,
             // An interest stream's once every consumer that wants it is done.
             Some(Retention::Interest) => {
-                let store = self.streams[stream].store();
+                let store = self.streams.get_mut(stream).expect("checked").store_mut();
                 acked
                     .into_iter()
                     .filter(|&seq| {

@@ -1,18 +1,16 @@
-//! The on-disk form of a file stream: a log of checksummed records (a
+//! The on-disk form of a file stream: blocks of checksummed records (a
 //! message stored, a message removed, the sequence moved on), and reading
-//! it back, stopping at the first torn or corrupt record. Plain code over
+//! them back, stopping at the first torn or corrupt record. Plain code over
 //! bytes: the host does the file I/O, tests drive it with any bytes.
 //!
 //! Record: `u32 length` (of everything after it) · `u32 crc32` (of
 //! everything after it) · `u8 kind` · body. All integers little-endian.
 //! - kind 1, a message: `u64 seq · u64 time · u16 subject length · u32
 //!   header length · subject · header · payload`;
-//! - kind 2, a removal: `u64 seq`;
+//! - kind 2, a removal: `u64 seq` (of a message of the same block);
 //! - kind 3, the last sequence moved on with nothing stored (a compaction
-//!   past the end, a message an interest stream keeps for nobody): `u64
-//!   last · u64 time`.
-
-use super::store::StoredMsg;
+//!   past the end, a message an interest stream keeps for nobody, and the
+//!   first record of every block after the first): `u64 last · u64 time`.
 
 const KIND_MSG: u8 = 1;
 const KIND_REMOVED: u8 = 2;
@@ -20,21 +18,46 @@ const KIND_SKIPPED: u8 = 3;
 
 /// The longest record accepted back: a larger length is corruption.
 const MAX_RECORD: usize = 64 * 1024 * 1024 + 70_000;
+/// Bytes of a message record around its subject, header and payload.
+pub const MSG_OVERHEAD: usize = 8 + 23;
 
-/// One record of a stream's log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    Msg(StoredMsg),
+/// A stored message, borrowed from the bytes of its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgRef<'a> {
+    pub subject: &'a [u8],
+    pub seq: u64,
+    /// Wall-clock time of storing, in nanoseconds since the Unix epoch.
+    pub time: u64,
+    /// The raw header block (`NATS/1.0\r\n...\r\n\r\n`), empty when none.
+    pub hdr: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// One record of a block, borrowed from its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordRef<'a> {
+    Msg(MsgRef<'a>),
     Removed(u64),
     /// The stream's last sequence is now this, at this time (nothing
     /// stored up to it).
     Skipped(u64, u64),
 }
 
-/// CRC-32 (IEEE), table-driven.
-fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
+/// What is at an offset of a block's bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read<'a> {
+    /// An intact record and its length in bytes.
+    Record(RecordRef<'a>, usize),
+    /// Nothing: the bytes end here.
+    End,
+    /// Not an intact record: why.
+    Bad(&'static str),
+}
+
+/// CRC-32 (IEEE), eight bytes at a time (slicing-by-8).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    const TABLES: [[u32; 256]; 8] = {
+        let mut t = [[0u32; 256]; 8];
         let mut i = 0;
         while i < 256 {
             let mut c = i as u32;
@@ -47,57 +70,86 @@ fn crc32(bytes: &[u8]) -> u32 {
                 };
                 k += 1;
             }
-            table[i] = c;
+            t[0][i] = c;
             i += 1;
         }
-        table
+        let mut i = 0;
+        while i < 256 {
+            let mut k = 1;
+            while k < 8 {
+                let prev = t[k - 1][i];
+                t[k][i] = (prev >> 8) ^ t[0][(prev & 0xFF) as usize];
+                k += 1;
+            }
+            i += 1;
+        }
+        t
     };
     let mut crc = !0u32;
-    for &b in bytes {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
+        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        crc = TABLES[7][(lo & 0xFF) as usize]
+            ^ TABLES[6][((lo >> 8) & 0xFF) as usize]
+            ^ TABLES[5][((lo >> 16) & 0xFF) as usize]
+            ^ TABLES[4][(lo >> 24) as usize]
+            ^ TABLES[3][(hi & 0xFF) as usize]
+            ^ TABLES[2][((hi >> 8) & 0xFF) as usize]
+            ^ TABLES[1][((hi >> 16) & 0xFF) as usize]
+            ^ TABLES[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = TABLES[0][((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
     }
     !crc
 }
 
-/// Appends `record`'s bytes to `out`.
-pub fn encode(record: &Record, out: &mut Vec<u8>) {
+/// Appends a record whose body `fill` writes after the kind byte.
+fn encode_with(out: &mut Vec<u8>, kind: u8, fill: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0; 8]);
-    match record {
-        Record::Msg(m) => {
-            out.push(KIND_MSG);
-            out.extend_from_slice(&m.seq.to_le_bytes());
-            out.extend_from_slice(&m.time.to_le_bytes());
-            out.extend_from_slice(&(m.subject.len() as u16).to_le_bytes());
-            out.extend_from_slice(&(m.hdr.len() as u32).to_le_bytes());
-            out.extend_from_slice(&m.subject);
-            out.extend_from_slice(&m.hdr);
-            out.extend_from_slice(&m.data);
-        }
-        Record::Removed(seq) => {
-            out.push(KIND_REMOVED);
-            out.extend_from_slice(&seq.to_le_bytes());
-        }
-        Record::Skipped(last, time) => {
-            out.push(KIND_SKIPPED);
-            out.extend_from_slice(&last.to_le_bytes());
-            out.extend_from_slice(&time.to_le_bytes());
-        }
-    }
+    out.push(kind);
+    fill(out);
     let body_len = (out.len() - start - 8) as u32;
     let crc = crc32(&out[start + 8..]);
     out[start..start + 4].copy_from_slice(&(body_len + 4).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// What reading a log found.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Decoded {
-    pub records: Vec<Record>,
-    /// Bytes of whole, intact records from the start: the rest is cut off.
-    pub valid_len: usize,
-    /// Why reading stopped before the end, if it did.
-    pub problem: Option<String>,
+/// Appends a message record.
+pub fn encode_msg(out: &mut Vec<u8>, msg: &MsgRef<'_>) {
+    encode_with(out, KIND_MSG, |out| {
+        out.extend_from_slice(&msg.seq.to_le_bytes());
+        out.extend_from_slice(&msg.time.to_le_bytes());
+        out.extend_from_slice(&(msg.subject.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(msg.hdr.len() as u32).to_le_bytes());
+        out.extend_from_slice(msg.subject);
+        out.extend_from_slice(msg.hdr);
+        out.extend_from_slice(msg.data);
+    });
+}
+
+/// Appends a removal record.
+pub fn encode_removed(out: &mut Vec<u8>, seq: u64) {
+    encode_with(out, KIND_REMOVED, |out| out.extend_from_slice(&seq.to_le_bytes()));
+}
+
+/// Appends a record that moves the last sequence on.
+pub fn encode_skipped(out: &mut Vec<u8>, last: u64, time: u64) {
+    encode_with(out, KIND_SKIPPED, |out| {
+        out.extend_from_slice(&last.to_le_bytes());
+        out.extend_from_slice(&time.to_le_bytes());
+    });
+}
+
+/// Appends `record`.
+pub fn encode(record: &RecordRef<'_>, out: &mut Vec<u8>) {
+    match record {
+        RecordRef::Msg(m) => encode_msg(out, m),
+        RecordRef::Removed(seq) => encode_removed(out, *seq),
+        RecordRef::Skipped(last, time) => encode_skipped(out, *last, *time),
+    }
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -112,67 +164,90 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Reads a log: every intact record up to the first torn (incomplete) or
-/// corrupt (bad checksum or shape) one.
-pub fn decode(bytes: &[u8]) -> Decoded {
-    let mut out = Decoded::default();
+/// Reads the record at byte `at`, checking its checksum and shape.
+pub fn read(bytes: &[u8], at: usize) -> Read<'_> {
+    let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) else {
+        return Read::End;
+    };
+    if rest.len() < 8 {
+        return Read::Bad("a torn record");
+    }
+    let len = u32_at(rest, 0) as usize;
+    if !(5..=MAX_RECORD).contains(&len) {
+        return Read::Bad("a corrupt record length");
+    }
+    if rest.len() - 4 < len {
+        return Read::Bad("a torn record");
+    }
+    let body = &rest[8..4 + len];
+    if crc32(body) != u32_at(rest, 4) {
+        return Read::Bad("a checksum mismatch");
+    }
+    match parse_body(body) {
+        Some(record) => Read::Record(record, 4 + len),
+        None => Read::Bad("a malformed record"),
+    }
+}
+
+/// The record at byte `at`, if an intact one is there, and its length.
+pub fn record_at(bytes: &[u8], at: usize) -> Option<(RecordRef<'_>, usize)> {
+    match read(bytes, at) {
+        Read::Record(record, len) => Some((record, len)),
+        _ => None,
+    }
+}
+
+fn parse_body(body: &[u8]) -> Option<RecordRef<'_>> {
+    match (body[0], body.len()) {
+        (KIND_MSG, n) if n >= 23 => {
+            let subject_len = usize::from(u16_at(body, 17));
+            let hdr_len = u32_at(body, 19) as usize;
+            if 23 + subject_len + hdr_len > n {
+                return None;
+            }
+            let subject = &body[23..23 + subject_len];
+            let hdr = &body[23 + subject_len..23 + subject_len + hdr_len];
+            Some(RecordRef::Msg(MsgRef {
+                subject,
+                seq: u64_at(body, 1),
+                time: u64_at(body, 9),
+                hdr,
+                data: &body[23 + subject_len + hdr_len..],
+            }))
+        }
+        (KIND_REMOVED, 9) => Some(RecordRef::Removed(u64_at(body, 1))),
+        (KIND_SKIPPED, 17) => Some(RecordRef::Skipped(u64_at(body, 1), u64_at(body, 9))),
+        _ => None,
+    }
+}
+
+/// How far a block's bytes read: the length of its intact records from
+/// the start, and why reading stopped before the end, if it did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub valid_len: usize,
+    pub problem: Option<String>,
+}
+
+/// Reads a block's records in order, handing each to `each`, up to the
+/// first torn or corrupt one.
+pub fn scan<'a>(bytes: &'a [u8], mut each: impl FnMut(RecordRef<'a>, usize)) -> Scan {
     let mut at = 0;
-    while at < bytes.len() {
-        let stop = |out: &mut Decoded, why: String| {
-            out.problem = Some(why);
-        };
-        if bytes.len() - at < 8 {
-            stop(&mut out, format!("a torn record at byte {at}"));
-            break;
-        }
-        let len = u32_at(bytes, at) as usize;
-        if !(5..=MAX_RECORD).contains(&len) {
-            stop(&mut out, format!("a corrupt record length at byte {at}"));
-            break;
-        }
-        if bytes.len() - at - 4 < len {
-            stop(&mut out, format!("a torn record at byte {at}"));
-            break;
-        }
-        let body = &bytes[at + 8..at + 4 + len];
-        if crc32(body) != u32_at(bytes, at + 4) {
-            stop(&mut out, format!("a checksum mismatch at byte {at}"));
-            break;
-        }
-        let record = match (body[0], body.len()) {
-            (KIND_MSG, n) if n >= 23 => {
-                let seq = u64_at(body, 1);
-                let time = u64_at(body, 9);
-                let subject_len = usize::from(u16_at(body, 17));
-                let hdr_len = u32_at(body, 19) as usize;
-                if 23 + subject_len + hdr_len > n {
-                    None
-                } else {
-                    let subject = &body[23..23 + subject_len];
-                    let hdr = &body[23 + subject_len..23 + subject_len + hdr_len];
-                    let data = &body[23 + subject_len + hdr_len..];
-                    Some(Record::Msg(StoredMsg {
-                        subject: subject.into(),
-                        seq,
-                        time,
-                        hdr: hdr.into(),
-                        data: data.into(),
-                    }))
+    loop {
+        match read(bytes, at) {
+            Read::Record(record, len) => {
+                each(record, at);
+                at += len;
+            }
+            Read::End => return Scan { valid_len: at, problem: None },
+            Read::Bad(why) => {
+                return Scan {
+                    valid_len: at,
+                    problem: Some(format!("{why} at byte {at}")),
                 }
             }
-            (KIND_REMOVED, 9) => Some(Record::Removed(u64_at(body, 1))),
-            (KIND_SKIPPED, 17) => Some(Record::Skipped(u64_at(body, 1), u64_at(body, 9))),
-            _ => None,
-        };
-        let Some(record) = record else {
-            stop(&mut out, format!("a malformed record at byte {at}"));
-            break;
-        };
-        out.records.push(record);
-        at += 4 + len;
-        out.valid_len = at;
+        }
     }
-    out
 }
 
 #[cfg(test)]
@@ -181,17 +256,19 @@ mod tests {
 
     use super::*;
 
-    fn msg(seq: u64, subject: &str, hdr: &[u8], data: &[u8]) -> Record {
-        Record::Msg(StoredMsg {
-            subject: subject.as_bytes().into(),
+    const TIME: u64 = 1_700_000_000_000_000_000;
+
+    fn msg<'a>(seq: u64, subject: &'a str, hdr: &'a [u8], data: &'a [u8]) -> RecordRef<'a> {
+        RecordRef::Msg(MsgRef {
+            subject: subject.as_bytes(),
             seq,
-            time: 1_700_000_000_000_000_000 + seq,
-            hdr: hdr.into(),
-            data: data.into(),
+            time: TIME + seq,
+            hdr,
+            data,
         })
     }
 
-    fn encoded(records: &[Record]) -> Vec<u8> {
+    fn encoded(records: &[RecordRef<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
         for r in records {
             encode(r, &mut out);
@@ -199,10 +276,36 @@ mod tests {
         out
     }
 
+    fn decoded(bytes: &[u8]) -> (Vec<RecordRef<'_>>, Scan) {
+        let mut records = Vec::new();
+        let scan = scan(bytes, |r, _| records.push(r));
+        (records, scan)
+    }
+
     #[test]
     fn crc32_is_the_ieee_one() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+        // Past the eight-byte stride, against the bitwise definition.
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut crc = !0u32;
+        for &b in &bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
+            }
+        }
+        for len in [0, 1, 7, 8, 9, 63, 1000] {
+            let mut want = !0u32;
+            for &b in &bytes[..len] {
+                want ^= u32::from(b);
+                for _ in 0..8 {
+                    want = if want & 1 != 0 { 0xEDB8_8320 ^ (want >> 1) } else { want >> 1 };
+                }
+            }
+            assert_eq!(crc32(&bytes[..len]), !want, "length {len}");
+        }
+        assert_eq!(crc32(&bytes), !crc);
     }
 
     #[test]
@@ -210,14 +313,14 @@ mod tests {
         let records = vec![
             msg(1, "a.b", b"", b"hello"),
             msg(2, "a.c", b"NATS/1.0\r\nX: 1\r\n\r\n", b""),
-            Record::Removed(1),
-            Record::Skipped(10, 1_700_000_000_000_000_000),
+            RecordRef::Removed(1),
+            RecordRef::Skipped(10, TIME),
         ];
         let bytes = encoded(&records);
-        let back = decode(&bytes);
-        assert_eq!(back.records, records);
-        assert_eq!(back.valid_len, bytes.len());
-        assert_eq!(back.problem, None);
+        let (back, scan) = decoded(&bytes);
+        assert_eq!(back, records);
+        assert_eq!(scan.valid_len, bytes.len());
+        assert_eq!(scan.problem, None);
     }
 
     #[test]
@@ -226,14 +329,14 @@ mod tests {
         let bytes = encoded(&records);
         let first_len = encoded(&records[..1]).len();
         for cut in first_len..bytes.len() {
-            let back = decode(&bytes[..cut]);
-            assert_eq!(back.records, records[..1], "cut at {cut}");
-            assert_eq!(back.valid_len, first_len);
+            let (back, scan) = decoded(&bytes[..cut]);
+            assert_eq!(back, records[..1], "cut at {cut}");
+            assert_eq!(scan.valid_len, first_len);
             assert_eq!(
-                back.problem.is_some(),
+                scan.problem.is_some(),
                 cut > first_len,
                 "cut at {cut}: {:?}",
-                back.problem
+                scan.problem
             );
         }
     }
@@ -246,7 +349,7 @@ mod tests {
             datas in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..6),
             bit in any::<prop::sample::Index>(),
         ) {
-            let records: Vec<Record> = datas
+            let records: Vec<RecordRef<'_>> = datas
                 .iter()
                 .enumerate()
                 .map(|(i, d)| msg(i as u64 + 1, "s.x", b"", d))
@@ -256,9 +359,9 @@ mod tests {
             let bit = bit.index(bytes.len() * 8);
             bytes[bit / 8] ^= 1 << (bit % 8);
             let hit = ends.iter().position(|&end| bit / 8 < end).expect("inside");
-            let back = decode(&bytes);
-            prop_assert_eq!(&back.records[..], &records[..hit]);
-            prop_assert!(back.problem.is_some());
+            let (back, scan) = decoded(&bytes);
+            prop_assert_eq!(&back[..], &records[..hit]);
+            prop_assert!(scan.problem.is_some());
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod advisory;
 pub mod api;
 pub mod api_error;
+pub mod block;
 pub mod config;
 pub mod consumer;
 pub mod consumer_config;

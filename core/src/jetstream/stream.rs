@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use super::api_error::ApiError;
 use super::config::{DiscardPolicy, Retention, Storage, StreamConfig};
 use super::json::Obj;
-use super::store::{Accounting, Discard, Limits, MemStore, Purge, State};
+use super::store::{Accounting, BlockFiles, Discard, Limits, Purge, State, Store};
 use crate::time::rfc3339;
 
 /// Go's zero time, for a time that is not set.
@@ -34,7 +34,7 @@ pub struct Stream {
     config: StreamConfig,
     /// When it was created, Unix nanoseconds.
     created: u64,
-    store: MemStore,
+    store: Store,
     /// Message ids within the duplicate window: id → sequence, and the ids
     /// in the order they expire (time stored, id).
     ids: HashMap<Box<[u8]>, u64>,
@@ -73,17 +73,15 @@ fn parse_u64(value: &[u8]) -> Option<u64> {
 }
 
 impl Stream {
-    /// A new stream with a checked configuration, created at `now` (Unix nanoseconds).
-    pub fn new(config: StreamConfig, now: u64) -> Stream {
-        let accounting = match config.storage {
-            Storage::File => Accounting::File,
-            Storage::Memory => Accounting::Memory,
+    /// A new stream with a checked configuration, created at `now` (Unix
+    /// nanoseconds). A file stream reads its blocks back through `files`
+    /// (without, it keeps them all loaded).
+    pub fn new(config: StreamConfig, now: u64, files: Option<BlockFiles>) -> Stream {
+        let limits = limits_of(&config);
+        let store = match config.storage {
+            Storage::File => Store::on_disk(Accounting::File, limits, files),
+            Storage::Memory => Store::new(Accounting::Memory, limits),
         };
-        let mut store = MemStore::new(accounting, limits_of(&config));
-        if config.storage == Storage::File {
-            // Every change is written to the stream's log on disk.
-            store.keep_journal();
-        }
         Stream {
             config,
             created: now,
@@ -103,11 +101,11 @@ impl Stream {
         self.created
     }
 
-    pub fn store(&self) -> &MemStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
-    pub fn store_mut(&mut self) -> &mut MemStore {
+    pub fn store_mut(&mut self) -> &mut Store {
         &mut self.store
     }
 
@@ -168,7 +166,7 @@ impl Stream {
         }
         let state = self.store.state();
         if let Some(expected) = header(hdr, "Nats-Expected-Last-Subject-Sequence") {
-            let last = self.store.last_by_subject(subject).map_or(0, |m| m.seq);
+            let last = self.store.last_seq_by_subject(subject).unwrap_or(0);
             if parse_u64(expected) != Some(last) {
                 return Stored::Refused(ApiError::wrong_last_sequence(last));
             }
@@ -294,7 +292,7 @@ mod tests {
             .unwrap()
             .checked(0)
             .unwrap();
-        Stream::new(config, 1_000_000_000)
+        Stream::new(config, 1_000_000_000, None)
     }
 
     fn hdr(lines: &[&str]) -> Vec<u8> {

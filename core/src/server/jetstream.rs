@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use crate::jetstream::api::{not_enabled_answer, ServerShare, StoreWrite};
 use crate::jetstream::config::Storage;
-use crate::jetstream::log_format::decode;
+use crate::jetstream::log_format::Scan;
+use crate::jetstream::store::BlockReader;
 use crate::jetstream::outbox::Outgoing;
 use crate::options::StoreSync;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
 use crate::sublist::Sublist;
 use crate::time::Time;
+use crate::Level;
 
 use super::timers::{Timer, SERVER_TIMER};
 use super::Server;
@@ -64,7 +66,7 @@ impl Server {
                 // Served by the stream itself, not counted as an API call.
                 let answer = self.accounts[acc]
                     .jetstream
-                    .as_ref()
+                    .as_mut()
                     .and_then(|js| js.direct_get(&api, data));
                 if let (Some(answer), Some(reply)) = (answer, publish.reply) {
                     self.publish_internal_with_headers(acc, reply, &answer.hdr, &answer.data, now);
@@ -256,6 +258,9 @@ impl Server {
         if js.has_consumers() && !self.consumer_writes_due.contains(&acc) {
             self.consumer_writes_due.push(acc);
         }
+        for problem in js.take_problems() {
+            self.log(Level::Error, &problem);
+        }
     }
 
     /// Queues the states of the consumers changed since the last batch.
@@ -368,42 +373,81 @@ impl Server {
         Ok(format!("Restored consumer '{account} > {stream} > {name}'"))
     }
 
-    /// Brings back a file stream of `account` from its metadata and log at
-    /// start-up; returns the line to log (nats-server's), or why not.
-    /// A log that ends torn or corrupt is read up to there, and the line says so.
-    /// Also returns how many bytes of the log are intact.
-    pub fn restore_stream(
-        &mut self,
-        account: &str,
-        meta: &[u8],
-        log: &[u8],
-    ) -> Result<(String, usize), String> {
+    /// Brings back a file stream of `account` from its metadata at
+    /// start-up, empty; its blocks follow ([`Server::restore_block`]), then
+    /// [`Server::finish_restore`]. Returns the stream's name, or why not.
+    pub fn restore_stream(&mut self, account: &str, meta: &[u8]) -> Result<String, String> {
         let Some(acc) = self.account_index.get(account).copied() else {
             return Err(format!("account {account:?} is not configured"));
         };
         let Some(js) = self.accounts[acc].jetstream.as_mut() else {
             return Err(format!("account {account:?} has no JetStream"));
         };
-        let decoded = decode(log);
-        let stream = js.restore(meta, decoded.records)?;
+        js.restore(meta)
+    }
+
+    /// Gives a stream being restored one of its block files (in order of
+    /// their ids); returns how far its bytes were intact (the rest should
+    /// be cut off the file) and, if not to the end, a line to log naming
+    /// the stream, the block and the last sequence read before it.
+    pub fn restore_block(
+        &mut self,
+        account: &str,
+        stream: &str,
+        block: u64,
+        bytes: Vec<u8>,
+    ) -> (usize, Option<String>) {
+        let len = bytes.len();
+        let js = self
+            .account_index
+            .get(account)
+            .and_then(|&acc| self.accounts[acc].jetstream.as_mut());
+        let Some(scan) = js.and_then(|js| js.restore_block(stream, block, bytes)) else {
+            return (len, None);
+        };
+        let Scan { valid_len, problem } = scan;
+        let line = problem.map(|problem| {
+            let last = self.accounts[self.account_index[account]]
+                .jetstream
+                .as_ref()
+                .and_then(|js| js.streams().find(|s| s.config().name == stream))
+                .map_or(0, |s| s.store().last_seq());
+            format!(
+                "Stream '{account} > {stream}': block {block} ends in {problem} after sequence {last}: the {} bytes after it were left out",
+                len - valid_len
+            )
+        });
+        (valid_len, line)
+    }
+
+    /// Ends a stream's restore; returns the line to log (nats-server's).
+    pub fn finish_restore(&mut self, account: &str, stream: &str) -> Option<String> {
+        let acc = self.account_index.get(account).copied()?;
+        let js = self.accounts[acc].jetstream.as_mut()?;
+        let stream = js.finish_restore(stream)?;
         let state = stream.store().state();
-        match stream.config().storage {
-            Storage::Memory => self.js_used.0 += state.bytes,
-            Storage::File => self.js_used.1 += state.bytes,
-        }
-        let mut line = format!(
+        let line = format!(
             "Restored {} messages for stream '{account} > {}'",
             thousands(state.messages),
             stream.config().name
         );
-        if let Some(problem) = decoded.problem {
-            line.push_str(&format!(
-                " (its log ends in {problem} after sequence {}: the {} bytes after it were left out)",
-                state.last_seq,
-                log.len() - decoded.valid_len
-            ));
+        match stream.config().storage {
+            Storage::Memory => self.js_used.0 += state.bytes,
+            Storage::File => self.js_used.1 += state.bytes,
         }
-        Ok((line, decoded.valid_len))
+        Some(line)
+    }
+
+    /// Lets every account's file streams read their blocks back through
+    /// `reader` (the host's files), so that they keep only a few blocks in
+    /// memory. Set before streams are restored.
+    pub fn set_block_reader(&mut self, reader: std::sync::Arc<dyn BlockReader>) {
+        for account in &mut self.accounts {
+            if let Some(js) = account.jetstream.as_mut() {
+                js.set_block_reader(reader.clone(), &account.name);
+            }
+        }
+        self.block_reader = Some(reader);
     }
 
     /// Schedules the expiry timer for the oldest message any stream must

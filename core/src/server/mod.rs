@@ -237,6 +237,8 @@ pub struct Server {
     /// Store writes queued so far, taken by the runtime so far, and of
     /// those, how many the runtime reports synced (`sync_interval: always`).
     store_queued: u64,
+    /// How file streams read their blocks back (set by the host).
+    block_reader: Option<std::sync::Arc<dyn crate::jetstream::store::BlockReader>>,
     store_taken: u64,
     store_synced: u64,
     /// JetStream answers waiting for the writes queued before them to be
@@ -343,6 +345,7 @@ impl Server {
             expiry_due: None,
             store_writes: VecDeque::new(),
             store_queued: 0,
+            block_reader: None,
             store_taken: 0,
             store_synced: 0,
             held_replies: VecDeque::new(),

@@ -210,6 +210,10 @@ impl Server {
         }
         self.service_imports = new_accounts.iter().map(|a| a.services_in.len()).sum();
         self.accounts = new_accounts;
+        if let Some(reader) = self.block_reader.clone() {
+            // Accounts that gained JetStream read their blocks back too.
+            self.set_block_reader(reader);
+        }
         self.account_index = new_index;
         self.system_account = new_system;
         for client in self.slots.iter_mut().filter_map(|s| s.client.as_mut()) {

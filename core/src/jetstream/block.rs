@@ -1,0 +1,310 @@
+//! One block of a stream: a run of log records in sequence order, the unit
+//! a file stream writes, loads, evicts and drops, with the little the store
+//! keeps of it while its bytes are only on disk.
+//!
+//! What stays in memory for every block is fixed-size or per subject: its
+//! sequence range, live count and bytes, one bit per sequence that is gone
+//! (allocated only once one is), and a count per subject. Its records (the
+//! bytes exactly as in its file, with an offset per sequence) are there
+//! only while it is loaded.
+
+use std::collections::HashMap;
+
+use super::log_format::{self, MsgRef, RecordRef};
+
+/// No record for this sequence in a block.
+const NONE: u32 = u32::MAX;
+
+/// A block's records in memory: the bytes of its file and where each
+/// sequence's message record starts.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub bytes: Vec<u8>,
+    /// For sequence `first + i`: its record's offset, or [`NONE`].
+    offsets: Vec<u32>,
+}
+
+#[derive(Debug)]
+pub struct Block {
+    pub id: u64,
+    /// Sequences of its first and last message records (0 before any).
+    pub first: u64,
+    pub last: u64,
+    /// Messages in it not removed, and their accounted bytes.
+    pub live: u64,
+    pub live_bytes: u64,
+    /// One bit per sequence in `first..=last` that has no live message
+    /// (removed, or skipped); empty until there is one.
+    gone: Vec<u64>,
+    /// Bytes of its records (its file's length once all are written).
+    pub len: u64,
+    /// Of those, how many were handed to the host to write.
+    pub written: u64,
+    /// Live messages per subject id.
+    pub subjects: HashMap<u32, u32>,
+    pub loaded: Option<Loaded>,
+    /// When it was last used (the store's counter), to evict the oldest.
+    pub used: u64,
+}
+
+impl Block {
+    /// An empty block, loaded (a new block is written from memory).
+    pub fn new(id: u64) -> Block {
+        Block {
+            id,
+            first: 0,
+            last: 0,
+            live: 0,
+            live_bytes: 0,
+            gone: Vec::new(),
+            len: 0,
+            written: 0,
+            subjects: HashMap::new(),
+            loaded: Some(Loaded::default()),
+            used: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first == 0
+    }
+
+    pub fn covers(&self, seq: u64) -> bool {
+        !self.is_empty() && (self.first..=self.last).contains(&seq)
+    }
+
+    /// Whether `seq` (inside the block) has no live message.
+    pub fn is_gone(&self, seq: u64) -> bool {
+        let i = (seq - self.first) as usize;
+        self.gone
+            .get(i / 64)
+            .is_some_and(|word| word & (1 << (i % 64)) != 0)
+    }
+
+    /// Whether the block holds a live message at `seq`.
+    pub fn has(&self, seq: u64) -> bool {
+        self.covers(seq) && !self.is_gone(seq)
+    }
+
+    fn mark_gone(&mut self, seq: u64) {
+        let i = (seq - self.first) as usize;
+        if self.gone.len() <= i / 64 {
+            let words = ((self.last - self.first) as usize) / 64 + 1;
+            self.gone.resize(words.max(i / 64 + 1), 0);
+        }
+        self.gone[i / 64] |= 1 << (i % 64);
+    }
+
+    /// The first live sequence at or after `seq` in this block.
+    pub fn next_live(&self, seq: u64) -> Option<u64> {
+        if self.live == 0 || seq > self.last {
+            return None;
+        }
+        let mut s = seq.max(self.first);
+        while s <= self.last {
+            if !self.is_gone(s) {
+                return Some(s);
+            }
+            s += 1;
+        }
+        None
+    }
+
+    /// The last live sequence at or before `seq` in this block.
+    pub fn prev_live(&self, seq: u64) -> Option<u64> {
+        if self.live == 0 || seq < self.first {
+            return None;
+        }
+        let mut s = seq.min(self.last);
+        while s >= self.first {
+            if !self.is_gone(s) {
+                return Some(s);
+            }
+            s -= 1;
+        }
+        None
+    }
+
+    /// The live sequences, ascending.
+    pub fn live_seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        let range = if self.is_empty() {
+            1..=0
+        } else {
+            self.first..=self.last
+        };
+        range.filter(|&s| !self.is_gone(s))
+    }
+
+    /// Appends a record that `encode` writes (the block is loaded); a
+    /// message record for `msg_seq` is indexed, and sequences skipped
+    /// before it count as gone.
+    pub fn push(&mut self, msg_seq: Option<u64>, encode: impl FnOnce(&mut Vec<u8>)) {
+        let loaded = self.loaded.as_mut().expect("appending to a loaded block");
+        let at = loaded.bytes.len();
+        encode(&mut loaded.bytes);
+        self.len += (loaded.bytes.len() - at) as u64;
+        if let Some(seq) = msg_seq {
+            index(self, seq, at as u32);
+        }
+    }
+
+    /// The records not yet handed to the host, marked handed.
+    pub fn take_unwritten(&mut self) -> Option<Vec<u8>> {
+        if self.written == self.len {
+            return None;
+        }
+        let loaded = self.loaded.as_ref().expect("unwritten records are loaded");
+        let bytes = loaded.bytes[self.written as usize..].to_vec();
+        self.written = self.len;
+        Some(bytes)
+    }
+
+    /// Counts a message indexed at `seq` as live, with its subject id and size.
+    pub fn add_live(&mut self, subject: u32, size: u64) {
+        self.live += 1;
+        self.live_bytes += size;
+        *self.subjects.entry(subject).or_default() += 1;
+    }
+
+    /// Counts the live message at `seq` as gone.
+    pub fn remove_live(&mut self, seq: u64, subject: u32, size: u64) {
+        self.mark_gone(seq);
+        self.live -= 1;
+        self.live_bytes -= size;
+        if let Some(n) = self.subjects.get_mut(&subject) {
+            *n -= 1;
+            if *n == 0 {
+                self.subjects.remove(&subject);
+            }
+        }
+    }
+
+    /// The message record at `seq`, when loaded and present (gone or not).
+    pub fn record(&self, seq: u64) -> Option<MsgRef<'_>> {
+        let loaded = self.loaded.as_ref()?;
+        if !self.covers(seq) {
+            return None;
+        }
+        let at = *loaded.offsets.get((seq - self.first) as usize)?;
+        if at == NONE {
+            return None;
+        }
+        match log_format::record_at(&loaded.bytes, at as usize) {
+            Some((RecordRef::Msg(msg), _)) => Some(msg),
+            _ => None,
+        }
+    }
+
+    /// The live message at `seq`, when loaded.
+    pub fn message(&self, seq: u64) -> Option<MsgRef<'_>> {
+        if !self.has(seq) {
+            return None;
+        }
+        self.record(seq)
+    }
+
+    /// Takes the bytes read back from its file as its loaded records
+    /// (the index is rebuilt; what is gone stays as the store knows it).
+    /// Returns how many of them are intact records.
+    pub fn load(&mut self, bytes: Vec<u8>) -> usize {
+        let (first, last) = (self.first, self.last);
+        let mut offsets = Vec::with_capacity(if first == 0 {
+            0
+        } else {
+            (last - first + 1) as usize
+        });
+        let mut at = 0;
+        while let Some((record, len)) = log_format::record_at(&bytes, at) {
+            if let RecordRef::Msg(msg) = record {
+                if first != 0 && (first..=last).contains(&msg.seq) {
+                    let i = (msg.seq - first) as usize;
+                    if offsets.len() <= i {
+                        offsets.resize(i + 1, NONE);
+                    }
+                    offsets[i] = at as u32;
+                }
+            }
+            at += len;
+        }
+        if first != 0 {
+            offsets.resize((last - first + 1) as usize, NONE);
+        }
+        self.loaded = Some(Loaded { bytes, offsets });
+        at
+    }
+
+    /// Takes its file's bytes as its loaded bytes, indexed already (a restore).
+    pub fn set_bytes(&mut self, bytes: Vec<u8>) {
+        let span = if self.is_empty() {
+            0
+        } else {
+            (self.last - self.first + 1) as usize
+        };
+        let loaded = self.loaded.get_or_insert_with(Loaded::default);
+        loaded.bytes = bytes;
+        loaded.offsets.resize(span, NONE);
+    }
+
+    /// Drops its records from memory (they are all on disk).
+    pub fn unload(&mut self) {
+        debug_assert_eq!(self.written, self.len);
+        self.loaded = None;
+    }
+
+    /// Bytes in memory for its records.
+    pub fn loaded_bytes(&self) -> usize {
+        self.loaded
+            .as_ref()
+            .map_or(0, |l| l.bytes.capacity() + l.offsets.capacity() * 4)
+    }
+}
+
+/// Indexes a message record at byte `at` for `seq` (after the block's last).
+fn index(block: &mut Block, seq: u64, at: u32) {
+    if block.is_empty() {
+        block.first = seq;
+        block.last = seq;
+        let loaded = block.loaded.as_mut().expect("loaded");
+        loaded.offsets.clear();
+        loaded.offsets.push(at);
+        return;
+    }
+    debug_assert!(seq > block.last);
+    let skipped = block.last + 1..seq;
+    block.last = seq;
+    let loaded = block.loaded.as_mut().expect("loaded");
+    loaded
+        .offsets
+        .resize((seq - block.first) as usize, NONE);
+    loaded.offsets.push(at);
+    for s in skipped {
+        block.mark_gone(s);
+    }
+    if !block.gone.is_empty() {
+        let words = ((block.last - block.first) as usize) / 64 + 1;
+        block.gone.resize(words, 0);
+    }
+}
+
+impl Block {
+    /// Indexes a message record being restored at `at` of its loaded
+    /// bytes; false when its sequence is not after the block's last (a
+    /// duplicate, not counted).
+    pub fn restore_msg(&mut self, seq: u64, at: usize) -> bool {
+        if !self.is_empty() && seq <= self.last {
+            return false;
+        }
+        index(self, seq, at as u32);
+        true
+    }
+
+    /// Where the message record of `seq` starts in the loaded bytes.
+    pub fn offset(&self, seq: u64) -> Option<usize> {
+        let loaded = self.loaded.as_ref()?;
+        if !self.covers(seq) {
+            return None;
+        }
+        let at = *loaded.offsets.get((seq - self.first) as usize)?;
+        (at != NONE).then_some(at as usize)
+    }
+}
