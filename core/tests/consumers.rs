@@ -342,11 +342,11 @@ fn an_unused_ephemeral_goes_after_its_inactive_threshold_with_an_advisory() {
 }
 
 /// The store writes of a server, kept as a host would: stream metadata,
-/// logs and consumer states.
+/// blocks and consumer states.
 #[derive(Default)]
 struct Disk {
     meta: BTreeMap<String, String>,
-    logs: BTreeMap<String, Vec<u8>>,
+    blocks: BTreeMap<(String, u64), Vec<u8>>,
     consumers: BTreeMap<(String, String), String>,
 }
 
@@ -357,12 +357,21 @@ impl Disk {
                 StoreWrite::Meta { stream, json } => {
                     self.meta.insert(stream, json);
                 }
-                StoreWrite::Append { stream, bytes } => {
-                    self.logs.entry(stream).or_default().extend(bytes)
+                StoreWrite::Append {
+                    stream,
+                    block,
+                    bytes,
+                } => self
+                    .blocks
+                    .entry((stream, block))
+                    .or_default()
+                    .extend(bytes),
+                StoreWrite::DropBlock { stream, block } => {
+                    self.blocks.remove(&(stream, block));
                 }
                 StoreWrite::Delete { stream } => {
                     self.meta.remove(&stream);
-                    self.logs.remove(&stream);
+                    self.blocks.retain(|(s, _), _| *s != stream);
                 }
                 StoreWrite::Consumer {
                     stream,
@@ -382,10 +391,12 @@ impl Disk {
     fn restart(&self) -> Sim {
         let mut sim = js_server();
         for (stream, meta) in &self.meta {
-            let log = self.logs.get(stream).cloned().unwrap_or_default();
-            sim.server
-                .restore_stream("$G", meta.as_bytes(), &log)
-                .unwrap();
+            let name = sim.server.restore_stream("$G", meta.as_bytes()).unwrap();
+            for ((_, block), bytes) in self.blocks.iter().filter(|((s, _), _)| s == stream) {
+                let (_, problem) = sim.server.restore_block("$G", &name, *block, bytes.clone());
+                assert_eq!(problem, None);
+            }
+            sim.server.finish_restore("$G", &name).unwrap();
         }
         for ((stream, _), state) in &self.consumers {
             sim.server

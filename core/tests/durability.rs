@@ -40,7 +40,11 @@ struct File {
 struct Disk {
     /// Stream metadata: (written, synced).
     meta: BTreeMap<String, (Option<String>, Option<String>)>,
-    logs: BTreeMap<String, File>,
+    /// By (stream, block).
+    blocks: BTreeMap<(String, u64), File>,
+    /// Blocks dropped, removed once what was written before is synced
+    /// (as the host does under `sync_interval: always`).
+    drops: Vec<(String, u64)>,
     /// Writes taken from the server so far.
     taken: u64,
 }
@@ -52,12 +56,21 @@ impl Disk {
                 StoreWrite::Meta { stream, json } => {
                     self.meta.entry(stream).or_default().0 = Some(json);
                 }
-                StoreWrite::Append { stream, bytes } => {
-                    self.logs.entry(stream).or_default().bytes.extend(bytes)
-                }
+                StoreWrite::Append {
+                    stream,
+                    block,
+                    bytes,
+                } => self
+                    .blocks
+                    .entry((stream, block))
+                    .or_default()
+                    .bytes
+                    .extend(bytes),
+                StoreWrite::DropBlock { stream, block } => self.drops.push((stream, block)),
                 StoreWrite::Delete { stream } => {
                     self.meta.remove(&stream);
-                    self.logs.remove(&stream);
+                    self.blocks.retain(|(s, _), _| *s != stream);
+                    self.drops.retain(|(s, _)| *s != stream);
                 }
                 StoreWrite::Consumer { .. } | StoreWrite::DeleteConsumer { .. } => {}
             }
@@ -70,8 +83,11 @@ impl Disk {
         for (written, synced) in self.meta.values_mut() {
             synced.clone_from(written);
         }
-        for file in self.logs.values_mut() {
+        for file in self.blocks.values_mut() {
             file.synced = file.bytes.len();
+        }
+        for block in std::mem::take(&mut self.drops) {
+            self.blocks.remove(&block);
         }
     }
 
@@ -82,7 +98,9 @@ impl Disk {
             *written = synced.clone();
         }
         self.meta.retain(|_, (written, _)| written.is_some());
-        for file in self.logs.values_mut() {
+        // Dropped blocks not removed yet stay (a restart reads them again).
+        self.drops.clear();
+        for file in self.blocks.values_mut() {
             let unsynced = file.bytes.len() - file.synced;
             let kept = file.synced + (unsynced as f64 * keep) as usize;
             file.bytes.truncate(kept);
@@ -99,16 +117,26 @@ impl Disk {
         self.taken = 0;
         let mut sim = server(sync);
         for (stream, (meta, _)) in &self.meta {
-            let file = self.logs.entry(stream.clone()).or_default();
             let meta = meta.as_deref().expect("kept");
-            let (_, valid) = sim
+            let name = sim
                 .server
-                .restore_stream("$G", meta.as_bytes(), &file.bytes)
+                .restore_stream("$G", meta.as_bytes())
                 .expect("a stream on disk restores");
-            // As the host does: a torn or corrupt tail is cut off the file.
-            file.bytes.truncate(valid);
-            file.synced = valid;
+            for ((_, block), file) in self.blocks.iter_mut().filter(|((s, _), _)| s == stream) {
+                let (valid, _) = sim
+                    .server
+                    .restore_block("$G", &name, *block, file.bytes.clone());
+                // As the host does: a torn or corrupt tail is cut off the file.
+                file.bytes.truncate(valid);
+                file.synced = valid;
+            }
+            sim.server.finish_restore("$G", &name).expect("restored");
         }
+        // What the restore wrote (dropped empty blocks, a new block saying
+        // where the sequence is) is written and synced as the host does.
+        self.take_writes(&mut sim.server);
+        self.sync();
+        sim.server.handle_store_synced(self.taken, sim.now);
         sim
     }
 }

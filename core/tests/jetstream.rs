@@ -207,11 +207,12 @@ fn messages_older_than_max_age_expire_on_the_engines_timer() {
 }
 
 /// The store writes a server asks for, applied to an in-memory "disk":
-/// metadata replaced, logs appended, streams removed.
+/// metadata replaced, blocks appended and dropped, streams removed.
 #[derive(Default)]
 struct Disk {
     meta: std::collections::BTreeMap<(String, String), String>,
-    logs: std::collections::BTreeMap<(String, String), Vec<u8>>,
+    /// By (account, stream, block).
+    blocks: std::collections::BTreeMap<(String, String, u64), Vec<u8>>,
 }
 
 impl Disk {
@@ -222,14 +223,22 @@ impl Disk {
                 StoreWrite::Meta { stream, json } => {
                     self.meta.insert((account, stream), json);
                 }
-                StoreWrite::Append { stream, bytes } => self
-                    .logs
-                    .entry((account, stream))
+                StoreWrite::Append {
+                    stream,
+                    block,
+                    bytes,
+                } => self
+                    .blocks
+                    .entry((account, stream, block))
                     .or_default()
                     .extend(bytes),
+                StoreWrite::DropBlock { stream, block } => {
+                    self.blocks.remove(&(account, stream, block));
+                }
                 StoreWrite::Delete { stream } => {
                     self.meta.remove(&(account.clone(), stream.clone()));
-                    self.logs.remove(&(account, stream));
+                    self.blocks
+                        .retain(|(a, s, _), _| (a, s) != (&account, &stream));
                 }
                 // Consumers' state is not part of these tests.
                 StoreWrite::Consumer { .. } | StoreWrite::DeleteConsumer { .. } => {}
@@ -276,27 +285,50 @@ fn file_streams_come_back_from_their_writes_and_a_torn_tail_is_cut() {
 
     // A new server over the same "disk".
     let mut again = js_server();
+    let blocks: Vec<(u64, Vec<u8>)> = disk
+        .blocks
+        .iter()
+        .filter(|((_, s, _), _)| s == "F")
+        .map(|((_, _, b), bytes)| (*b, bytes.clone()))
+        .collect();
     for ((account, _), meta) in &disk.meta {
-        let log = &disk.logs[&(account.clone(), "F".to_string())];
-        let (line, valid) = again
+        let name = again
             .server
-            .restore_stream(account, meta.as_bytes(), log)
+            .restore_stream(account, meta.as_bytes())
             .unwrap();
+        for (block, bytes) in &blocks {
+            let (valid, problem) =
+                again
+                    .server
+                    .restore_block(account, &name, *block, bytes.clone());
+            assert_eq!((valid, problem), (bytes.len(), None));
+        }
+        let line = again.server.finish_restore(account, &name).unwrap();
         assert_eq!(line, "Restored 3 messages for stream '$G > F'");
-        assert_eq!(valid, log.len());
         // A write torn half-way is cut off; everything before it stays.
-        let mut torn = log.clone();
-        torn.extend_from_slice(&log[..7]);
+        let (last, bytes) = blocks.last().unwrap();
+        let mut torn = bytes.clone();
+        torn.extend_from_slice(&bytes[..7]);
         let mut third = js_server();
-        let (line, valid) = third
+        let name = third
             .server
-            .restore_stream(account, meta.as_bytes(), &torn)
+            .restore_stream(account, meta.as_bytes())
             .unwrap();
+        for (block, bytes) in &blocks[..blocks.len() - 1] {
+            third
+                .server
+                .restore_block(account, &name, *block, bytes.clone());
+        }
+        let (valid, problem) = third.server.restore_block(account, &name, *last, torn);
+        let problem = problem.expect("the torn write is reported");
         assert!(
-            line.ends_with("the 7 bytes after it were left out)"),
-            "{line}"
+            problem.contains(&format!("block {last} ends in a torn record"))
+                && problem.ends_with("after sequence 5: the 7 bytes after it were left out"),
+            "{problem}"
         );
-        assert_eq!(valid, log.len());
+        assert_eq!(valid, bytes.len());
+        let line = third.server.finish_restore(account, &name).unwrap();
+        assert_eq!(line, "Restored 3 messages for stream '$G > F'");
     }
     let c = again.connect(CLIENT);
     let info = request(&mut again, c, "$JS.API.STREAM.INFO.F", "");

@@ -1,15 +1,19 @@
-//! JetStream's file streams on disk: each stream's metadata and log under
+//! JetStream's file streams on disk: each stream's metadata and blocks under
 //! `<store_dir>/jetstream/<account>/streams/<stream>/`, written as the
-//! engine asks (before any client write of the same turn), and read back at
-//! start-up. The record format and its recovery are the core's
-//! (`tenet_core::jetstream::log_format`); this module only moves bytes.
+//! engine asks (before any client write of the same turn), read back at
+//! start-up, and read again when the engine needs a block it let go of.
+//! The record format, the blocks and their recovery are the core's
+//! (`tenet_core::jetstream::{log_format, store}`); this module only moves
+//! bytes.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tenet_core::jetstream::api::StoreWrite;
+use tenet_core::jetstream::store::BlockReader;
 use tenet_core::options::StoreSync;
 use tenet_core::Level;
 use tenet_core::Server;
@@ -18,16 +22,22 @@ use crate::store_sync::{Notify, StoreSyncer};
 use crate::Logger;
 
 const META: &str = "meta.json";
-const LOG: &str = "msgs.log";
+/// The one log of a stream written before blocks: read as block 0.
+const LEGACY_LOG: &str = "msgs.log";
+const BLOCK_EXT: &str = "blk";
 
 /// The file streams of every account, under one root directory.
 pub struct FileStore {
     /// `<store_dir>/jetstream`.
     root: PathBuf,
-    /// Open logs, by (account, stream).
-    logs: HashMap<(String, String), File>,
+    /// The block each stream last appended to, open, by (account, stream).
+    tails: HashMap<(String, String), (u64, File)>,
     /// Files and directories changed since they were last handed to the syncer.
     changed: BTreeSet<PathBuf>,
+    /// Dropped blocks, renamed aside, to remove once what changed before
+    /// them is synced (`sync_interval: always`; otherwise they go at once).
+    removals: Vec<PathBuf>,
+    sync: StoreSync,
     /// The thread that puts them on the disk (none until started).
     syncer: Option<StoreSyncer>,
 }
@@ -71,7 +81,9 @@ impl FileStore {
         fs::create_dir_all(&root)?;
         Ok(FileStore {
             root,
-            logs: HashMap::new(),
+            tails: HashMap::new(),
+            removals: Vec::new(),
+            sync: StoreSync::default(),
             changed: BTreeSet::new(),
             syncer: None,
         })
@@ -80,6 +92,7 @@ impl FileStore {
     /// Starts syncing what the store writes, as `sync_interval` says.
     pub fn start_syncer(&mut self, policy: StoreSync) -> io::Result<()> {
         self.syncer = Some(StoreSyncer::start(policy)?);
+        self.sync = policy;
         Ok(())
     }
 
@@ -102,10 +115,14 @@ impl FileStore {
     }
 
     fn stream_dir(&self, account: &str, stream: &str) -> PathBuf {
-        self.root
-            .join(dir_name(account))
-            .join("streams")
-            .join(dir_name(stream))
+        stream_dir(&self.root, account, stream)
+    }
+
+    /// How the engine reads blocks back from this store's files.
+    pub fn reader(&self) -> Arc<dyn BlockReader> {
+        Arc::new(BlockFiles {
+            root: self.root.clone(),
+        })
     }
 
     /// Makes one write the engine asked for.
@@ -122,24 +139,57 @@ impl FileStore {
                 self.changed.insert(dir);
                 Ok(())
             }
-            StoreWrite::Append { stream, bytes } => {
+            StoreWrite::Append {
+                stream,
+                block,
+                bytes,
+            } => {
                 let key = (account.to_string(), stream.clone());
                 let dir = self.stream_dir(account, stream);
-                let file = match self.logs.get_mut(&key) {
-                    Some(file) => file,
-                    None => {
-                        fs::create_dir_all(&dir)?;
-                        let file = OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(dir.join(LOG))?;
+                let path = block_path(&dir, *block);
+                let open = self.tails.get(&key).is_some_and(|(b, _)| b == block);
+                if !open {
+                    // Most appends go to the newest block; an older one
+                    // (a removal recorded in it) is opened again.
+                    fs::create_dir_all(&dir)?;
+                    if !path.exists() {
                         self.changed.insert(dir.clone());
-                        self.logs.entry(key).or_insert(file)
                     }
-                };
+                    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                    self.tails.insert(key.clone(), (*block, file));
+                }
+                let (_, file) = self.tails.get_mut(&key).expect("opened");
                 file.write_all(bytes)?;
-                self.changed.insert(dir.join(LOG));
+                self.changed.insert(path);
                 Ok(())
+            }
+            StoreWrite::DropBlock { stream, block } => {
+                let key = (account.to_string(), stream.clone());
+                if self.tails.get(&key).is_some_and(|(b, _)| b == block) {
+                    self.tails.remove(&key);
+                }
+                let dir = self.stream_dir(account, stream);
+                let path = block_path(&dir, *block);
+                if self.sync == StoreSync::Always && self.syncer.is_some() {
+                    // A power loss could keep the removal and lose the
+                    // records written after it (the next block's first,
+                    // which says where the sequence is): renamed aside, it
+                    // still says it at a restart, until the sync.
+                    let aside = dropped_path(&path);
+                    match fs::rename(&path, &aside) {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                        Ok(()) => self.removals.push(aside),
+                    }
+                    self.changed.insert(dir);
+                    return Ok(());
+                }
+                self.changed.remove(&path);
+                self.changed.insert(dir);
+                match fs::remove_file(path) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                }
             }
             StoreWrite::Consumer {
                 stream,
@@ -170,7 +220,7 @@ impl FileStore {
                 }
             }
             StoreWrite::Delete { stream } => {
-                self.logs.remove(&(account.to_string(), stream.clone()));
+                self.tails.remove(&(account.to_string(), stream.clone()));
                 let dir = self.stream_dir(account, stream);
                 if let Some(streams) = dir.parent() {
                     self.changed.insert(streams.to_path_buf());
@@ -198,10 +248,24 @@ impl FileStore {
                 log(Level::Error, &line);
             }
         }
+        if self.sync != StoreSync::Always || self.syncer.is_none() {
+            // Without a sync to wait for, written is enough.
+            for path in std::mem::take(&mut self.removals) {
+                if let Err(e) = fs::remove_file(&path) {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        log(
+                            Level::Warn,
+                            &format!("Could not remove {}: {e}", path.display()),
+                        );
+                    }
+                }
+            }
+        }
         if let Some(syncer) = &self.syncer {
-            if wrote {
+            if wrote || !self.removals.is_empty() {
                 syncer.changed(
                     std::mem::take(&mut self.changed),
+                    std::mem::take(&mut self.removals),
                     server.store_writes_taken(),
                 );
             }
@@ -211,8 +275,9 @@ impl FileStore {
         }
     }
 
-    /// Gives the engine back every stream found on disk, logging each (and
-    /// cutting a torn or corrupt log tail off the file, once read).
+    /// Gives the engine back every stream found on disk, block by block,
+    /// logging each (and cutting a torn or corrupt end off a block file,
+    /// once read, after keeping a copy of the file as it was).
     pub fn restore(&mut self, server: &mut Server, log: &mut Logger) -> io::Result<()> {
         for account_dir in sorted_dirs(&self.root)? {
             let Some(account) = account_dir
@@ -234,12 +299,6 @@ impl FileStore {
                         continue;
                     }
                 };
-                let log_path = stream_dir.join(LOG);
-                let bytes = match fs::read(&log_path) {
-                    Ok(bytes) => bytes,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-                    Err(e) => return Err(e),
-                };
                 let name = stream_dir
                     .file_name()
                     .and_then(|n| n.to_str())
@@ -247,19 +306,8 @@ impl FileStore {
                     .unwrap_or_default();
                 let line = format!("  Starting restore for stream '{account} > {name}'");
                 log(Level::Info, &line);
-                match server.restore_stream(&account, &meta, &bytes) {
-                    Ok((line, valid_len)) => {
-                        let line = format!("  {line}");
-                        if valid_len < bytes.len() {
-                            let file = OpenOptions::new().write(true).open(&log_path)?;
-                            file.set_len(valid_len as u64)?;
-                            // The cut reaches the disk with the first sync.
-                            self.changed.insert(log_path.clone());
-                            log(Level::Warn, &line);
-                        } else {
-                            log(Level::Info, &line);
-                        }
-                    }
+                let name = match server.restore_stream(&account, &meta) {
+                    Ok(name) => name,
                     Err(why) => {
                         let line = format!(
                             "Could not restore the stream in {}: {why}",
@@ -268,6 +316,27 @@ impl FileStore {
                         log(Level::Error, &line);
                         continue;
                     }
+                };
+                for (block, dropped, path) in block_files(&stream_dir)? {
+                    let bytes = fs::read(&path)?;
+                    if dropped {
+                        // Only where the sequence was counts; it goes once
+                        // the restored stream has written that down anew.
+                        server.restore_dropped_block(&account, &name, &bytes);
+                        self.removals.push(path);
+                        continue;
+                    }
+                    let len = bytes.len();
+                    let (valid_len, problem) = server.restore_block(&account, &name, block, bytes);
+                    if valid_len < len {
+                        self.cut_block(&path, valid_len, log)?;
+                    }
+                    if let Some(line) = problem {
+                        log(Level::Warn, &format!("  {line}"));
+                    }
+                }
+                if let Some(line) = server.finish_restore(&account, &name) {
+                    log(Level::Info, &format!("  {line}"));
                 }
                 self.restore_consumers(server, log, &account, &name, &stream_dir)?;
             }
@@ -277,6 +346,23 @@ impl FileStore {
 }
 
 impl FileStore {
+    /// Cuts a block file to its intact records; the file as it was is
+    /// kept beside it (`.corrupt`) for a look at what was lost.
+    fn cut_block(&mut self, path: &Path, valid_len: usize, log: &mut Logger) -> io::Result<()> {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".corrupt");
+        let aside = PathBuf::from(aside);
+        if fs::copy(path, &aside).is_ok() {
+            let line = format!("  The block as it was is kept in {}", aside.display());
+            log(Level::Warn, &line);
+        }
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(valid_len as u64)?;
+        // The cut reaches the disk with the first sync.
+        self.changed.insert(path.to_path_buf());
+        Ok(())
+    }
+
     /// Gives the engine back the durable consumers of a restored stream.
     fn restore_consumers(
         &self,
@@ -314,6 +400,67 @@ impl FileStore {
     }
 }
 
+fn stream_dir(root: &Path, account: &str, stream: &str) -> PathBuf {
+    root.join(dir_name(account))
+        .join("streams")
+        .join(dir_name(stream))
+}
+
+/// The file of block `id` in a stream's directory (block 0: the log of
+/// a store written before blocks).
+fn block_path(dir: &Path, id: u64) -> PathBuf {
+    if id == 0 {
+        dir.join(LEGACY_LOG)
+    } else {
+        dir.join(format!("{id}.{BLOCK_EXT}"))
+    }
+}
+
+/// Where a dropped block waits for its removal (`sync_interval: always`).
+fn dropped_path(path: &Path) -> PathBuf {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(DROPPED);
+    PathBuf::from(aside)
+}
+
+const DROPPED: &str = ".dropped";
+
+/// The block files of a stream's directory, in order of their ids, each
+/// with whether it was dropped (renamed aside, not removed yet).
+fn block_files(dir: &Path) -> io::Result<Vec<(u64, bool, PathBuf)>> {
+    let mut blocks = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let (name, dropped) = match name.strip_suffix(DROPPED) {
+            Some(name) => (name, true),
+            None => (name, false),
+        };
+        let id = match name.strip_suffix(&format!(".{BLOCK_EXT}")) {
+            Some(id) => id.parse::<u64>().ok().filter(|&id| id > 0),
+            None => (name == LEGACY_LOG).then_some(0),
+        };
+        if let Some(id) = id {
+            blocks.push((id, dropped, path));
+        }
+    }
+    blocks.sort();
+    Ok(blocks)
+}
+
+/// Reads blocks back for the engine (a file stream's evicted blocks).
+struct BlockFiles {
+    root: PathBuf,
+}
+
+impl BlockReader for BlockFiles {
+    fn read_block(&self, account: &str, stream: &str, block: u64) -> io::Result<Vec<u8>> {
+        fs::read(block_path(&stream_dir(&self.root, account, stream), block))
+    }
+}
+
 /// The subdirectories of `dir` (none if it does not exist), sorted.
 fn sorted_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
@@ -344,6 +491,7 @@ pub fn open_store(server: &mut Server, log: &mut Logger) -> io::Result<Option<Fi
         .unwrap_or_else(|| std::env::temp_dir().join("nats"));
     let mut store = FileStore::open(&store_dir)?;
     store.start_syncer(js.sync)?;
+    server.set_block_reader(store.reader());
     let root = store.root().display().to_string();
     server.set_jetstream_defaults(default_max_memory(), free_disk(store.root()), &root);
     let js = server.options().jetstream.clone().expect("on");

@@ -22,6 +22,10 @@ pub type Notify = Box<dyn Fn() + Send>;
 enum Job {
     /// Files (and directories) changed since the last job.
     Changed(BTreeSet<PathBuf>),
+    /// Files to remove once what changed before them is on the disk (a
+    /// dropped block, renamed aside, whose removal must not reach the disk
+    /// before the records that replace it).
+    Remove(Vec<PathBuf>),
     /// Sync everything changed so far, then report `taken` (the engine's
     /// count of store writes made before this job).
     Sync(u64),
@@ -51,6 +55,7 @@ impl StoreSyncer {
             notify: notify.clone(),
             errors: errors.clone(),
             changed: BTreeSet::new(),
+            removals: Vec::new(),
         };
         thread::Builder::new()
             .name("store-sync".into())
@@ -71,9 +76,12 @@ impl StoreSyncer {
 
     /// The files just changed; with `always`, asks for a sync reported as
     /// `taken`.
-    pub fn changed(&self, files: BTreeSet<PathBuf>, taken: u64) {
+    pub fn changed(&self, files: BTreeSet<PathBuf>, removals: Vec<PathBuf>, taken: u64) {
         if !files.is_empty() {
             let _ = self.jobs.send(Job::Changed(files));
+        }
+        if !removals.is_empty() {
+            let _ = self.jobs.send(Job::Remove(removals));
         }
         if self.policy == StoreSync::Always {
             let _ = self.jobs.send(Job::Sync(taken));
@@ -98,6 +106,8 @@ struct Worker {
     errors: Arc<Mutex<Vec<String>>>,
     /// Changed since the last sync.
     changed: BTreeSet<PathBuf>,
+    /// Removals waiting for the sync of what changed before them.
+    removals: Vec<PathBuf>,
 }
 
 impl Worker {
@@ -125,6 +135,7 @@ impl Worker {
             for job in std::iter::once(first).chain(self.rx.try_iter()) {
                 match job {
                     Job::Changed(files) => self.changed.extend(files),
+                    Job::Remove(paths) => self.removals.extend(paths),
                     Job::Sync(taken) => report = Some(report.unwrap_or(0).max(taken)),
                 }
             }
@@ -140,20 +151,43 @@ impl Worker {
 
     /// One fsync per changed file and directory (gone ones are skipped: a
     /// deleted stream has nothing left to keep).
+    /// Syncs what changed, then makes the removals waiting for it and
+    /// syncs their directories.
     fn sync(&mut self) {
         for path in std::mem::take(&mut self.changed) {
-            let synced = File::open(&path).and_then(|f| f.sync_all());
-            match synced {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    let line = format!("JetStream store sync failed for {}: {e}", path.display());
-                    self.errors
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(line);
-                }
+            self.sync_one(&path);
+        }
+        let mut dirs = BTreeSet::new();
+        for path in std::mem::take(&mut self.removals) {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => self.error(format!(
+                    "JetStream store removal failed for {}: {e}",
+                    path.display()
+                )),
                 _ => {}
             }
+            dirs.extend(path.parent().map(PathBuf::from));
         }
+        for dir in dirs {
+            self.sync_one(&dir);
+        }
+    }
+
+    fn sync_one(&self, path: &PathBuf) {
+        match File::open(path).and_then(|f| f.sync_all()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => self.error(format!(
+                "JetStream store sync failed for {}: {e}",
+                path.display()
+            )),
+            _ => {}
+        }
+    }
+
+    fn error(&self, line: String) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
     }
 }
 
@@ -173,13 +207,19 @@ mod tests {
         syncer.set_notify(Box::new(move || {
             let _ = woken.send(());
         }));
-        syncer.changed([file.clone(), dir.clone()].into(), 3);
+        syncer.changed([file.clone(), dir.clone()].into(), Vec::new(), 3);
         wakes.recv_timeout(Duration::from_secs(5)).expect("woken");
         assert_eq!(syncer.synced(), 3);
         // A file deleted before its sync is no error.
-        syncer.changed([dir.join("gone")].into(), 5);
+        syncer.changed([dir.join("gone")].into(), Vec::new(), 5);
         wakes.recv_timeout(Duration::from_secs(5)).expect("woken");
         assert_eq!(syncer.synced(), 5);
+        // A removal is made with the sync.
+        let dropped = dir.join("1.blk.dropped");
+        std::fs::write(&dropped, b"old").unwrap();
+        syncer.changed(BTreeSet::new(), vec![dropped.clone()], 6);
+        wakes.recv_timeout(Duration::from_secs(5)).expect("woken");
+        assert!(!dropped.exists(), "removed with the sync");
         assert!(syncer.take_errors().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -187,7 +227,7 @@ mod tests {
     #[test]
     fn in_the_background_nothing_is_reported() {
         let syncer = StoreSyncer::start(StoreSync::Every(Duration::from_millis(10))).unwrap();
-        syncer.changed(BTreeSet::new(), 7);
+        syncer.changed(BTreeSet::new(), Vec::new(), 7);
         thread::sleep(Duration::from_millis(50));
         assert_eq!(syncer.synced(), 0, "no acknowledgement waits in this mode");
     }

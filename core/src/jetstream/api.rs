@@ -1,8 +1,8 @@
 //! The `$JS.API` requests of one account: stream management and message
 //! access, answered with nats-server 2.9.10's JSON and errors.
 
-use std::sync::Arc;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use data_encoding::BASE64;
 use serde::Deserialize;
@@ -12,8 +12,8 @@ use super::api_error::ApiError;
 use super::config::{Storage, StreamConfig};
 use super::delivery::Interest;
 use super::json::{array, Obj};
-use super::outbox::Outgoing;
 use super::log_format::Scan;
+use super::outbox::Outgoing;
 use super::store::{BlockFiles, BlockReader, BlockWrite, MsgRef, Purge, RemoveError};
 use super::stream::{Stored, Stream};
 use crate::subject::{is_valid_subject, subjects_collide};
@@ -357,6 +357,13 @@ impl AccountJetStream {
     pub fn restore_block(&mut self, stream: &str, block: u64, bytes: Vec<u8>) -> Option<Scan> {
         let stream = self.streams.get_mut(stream)?;
         Some(stream.store_mut().restore_block(block, bytes))
+    }
+
+    /// Gives a restored stream a dropped block: only its sequences count.
+    pub fn restore_dropped_block(&mut self, stream: &str, bytes: &[u8]) {
+        if let Some(stream) = self.streams.get_mut(stream) {
+            stream.store_mut().restore_dropped(bytes);
+        }
     }
 
     /// Ends a stream's restore; returns the stream.
@@ -1017,7 +1024,10 @@ impl AccountJetStream {
             Some((name, subject)) => (name, Some(subject)),
             None => (rest, None),
         };
-        let stream = self.streams.get_mut(name).filter(|s| s.config().allow_direct)?;
+        let stream = self
+            .streams
+            .get_mut(name)
+            .filter(|s| s.config().allow_direct)?;
         let store = stream.store_mut();
         let body = body.trim_ascii();
         let found = match subject {

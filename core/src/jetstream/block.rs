@@ -273,9 +273,7 @@ fn index(block: &mut Block, seq: u64, at: u32) {
     let skipped = block.last + 1..seq;
     block.last = seq;
     let loaded = block.loaded.as_mut().expect("loaded");
-    loaded
-        .offsets
-        .resize((seq - block.first) as usize, NONE);
+    loaded.offsets.resize((seq - block.first) as usize, NONE);
     loaded.offsets.push(at);
     for s in skipped {
         block.mark_gone(s);

@@ -880,7 +880,9 @@ mod tests {
         // 3 timed out twice: dropped on its third attempt, with an advisory.
         c.expire(1_000);
         assert_eq!(
-            c.next(&mut s, 1_000).0.map(|d| (d.stream_seq, d.deliveries)),
+            c.next(&mut s, 1_000)
+                .0
+                .map(|d| (d.stream_seq, d.deliveries)),
             Some((3, 2))
         );
         c.expire(2_100);

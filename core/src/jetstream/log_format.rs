@@ -132,7 +132,9 @@ pub fn encode_msg(out: &mut Vec<u8>, msg: &MsgRef<'_>) {
 
 /// Appends a removal record.
 pub fn encode_removed(out: &mut Vec<u8>, seq: u64) {
-    encode_with(out, KIND_REMOVED, |out| out.extend_from_slice(&seq.to_le_bytes()));
+    encode_with(out, KIND_REMOVED, |out| {
+        out.extend_from_slice(&seq.to_le_bytes())
+    });
 }
 
 /// Appends a record that moves the last sequence on.
@@ -239,7 +241,12 @@ pub fn scan<'a>(bytes: &'a [u8], mut each: impl FnMut(RecordRef<'a>, usize)) -> 
                 each(record, at);
                 at += len;
             }
-            Read::End => return Scan { valid_len: at, problem: None },
+            Read::End => {
+                return Scan {
+                    valid_len: at,
+                    problem: None,
+                }
+            }
             Read::Bad(why) => {
                 return Scan {
                     valid_len: at,
@@ -292,7 +299,11 @@ mod tests {
         for &b in &bytes {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    0xEDB8_8320 ^ (crc >> 1)
+                } else {
+                    crc >> 1
+                };
             }
         }
         for len in [0, 1, 7, 8, 9, 63, 1000] {
@@ -300,7 +311,11 @@ mod tests {
             for &b in &bytes[..len] {
                 want ^= u32::from(b);
                 for _ in 0..8 {
-                    want = if want & 1 != 0 { 0xEDB8_8320 ^ (want >> 1) } else { want >> 1 };
+                    want = if want & 1 != 0 {
+                        0xEDB8_8320 ^ (want >> 1)
+                    } else {
+                        want >> 1
+                    };
                 }
             }
             assert_eq!(crc32(&bytes[..len]), !want, "length {len}");

@@ -424,7 +424,11 @@ impl Store {
         if self.disk.is_none() {
             return;
         }
-        if self.blocks.back().is_none_or(|b| b.len as usize >= self.block_bytes) {
+        if self
+            .blocks
+            .back()
+            .is_none_or(|b| b.len as usize >= self.block_bytes)
+        {
             // A new block starts with the same record.
             self.new_tail();
             return;
@@ -591,11 +595,7 @@ impl Store {
     /// store that can read them back; never the one being written, nor
     /// one with records not yet handed over).
     fn evict(&mut self) {
-        if !self
-            .disk
-            .as_ref()
-            .is_some_and(|d| d.files.is_some())
-        {
+        if !self.disk.as_ref().is_some_and(|d| d.files.is_some()) {
             return;
         }
         loop {
@@ -655,7 +655,9 @@ impl Store {
 
     /// Counts message `seq` of block `i` (on `subject`, of `size`) gone.
     fn account_removal(&mut self, i: usize, seq: u64, subject: &[u8], size: u64) {
-        let id = self.subject_id(subject).expect("a stored message's subject");
+        let id = self
+            .subject_id(subject)
+            .expect("a stored message's subject");
         self.blocks[i].remove_live(seq, id, size);
         self.msgs -= 1;
         self.bytes -= size;
@@ -689,7 +691,11 @@ impl Store {
     /// Sets the first sequence and time after the first message went.
     fn fix_first(&mut self) {
         if self.msgs == 0 {
-            self.first_seq = if self.last_seq > 0 { self.last_seq + 1 } else { 0 };
+            self.first_seq = if self.last_seq > 0 {
+                self.last_seq + 1
+            } else {
+                0
+            };
             self.first_time = 0;
             return;
         }
@@ -712,7 +718,8 @@ impl Store {
     /// or back (backward).
     fn find_subject(&mut self, id: u32, from: u64, forward: bool) -> Option<u64> {
         let mut i = if forward {
-            self.blocks.partition_point(|b| !b.is_empty() && b.last < from)
+            self.blocks
+                .partition_point(|b| !b.is_empty() && b.last < from)
         } else {
             self.blocks
                 .partition_point(|b| !b.is_empty() && b.first <= from)
@@ -898,7 +905,9 @@ impl Store {
                     block
                         .subjects
                         .iter()
-                        .filter(|(&id, _)| subject_matches(filter, &self.subjects[id as usize].name))
+                        .filter(|(&id, _)| {
+                            subject_matches(filter, &self.subjects[id as usize].name)
+                        })
                         .map(|(_, &n)| u64::from(n))
                         .sum()
                 };
@@ -1081,10 +1090,7 @@ impl Store {
             .iter_mut()
             .filter_map(|b| {
                 let bytes = b.take_unwritten()?;
-                Some(BlockWrite::Append {
-                    block: b.id,
-                    bytes,
-                })
+                Some(BlockWrite::Append { block: b.id, bytes })
             })
             .collect();
         writes.extend(drops.into_iter().map(|block| BlockWrite::Drop { block }));
@@ -1094,9 +1100,9 @@ impl Store {
 
     /// Whether a file stream has changes waiting for [`Store::take_writes`].
     pub fn has_writes(&self) -> bool {
-        self.disk.as_ref().is_some_and(|d| {
-            !d.drops.is_empty() || self.blocks.iter().any(|b| b.written < b.len)
-        })
+        self.disk
+            .as_ref()
+            .is_some_and(|d| !d.drops.is_empty() || self.blocks.iter().any(|b| b.written < b.len))
     }
 
     /// What went wrong reading blocks back since the last call.
@@ -1178,6 +1184,22 @@ impl Store {
         scan
     }
 
+    /// Takes from a block that was dropped (but whose removal may not
+    /// have been made) only where the sequence was: its messages are gone.
+    pub fn restore_dropped(&mut self, bytes: &[u8]) {
+        log_format::scan(bytes, |record, _| {
+            let (last, time) = match record {
+                RecordRef::Msg(m) => (m.seq, m.time),
+                RecordRef::Skipped(last, time) => (last, time),
+                RecordRef::Removed(_) => return,
+            };
+            if last >= self.last_seq {
+                self.last_seq = last;
+                self.last_time = time;
+            }
+        });
+    }
+
     /// The last sequence indexed in any block.
     fn last_indexed(&self) -> u64 {
         self.blocks
@@ -1216,6 +1238,11 @@ impl Store {
         }
         self.recent_removals.clear();
         self.fix_first();
+        if self.disk.is_some() && self.last_seq > 0 {
+            // Written down anew where the sequence is, so that nothing
+            // read in this restore (a dropped block) is needed again.
+            self.new_tail();
+        }
     }
 }
 
@@ -1539,7 +1566,10 @@ mod tests {
         impl BlockReader for Disk {
             fn read_block(&self, _: &str, _: &str, block: u64) -> io::Result<Vec<u8>> {
                 let files = self.0.lock().expect("disk");
-                files.get(&block).cloned().ok_or_else(|| io::ErrorKind::NotFound.into())
+                files
+                    .get(&block)
+                    .cloned()
+                    .ok_or_else(|| io::ErrorKind::NotFound.into())
             }
         }
 
@@ -1560,8 +1590,13 @@ mod tests {
 
             /// A store rebuilt from the files, as at start-up.
             fn restore(&self, limits: &Limits) -> Store {
-                let files: Vec<(u64, Vec<u8>)> =
-                    self.0.lock().expect("disk").iter().map(|(k, v)| (*k, v.clone())).collect();
+                let files: Vec<(u64, Vec<u8>)> = self
+                    .0
+                    .lock()
+                    .expect("disk")
+                    .iter()
+                    .map(|(k, v)| (*k, v.clone()))
+                    .collect();
                 let mut store = Store::on_disk(Accounting::Memory, limits.clone(), None);
                 for (id, bytes) in files {
                     let scan = store.restore_block(id, bytes);
@@ -1597,7 +1632,8 @@ mod tests {
         fn model_step(m: &mut Vec<Msg>, l: &mut u64, limits: &Limits, op: &Op, now: u64) -> Answer {
             match *op {
                 Op::Store(s, n) => {
-                    let size = Accounting::Memory.size(SUBJECTS[s as usize], b"", &vec![b'x'; n as usize]);
+                    let size =
+                        Accounting::Memory.size(SUBJECTS[s as usize], b"", &vec![b'x'; n as usize]);
                     Answer::Stored(model_store(m, l, limits, s as usize, size, now))
                 }
                 Op::Remove(seq) => {
@@ -1614,7 +1650,8 @@ mod tests {
                 Op::Purge(f, below, keep) => {
                     let filter = f.map(|f| FILTERS[f as usize]);
                     let below = below.map(|b| u64::from(b % 64));
-                    let matches = |x: &Msg| filter.is_none_or(|f| subject_matches(f, SUBJECTS[x.1]));
+                    let matches =
+                        |x: &Msg| filter.is_none_or(|f| subject_matches(f, SUBJECTS[x.1]));
                     let matching = m.iter().filter(|x| matches(x)).count() as u64;
                     let mut chosen: Vec<u64> = m
                         .iter()
@@ -1670,7 +1707,13 @@ mod tests {
         fn check(store: &mut Store, m: &[Msg], l: u64) -> Result<(), TestCaseError> {
             let want: Vec<(u64, Vec<u8>, usize)> = m
                 .iter()
-                .map(|x| (x.0, SUBJECTS[x.1].to_vec(), x.3 as usize - SUBJECTS[x.1].len() - 16))
+                .map(|x| {
+                    (
+                        x.0,
+                        SUBJECTS[x.1].to_vec(),
+                        x.3 as usize - SUBJECTS[x.1].len() - 16,
+                    )
+                })
                 .collect();
             prop_assert_eq!(live(store), want);
             let state = store.state();

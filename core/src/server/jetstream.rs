@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::jetstream::api::{not_enabled_answer, ServerShare, StoreWrite};
 use crate::jetstream::config::Storage;
 use crate::jetstream::log_format::Scan;
-use crate::jetstream::store::BlockReader;
 use crate::jetstream::outbox::Outgoing;
+use crate::jetstream::store::BlockReader;
 use crate::options::StoreSync;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
@@ -420,6 +420,18 @@ impl Server {
         (valid_len, line)
     }
 
+    /// Gives a stream being restored a block that was dropped but not yet
+    /// removed: only where the sequence was counts.
+    pub fn restore_dropped_block(&mut self, account: &str, stream: &str, bytes: &[u8]) {
+        let js = self
+            .account_index
+            .get(account)
+            .and_then(|&acc| self.accounts[acc].jetstream.as_mut());
+        if let Some(js) = js {
+            js.restore_dropped_block(stream, bytes);
+        }
+    }
+
     /// Ends a stream's restore; returns the line to log (nats-server's).
     pub fn finish_restore(&mut self, account: &str, stream: &str) -> Option<String> {
         let acc = self.account_index.get(account).copied()?;
@@ -435,6 +447,9 @@ impl Server {
             Storage::Memory => self.js_used.0 += state.bytes,
             Storage::File => self.js_used.1 += state.bytes,
         }
+        // What the restore changed (blocks dropped, a new block) is
+        // written first thing.
+        self.collect_store_writes(acc);
         Some(line)
     }
 
