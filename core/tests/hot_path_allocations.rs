@@ -1,10 +1,12 @@
 //! The per-message path (parse, match, deliver, flush) allocates nothing once warm.
 //!
-//! A counting global allocator wraps the system one for this test binary only.
+//! A counting global allocator wraps the system one for this test binary
+//! only; it counts per thread, so tests running side by side do not count
+//! each other's allocations.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use tenet_core::auth::Users;
 use tenet_core::config::options::read_config;
@@ -14,18 +16,30 @@ use tenet_core::{Accounts, Auth, ClientId, Event, Options, Peer, Server, Time};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Allocations made on this thread so far.
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn count() {
+    // A thread being torn down has no counter left: nothing to count.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -187,12 +201,12 @@ fn assert_no_allocations(mut server: Server) -> u64 {
     for _ in 0..10 {
         run(&mut server);
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let mut written = 0;
     for _ in 0..100 {
         written += run(&mut server);
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     let delivered = server.stats().out_msgs;
     assert!(written > 1_000_000, "{written} bytes written");
     assert!(delivered > 80_000, "{delivered} deliveries");

@@ -230,7 +230,8 @@ fn pull_body(b: &mut Bytes) -> Option<String> {
 #[derive(Default)]
 struct Disk {
     meta: BTreeMap<String, String>,
-    logs: BTreeMap<String, Vec<u8>>,
+    /// By (stream, block).
+    blocks: BTreeMap<(String, u64), Vec<u8>>,
     consumers: BTreeMap<(String, String), String>,
 }
 
@@ -242,13 +243,25 @@ impl Disk {
                 StoreWrite::Meta { stream, json } => {
                     self.meta.insert(stream, json);
                 }
-                StoreWrite::Append { stream, bytes } => {
-                    self.logs.entry(stream).or_default().extend(bytes)
+                StoreWrite::Append {
+                    stream,
+                    block,
+                    bytes,
+                } => self
+                    .blocks
+                    .entry((stream, block))
+                    .or_default()
+                    .extend(bytes),
+                StoreWrite::DropBlock { stream, block } => {
+                    assert!(
+                        self.blocks.remove(&(stream.clone(), block)).is_some(),
+                        "block {block} of {stream} dropped before it was written"
+                    );
                 }
                 // As the host: the stream's directory goes, consumers and all.
                 StoreWrite::Delete { stream } => {
                     self.meta.remove(&stream);
-                    self.logs.remove(&stream);
+                    self.blocks.retain(|(s, _), _| *s != stream);
                     self.consumers.retain(|(s, _), _| *s != stream);
                 }
                 StoreWrite::Consumer {
@@ -726,10 +739,16 @@ impl Rig {
         self.disk.take_writes(&mut self.server);
         self.server = new_server(self.now);
         for (stream, meta) in &self.disk.meta {
-            let log = self.disk.logs.get(stream).map_or(&[][..], |l| &l[..]);
-            let restored = self.server.restore_stream("$G", meta.as_bytes(), log);
-            let (_, valid) = restored.unwrap_or_else(|e| panic!("stream {stream}: {e}\n{meta}"));
-            assert_eq!(valid, log.len(), "the log of {stream} reads whole");
+            let restored = self.server.restore_stream("$G", meta.as_bytes());
+            let name = restored.unwrap_or_else(|e| panic!("stream {stream}: {e}\n{meta}"));
+            let blocks = self.disk.blocks.iter().filter(|((s, _), _)| s == stream);
+            for ((_, block), bytes) in blocks {
+                let (valid, problem) =
+                    self.server
+                        .restore_block("$G", &name, *block, bytes.clone());
+                assert_eq!(valid, bytes.len(), "block {block} of {stream}: {problem:?}");
+            }
+            self.server.finish_restore("$G", &name).expect("restored");
         }
         for ((stream, consumer), state) in &self.disk.consumers {
             let restored = self

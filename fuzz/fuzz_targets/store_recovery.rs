@@ -1,9 +1,11 @@
-//! Store recovery on arbitrary bytes: a stream's log (and metadata, and a consumer's state) read back at start-up never panics, cuts the log at a record boundary, and gives a consistent store.
+//! Store recovery on arbitrary bytes: a stream's blocks (and metadata, and a consumer's state) read back at start-up never panic, each block is cut at a record boundary, and the store they make is consistent.
 #![no_main]
 
+use std::collections::BTreeMap;
+
 use libfuzzer_sys::fuzz_target;
-use tenet_core::jetstream::log_format::decode;
-use tenet_core::jetstream::store::{Accounting, Limits, MemStore};
+use tenet_core::jetstream::log_format::scan;
+use tenet_core::jetstream::store::{Accounting, Limits, Store};
 use tenet_core::options::JetStreamOptions;
 use tenet_core::{Options, Server, Time};
 
@@ -23,29 +25,42 @@ fn server() -> Server {
     Server::new(opts, 1)
 }
 
-/// The store the records make is consistent with itself.
-fn check_store(log: &[u8]) {
-    let decoded = decode(log);
-    assert!(decoded.valid_len <= log.len());
-    assert_eq!(decoded.problem.is_some(), decoded.valid_len < log.len());
-    // What was kept reads again whole, to the same records.
-    let again = decode(&log[..decoded.valid_len]);
-    assert!(again.problem.is_none(), "the kept part reads whole");
-    assert_eq!(again.records.len(), decoded.records.len());
-    let mut store = MemStore::new(Accounting::File, Limits::default());
-    store.replay(decoded.records);
+/// The store the blocks make is consistent with itself.
+fn check_store(blocks: &[&[u8]]) {
+    let mut store = Store::on_disk(Accounting::File, Limits::default(), None);
+    for (i, block) in blocks.iter().enumerate() {
+        let read = scan(block, |_, _| {});
+        assert!(read.valid_len <= block.len());
+        assert_eq!(read.problem.is_some(), read.valid_len < block.len());
+        // What was kept reads again whole.
+        assert!(scan(&block[..read.valid_len], |_, _| {}).problem.is_none());
+        let restored = store.restore_block(i as u64 + 1, block.to_vec());
+        assert_eq!(restored, read);
+    }
+    store.finish_restore();
     let state = store.state();
-    let msgs: Vec<_> = store.from_seq(0).collect();
-    assert_eq!(state.messages, msgs.len() as u64);
-    let bytes: u64 = msgs
-        .iter()
-        .map(|m| Accounting::File.size(&m.subject, &m.hdr, &m.data))
-        .sum();
+    let mut seqs = Vec::new();
+    while let Some(seq) = store.next_seq(seqs.last().map_or(0, |s| s + 1)) {
+        seqs.push(seq);
+    }
+    assert_eq!(state.messages, seqs.len() as u64);
+    let mut bytes = 0;
+    let mut last_of: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for &seq in &seqs {
+        let m = store.get(seq).expect("a live message reads");
+        assert_eq!(m.seq, seq);
+        bytes += Accounting::File.size(m.subject, m.hdr, m.data);
+        last_of.insert(m.subject.to_vec(), seq);
+    }
     assert_eq!(state.bytes, bytes);
-    if let (Some(first), Some(last)) = (msgs.first(), msgs.last()) {
-        assert_eq!(state.first_seq, first.seq);
-        assert!(last.seq <= state.last_seq);
-        assert!(msgs.windows(2).all(|w| w[0].seq < w[1].seq));
+    let counted: u64 = store.subject_counts(b">").iter().map(|(_, n)| n).sum();
+    assert_eq!(counted, state.messages);
+    for (subject, last) in last_of {
+        assert_eq!(store.last_seq_by_subject(&subject), Some(last));
+    }
+    if let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) {
+        assert_eq!(state.first_seq, first);
+        assert!(last <= state.last_seq);
         assert_eq!(
             state.num_deleted,
             state.last_seq - state.first_seq + 1 - state.messages
@@ -53,6 +68,7 @@ fn check_store(log: &[u8]) {
     } else {
         assert_eq!(state.num_deleted, 0);
     }
+    assert!(store.take_problems().is_empty());
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -76,11 +92,19 @@ fuzz_target!(|data: &[u8]| {
         Some(at) => (&rest[..at], Some(&rest[at + 1..])),
         None => (rest, None),
     };
-    check_store(log);
+    // Blocks are separated by 0xFD bytes.
+    let blocks: Vec<&[u8]> = log.split(|&b| b == 0xFD).collect();
+    check_store(&blocks);
     let mut server = server();
-    match server.restore_stream("$G", &meta, log) {
-        Ok((line, valid)) => {
-            assert!(valid <= log.len());
+    match server.restore_stream("$G", &meta) {
+        Ok(name) => {
+            for (i, block) in blocks.iter().enumerate() {
+                let (valid, problem) =
+                    server.restore_block("$G", &name, i as u64 + 1, block.to_vec());
+                assert!(valid <= block.len());
+                assert_eq!(problem.is_some(), valid < block.len());
+            }
+            let line = server.finish_restore("$G", &name).expect("restored");
             assert!(line.contains("Restored"), "{line}");
             if let Some(state) = consumer {
                 // Whatever the bytes, a consumer restores or says why.
