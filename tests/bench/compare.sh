@@ -3,7 +3,7 @@
 # nats-server, side by side, in one run: every row of the performance table in
 # the README, with the ratios.
 #
-#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--runtime mio|async-std] [--only "throughput idle subs js"]
+#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--runtime mio|async-std] [--only "throughput idle subs js store"]
 #
 # - Throughput and latency: ../shared/bench/bench.sh (the official nats.go bench
 #   package) on bench-plain.conf and bench-perms.conf, one cell at a time on each
@@ -19,6 +19,16 @@
 #   publish with a window, pull and push consume; memory and file; 16 and 128
 #   bytes; plain and with an account and permissions. Server CPU per message,
 #   resident memory and bytes on disk come from the tool's own sampling.
+# - File store (--only store, not in the default set), each server fresh on its own
+#   store (14240 tenet, 14241 nats-server): a file stream filled with 1,000,000
+#   messages of 16 bytes by nats-jsbench (pub-async, -keep): resident memory right
+#   after the fill and after 5 s idle, bytes on disk. Then a fresh one with 1,000,000
+#   messages of 1,000 bytes (~1 GB), and RUNS times: kill -9 the server and start it
+#   again on the same store, then RUNS times the same after SIGTERM (time to exit
+#   measured too); each restart is timed from exec until a client (tenet-load
+#   stream-wait) gets a $JS.API.STREAM.INFO showing all 1,000,000 messages, with the
+#   server's resident memory at that moment. Medians; a server that does not come
+#   back, or comes back with another count, fails the run. The stores are deleted.
 #
 # Needs nats-server 2.9.10 (apt-get install nats-server) and the bench tools
 # (bash ../shared/bench/build_tools.sh, run here when /tmp/natsbench is missing).
@@ -41,7 +51,7 @@ while (($#)); do
     --nats) NATS=$2; shift 2;;
     --only) ONLY=$2; shift 2;;
     --runtime) RUNTIME=$2; shift 2;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
@@ -51,6 +61,9 @@ RTT_N=$((20000 / SCALE)); FANOUT=5; PREFLIGHT=1000
 IDLE_CONNS=10000; SUBS=1000000; SUBJECTS=100000; PUBLISHES=$((200000 / SCALE))
 TENET_PORT=14222; NATS_PORT=14226; JS_PORT=14230
 JS_N=$((200000 / SCALE)); JS_N_SYNC=$((5000 / SCALE))
+# File store: messages stored, their sizes, the idle pause before memory is read again,
+# and how long a restarted server gets to show them all.
+STORE_PORT=14240; STORE_N=$((1000000 / SCALE)); STORE_SMALL=16; STORE_BIG=1000; STORE_IDLE=5; STORE_WAIT=600
 CLK_TCK=$(getconf CLK_TCK)
 
 if [[ ! -f $BENCH_SH ]]; then
@@ -73,7 +86,14 @@ ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /tmp/tenet-compare.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# File stores of the store set (~1 GB each), deleted even when the run fails.
+STORE_DIRS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  ((${#STORE_DIRS[@]})) || return 0
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for d in "${STORE_DIRS[@]}"; do rm -rf "$d"; done
+}
 trap cleanup EXIT
 
 # start NAME PORT CONF: sets SPID to the server's pid once the port accepts connections
@@ -89,7 +109,13 @@ start() {
   done
   echo "$name did not open port $port:" >&2; cat "$WORK/$name-$port.log" >&2; exit 1
 }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; forget "$1"; }
+# forget PID: a server that has exited leaves PIDS (its number may be reused).
+forget() {
+  local p keep=()
+  for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # Busy ticks of the whole machine (all cores): everything but idle and iowait.
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
@@ -233,6 +259,102 @@ if [[ " $ONLY " == *" js "* ]]; then
   done
 fi
 
+# File store: "who key value" lines.
+STORE_RESULTS=$WORK/store.txt
+: >"$STORE_RESULTS"
+store_put() { echo "$1 $2 $3" >>"$STORE_RESULTS"; }
+store_get() { awk -v w="$1" -v k="$2" '$1 == w && $2 == k { print $3 }' "$STORE_RESULTS"; }
+vmrss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+since() { awk -v a="$1" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { printf "%.3f", b - a }'; }
+# store_fill WHO PID PORT DIR SIZE: nats-jsbench fills stream JSBENCH (file storage)
+# with $STORE_N messages of SIZE bytes and keeps it; sets FILL_LINE to its line.
+store_fill() {
+  FILL_LINE=$(/tmp/natsbench/nats-jsbench -s "nats://127.0.0.1:$3" -mode pub-async -storage file -ms "$5" -n "$STORE_N" \
+    -keep -max 30m -pid "$2" -store-dir "$4" 2>>"$WORK/jsbench.log" | grep '^jsbench' || true)
+  [[ $FILL_LINE == *" ok=1 "* ]] || { echo "nats-jsbench fill failed: $1, $STORE_N x $5 bytes: $FILL_LINE (see $WORK/jsbench.log)" >&2; exit 1; }
+}
+# halt PID SIGNAL: sends SIGNAL and waits (120 s at most) until the server has
+# exited; sets HALT_SECS (signal to exit) and HALT_RC (its exit status).
+halt() {
+  local pid=$1 sig=$2 t0 state=""
+  t0=${EPOCHREALTIME/,/.}
+  kill -s "$sig" "$pid"
+  for _ in $(seq 12000); do
+    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || true)
+    [[ -z $state || $state == Z ]] && break
+    sleep 0.01
+  done
+  [[ -z $state || $state == Z ]] || { echo "server $pid did not exit within 120 s of SIG$sig" >&2; exit 1; }
+  HALT_SECS=$(since "$t0")
+  HALT_RC=0; wait "$pid" 2>/dev/null || HALT_RC=$?
+  forget "$pid"
+}
+# restart WHO PORT CONF: starts the server again on its store and waits until a
+# $JS.API.STREAM.INFO shows all $STORE_N messages of JSBENCH; sets SPID and
+# WAIT_LINE (tenet-load stream-wait's: secs from exec, rss_kib then).
+restart() {
+  local who=$1 port=$2 conf=$3 bin t0
+  if [[ $who == tenet ]]; then bin=$TENET; else bin=$NATS; fi
+  t0=${EPOCHREALTIME/,/.}
+  "$bin" -c "$conf" -a 127.0.0.1 -p "$port" >>"$WORK/$who-$port.log" 2>&1 &
+  SPID=$!
+  PIDS+=("$SPID")
+  WAIT_LINE=$("$LOAD" stream-wait --addr "127.0.0.1:$port" --pid "$SPID" --stream JSBENCH --messages "$STORE_N" \
+    --since "$t0" --timeout "$STORE_WAIT" 2>>"$WORK/store.log") || {
+    echo "$who did not come back with $STORE_N messages in JSBENCH:" >&2
+    tail -1 "$WORK/store.log" >&2; echo "its log, $WORK/$who-$port.log, ends:" >&2; tail -5 "$WORK/$who-$port.log" >&2
+    exit 1
+  }
+}
+if [[ " $ONLY " == *" store "* ]]; then
+  echo "== file store: $STORE_N messages of $STORE_SMALL bytes (memory), of $STORE_BIG bytes (restart), tenet and nats-server in turn" >&2
+  [[ -x /tmp/natsbench/nats-jsbench ]] || bash "$SHARED/bench/build_tools.sh" >&2
+  port=$STORE_PORT
+  for who in tenet nats; do
+    dir=$WORK/store-$who-plain
+    STORE_DIRS+=("$dir")
+    # 1. Memory and disk with STORE_N small messages.
+    conf=$(js_conf "$who" plain "$port")
+    start "$who" "$port" "$conf"
+    store_fill "$who" "$SPID" "$port" "$dir" "$STORE_SMALL"
+    store_put "$who" small_rate "$(field "$FILL_LINE" rate)"
+    store_put "$who" small_rss_fill "$(field "$FILL_LINE" rss_kb)"
+    store_put "$who" small_store_bytes "$(field "$FILL_LINE" store_bytes)"
+    sleep "$STORE_IDLE"
+    store_put "$who" small_rss_idle "$(vmrss_kb "$SPID")"
+    store_put "$who" small_du_kb "$(du -sk "$dir" | cut -f1)"
+    echo "  $who $STORE_N x $STORE_SMALL B: $FILL_LINE; after ${STORE_IDLE}s idle rss_kb=$(store_get "$who" small_rss_idle) du_kb=$(store_get "$who" small_du_kb)" >&2
+    halt "$SPID" TERM
+    rm -rf "$dir"
+    # 2. Restarts on STORE_N big messages: kill -9 first (the first one right
+    # after the fill, as a crash after a burst of writes), then SIGTERM.
+    conf=$(js_conf "$who" plain "$port")
+    start "$who" "$port" "$conf"
+    store_fill "$who" "$SPID" "$port" "$dir" "$STORE_BIG"
+    store_put "$who" big_rate "$(field "$FILL_LINE" rate)"
+    store_put "$who" big_rss_fill "$(field "$FILL_LINE" rss_kb)"
+    store_put "$who" big_store_bytes "$(field "$FILL_LINE" store_bytes)"
+    store_put "$who" big_du_kb "$(du -sk "$dir" | cut -f1)"
+    echo "  $who $STORE_N x $STORE_BIG B: $FILL_LINE" >&2
+    for sig in KILL TERM; do
+      secs="" rsss="" exits=""
+      for run in $(seq "$RUNS"); do
+        halt "$SPID" "$sig"
+        restart "$who" "$port" "$conf"
+        echo "  $who SIG$sig run $run: exited in ${HALT_SECS}s (status $HALT_RC); $WAIT_LINE" >&2
+        secs+="$(field "$WAIT_LINE" secs) "; rsss+="$(field "$WAIT_LINE" rss_kib) "; exits+="$HALT_SECS "
+      done
+      store_put "$who" "big_${sig}_secs" "$(tr ' ' '\n' <<<"$secs" | grep . | median)"
+      store_put "$who" "big_${sig}_runs" "$(tr ' ' '/' <<<"${secs% }")"
+      store_put "$who" "big_${sig}_rss" "$(tr ' ' '\n' <<<"$rsss" | grep . | median)"
+      store_put "$who" "big_${sig}_exit" "$(tr ' ' '\n' <<<"$exits" | grep . | median)"
+    done
+    halt "$SPID" TERM
+    rm -rf "$dir"
+    port=$((port + 1))
+  done
+fi
+
 # The table.
 echo "## tenet-$RUNTIME vs $("$NATS" --version 2>&1 | head -1)"
 echo
@@ -323,6 +445,45 @@ if [[ -s $JS_RESULTS ]]; then
       done
     done
   done
+fi
+if [[ -s $STORE_RESULTS ]]; then
+  mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+  srow() { # label measure key [format: mib|human|raw]
+    local t n
+    t=$(store_get tenet "$3"); n=$(store_get nats "$3")
+    case ${4:-raw} in
+      mib) echo "| $1 | $2 | $(mib "$t") | $(mib "$n") | $(ratio "$t" "$n")x |";;
+      human) echo "| $1 | $2 | $(human "$t") | $(human "$n") | $(ratio "$t" "$n")x |";;
+      raw) echo "| $1 | $2 | $t | $n | $(ratio "$t" "$n")x |";;
+    esac
+  }
+  small="$(human "$STORE_N") x $STORE_SMALL B" big="$(human "$STORE_N") x $STORE_BIG B"
+  echo
+  echo "File store: one stream JSBENCH (file storage) filled by nats-jsbench pub-async (-keep), a fresh server and store per fill."
+  echo "RSS = server VmRSS; disk = du -sk of the store directory (and the tool's apparent bytes)."
+  echo "Restart = wall time from exec of the server on the filled store until a \$JS.API.STREAM.INFO shows all $STORE_N messages"
+  echo "(tenet-load stream-wait, polling every 5 ms), median of $RUNS restarts of the same store per row; the kill -9 restarts come first"
+  echo "(the first right after the fill), then the SIGTERM ones. RSS after restart = VmRSS when that stream info answered."
+  echo "The page cache is not dropped: restarts read a store the kernel still holds in memory, as soon after writing it."
+  echo
+  echo "| store | measure | tenet | nats-server | ratio |"
+  echo "| --- | --- | ---: | ---: | ---: |"
+  srow "$small" "fill rate, msgs/s" small_rate human
+  srow "$small" "RSS MiB right after the fill" small_rss_fill mib
+  srow "$small" "RSS MiB after ${STORE_IDLE} s idle" small_rss_idle mib
+  srow "$small" "disk KiB (du -sk)" small_du_kb
+  srow "$small" "disk bytes (apparent)" small_store_bytes
+  srow "$big" "fill rate, msgs/s" big_rate human
+  srow "$big" "RSS MiB right after the fill" big_rss_fill mib
+  srow "$big" "disk MiB (du -sk)" big_du_kb mib
+  srow "$big" "restart after SIGTERM: seconds until stream info shows all" big_TERM_secs
+  srow "$big" "restart after kill -9: seconds until stream info shows all" big_KILL_secs
+  srow "$big" "RSS MiB after restart (SIGTERM)" big_TERM_rss mib
+  srow "$big" "RSS MiB after restart (kill -9)" big_KILL_rss mib
+  srow "$big" "seconds from SIGTERM to exit" big_TERM_exit
+  echo
+  echo "Restart seconds per run (in order): tenet SIGTERM $(store_get tenet big_TERM_runs), kill -9 $(store_get tenet big_KILL_runs);" \
+    "nats-server SIGTERM $(store_get nats big_TERM_runs), kill -9 $(store_get nats big_KILL_runs)."
 fi
 echo
 echo "_raw figures: ${WORK}_"

@@ -8,7 +8,15 @@
 //! tenet-load idle --addr 127.0.0.1:14222 --pid PID [--conns 10000]
 //! tenet-load subs --addr 127.0.0.1:14222 --pid PID [--subjects 100000] [--subs 1000000]
 //!                 [--conns 10] [--publishes 200000]
+//! tenet-load stream-wait --addr 127.0.0.1:14240 --pid PID --stream JSBENCH --messages 1000000
+//!                 --since EPOCH_SECS [--timeout 600]
 //! ```
+//!
+//! `stream-wait` times a restart: it polls (connect, then `$JS.API.STREAM.INFO.<stream>`
+//! requests) from its own start until the stream's state shows `--messages` messages
+//! (sequences 1 to `--messages`), and reports the seconds since `--since` (the wall-clock
+//! time, in seconds since the epoch, at which the caller started the server) and the
+//! server's resident memory at that moment.
 //!
 //! Each command prints one line of `key=value` figures.
 
@@ -19,18 +27,25 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long the server gets to settle before its memory is read.
 const SETTLE: Duration = Duration::from_secs(2);
 /// The longest any phase may take before the run is declared failed.
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
 const CONNECT: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\nPING\r\n";
+/// A client that gets a 503 status at once for a request nobody answers yet.
+const CONNECT_NO_RESPONDERS: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true,\"no_responders\":true}\r\nPING\r\n";
+/// stream-wait: the pause between two polls.
+const POLL: Duration = Duration::from_millis(5);
+/// stream-wait: how long one STREAM.INFO request may go unanswered before the
+/// connection is dropped and a new one tried.
+const REQUEST_WAIT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("usage: tenet-load idle|subs --addr HOST:PORT --pid PID [options]");
+        eprintln!("usage: tenet-load idle|subs|stream-wait --addr HOST:PORT --pid PID [options]");
         return ExitCode::from(2);
     };
     let flags = match parse_flags(rest) {
@@ -43,7 +58,10 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "idle" => idle(&flags),
         "subs" => subs(&flags),
-        other => Err(format!("unknown command {other:?} (idle or subs)")),
+        "stream-wait" => stream_wait(&flags),
+        other => Err(format!(
+            "unknown command {other:?} (idle, subs or stream-wait)"
+        )),
     };
     match result {
         Ok(line) => {
@@ -61,6 +79,8 @@ struct Flags {
     addr: String,
     pid: u32,
     values: HashMap<String, u64>,
+    stream: Option<String>,
+    since: Option<f64>,
 }
 
 impl Flags {
@@ -73,6 +93,8 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
     let mut addr = None;
     let mut pid = None;
     let mut values = HashMap::new();
+    let mut stream = None;
+    let mut since = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let name = flag
@@ -82,7 +104,15 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
         match name {
             "addr" => addr = Some(value.clone()),
             "pid" => pid = Some(value.parse().map_err(|_| format!("bad pid {value:?}"))?),
-            "conns" | "subjects" | "subs" | "publishes" => {
+            "stream" => stream = Some(value.clone()),
+            "since" => {
+                since = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--since: not a number: {value:?}"))?,
+                )
+            }
+            "conns" | "subjects" | "subs" | "publishes" | "messages" | "timeout" => {
                 let n = value
                     .parse()
                     .map_err(|_| format!("--{name}: not a number: {value:?}"))?;
@@ -95,6 +125,8 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
         addr: addr.ok_or("--addr is required")?,
         pid: pid.ok_or("--pid is required")?,
         values,
+        stream,
+        since,
     })
 }
 
@@ -126,6 +158,10 @@ fn raise_fd_limit() {
 
 /// A connected, logged-in client: INFO read, CONNECT + PING sent, PONG seen.
 fn connect(addr: &str) -> Result<TcpStream, String> {
+    connect_with(addr, CONNECT)
+}
+
+fn connect_with(addr: &str, connect: &[u8]) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     stream
@@ -137,7 +173,7 @@ fn connect(addr: &str) -> Result<TcpStream, String> {
     if !line.starts_with("INFO ") {
         return Err(format!("expected INFO, got {line:?}"));
     }
-    (&stream).write_all(CONNECT).map_err(|e| e.to_string())?;
+    (&stream).write_all(connect).map_err(|e| e.to_string())?;
     wait_for_pong(&mut reader)?;
     Ok(stream)
 }
@@ -335,4 +371,168 @@ fn count_deliveries(
         }
     }
     Ok(())
+}
+
+/// Whether process `pid` is alive (neither gone nor a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// Seconds since the epoch, now.
+fn epoch_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Polls a (re)starting server until `--stream`'s info shows `--messages`
+/// messages, sequences 1 to `--messages`; the seconds are counted from `--since`.
+fn stream_wait(flags: &Flags) -> Result<String, String> {
+    let started = Instant::now();
+    let name = flags.stream.as_deref().ok_or("--stream is required")?;
+    let expected = flags.number("messages", 0);
+    if expected == 0 {
+        return Err("--messages is required".into());
+    }
+    let since = flags.since.ok_or("--since is required")?;
+    let limit = Duration::from_secs(flags.number("timeout", 600));
+    let mut attempts = 0u64;
+    let mut port_secs = None;
+    let mut last = String::from("no connection yet");
+    let mut conn: Option<(TcpStream, BufReader<TcpStream>)> = None;
+    loop {
+        if started.elapsed() > limit {
+            return Err(format!(
+                "{name} did not show {expected} messages within {}s; last: {last}",
+                limit.as_secs()
+            ));
+        }
+        if !running(flags.pid) {
+            return Err(format!(
+                "the server (pid {}) exited before {name} showed {expected} messages; last: {last}",
+                flags.pid
+            ));
+        }
+        if conn.is_none() {
+            match open_requester(&flags.addr) {
+                Ok(c) => {
+                    port_secs.get_or_insert(epoch_secs() - since);
+                    conn = Some(c);
+                }
+                Err(e) => {
+                    last = e;
+                    thread::sleep(POLL);
+                    continue;
+                }
+            }
+        }
+        attempts += 1;
+        let (writer, reader) = conn.as_mut().expect("connected above");
+        match stream_info(writer, reader, name, attempts) {
+            Ok(Some(info)) => {
+                let state = &info["state"];
+                let (messages, first, last_seq) = (
+                    state["messages"].as_u64(),
+                    state["first_seq"].as_u64(),
+                    state["last_seq"].as_u64(),
+                );
+                if messages == Some(expected) && first == Some(1) && last_seq == Some(expected) {
+                    let secs = epoch_secs() - since;
+                    let rss = rss_kib(flags.pid)?;
+                    return Ok(format!(
+                        "stream={name} messages={expected} bytes={} secs={secs:.3} port_secs={:.3} \
+                         attempts={attempts} rss_kib={rss}",
+                        state["bytes"].as_u64().unwrap_or(0),
+                        port_secs.unwrap_or(secs)
+                    ));
+                }
+                last = if info.get("error").is_some() {
+                    format!("error {}", info["error"])
+                } else {
+                    format!("state {state}")
+                };
+            }
+            Ok(None) => last = "no responders (503)".into(),
+            Err(e) => {
+                last = e;
+                conn = None;
+            }
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// A client for `$JS.API` requests: connected (with headers, so that a request
+/// nobody answers yet gets a 503 at once) and subscribed to its reply subjects.
+fn open_requester(addr: &str) -> Result<(TcpStream, BufReader<TcpStream>), String> {
+    let stream = connect_with(addr, CONNECT_NO_RESPONDERS)?;
+    stream
+        .set_read_timeout(Some(REQUEST_WAIT))
+        .map_err(|e| e.to_string())?;
+    (&stream)
+        .write_all(b"SUB _INBOX.tenet-load.wait.* 1\r\n")
+        .map_err(|e| e.to_string())?;
+    let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    Ok((stream, reader))
+}
+
+/// One `$JS.API.STREAM.INFO` request: the reply's JSON, or `None` for a 503
+/// (no responders). Replies to earlier requests (other reply subjects) are skipped.
+fn stream_info(
+    writer: &mut TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    name: &str,
+    attempt: u64,
+) -> Result<Option<serde_json::Value>, String> {
+    let reply = format!("_INBOX.tenet-load.wait.{attempt}");
+    write!(writer, "PUB $JS.API.STREAM.INFO.{name} {reply} 0\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("server closed the connection".into());
+        }
+        let words: Vec<&str> = line.split_ascii_whitespace().collect();
+        let (subject, header_len, total_len) = match words.as_slice() {
+            ["PING"] => {
+                writer.write_all(b"PONG\r\n").map_err(|e| e.to_string())?;
+                continue;
+            }
+            ["MSG", subject, _sid, size] | ["MSG", subject, _sid, _, size] => (
+                *subject,
+                0,
+                size.parse::<usize>().map_err(|_| format!("bad {line:?}"))?,
+            ),
+            ["HMSG", subject, _sid, hdr, size] | ["HMSG", subject, _sid, _, hdr, size] => (
+                *subject,
+                hdr.parse::<usize>().map_err(|_| format!("bad {line:?}"))?,
+                size.parse::<usize>().map_err(|_| format!("bad {line:?}"))?,
+            ),
+            ["-ERR", ..] => return Err(format!("server said {}", line.trim_end())),
+            _ => continue, // +OK, PONG, INFO
+        };
+        if header_len > total_len {
+            return Err(format!("bad {line:?}"));
+        }
+        let mut payload = vec![0u8; total_len + 2];
+        reader.read_exact(&mut payload).map_err(|e| e.to_string())?;
+        if subject != reply {
+            continue;
+        }
+        let (headers, body) = payload[..total_len].split_at(header_len);
+        if headers.starts_with(b"NATS/1.0 503") {
+            return Ok(None);
+        }
+        return serde_json::from_slice(body)
+            .map(Some)
+            .map_err(|e| format!("stream info reply is not JSON: {e}"));
+    }
 }
