@@ -380,6 +380,8 @@ impl Disk {
                 } => {
                     self.consumers.insert((stream, consumer), json);
                 }
+                // Without a block reader, a restart reads every block.
+                StoreWrite::BlockSummary { .. } => {}
                 StoreWrite::DeleteConsumer { stream, consumer } => {
                     self.consumers.remove(&(stream, consumer));
                 }

@@ -72,7 +72,9 @@ impl Disk {
                     self.blocks.retain(|(s, _), _| *s != stream);
                     self.drops.retain(|(s, _)| *s != stream);
                 }
-                StoreWrite::Consumer { .. } | StoreWrite::DeleteConsumer { .. } => {}
+                StoreWrite::Consumer { .. }
+                | StoreWrite::DeleteConsumer { .. }
+                | StoreWrite::BlockSummary { .. } => {}
             }
         }
         self.taken = server.store_writes_taken();

@@ -5,8 +5,8 @@
 //! each other's allocations.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::IoSlice;
 use std::cell::Cell;
+use std::io::IoSlice;
 
 use tenet_core::auth::Users;
 use tenet_core::config::options::read_config;

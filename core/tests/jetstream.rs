@@ -241,7 +241,9 @@ impl Disk {
                         .retain(|(a, s, _), _| (a, s) != (&account, &stream));
                 }
                 // Consumers' state is not part of these tests.
-                StoreWrite::Consumer { .. } | StoreWrite::DeleteConsumer { .. } => {}
+                StoreWrite::Consumer { .. }
+                | StoreWrite::DeleteConsumer { .. }
+                | StoreWrite::BlockSummary { .. } => {}
             }
         }
     }

@@ -271,6 +271,8 @@ impl Disk {
                 } => {
                     self.consumers.insert((stream, consumer), json);
                 }
+                // Without a block reader, a restart reads every block.
+                StoreWrite::BlockSummary { .. } => {}
                 StoreWrite::DeleteConsumer { stream, consumer } => {
                     self.consumers.remove(&(stream, consumer));
                 }

@@ -163,12 +163,29 @@ impl FileStore {
                 self.changed.insert(path);
                 Ok(())
             }
+            StoreWrite::BlockSummary {
+                stream,
+                block,
+                bytes,
+            } => {
+                // A torn summary fails its checksum and the block is read
+                // instead: no need to write it aside first.
+                let dir = self.stream_dir(account, stream);
+                let path = summary_path(&dir, *block);
+                fs::write(&path, bytes)?;
+                self.changed.insert(path);
+                Ok(())
+            }
             StoreWrite::DropBlock { stream, block } => {
                 let key = (account.to_string(), stream.clone());
                 if self.tails.get(&key).is_some_and(|(b, _)| b == block) {
                     self.tails.remove(&key);
                 }
                 let dir = self.stream_dir(account, stream);
+                match fs::remove_file(summary_path(&dir, *block)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
                 let path = block_path(&dir, *block);
                 if self.sync == StoreSync::Always && self.syncer.is_some() {
                     // A power loss could keep the removal and lose the
@@ -318,6 +335,14 @@ impl FileStore {
                     }
                 };
                 for (block, dropped, path) in block_files(&stream_dir)? {
+                    if !dropped {
+                        if let Some(summary) = read_if_there(&summary_path(&stream_dir, block))? {
+                            let len = fs::metadata(&path)?.len();
+                            if server.restore_block_summary(&account, &name, block, &summary, len) {
+                                continue;
+                            }
+                        }
+                    }
                     let bytes = fs::read(&path)?;
                     if dropped {
                         // Only where the sequence was counts; it goes once
@@ -413,6 +438,22 @@ fn block_path(dir: &Path, id: u64) -> PathBuf {
         dir.join(LEGACY_LOG)
     } else {
         dir.join(format!("{id}.{BLOCK_EXT}"))
+    }
+}
+
+/// The summary of block `id`, beside it.
+fn summary_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id}.{SUMMARY_EXT}"))
+}
+
+const SUMMARY_EXT: &str = "idx";
+
+/// A file's bytes, or None when there is no such file.
+fn read_if_there(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

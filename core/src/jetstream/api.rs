@@ -102,8 +102,17 @@ pub enum StoreWrite {
         block: u64,
         bytes: Vec<u8>,
     },
-    /// Remove block `block` of the stream: nothing in it is live.
+    /// Remove block `block` of the stream (and its summary): nothing in
+    /// it is live.
     DropBlock { stream: String, block: u64 },
+    /// Write the summary of block `block` beside it, replacing any
+    /// ([`super::block`]): a restart reads it instead of the block while
+    /// the block's file is as long as it says.
+    BlockSummary {
+        stream: String,
+        block: u64,
+        bytes: Vec<u8>,
+    },
     /// Remove the stream and everything stored for it.
     Delete { stream: String },
     /// Create or replace a durable consumer's state ([`super::consumer::Snapshot`]).
@@ -292,6 +301,11 @@ impl AccountJetStream {
                         stream: name.clone(),
                         block,
                     },
+                    BlockWrite::Summary { block, bytes } => StoreWrite::BlockSummary {
+                        stream: name.clone(),
+                        block,
+                        bytes,
+                    },
                 });
             }
         }
@@ -357,6 +371,20 @@ impl AccountJetStream {
     pub fn restore_block(&mut self, stream: &str, block: u64, bytes: Vec<u8>) -> Option<Scan> {
         let stream = self.streams.get_mut(stream)?;
         Some(stream.store_mut().restore_block(block, bytes))
+    }
+
+    /// Gives a restored stream a block's summary instead of the block;
+    /// false when the block must be read instead.
+    pub fn restore_block_summary(
+        &mut self,
+        stream: &str,
+        block: u64,
+        summary: &[u8],
+        file_len: u64,
+    ) -> bool {
+        self.streams
+            .get_mut(stream)
+            .is_some_and(|s| s.store_mut().restore_summary(block, summary, file_len))
     }
 
     /// Gives a restored stream a dropped block: only its sequences count.

@@ -45,7 +45,25 @@ pub struct Block {
     pub loaded: Option<Loaded>,
     /// When it was last used (the store's counter), to evict the oldest.
     pub used: u64,
+    /// The highest sequence its records name (a message's, or where a
+    /// record says the sequence moved on to), and that record's time.
+    pub top: (u64, u64),
+    /// Its length when its summary was last written (or read).
+    pub summarised: u64,
 }
+
+/// A block's summary as written beside it: what a restart needs of it
+/// without reading its records.
+///
+/// `TNB1` · `u64` length of the block it describes · first · last · live ·
+/// live bytes · top sequence · top time · `u32` words of the gone set ·
+/// the words · `u32` subjects · each `u16` length, name, `u32` count ·
+/// `u32` crc32 of everything before it.
+const SUMMARY_MAGIC: &[u8; 4] = b"TNB1";
+
+/// A block read back from its summary: the block (not loaded) and its
+/// subjects, by name, with their live counts.
+pub type Summarised = (Block, Vec<(Box<[u8]>, u32)>);
 
 impl Block {
     /// An empty block, loaded (a new block is written from memory).
@@ -62,7 +80,93 @@ impl Block {
             subjects: HashMap::new(),
             loaded: Some(Loaded::default()),
             used: 0,
+            top: (0, 0),
+            summarised: 0,
         }
+    }
+
+    /// Notes that a record names sequence `seq` at `time`.
+    pub fn saw(&mut self, seq: u64, time: u64) {
+        if seq >= self.top.0 {
+            self.top = (seq, time);
+        }
+    }
+
+    /// Its summary, with each subject id's name from `name`.
+    pub fn summary<'a>(&self, name: impl Fn(u32) -> &'a [u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.gone.len() * 8 + self.subjects.len() * 16);
+        out.extend_from_slice(SUMMARY_MAGIC);
+        for n in [
+            self.len,
+            self.first,
+            self.last,
+            self.live,
+            self.live_bytes,
+            self.top.0,
+            self.top.1,
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.gone.len() as u32).to_le_bytes());
+        for word in &self.gone {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.subjects.len() as u32).to_le_bytes());
+        for (&id, &count) in &self.subjects {
+            let subject = name(id);
+            out.extend_from_slice(&(subject.len() as u16).to_le_bytes());
+            out.extend_from_slice(subject);
+            out.extend_from_slice(&count.to_le_bytes());
+        }
+        let crc = log_format::crc32(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// A block from its summary, if the summary is intact and describes
+    /// a file of `file_len` bytes (anything appended since, or a cut, and
+    /// the block must be read instead).
+    pub fn from_summary(id: u64, summary: &[u8], file_len: u64) -> Option<Summarised> {
+        let (body, crc) = summary.split_at_checked(summary.len().checked_sub(4)?)?;
+        if log_format::crc32(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let mut r = Reader(body.strip_prefix(SUMMARY_MAGIC)?);
+        let [len, first, last, live, live_bytes, top, top_time] = [(); 7].map(|_| r.u64());
+        let len = len?;
+        if len != file_len {
+            return None;
+        }
+        let words = r.u32()? as usize;
+        let gone = (0..words).map(|_| r.u64()).collect::<Option<Vec<u64>>>()?;
+        let count = r.u32()? as usize;
+        let mut subjects = Vec::with_capacity(count.min(1 << 16));
+        for _ in 0..count {
+            let n = usize::from(r.u16()?);
+            let name: Box<[u8]> = r.take(n)?.into();
+            subjects.push((name, r.u32()?));
+        }
+        let block = Block {
+            id,
+            first: first?,
+            last: last?,
+            live: live?,
+            live_bytes: live_bytes?,
+            gone,
+            len,
+            written: len,
+            subjects: HashMap::new(),
+            loaded: None,
+            used: 0,
+            top: (top?, top_time?),
+            summarised: len,
+        };
+        let sane = r.0.is_empty()
+            && block.first <= block.last
+            && (block.first == 0) == (block.last == 0)
+            && block.live_seqs().count() as u64 == block.live
+            && subjects.iter().map(|(_, n)| u64::from(*n)).sum::<u64>() == block.live;
+        sane.then_some((block, subjects))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,9 +232,9 @@ impl Block {
     /// The live sequences, ascending.
     pub fn live_seqs(&self) -> impl Iterator<Item = u64> + '_ {
         let range = if self.is_empty() {
-            1..=0
+            0..0
         } else {
-            self.first..=self.last
+            self.first..self.last + 1
         };
         range.filter(|&s| !self.is_gone(s))
     }
@@ -304,5 +408,28 @@ impl Block {
         }
         let at = *loaded.offsets.get((seq - self.first) as usize)?;
         (at != NONE).then_some(at as usize)
+    }
+}
+
+/// Reads a summary's little-endian fields in order.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 }

@@ -586,7 +586,7 @@ impl AccountJetStream {
                         };
                         self.consumers
                             .iter()
-                            .filter(|((s, _), e)| s == stream && e.wants(&msg.subject))
+                            .filter(|((s, _), e)| s == stream && e.wants(msg.subject))
                             .all(|(_, e)| e.consumer.done_with(seq))
                     })
                     .collect()

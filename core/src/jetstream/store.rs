@@ -56,8 +56,12 @@ impl fmt::Debug for BlockFiles {
 pub enum BlockWrite {
     /// Append these records to block `block`'s file (created if new).
     Append { block: u64, bytes: Vec<u8> },
-    /// Remove block `block`'s file: nothing in it is live.
+    /// Remove block `block`'s file (and its summary): nothing in it is live.
     Drop { block: u64 },
+    /// Write block `block`'s summary beside it (replacing any): what a
+    /// restart reads instead of the block while the block's file is as
+    /// long as the summary says.
+    Summary { block: u64, bytes: Vec<u8> },
 }
 
 /// How a store counts a message's bytes (nats-server's two formulas).
@@ -166,6 +170,8 @@ struct SubjectInfo {
     name: Box<[u8]>,
     /// Live messages (0: the id is free).
     count: u64,
+    /// Its first and last live sequences; 0 until looked for (after the
+    /// one it was went, or after a restore from block summaries).
     first: u64,
     last: u64,
 }
@@ -175,6 +181,8 @@ struct SubjectInfo {
 struct OnDisk {
     /// Blocks to remove, once the appends before them are made.
     drops: Vec<u64>,
+    /// Blocks whose summary is to be written (closed, or let go of).
+    summaries: Vec<u64>,
     /// How to read evicted blocks back (none: nothing is evicted).
     files: Option<BlockFiles>,
 }
@@ -244,6 +252,7 @@ impl Store {
         Store {
             disk: Some(OnDisk {
                 drops: Vec::new(),
+                summaries: Vec::new(),
                 files,
             }),
             ..Store::new(accounting, limits)
@@ -339,6 +348,7 @@ impl Store {
         };
         tail.push(Some(seq), |out| log_format::encode_msg(out, &msg));
         tail.add_live(id, size);
+        tail.saw(seq, time);
         let info = &mut self.subjects[id as usize];
         if info.count == 0 {
             info.first = seq;
@@ -381,11 +391,15 @@ impl Store {
         // A tail with nothing live goes: the new one's first record says
         // all it did (and only the tail may be without messages).
         self.drop_dead_tail();
+        if let (Some(disk), Some(closed)) = (self.disk.as_mut(), self.blocks.back()) {
+            disk.summaries.push(closed.id);
+        }
         let mut block = Block::new(self.next_block);
         self.next_block += 1;
         if self.disk.is_some() && self.last_seq > 0 {
             let (last, time) = (self.last_seq, self.last_time);
             block.push(None, |out| log_format::encode_skipped(out, last, time));
+            block.saw(last, time);
         }
         self.blocks.push_back(block);
         self.evict();
@@ -399,6 +413,11 @@ impl Store {
                 disk.drops.push(block.id);
             }
         }
+    }
+
+    /// Whether it can read blocks back (and so let go of them).
+    fn reads_back(&self) -> bool {
+        self.disk.as_ref().is_some_and(|d| d.files.is_some())
     }
 
     fn tick(&mut self) -> u64 {
@@ -435,16 +454,33 @@ impl Store {
         }
         let tail = self.blocks.back_mut().expect("a tail");
         tail.push(None, |out| log_format::encode_skipped(out, last, time));
+        tail.saw(last, time);
     }
 
     /// Drops the oldest messages of subject `id` beyond `max`.
     fn trim_subject(&mut self, id: u32, max: u64) {
         while self.subjects[id as usize].count > max {
-            let oldest = self.subjects[id as usize].first;
+            let oldest = self.subject_first(id);
             if !self.remove_stored(oldest) {
                 return;
             }
         }
+    }
+
+    /// The first live sequence of subject `id` (looked for if not known).
+    fn subject_first(&mut self, id: u32) -> u64 {
+        if self.subjects[id as usize].first == 0 {
+            self.subjects[id as usize].first = self.find_subject(id, 0, true).unwrap_or(0);
+        }
+        self.subjects[id as usize].first
+    }
+
+    /// The last live sequence of subject `id` (looked for if not known).
+    fn subject_last(&mut self, id: u32) -> u64 {
+        if self.subjects[id as usize].last == 0 {
+            self.subjects[id as usize].last = self.find_subject(id, u64::MAX, false).unwrap_or(0);
+        }
+        self.subjects[id as usize].last
     }
 
     fn enforce_subject_limits(&mut self) {
@@ -522,12 +558,9 @@ impl Store {
                 let block = &mut self.blocks[i];
                 block.load(bytes);
                 let missing = block.live_seqs().find(|&s| block.record(s).is_none());
-                match missing {
-                    None => None,
-                    Some(seq) => Some(format!(
-                        "its block {id} no longer holds sequence {seq} (changed on disk)"
-                    )),
-                }
+                missing.map(|seq| {
+                    format!("its block {id} no longer holds sequence {seq} (changed on disk)")
+                })
             }
             Err(e) => Some(format!("its block {id} could not be read: {e}")),
         };
@@ -565,27 +598,20 @@ impl Store {
         self.removed_total += block.live;
         // Consumers count afresh: these removals are not listed.
         self.recent_removals.clear();
-        let mut stale = Vec::new();
         for (&id, &n) in &block.subjects {
             let info = &mut self.subjects[id as usize];
             info.count -= u64::from(n);
             if info.count == 0 {
                 self.subject_ids.remove(&info.name);
                 self.free_ids.push(id);
-            } else {
-                stale.push(id);
+                continue;
             }
-        }
-        for id in stale {
-            let info = &self.subjects[id as usize];
+            // Looked for again when needed.
             if block.covers(info.first) {
-                let from = info.first.max(block.last + 1);
-                self.subjects[id as usize].first = self.find_subject(id, from, true).unwrap_or(0);
+                info.first = 0;
             }
-            let info = &self.subjects[id as usize];
             if block.covers(info.last) {
-                let before = block.first.saturating_sub(1);
-                self.subjects[id as usize].last = self.find_subject(id, before, false).unwrap_or(0);
+                info.last = 0;
             }
         }
         self.fix_first();
@@ -595,7 +621,7 @@ impl Store {
     /// store that can read them back; never the one being written, nor
     /// one with records not yet handed over).
     fn evict(&mut self) {
-        if !self.disk.as_ref().is_some_and(|d| d.files.is_some()) {
+        if !self.reads_back() {
             return;
         }
         loop {
@@ -609,10 +635,16 @@ impl Store {
                 return;
             }
             let oldest = candidates.min_by_key(|(_, b)| b.used).map(|(i, _)| i);
-            match oldest {
-                Some(i) => self.blocks[i].unload(),
-                None => return,
+            let Some(i) = oldest else {
+                return;
+            };
+            if self.blocks[i].summarised != self.blocks[i].len {
+                // Let go of after a change: its summary is written anew.
+                if let Some(disk) = self.disk.as_mut() {
+                    disk.summaries.push(self.blocks[i].id);
+                }
             }
+            self.blocks[i].unload();
         }
     }
 
@@ -668,11 +700,12 @@ impl Store {
             self.free_ids.push(id);
             return;
         }
+        // Looked for again when needed.
         if info.first == seq {
-            self.subjects[id as usize].first = self.find_subject(id, seq + 1, true).unwrap_or(0);
+            info.first = 0;
         }
-        if self.subjects[id as usize].last == seq {
-            self.subjects[id as usize].last = self.find_subject(id, seq - 1, false).unwrap_or(0);
+        if info.last == seq {
+            info.last = 0;
         }
     }
 
@@ -963,7 +996,7 @@ impl Store {
     pub fn last_seq_by_subject(&mut self, filter: &[u8]) -> Option<u64> {
         if !filter.contains(&b'*') && !filter.contains(&b'>') {
             let id = self.subject_id(filter)?;
-            return Some(self.subjects[id as usize].last);
+            return Some(self.subject_last(id));
         }
         let mut i = self.blocks.len();
         while i > 0 {
@@ -997,11 +1030,11 @@ impl Store {
     pub fn next_seq_by_subject(&mut self, filter: &[u8], start: u64) -> Option<u64> {
         if !filter.contains(&b'*') && !filter.contains(&b'>') {
             let id = self.subject_id(filter)?;
-            let info = &self.subjects[id as usize];
-            if start <= info.first {
-                return Some(info.first);
+            let first = self.subject_first(id);
+            if start <= first {
+                return Some(first);
             }
-            if start > info.last {
+            if start > self.subject_last(id) {
                 return None;
             }
             return self.find_subject(id, start, true);
@@ -1085,6 +1118,9 @@ impl Store {
             return Vec::new();
         };
         let drops = std::mem::take(&mut disk.drops);
+        let mut summaries = std::mem::take(&mut disk.summaries);
+        summaries.sort_unstable();
+        summaries.dedup();
         let mut writes: Vec<BlockWrite> = self
             .blocks
             .iter_mut()
@@ -1093,6 +1129,19 @@ impl Store {
                 Some(BlockWrite::Append { block: b.id, bytes })
             })
             .collect();
+        let tail = self.blocks.back().map(|b| b.id);
+        for id in summaries {
+            if Some(id) == tail || drops.contains(&id) {
+                continue;
+            }
+            let Some(block) = self.blocks.iter_mut().find(|b| b.id == id) else {
+                continue;
+            };
+            block.summarised = block.len;
+            let subjects = &self.subjects;
+            let bytes = block.summary(|sid| &subjects[sid as usize].name);
+            writes.push(BlockWrite::Summary { block: id, bytes });
+        }
         writes.extend(drops.into_iter().map(|block| BlockWrite::Drop { block }));
         self.evict();
         writes
@@ -1134,6 +1183,7 @@ impl Store {
                 let size = self.accounting.size(msg.subject, msg.hdr, msg.data);
                 let sid = self.intern(msg.subject);
                 self.blocks[i].add_live(sid, size);
+                self.blocks[i].saw(msg.seq, msg.time);
                 let info = &mut self.subjects[sid as usize];
                 if info.count == 0 {
                     info.first = msg.seq;
@@ -1149,6 +1199,7 @@ impl Store {
             }
             RecordRef::Removed(seq) => removed.push(seq),
             RecordRef::Skipped(last, time) => {
+                self.blocks[i].saw(last, time);
                 if last >= self.last_seq {
                     self.last_seq = last;
                     self.last_time = time;
@@ -1172,6 +1223,10 @@ impl Store {
             self.account_removal(i, seq, &subject, size);
             self.removed_total += 1;
         }
+        if let Some(disk) = self.disk.as_mut() {
+            // Read whole this time; a summary makes the next restart quick.
+            disk.summaries.push(id);
+        }
         let last = self.blocks.back().expect("the block restored");
         if last.id == id && last.is_empty() && last.len == 0 {
             // Nothing readable in it: its file goes.
@@ -1182,6 +1237,42 @@ impl Store {
         }
         self.evict_restored();
         scan
+    }
+
+    /// Restores block `id` from its summary instead of its records, when
+    /// the summary is intact and its file is `file_len` bytes long (as the
+    /// summary says) and the store can read blocks back; false when the
+    /// block must be read instead ([`Store::restore_block`]).
+    pub fn restore_summary(&mut self, id: u64, summary: &[u8], file_len: u64) -> bool {
+        if !self.reads_back() {
+            return false;
+        }
+        let Some((mut block, subjects)) = Block::from_summary(id, summary, file_len) else {
+            return false;
+        };
+        if !block.is_empty() && block.first <= self.last_indexed() {
+            return false;
+        }
+        self.next_block = self.next_block.max(id + 1);
+        self.drop_dead_tail();
+        for (name, count) in subjects {
+            let sid = self.intern(&name);
+            let info = &mut self.subjects[sid as usize];
+            if info.count == 0 {
+                info.first = 0;
+            }
+            info.count += u64::from(count);
+            // Somewhere in this block or before: looked for when needed.
+            info.last = 0;
+            block.subjects.insert(sid, count);
+        }
+        self.msgs += block.live;
+        self.bytes += block.live_bytes;
+        if block.top.0 >= self.last_seq {
+            (self.last_seq, self.last_time) = block.top;
+        }
+        self.blocks.push_back(block);
+        true
     }
 
     /// Takes from a block that was dropped (but whose removal may not
@@ -1211,7 +1302,7 @@ impl Store {
 
     /// While restoring: keeps only the newest block loaded.
     fn evict_restored(&mut self) {
-        if !self.disk.as_ref().is_some_and(|d| d.files.is_some()) {
+        if !self.reads_back() {
             return;
         }
         let n = self.blocks.len();
@@ -1559,9 +1650,10 @@ mod tests {
             }
         }
 
-        /// Block files by id: what the store wrote, read back on demand.
+        /// Block files by id: what the store wrote, read back on demand;
+        /// and the blocks' summaries.
         #[derive(Default)]
-        struct Disk(Mutex<BTreeMap<u64, Vec<u8>>>);
+        struct Disk(Mutex<BTreeMap<u64, Vec<u8>>>, Mutex<BTreeMap<u64, Vec<u8>>>);
 
         impl BlockReader for Disk {
             fn read_block(&self, _: &str, _: &str, block: u64) -> io::Result<Vec<u8>> {
@@ -1583,13 +1675,19 @@ mod tests {
                         }
                         BlockWrite::Drop { block } => {
                             files.remove(&block);
+                            self.1.lock().expect("disk").remove(&block);
+                        }
+                        BlockWrite::Summary { block, bytes } => {
+                            self.1.lock().expect("disk").insert(block, bytes);
                         }
                     }
                 }
             }
 
-            /// A store rebuilt from the files, as at start-up.
-            fn restore(&self, limits: &Limits) -> Store {
+            /// A store rebuilt from the files, as at start-up: from the
+            /// blocks' summaries where they still describe the blocks (and
+            /// then reading blocks back from here), else from the blocks.
+            fn restore(self: &Arc<Self>, limits: &Limits, summaries: bool) -> Store {
                 let files: Vec<(u64, Vec<u8>)> = self
                     .0
                     .lock()
@@ -1597,14 +1695,63 @@ mod tests {
                     .iter()
                     .map(|(k, v)| (*k, v.clone()))
                     .collect();
-                let mut store = Store::on_disk(Accounting::Memory, limits.clone(), None);
+                let reader = BlockFiles {
+                    reader: self.clone(),
+                    account: "A".into(),
+                    stream: "S".into(),
+                };
+                let mut store = Store::on_disk(Accounting::Memory, limits.clone(), Some(reader));
                 for (id, bytes) in files {
+                    let summary = self.1.lock().expect("disk").get(&id).cloned();
+                    let len = bytes.len() as u64;
+                    if summaries && summary.is_some_and(|s| store.restore_summary(id, &s, len)) {
+                        continue;
+                    }
                     let scan = store.restore_block(id, bytes);
                     assert_eq!(scan.problem, None);
                 }
                 store.finish_restore();
                 store
             }
+        }
+
+        #[test]
+        fn a_restart_reads_summaries_not_blocks() {
+            let disk = Arc::new(Disk::default());
+            let files = BlockFiles {
+                reader: disk.clone(),
+                account: "A".into(),
+                stream: "S".into(),
+            };
+            let mut store = Store::on_disk(Accounting::Memory, Limits::default(), Some(files));
+            store.set_block_bytes(200);
+            for i in 0..100u64 {
+                let subject = SUBJECTS[(i % 4) as usize];
+                store.store(subject, b"", b"0123456789", 1_000 + i).unwrap();
+            }
+            store.remove(50).unwrap();
+            disk.apply(store.take_writes());
+            let blocks = disk.0.lock().unwrap().len();
+            let summaries = disk.1.lock().unwrap().len();
+            assert!(blocks > 10, "{blocks} blocks");
+            // Every closed block but the one with a removal since: summarised.
+            assert!(
+                summaries >= blocks - 2,
+                "{summaries} summaries of {blocks} blocks"
+            );
+            let mut restored = disk.restore(&Limits::default(), true);
+            // Only the first block (for the first time) and the last one
+            // (read whole) are in memory; the rest waits on disk.
+            assert!(
+                restored.loaded_bytes() < 3 * 400,
+                "{}",
+                restored.loaded_bytes()
+            );
+            assert_eq!(restored.state(), store.state());
+            assert_eq!(restored.last_seq_by_subject(b"a.2"), Some(98));
+            assert_eq!(restored.next_seq_by_subject(b"b.2", 5), Some(8));
+            assert_eq!(restored.get(77).map(|m| m.data), Some(&b"0123456789"[..]));
+            assert_eq!(restored.get(50), None);
         }
 
         fn live(store: &mut Store) -> Vec<(u64, Vec<u8>, usize)> {
@@ -1776,8 +1923,10 @@ mod tests {
                     disk.apply(file.take_writes());
                     // A few blocks loaded, whatever the stream holds.
                     prop_assert!(file.loaded_bytes() <= (LOADED_BLOCKS + 1) * 2 * (block_bytes + 400) + 4096);
-                    let mut restored = disk.restore(&limits);
-                    check(&mut restored, &msgs, last)?;
+                    for summaries in [false, true] {
+                        let mut restored = disk.restore(&limits, summaries);
+                        check(&mut restored, &msgs, last)?;
+                    }
                 }
             }
         }

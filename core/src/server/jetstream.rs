@@ -420,6 +420,24 @@ impl Server {
         (valid_len, line)
     }
 
+    /// Gives a stream being restored the summary of one of its blocks
+    /// (written beside it) instead of the block, with the block file's
+    /// length; false when the summary does not do (torn, or the file grew
+    /// since) and the block must be given instead ([`Server::restore_block`]).
+    pub fn restore_block_summary(
+        &mut self,
+        account: &str,
+        stream: &str,
+        block: u64,
+        summary: &[u8],
+        file_len: u64,
+    ) -> bool {
+        self.account_index
+            .get(account)
+            .and_then(|&acc| self.accounts[acc].jetstream.as_mut())
+            .is_some_and(|js| js.restore_block_summary(stream, block, summary, file_len))
+    }
+
     /// Gives a stream being restored a block that was dropped but not yet
     /// removed: only where the sequence was counts.
     pub fn restore_dropped_block(&mut self, account: &str, stream: &str, bytes: &[u8]) {
