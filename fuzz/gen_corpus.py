@@ -342,3 +342,92 @@ server_seed(
     pub(1, "a.x"), pub(1, "a.x"), pub(1, "a.x"), close(0), pub(1, "a.x"), SHUTDOWN, pub(1, "a.x"),
     flags=2 | 1,
 )
+
+# jetstream_api: steps. An op byte (op | account << 4 | mode << 5; mode 2 reads
+# a header block first, 3 raw header bytes, 7 sends no reply subject), then
+# its operands; a body byte 0 builds the body from the bytes after it.
+API_A, API_B = 0, 1 << 4
+NO_HDR, HDR, GARBAGE, NO_REPLY = 0, 2 << 5, 3 << 5, 7 << 5
+S, T, U, ORDERS = range(4)  # stream names
+C0, C1, DUR = range(3)  # consumer names
+SUBJ_S_ALL, SUBJ_S_AB, SUBJ_T = 1, 2, 3  # subject sets
+PUB_S_A, PUB_S_B, PUB_S_C_D, PUB_T_X = range(4)  # publish subjects
+H_MSG_ID, H_LAST_SEQ = 0, 1  # header keys
+V_0, V_1, V_2, V_M1 = 0, 1, 2, 9  # header values
+
+
+def api_create(acc, name, memory=True, subjects=SUBJ_S_ALL, retention=0, max_msgs=0, max_bytes=0,
+               flags=0, update=False, mode=NO_HDR):
+    f = (1 if memory else 0) | retention << 1 | max_msgs << 3 | max_bytes << 5
+    h = subjects | flags
+    return bytes([(1 if update else 0) | acc | mode, name, 0, f, 0, h, 0])
+
+
+def api_pub(acc, subject, size=5, mode=NO_HDR, hdr=b""):
+    return bytes([11 | acc | mode]) + hdr + bytes([subject, size])
+
+
+def api_hdr(*lines):  # (key, value) pairs
+    return bytes([len(lines)]) + b"".join(bytes(line) for line in lines)
+
+
+def api_raw(n, data):
+    return bytes([n]) + data
+
+
+def api_body_raw(data):
+    return bytes([2, len(data)]) + data
+
+
+API = {
+    "memory_stream": api_create(API_A, S) + api_pub(API_A, PUB_S_A) + api_pub(API_A, PUB_S_B, 20)
+    + api_pub(API_A, PUB_T_X) + bytes([15 | API_A, 3])  # account INFO
+    + bytes([2 | API_A, 0, S, 0, 0x05])  # STREAM.INFO with a subjects filter
+    + bytes([5 | API_A, 1 << 2, S, 0, 0, 0])  # MSG.GET seq 1
+    + bytes([6 | API_A, 0, S, 0, 2 << 3, 0])  # DIRECT.GET seq 2
+    + bytes([6 | API_A, 1 | 2 << 1, S, PUB_S_A, 3])  # DIRECT.GET.S.s.a
+    + bytes([5 | API_A, 1 | 1 << 2, S, 0])  # MSG.DELETE seq 1
+    + bytes([3 | API_A, S, 0, 0x01])  # PURGE s.a
+    + bytes([4 | API_A, 1, 3])  # LIST
+    + bytes([2 | API_A, 1, S, 3]),  # DELETE
+    "two_accounts": api_create(API_A, S, memory=False) + api_create(API_B, S, subjects=SUBJ_T)
+    + api_pub(API_A, PUB_S_A) + api_pub(API_B, PUB_T_X, 30) + api_pub(API_B, PUB_S_A)
+    + bytes([4 | API_A, 0, 3, 4 | API_B, 1, 3])  # NAMES in A, LIST in B
+    + api_create(API_B, T, subjects=SUBJ_S_ALL, max_bytes=2) + api_pub(API_B, PUB_S_C_D, 40)
+    + bytes([2 | API_B, 1, S, 3]) + bytes([6 | API_B, 0, S, 0, 1 << 3, 0]),
+    "consumers": api_create(API_A, S, memory=False) + api_pub(API_A, PUB_S_A) + api_pub(API_A, PUB_S_B)
+    + bytes([7 | API_A, 1, S, C0, 0, 0, 0, 0, 0, 0])  # CREATE.S.c0, pull, explicit ack
+    + bytes([7 | API_A, 2, S, C1, 0, 0, 0, 0, 1, 0])  # CREATE.S.c1.s.a, push to d.1
+    + bytes([7 | API_A, 3 | 4, S, DUR, 0, 0, 1, 0, 0, 0])  # DURABLE.CREATE.S.dur, ack all
+    + bytes([7 | API_A, 0 | 8, S, C0, 0, 0, 2, 0, 0, 0])  # CREATE.S (ephemeral), ack none
+    + bytes([9 | API_A, S, C0, 0, 1, 1])  # MSG.NEXT batch 2
+    + bytes([13 | API_A, 0, 0]) + bytes([13 | API_A, 1, 2])  # +ACK, -NAK
+    + bytes([8 | API_A, 0, S, C0, 3, 8 | API_A, 1, S, C0, 3, 8 | API_A, 2, S, C0, 0, 0])
+    + bytes([14 | API_A, 4]) + bytes([8 | API_A, 3, S, C1, 3])  # 1.1 s, DELETE c1
+    + bytes([9 | API_A | NO_REPLY, S, DUR, 3]),
+    "headers": api_create(API_A, S, flags=0x10)  # roll-ups allowed
+    + api_pub(API_A, PUB_S_A, mode=HDR, hdr=api_hdr((H_MSG_ID, V_M1)))
+    + api_pub(API_A, PUB_S_A, mode=HDR, hdr=api_hdr((H_MSG_ID, V_M1)))  # a duplicate
+    + api_pub(API_A, PUB_S_B, mode=HDR, hdr=api_hdr((H_LAST_SEQ, V_1)))  # wrong: it is 1... then 2
+    + api_pub(API_A, PUB_S_B, mode=HDR, hdr=api_hdr((5, 7)))  # Nats-Rollup: sub
+    + api_pub(API_A, PUB_S_A, mode=GARBAGE, hdr=api_raw(3, b"X\r\n"))
+    + api_pub(API_A, PUB_S_A, mode=GARBAGE, hdr=api_raw(1, b"Z"))
+    + bytes([6 | API_A | HDR, 0x41, 0, 6, 1 | 2 << 1, S, PUB_S_A, 3])  # DIRECT.GET.S.s.a with headers
+    + bytes([2 | API_A | GARBAGE, 4, 0xab, 0xcd, 0x0d, 0x0a, 0, S, 3]),  # STREAM.INFO, raw headers
+    "limits_b": api_create(API_B, S, retention=3, max_msgs=1)  # workqueue
+    + bytes([7 | API_B, 1, S, C0, 0, 0, 0, 0, 0, 0])
+    + b"".join(api_pub(API_B, PUB_S_A, 0xe0) for _ in range(6))
+    + bytes([9 | API_B, S, C0, 0, 2, 1]) + bytes([13 | API_B, 0, 0])
+    + api_create(API_B, T, subjects=SUBJ_T, memory=False, max_bytes=3)
+    + api_create(API_B, U, subjects=5) + api_create(API_B, ORDERS, subjects=6)
+    + bytes([14 | API_B, 7]),
+    "raw_and_unknown": bytes([0 | API_A, S]) + api_body_raw(b'{"name":"S","subjects":["s.*"],"allow_direct":true}')
+    + bytes([0 | API_A | NO_REPLY, T]) + api_body_raw(b'{"name":"T","storage":"memory"}')
+    + bytes([10 | API_A, 0, 0, 10 | API_A, 14, 3, 10 | API_A, 0x11, S, 3, 10 | API_B, 15, 3])
+    + bytes([1 | API_A, S]) + api_body_raw(b'{"name":"S","subjects":["s.*"],"max_msgs":1}')
+    + bytes([7 | API_A, 1, S, 0xe3, ord("a") % 20, 2, 5, 0, 2]) + api_body_raw(b'{"stream_name":"S"}')
+    + api_pub(API_A, PUB_S_A) + bytes([0 | API_A, 0xe2, 9, 15, 2, 0])  # a made-up name
+    + bytes([2 | API_A | NO_REPLY, 1, T, 3]),
+}
+for name, data in API.items():
+    write("jetstream_api", name, data)

@@ -1088,7 +1088,7 @@ impl AccountJetStream {
         let mut hdr = if msg.hdr.is_empty() {
             b"NATS/1.0\r\n".to_vec()
         } else {
-            msg.hdr[..msg.hdr.len() - 2].to_vec()
+            msg.hdr[..msg.hdr.len().saturating_sub(2)].to_vec()
         };
         hdr.extend_from_slice(
             format!(
@@ -1364,6 +1364,25 @@ mod tests {
             None,
             "no answer"
         );
+    }
+
+    #[test]
+    fn a_direct_get_of_a_message_with_a_one_byte_header_block() {
+        // HPUB takes any header size up to the total: found by the
+        // jetstream_api fuzz target (the block's "last CRLF" was cut from
+        // one byte, an overflow).
+        let mut js = js();
+        ask(
+            &mut js,
+            "STREAM.CREATE.S",
+            r#"{"name":"S","storage":"memory","allow_direct":true}"#,
+        );
+        js.capture(b"S", b"Z", b"x", T0, &ServerShare::default())
+            .unwrap();
+        let answer = js.direct_get("DIRECT.GET.S.S", b"").expect("an answer");
+        let hdr = String::from_utf8(answer.hdr).unwrap();
+        assert!(hdr.starts_with("Nats-Stream: S\r\n"), "{hdr:?}");
+        assert_eq!(answer.data, b"x");
     }
 
     #[test]
