@@ -355,11 +355,11 @@ impl Block {
         self.loaded = None;
     }
 
-    /// Bytes in memory for its records.
+    /// Bytes of its records (and their index) held in memory.
     pub fn loaded_bytes(&self) -> usize {
         self.loaded
             .as_ref()
-            .map_or(0, |l| l.bytes.capacity() + l.offsets.capacity() * 4)
+            .map_or(0, |l| l.bytes.len() + l.offsets.len() * 4)
     }
 }
 

@@ -24,7 +24,7 @@ pub use super::log_format::MsgRef;
 /// A block is closed once its records reach this many bytes.
 pub const BLOCK_BYTES: usize = 1 << 20;
 /// Blocks a file stream keeps loaded besides the one being written.
-const LOADED_BLOCKS: usize = 2;
+const LOADED_BLOCKS: usize = 1;
 /// A jump in sequence larger than this starts a new block (a block's gone
 /// set spans its whole range).
 const MAX_GAP: u64 = 1024;
@@ -396,6 +396,11 @@ impl Store {
         }
         let mut block = Block::new(self.next_block);
         self.next_block += 1;
+        // Room for a whole block at once: growing by doubling would leave
+        // twice the memory behind (untouched room costs no memory).
+        if let Some(loaded) = block.loaded.as_mut() {
+            loaded.bytes.reserve_exact(self.block_bytes + 4096);
+        }
         if self.disk.is_some() && self.last_seq > 0 {
             let (last, time) = (self.last_seq, self.last_time);
             block.push(None, |out| log_format::encode_skipped(out, last, time));
