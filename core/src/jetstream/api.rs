@@ -344,6 +344,12 @@ impl AccountJetStream {
         writes
     }
 
+    /// Whether the account's streams have changes to write (or API
+    /// writes are queued).
+    pub fn has_writes(&self) -> bool {
+        !self.writes.is_empty() || self.streams.values().any(|s| s.store().has_writes())
+    }
+
     /// Whether the account has consumers (whose state may need writing).
     pub fn has_consumers(&self) -> bool {
         !self.consumers.is_empty()

@@ -183,6 +183,8 @@ struct OnDisk {
     drops: Vec<u64>,
     /// Blocks whose summary is to be written (closed, or let go of).
     summaries: Vec<u64>,
+    /// Whether a removal was recorded in a block since the last take.
+    removals: bool,
     /// How to read evicted blocks back (none: nothing is evicted).
     files: Option<BlockFiles>,
 }
@@ -253,6 +255,7 @@ impl Store {
             disk: Some(OnDisk {
                 drops: Vec::new(),
                 summaries: Vec::new(),
+                removals: false,
                 files,
             }),
             ..Store::new(accounting, limits)
@@ -670,8 +673,9 @@ impl Store {
             let size = self.accounting.size(msg.subject, msg.hdr, msg.data);
             (Box::<[u8]>::from(msg.subject), size)
         };
-        if self.disk.is_some() {
+        if let Some(disk) = self.disk.as_mut() {
             // Written first: a block with unwritten records stays loaded.
+            disk.removals = true;
             self.blocks[i].push(None, |out| log_format::encode_removed(out, seq));
         }
         self.account_removal(i, seq, &subject, size);
@@ -1123,6 +1127,7 @@ impl Store {
             return Vec::new();
         };
         let drops = std::mem::take(&mut disk.drops);
+        disk.removals = false;
         let mut summaries = std::mem::take(&mut disk.summaries);
         summaries.sort_unstable();
         summaries.dedup();
@@ -1152,11 +1157,15 @@ impl Store {
         writes
     }
 
-    /// Whether a file stream has changes waiting for [`Store::take_writes`].
+    /// Whether a file stream has changes waiting for [`Store::take_writes`]
+    /// (without looking at every block).
     pub fn has_writes(&self) -> bool {
-        self.disk
-            .as_ref()
-            .is_some_and(|d| !d.drops.is_empty() || self.blocks.iter().any(|b| b.written < b.len))
+        self.disk.as_ref().is_some_and(|d| {
+            d.removals
+                || !d.drops.is_empty()
+                || !d.summaries.is_empty()
+                || self.blocks.back().is_some_and(|b| b.written < b.len)
+        })
     }
 
     /// What went wrong reading blocks back since the last call.
@@ -1925,7 +1934,10 @@ mod tests {
                         prop_assert_eq!(&store_step(store, &op, now), &want);
                         check(store, &msgs, last)?;
                     }
-                    disk.apply(file.take_writes());
+                    let had = file.has_writes();
+                    let writes = file.take_writes();
+                    prop_assert_eq!(had, !writes.is_empty(), "has_writes tells");
+                    disk.apply(writes);
                     // A few blocks loaded, whatever the stream holds.
                     prop_assert!(file.loaded_bytes() <= (LOADED_BLOCKS + 1) * 2 * (block_bytes + 400) + 4096);
                     for summaries in [false, true] {

@@ -84,7 +84,7 @@ impl Server {
                 None => not_enabled_answer(&api),
             };
             self.update_usage(acc, before);
-            self.collect_store_writes(acc);
+            self.writes_due(acc);
             if let (Some(answer), Some(reply)) = (answer, publish.reply) {
                 self.durable_reply(acc, reply, answer.as_bytes(), now);
             }
@@ -126,7 +126,7 @@ impl Server {
         self.update_usage(acc, before);
         // Written before the PubAck can go out (the runtime makes store
         // writes before client writes).
-        self.collect_store_writes(acc);
+        self.writes_due(acc);
         if let (Some(ack), Some(reply)) = (ack, publish.reply) {
             self.durable_reply(acc, reply, ack.as_bytes(), now);
         }
@@ -146,7 +146,7 @@ impl Server {
             return false;
         };
         self.update_usage(acc, before);
-        self.collect_store_writes(acc);
+        self.writes_due(acc);
         if let (true, Some(reply)) = (outcome.confirm, publish.reply) {
             self.durable_reply(acc, reply, b"", now);
         }
@@ -177,7 +177,7 @@ impl Server {
     /// Queues what account `acc`'s JetStream needs written, then sends
     /// what it queued to send (the runtime makes the writes first).
     fn flush_jetstream(&mut self, acc: usize, now: Time) {
-        self.collect_store_writes(acc);
+        self.writes_due(acc);
         let out = match self.accounts[acc].jetstream.as_mut() {
             Some(js) => js.take_outbox(),
             None => return,
@@ -245,41 +245,46 @@ impl Server {
         }
     }
 
-    /// Queues what account `acc`'s file streams need written.
-    fn collect_store_writes(&mut self, acc: usize) {
-        let account = &mut self.accounts[acc];
-        let Some(js) = account.jetstream.as_mut() else {
-            return;
-        };
-        for write in js.take_writes() {
-            self.store_writes.push_back((account.name.clone(), write));
-            self.store_queued += 1;
-        }
-        if js.has_consumers() && !self.consumer_writes_due.contains(&acc) {
-            self.consumer_writes_due.push(acc);
-        }
-        for problem in js.take_problems() {
-            self.log(Level::Error, &problem);
+    /// Notes that account `acc`'s streams and consumers may have changes
+    /// to write: they are taken when the runtime next asks for store
+    /// writes, once per batch of input (a block's new records in one
+    /// write, however many messages).
+    fn writes_due(&mut self, acc: usize) {
+        let due = self.accounts[acc]
+            .jetstream
+            .as_ref()
+            .is_some_and(|js| js.has_writes() || js.has_consumers());
+        if due && !self.writes_due.contains(&acc) {
+            self.writes_due.push(acc);
         }
     }
 
-    /// Queues the states of the consumers changed since the last batch.
-    /// Answers still waiting for a sync wait for these writes too (they may
-    /// confirm an ack these states carry).
-    fn collect_consumer_writes(&mut self) {
-        for acc in std::mem::take(&mut self.consumer_writes_due) {
+    /// Queues what the accounts noted due need written: streams' changes,
+    /// then consumers' states. Answers still waiting for a sync wait for
+    /// these writes too (they may confirm what these carry).
+    fn collect_due_writes(&mut self) {
+        let before = self.store_queued;
+        for acc in std::mem::take(&mut self.writes_due) {
             let account = &mut self.accounts[acc];
             let Some(js) = account.jetstream.as_mut() else {
                 continue;
             };
+            for write in js.take_writes() {
+                self.store_writes.push_back((account.name.clone(), write));
+                self.store_queued += 1;
+            }
             for write in js.take_consumer_writes() {
                 self.store_writes.push_back((account.name.clone(), write));
                 self.store_queued += 1;
             }
+            for problem in js.take_problems() {
+                self.log(Level::Error, &problem);
+            }
         }
-        let (queued, synced) = (self.store_queued, self.store_synced);
+        // Answers held for "the next batch" wait for all of it.
+        let queued = self.store_queued;
         for (barrier, ..) in self.held_replies.iter_mut() {
-            if *barrier > synced {
+            if *barrier > before {
                 *barrier = queued;
             }
         }
@@ -292,8 +297,8 @@ impl Server {
     /// runtime makes every one of them before it writes anything to a
     /// client: a PubAck never leaves before its message is written.
     pub fn poll_store_write(&mut self) -> Option<(String, StoreWrite)> {
-        if self.store_writes.is_empty() && !self.consumer_writes_due.is_empty() {
-            self.collect_consumer_writes();
+        if self.store_writes.is_empty() && !self.writes_due.is_empty() {
+            self.collect_due_writes();
         }
         let write = self.store_writes.pop_front()?;
         self.store_taken += 1;
@@ -335,14 +340,12 @@ impl Server {
             .jetstream
             .as_ref()
             .is_some_and(|js| js.sync == StoreSync::Always);
-        // A consumer's new state is queued with the next batch of writes.
-        let consumers = u64::from(!self.consumer_writes_due.is_empty());
+        // Changes noted due are queued with the next batch of writes.
+        let due = u64::from(!self.writes_due.is_empty());
         if always
-            && (self.store_queued > self.store_synced
-                || consumers > 0
-                || !self.held_replies.is_empty())
+            && (self.store_queued > self.store_synced || due > 0 || !self.held_replies.is_empty())
         {
-            let barrier = self.store_queued + consumers;
+            let barrier = self.store_queued + due;
             self.held_replies
                 .push_back((barrier, acc, reply.to_vec(), payload.to_vec()));
             return;
@@ -467,7 +470,7 @@ impl Server {
         }
         // What the restore changed (blocks dropped, a new block) is
         // written first thing.
-        self.collect_store_writes(acc);
+        self.writes_due(acc);
         Some(line)
     }
 

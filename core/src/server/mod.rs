@@ -244,9 +244,10 @@ pub struct Server {
     /// JetStream answers waiting for the writes queued before them to be
     /// synced: (writes queued then, account, reply subject, payload).
     held_replies: VecDeque<(u64, usize, Vec<u8>, Vec<u8>)>,
-    /// Accounts whose consumers may have state to write, taken when the
-    /// runtime next asks for store writes (once per batch of input).
-    consumer_writes_due: Vec<usize>,
+    /// Accounts whose streams and consumers may have changes to write,
+    /// taken when the runtime next asks for store writes (once per batch
+    /// of input).
+    writes_due: Vec<usize>,
     /// What every account's streams hold: memory, storage (JetStream's
     /// server-wide limits are checked against it).
     js_used: (u64, u64),
@@ -349,7 +350,7 @@ impl Server {
             store_taken: 0,
             store_synced: 0,
             held_replies: VecDeque::new(),
-            consumer_writes_due: Vec::new(),
+            writes_due: Vec::new(),
             js_used: (0, 0),
             route_buf: Vec::new(),
             route_spans: Vec::new(),
