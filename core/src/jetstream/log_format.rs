@@ -5,21 +5,24 @@
 //!
 //! Record: `u32 length` (of everything after it) · `u32 crc32` (of
 //! everything after it) · `u8 kind` · body. All integers little-endian.
-//! - kind 1, a message: `u64 seq · u64 time · u16 subject length · u32
-//!   header length · subject · header · payload`;
+//! - kind 4, a message: `u64 seq · u64 time · varint subject length ·
+//!   varint header length · subject · header · payload` (varints: seven
+//!   bits a byte, low first, the high bit set on all but the last);
+//! - kind 1, a message as tenet wrote it before: `u64 seq · u64 time · u16
+//!   subject length · u32 header length · subject · header · payload`
+//!   (read, not written);
 //! - kind 2, a removal: `u64 seq` (of a message of the same block);
 //! - kind 3, the last sequence moved on with nothing stored (a compaction
 //!   past the end, a message an interest stream keeps for nobody, and the
 //!   first record of every block after the first): `u64 last · u64 time`.
 
-const KIND_MSG: u8 = 1;
+const KIND_MSG_V1: u8 = 1;
+const KIND_MSG: u8 = 4;
 const KIND_REMOVED: u8 = 2;
 const KIND_SKIPPED: u8 = 3;
 
 /// The longest record accepted back: a larger length is corruption.
 const MAX_RECORD: usize = 64 * 1024 * 1024 + 70_000;
-/// Bytes of a message record around its subject, header and payload.
-pub const MSG_OVERHEAD: usize = 8 + 23;
 
 /// A stored message, borrowed from the bytes of its record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,8 +125,8 @@ pub fn encode_msg(out: &mut Vec<u8>, msg: &MsgRef<'_>) {
     encode_with(out, KIND_MSG, |out| {
         out.extend_from_slice(&msg.seq.to_le_bytes());
         out.extend_from_slice(&msg.time.to_le_bytes());
-        out.extend_from_slice(&(msg.subject.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(msg.hdr.len() as u32).to_le_bytes());
+        put_varint(out, msg.subject.len() as u32);
+        put_varint(out, msg.hdr.len() as u32);
         out.extend_from_slice(msg.subject);
         out.extend_from_slice(msg.hdr);
         out.extend_from_slice(msg.data);
@@ -152,6 +155,29 @@ pub fn encode(record: &RecordRef<'_>, out: &mut Vec<u8>) {
         RecordRef::Removed(seq) => encode_removed(out, *seq),
         RecordRef::Skipped(last, time) => encode_skipped(out, *last, *time),
     }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// The varint at `*at` (moved past it); None if it runs off the end or
+/// is longer than a u32's.
+fn varint_at(b: &[u8], at: &mut usize) -> Option<usize> {
+    let mut n: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        n |= u32::from(byte & 0x7F).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(n as usize);
+        }
+    }
+    None
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -201,7 +227,23 @@ pub fn record_at(bytes: &[u8], at: usize) -> Option<(RecordRef<'_>, usize)> {
 
 fn parse_body(body: &[u8]) -> Option<RecordRef<'_>> {
     match (body[0], body.len()) {
-        (KIND_MSG, n) if n >= 23 => {
+        (KIND_MSG, n) if n >= 19 => {
+            let mut at = 17;
+            let subject_len = varint_at(body, &mut at)?;
+            let hdr_len = varint_at(body, &mut at)?;
+            let data_at = at.checked_add(subject_len)?.checked_add(hdr_len)?;
+            if data_at > n {
+                return None;
+            }
+            Some(RecordRef::Msg(MsgRef {
+                subject: &body[at..at + subject_len],
+                seq: u64_at(body, 1),
+                time: u64_at(body, 9),
+                hdr: &body[at + subject_len..data_at],
+                data: &body[data_at..],
+            }))
+        }
+        (KIND_MSG_V1, n) if n >= 23 => {
             let subject_len = usize::from(u16_at(body, 17));
             let hdr_len = u32_at(body, 19) as usize;
             if 23 + subject_len + hdr_len > n {
@@ -336,6 +378,28 @@ mod tests {
         assert_eq!(back, records);
         assert_eq!(scan.valid_len, bytes.len());
         assert_eq!(scan.problem, None);
+    }
+
+    #[test]
+    fn long_subjects_and_headers_and_the_records_of_earlier_tenets_read_back() {
+        let subject = "s.".repeat(150);
+        let hdr = vec![b'h'; 70_000];
+        let records = vec![msg(7, &subject, &hdr, b"x")];
+        let bytes = encoded(&records);
+        assert_eq!(decoded(&bytes).0, records);
+        // Four bytes less than the first format for a short message.
+        let short = encoded(&[msg(1, "a.b", b"", b"hello")]);
+        assert_eq!(short.len(), 8 + 1 + 16 + 2 + 3 + 5);
+        // A message record as tenet wrote it before (kind 1).
+        let mut old = Vec::new();
+        encode_with(&mut old, KIND_MSG_V1, |out| {
+            out.extend_from_slice(&3u64.to_le_bytes());
+            out.extend_from_slice(&(TIME + 3).to_le_bytes());
+            out.extend_from_slice(&3u16.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(b"a.bhello");
+        });
+        assert_eq!(decoded(&old).0, [msg(3, "a.b", b"", b"hello")]);
     }
 
     #[test]
