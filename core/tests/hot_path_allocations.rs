@@ -12,6 +12,7 @@ use tenet_core::auth::Users;
 use tenet_core::config::options::read_config;
 use tenet_core::config::options::{Authorization, Permissions, SubjectPermission, User};
 use tenet_core::config::{parse, MapResolver};
+use tenet_core::options::JetStreamOptions;
 use tenet_core::{Accounts, Auth, ClientId, Event, Options, Peer, Server, Time};
 
 struct Counting;
@@ -127,18 +128,13 @@ fn restricted_users() -> Users {
     .unwrap()
 }
 
-/// The allocation counter is process-wide: the tests must not run at the same time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn publishing_allocates_nothing_per_message() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert_no_allocations(Server::new(Options::default(), 7));
 }
 
 #[test]
 fn publishing_with_permissions_allocates_nothing_per_message() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert_no_allocations(Server::with_users(
         Options::default(),
         restricted_users(),
@@ -148,7 +144,6 @@ fn publishing_with_permissions_allocates_nothing_per_message() {
 
 #[test]
 fn publishing_to_importing_accounts_allocates_nothing_per_message() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let config = r#"accounts {
         A: { users: [{user: u, password: p}], exports: [{stream: "bench.>"}] }
         B: { users: [{user: v, password: p}],
@@ -212,4 +207,63 @@ fn assert_no_allocations(mut server: Server) -> u64 {
     assert!(delivered > 80_000, "{delivered} deliveries");
     assert_eq!(allocations, 0, "allocations over 20,400 publishes");
     delivered
+}
+
+/// A JetStream server with stream `S` (on `s.>`, `storage`) and, with
+/// `consumer`, a push consumer delivering it to `d` (subscribed): what a
+/// publish costs on the way into the store (and out to the consumer).
+fn jetstream_allocations_per_message(storage: &str, consumer: bool) -> f64 {
+    let opts = Options {
+        jetstream: Some(JetStreamOptions::default()),
+        ..Options::default()
+    };
+    let mut server = Server::new(opts, 7);
+    server.set_wall_clock(1_700_000_000_000_000_000, Time::ZERO);
+    let drain = |server: &mut Server| {
+        let written = pump(server);
+        while server.poll_store_write().is_some() {}
+        let synced = server.store_writes_taken();
+        server.handle_store_synced(synced, Time::ZERO);
+        written + pump(server)
+    };
+    let client = connect(&mut server, 1, b"SUB _INBOX.a 1\r\nSUB d 2\r\n");
+    let mut api = |server: &mut Server, subject: &str, body: &str| {
+        let line = format!("PUB {subject} _INBOX.a {}\r\n{body}\r\n", body.len());
+        server.handle_read(client, line.as_bytes(), Time::ZERO);
+        drain(server);
+    };
+    let create =
+        format!(r#"{{"name":"S","subjects":["s.>"],"storage":"{storage}","max_msgs":100000}}"#);
+    api(&mut server, "$JS.API.STREAM.CREATE.S", &create);
+    if consumer {
+        let config = r#"{"stream_name":"S","config":{"durable_name":"C","deliver_subject":"d","ack_policy":"none"}}"#;
+        api(&mut server, "$JS.API.CONSUMER.DURABLE.CREATE.S.C", config);
+    }
+    let mut batch = Vec::new();
+    for _ in 0..200 {
+        batch.extend_from_slice(b"PUB s.x _INBOX.a 16\r\n0123456789abcdef\r\n");
+    }
+    let run = |server: &mut Server| {
+        server.handle_read(client, &batch, Time::ZERO);
+        drain(server)
+    };
+    for _ in 0..10 {
+        run(&mut server);
+    }
+    let before = allocations();
+    for _ in 0..50 {
+        run(&mut server);
+    }
+    let per_message = (allocations() - before) as f64 / 10_000.0;
+    eprintln!("{storage} stream, consumer {consumer}: {per_message:.2} allocations per message");
+    per_message
+}
+
+#[test]
+fn jetstream_publish_and_delivery_allocations() {
+    for storage in ["memory", "file"] {
+        for consumer in [false, true] {
+            jetstream_allocations_per_message(storage, consumer);
+        }
+    }
 }

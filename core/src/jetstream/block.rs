@@ -206,10 +206,13 @@ impl Block {
         }
         let mut s = seq.max(self.first);
         while s <= self.last {
-            if !self.is_gone(s) {
-                return Some(s);
+            let i = (s - self.first) as usize;
+            match self.gone.get(i / 64) {
+                // Sixty-four gone at once.
+                Some(&word) if i % 64 == 0 && word == u64::MAX => s += 64,
+                Some(&word) if word & (1 << (i % 64)) != 0 => s += 1,
+                _ => return Some(s),
             }
-            s += 1;
         }
         None
     }
@@ -220,21 +223,33 @@ impl Block {
             return None;
         }
         let mut s = seq.min(self.last);
-        while s >= self.first {
-            if !self.is_gone(s) {
-                return Some(s);
+        loop {
+            let i = (s - self.first) as usize;
+            match self.gone.get(i / 64) {
+                Some(&word) if i % 64 == 63 && word == u64::MAX && s >= self.first + 64 => s -= 64,
+                Some(&word) if word & (1 << (i % 64)) != 0 => {
+                    if s == self.first {
+                        return None;
+                    }
+                    s -= 1;
+                }
+                _ => return Some(s),
             }
-            s -= 1;
         }
-        None
     }
 
     /// The live sequences, ascending.
-    pub fn live_seqs(&self) -> impl Iterator<Item = u64> + '_ {
-        let range = if self.is_empty() {
+    pub fn live_seqs(&self) -> impl DoubleEndedIterator<Item = u64> + '_ {
+        self.live_between(0, u64::MAX)
+    }
+
+    /// The live sequences from `from` to `to` (inclusive), ascending
+    /// (reversible); only that part of the block is looked at.
+    pub fn live_between(&self, from: u64, to: u64) -> impl DoubleEndedIterator<Item = u64> + '_ {
+        let range = if self.is_empty() || from > self.last || to < self.first {
             0..0
         } else {
-            self.first..self.last + 1
+            from.max(self.first)..to.min(self.last) + 1
         };
         range.filter(|&s| !self.is_gone(s))
     }
@@ -431,5 +446,38 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_sequences_are_found_past_long_runs_of_gone_ones() {
+        let mut block = Block::new(1);
+        for seq in 10..=400u64 {
+            block.push(Some(seq), |out| {
+                log_format::encode_removed(out, seq);
+            });
+            block.add_live(0, 1);
+        }
+        let keep = [10, 75, 200, 201, 400];
+        for seq in 10..=400u64 {
+            if !keep.contains(&seq) {
+                block.remove_live(seq, 0, 1);
+            }
+        }
+        let naive_next = |from: u64| (from.max(10)..=400).find(|s| keep.contains(s));
+        let naive_prev = |to: u64| (10..=to.min(400)).rev().find(|s| keep.contains(s));
+        for seq in 0..=410 {
+            assert_eq!(block.next_live(seq), naive_next(seq), "next from {seq}");
+            assert_eq!(block.prev_live(seq), naive_prev(seq), "prev from {seq}");
+        }
+        assert_eq!(block.live_seqs().collect::<Vec<_>>(), keep);
+        assert_eq!(
+            block.live_between(11, 300).rev().collect::<Vec<_>>(),
+            [201, 200, 75]
+        );
     }
 }

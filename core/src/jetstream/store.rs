@@ -745,7 +745,9 @@ impl Store {
             let Some(i) = self.blocks.iter().position(|b| b.live > 0) else {
                 return;
             };
-            let seq = self.blocks[i].next_live(0).expect("a live message");
+            // Nothing live before the first that went.
+            let from = self.first_seq;
+            let seq = self.blocks[i].next_live(from).expect("a live message");
             if !self.load(i) {
                 continue;
             }
@@ -773,10 +775,9 @@ impl Store {
                 let name = &self.subjects[id as usize].name;
                 let is_it = |s: &u64| block.record(*s).is_some_and(|m| m.subject == &**name);
                 let found = if forward {
-                    block.live_seqs().filter(|&s| s >= from).find(is_it)
+                    block.live_between(from, u64::MAX).find(is_it)
                 } else {
-                    let seqs: Vec<u64> = block.live_seqs().filter(|&s| s <= from).collect();
-                    seqs.into_iter().rev().find(is_it)
+                    block.live_between(0, from).rev().find(is_it)
                 };
                 if found.is_some() {
                     return found;
@@ -956,7 +957,7 @@ impl Store {
                 continue;
             }
             if filter.is_empty() {
-                count += block.live_seqs().filter(|&s| s >= start).count() as u64;
+                count += block.live_between(start, u64::MAX).count() as u64;
                 continue;
             }
             if !self.block_matches(i, filter) || !self.load(i) {
@@ -964,8 +965,7 @@ impl Store {
             }
             let block = &self.blocks[i];
             count += block
-                .live_seqs()
-                .filter(|&s| s >= start)
+                .live_between(start, u64::MAX)
                 .filter(|&s| {
                     block
                         .record(s)
@@ -1014,8 +1014,7 @@ impl Store {
                 continue;
             }
             let block = &self.blocks[i];
-            let seqs: Vec<u64> = block.live_seqs().collect();
-            let found = seqs.into_iter().rev().find(|&s| {
+            let found = block.live_seqs().rev().find(|&s| {
                 block
                     .record(s)
                     .is_some_and(|m| subject_matches(filter, m.subject))
@@ -1054,7 +1053,7 @@ impl Store {
         while i < self.blocks.len() {
             if self.block_matches(i, filter) && self.load(i) {
                 let block = &self.blocks[i];
-                let found = block.live_seqs().filter(|&s| s >= start).find(|&s| {
+                let found = block.live_between(start, u64::MAX).find(|&s| {
                     block
                         .record(s)
                         .is_some_and(|m| subject_matches(filter, m.subject))
