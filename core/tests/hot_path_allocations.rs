@@ -227,7 +227,7 @@ fn jetstream_allocations_per_message(storage: &str, consumer: bool) -> f64 {
         written + pump(server)
     };
     let client = connect(&mut server, 1, b"SUB _INBOX.a 1\r\nSUB d 2\r\n");
-    let mut api = |server: &mut Server, subject: &str, body: &str| {
+    let api = |server: &mut Server, subject: &str, body: &str| {
         let line = format!("PUB {subject} _INBOX.a {}\r\n{body}\r\n", body.len());
         server.handle_read(client, line.as_bytes(), Time::ZERO);
         drain(server);
