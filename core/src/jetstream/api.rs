@@ -418,9 +418,9 @@ impl AccountJetStream {
         self.streams.values()
     }
 
-    /// Stores a published message in the stream that covers its subject;
-    /// returns the PubAck to send (if the message has a reply subject),
-    /// or None when no stream covers it.
+    /// Stores a published message in the stream that covers its subject
+    /// and writes its PubAck into `ack` (when one is sent: the bool);
+    /// None when no stream covers it.
     pub fn capture(
         &mut self,
         subject: &[u8],
@@ -428,26 +428,24 @@ impl AccountJetStream {
         data: &[u8],
         now: u64,
         server: &ServerShare,
-    ) -> Option<(Stored, Option<String>)> {
-        let name = self
-            .streams
+        ack: &mut Vec<u8>,
+    ) -> Option<(Stored, bool)> {
+        let (memory, file) = self.usage();
+        let limits = &self.limits;
+        let consumers = &self.consumers;
+        let (name, stream) = self.streams.iter_mut().find(|(_, s)| s.captures(subject))?;
+        let interested = consumers
             .iter()
-            .find(|(_, s)| s.captures(subject))?
-            .0
-            .clone();
-        let interested = self
-            .consumers
-            .iter()
-            .any(|((s, _), e)| s == &name && e.wants(subject));
-        let stream = self.streams.get_mut(&name).expect("found");
+            .any(|((s, _), e)| s == name && e.wants(subject));
+        let bytes_before = stream.store().state().bytes;
         let mut stored = stream.publish_for(subject, hdr, data, now, interested);
         let storage = stream.config().storage;
         if let Stored::Stored(seq) = stored {
             // Over the account's limit once stored: removed again, as nats-server does.
-            let (memory, file) = self.usage();
+            let grown = stream.store().state().bytes;
             let (used, limit) = match storage {
-                Storage::Memory => (memory, self.limits.max_memory),
-                Storage::File => (file, self.limits.max_storage),
+                Storage::Memory => (memory + grown - bytes_before, limits.max_memory),
+                Storage::File => (file + grown - bytes_before, limits.max_storage),
             };
             let (others, server_limit) = match storage {
                 Storage::Memory => (server.others_used.0, server.max_memory),
@@ -461,13 +459,12 @@ impl AccountJetStream {
                 None
             };
             if let Some(error) = refusal {
-                let stream = self.streams.get_mut(&name).expect("found");
                 let _ = stream.store_mut().remove(seq);
                 stored = Stored::Refused(error);
             }
         }
-        let ack = self.streams[&name].pub_ack(&stored);
-        Some((stored, ack))
+        let acked = stream.pub_ack(&stored, ack);
+        Some((stored, acked))
     }
 
     /// The bytes streams of `storage` reserve with their `max_bytes`.
@@ -1252,15 +1249,38 @@ mod tests {
         let empty = ask(&mut js, "STREAM.CREATE.X", "");
         assert_eq!(error_code(&empty), 10025);
 
-        let (stored, ack) = js
-            .capture(b"orders.eu", b"", b"m1", T0 + 1, &ServerShare::default())
+        let mut ack = Vec::new();
+        let (stored, acked) = js
+            .capture(
+                b"orders.eu",
+                b"",
+                b"m1",
+                T0 + 1,
+                &ServerShare::default(),
+                &mut ack,
+            )
             .unwrap();
         assert_eq!(stored, Stored::Stored(1));
-        assert_eq!(ack.as_deref(), Some(r#"{"stream":"ORDERS", "seq":1}"#));
-        js.capture(b"orders.us", b"", b"m2", T0 + 2, &ServerShare::default())
-            .unwrap();
+        assert!(acked);
+        assert_eq!(ack, br#"{"stream":"ORDERS", "seq":1}"#);
+        js.capture(
+            b"orders.us",
+            b"",
+            b"m2",
+            T0 + 2,
+            &ServerShare::default(),
+            &mut Vec::new(),
+        )
+        .unwrap();
         assert!(js
-            .capture(b"elsewhere", b"", b"", T0, &ServerShare::default())
+            .capture(
+                b"elsewhere",
+                b"",
+                b"",
+                T0,
+                &ServerShare::default(),
+                &mut Vec::new()
+            )
             .is_none());
 
         let info = ask(&mut js, "STREAM.INFO.ORDERS", r#"{"subjects_filter":">"}"#);
@@ -1383,8 +1403,15 @@ mod tests {
             "STREAM.CREATE.S",
             r#"{"name":"S","storage":"memory","allow_direct":true}"#,
         );
-        js.capture(b"S", b"Z", b"x", T0, &ServerShare::default())
-            .unwrap();
+        js.capture(
+            b"S",
+            b"Z",
+            b"x",
+            T0,
+            &ServerShare::default(),
+            &mut Vec::new(),
+        )
+        .unwrap();
         let answer = js.direct_get("DIRECT.GET.S.S", b"").expect("an answer");
         let hdr = String::from_utf8(answer.hdr).unwrap();
         assert!(hdr.starts_with("Nats-Stream: S\r\n"), "{hdr:?}");
@@ -1460,18 +1487,26 @@ mod tests {
         // 1 + 40 + 16 = 57 bytes each: the second is over 100 and removed again.
         let payload = vec![b'x'; 40];
         let (first, _) = js
-            .capture(b"M", b"", &payload, T0, &ServerShare::default())
+            .capture(
+                b"M",
+                b"",
+                &payload,
+                T0,
+                &ServerShare::default(),
+                &mut Vec::new(),
+            )
             .unwrap();
         assert_eq!(first, Stored::Stored(1));
-        let (second, ack) = js
-            .capture(b"M", b"", &payload, T0, &ServerShare::default())
+        let mut ack = Vec::new();
+        let (second, _) = js
+            .capture(b"M", b"", &payload, T0, &ServerShare::default(), &mut ack)
             .unwrap();
         assert_eq!(
             second,
             Stored::Refused(ApiError::account_resources_exceeded())
         );
         assert_eq!(
-            ack.unwrap(),
+            String::from_utf8(ack).unwrap(),
             r#"{"error":{"code":400,"err_code":10002,"description":"resource limits exceeded for account"},"stream":"M","seq":0}"#
         );
         let info = ask(&mut js, "STREAM.INFO.M", "");
@@ -1505,7 +1540,9 @@ mod tests {
             &server,
             &mut |_, _| false,
         );
-        let (stored, _) = js.capture(b"M", b"", &[b'x'; 40], T0, &server).unwrap();
+        let (stored, _) = js
+            .capture(b"M", b"", &[b'x'; 40], T0, &server, &mut Vec::new())
+            .unwrap();
         assert_eq!(stored, Stored::Refused(ApiError::insufficient_resources()));
     }
 

@@ -7,6 +7,7 @@ use super::api_error::ApiError;
 use super::config::{DiscardPolicy, Retention, Storage, StreamConfig};
 use super::json::Obj;
 use super::store::{Accounting, BlockFiles, Discard, Limits, Purge, State, Store};
+use crate::proto::encode::decimal;
 use crate::time::rfc3339;
 
 /// Go's zero time, for a time that is not set.
@@ -41,6 +42,8 @@ pub struct Stream {
     id_times: VecDeque<(u64, Box<[u8]>)>,
     /// The `Nats-Msg-Id` of the last stored message (empty: none).
     last_msg_id: Box<[u8]>,
+    /// The name as a JSON string, for PubAcks.
+    name_json: Box<str>,
 }
 
 /// The store limits a configuration asks for.
@@ -78,6 +81,9 @@ impl Stream {
     /// (without, it keeps them all loaded).
     pub fn new(config: StreamConfig, now: u64, files: Option<BlockFiles>) -> Stream {
         let limits = limits_of(&config);
+        let name_json = serde_json::to_string(&config.name)
+            .expect("a string serializes")
+            .into();
         let store = match config.storage {
             Storage::File => Store::on_disk(Accounting::File, limits, files),
             Storage::Memory => Store::new(Accounting::Memory, limits),
@@ -89,6 +95,7 @@ impl Stream {
             ids: HashMap::new(),
             id_times: VecDeque::new(),
             last_msg_id: Box::default(),
+            name_json,
         }
     }
 
@@ -226,24 +233,38 @@ impl Stream {
         Stored::Stored(seq)
     }
 
-    /// The PubAck for what `publish` returned, if one is sent.
-    pub fn pub_ack(&self, stored: &Stored) -> Option<String> {
-        let name = serde_json::to_string(&self.config.name).expect("a string serializes");
-        match stored {
-            Stored::Stored(seq) => Some(format!("{{\"stream\":{name}, \"seq\":{seq}}}")),
-            Stored::Duplicate(seq) => Some(format!(
-                "{{\"stream\":{name}, \"seq\":{seq},\"duplicate\": true}}"
-            )),
-            Stored::Refused(error) => Some(
-                Obj::new()
-                    .raw("error", &error.to_json())
-                    .raw("stream", &name)
-                    .num("seq", 0u64)
-                    .done(),
-            ),
-            Stored::Dropped => None,
+    /// Writes the PubAck for what `publish` returned into `out` (emptied
+    /// first; its room is reused from one message to the next); false
+    /// when none is sent.
+    pub fn pub_ack(&self, stored: &Stored, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if self.config.no_ack {
+            return false;
         }
-        .filter(|_| !self.config.no_ack)
+        let name = self.name_json.as_bytes();
+        let mut digits = [0u8; 20];
+        match stored {
+            Stored::Stored(seq) | Stored::Duplicate(seq) => {
+                out.extend_from_slice(b"{\"stream\":");
+                out.extend_from_slice(name);
+                out.extend_from_slice(b", \"seq\":");
+                out.extend_from_slice(decimal(*seq as usize, &mut digits));
+                if let Stored::Duplicate(_) = stored {
+                    out.extend_from_slice(b",\"duplicate\": true");
+                }
+                out.push(b'}');
+            }
+            Stored::Refused(error) => {
+                let json = Obj::new()
+                    .raw("error", &error.to_json())
+                    .raw("stream", &self.name_json)
+                    .num("seq", 0u64)
+                    .done();
+                out.extend_from_slice(json.as_bytes());
+            }
+            Stored::Dropped => return false,
+        }
+        true
     }
 
     /// `config`, `created` and `state` as stream INFO, CREATE and LIST write them.
@@ -314,20 +335,23 @@ mod tests {
         assert_eq!(header(b"", "X"), None);
     }
 
+    fn ack(s: &Stream, stored: &Stored) -> Option<String> {
+        let mut out = Vec::new();
+        s.pub_ack(stored, &mut out)
+            .then(|| String::from_utf8(out).unwrap())
+    }
+
     #[test]
     fn pub_acks_as_nats_server_writes_them() {
         let mut s = stream(r#"{"name":"ORDERS","subjects":["orders.>"]}"#);
         let first = s.publish(b"orders.1", b"", b"x", 1);
-        assert_eq!(
-            s.pub_ack(&first).unwrap(),
-            r#"{"stream":"ORDERS", "seq":1}"#
-        );
+        assert_eq!(ack(&s, &first).unwrap(), r#"{"stream":"ORDERS", "seq":1}"#);
         let h = hdr(&["Nats-Msg-Id: m1"]);
         assert_eq!(s.publish(b"orders.1", &h, b"x", 2), Stored::Stored(2));
         let again = s.publish(b"orders.1", &h, b"y", 3);
         assert_eq!(again, Stored::Duplicate(2));
         assert_eq!(
-            s.pub_ack(&again).unwrap(),
+            ack(&s, &again).unwrap(),
             r#"{"stream":"ORDERS", "seq":2,"duplicate": true}"#
         );
         let wrong = s.publish(
@@ -337,7 +361,7 @@ mod tests {
             4,
         );
         assert_eq!(
-            s.pub_ack(&wrong).unwrap(),
+            ack(&s, &wrong).unwrap(),
             r#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 2"},"stream":"ORDERS","seq":0}"#
         );
     }
@@ -419,7 +443,7 @@ mod tests {
         );
         let mut quiet = stream(r#"{"name":"Q","no_ack":true}"#);
         let stored = quiet.publish(b"Q", b"", b"", 1);
-        assert_eq!(quiet.pub_ack(&stored), None);
+        assert_eq!(ack(&quiet, &stored), None);
     }
 
     #[test]

@@ -120,16 +120,20 @@ impl Server {
         let share = self.server_share(acc, false);
         let before = self.account_usage(acc);
         let js = self.accounts[acc].jetstream.as_mut().expect("checked");
-        let Some((_, ack)) = js.capture(publish.subject, hdr, data, unix, &share) else {
+        let mut ack = std::mem::take(&mut self.pub_ack);
+        let Some((_, acked)) = js.capture(publish.subject, hdr, data, unix, &share, &mut ack)
+        else {
+            self.pub_ack = ack;
             return false;
         };
         self.update_usage(acc, before);
         // Written before the PubAck can go out (the runtime makes store
         // writes before client writes).
         self.writes_due(acc);
-        if let (Some(ack), Some(reply)) = (ack, publish.reply) {
-            self.durable_reply(acc, reply, ack.as_bytes(), now);
+        if let (true, Some(reply)) = (acked, publish.reply) {
+            self.durable_reply(acc, reply, &ack, now);
         }
+        self.pub_ack = ack;
         self.serve_consumers(acc, unix, now);
         true
     }

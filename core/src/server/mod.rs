@@ -237,6 +237,8 @@ pub struct Server {
     /// Store writes queued so far, taken by the runtime so far, and of
     /// those, how many the runtime reports synced (`sync_interval: always`).
     store_queued: u64,
+    /// The PubAck being written (its room reused from one to the next).
+    pub_ack: Vec<u8>,
     /// How file streams read their blocks back (set by the host).
     block_reader: Option<std::sync::Arc<dyn crate::jetstream::store::BlockReader>>,
     store_taken: u64,
@@ -347,6 +349,7 @@ impl Server {
             store_writes: VecDeque::new(),
             store_queued: 0,
             block_reader: None,
+            pub_ack: Vec::new(),
             store_taken: 0,
             store_synced: 0,
             held_replies: VecDeque::new(),
