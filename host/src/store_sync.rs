@@ -231,6 +231,11 @@ impl Worker {
     }
 }
 
+/// The lock's data, even if a thread panicked holding it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,9 +298,4 @@ mod tests {
         thread::sleep(Duration::from_millis(50));
         assert_eq!(syncer.synced(), 0, "no acknowledgement waits in this mode");
     }
-}
-
-/// The lock's data, even if a thread panicked holding it.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -85,6 +85,14 @@ pub struct AccountJetStream {
     block_files: Option<BlockFiles>,
     /// Messages of JetStream's own for the engine to send, oldest first.
     pub(super) outbox: Vec<Outgoing>,
+    /// Messages sent, emptied for reuse, and reply subjects' buffers: a
+    /// delivery fills one instead of allocating its own.
+    pub(super) spare: Vec<Outgoing>,
+    pub(super) spare_replies: Vec<String>,
+    /// The key of the consumer being served, and its deliver subject
+    /// (buffers reused from one turn to the next).
+    pub(super) serving: (String, String),
+    pub(super) serving_deliver: String,
     /// Events made (advisory ids, flow-control subjects).
     pub(super) events: u64,
 }
@@ -257,9 +265,25 @@ impl AccountJetStream {
         })
     }
 
-    /// What JetStream has to send since the last call, in order.
+    /// What JetStream has to send since the last call, in order; give
+    /// it back when sent ([`Self::give_back`]).
     pub fn take_outbox(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Takes back what [`Self::take_outbox`] gave, sent: its messages'
+    /// buffers (and the list's) are reused for the next ones.
+    pub fn give_back(&mut self, mut sent: Vec<Outgoing>) {
+        for mut out in sent.drain(..) {
+            if self.spare.len() < 1024 {
+                out.recycle(&mut self.spare_replies);
+                self.spare.push(out);
+            }
+        }
+        self.spare_replies.truncate(1024);
+        if self.outbox.is_empty() {
+            self.outbox = sent;
+        }
     }
 
     /// Queues a write for the host.

@@ -684,12 +684,22 @@ impl Consumer {
     }
 }
 
-/// The ack reply subject of a delivery, as nats-server 2.9.10 writes it.
-pub fn ack_subject(stream: &str, consumer: &str, d: &Delivery, stored_time: u64) -> String {
-    format!(
+/// Writes the ack reply subject of a delivery, as nats-server 2.9.10 writes
+/// it, into `out` (emptied first; its room reused).
+pub fn write_ack_subject(
+    out: &mut String,
+    stream: &str,
+    consumer: &str,
+    d: &Delivery,
+    stored_time: u64,
+) {
+    use std::fmt::Write;
+    out.clear();
+    let _ = write!(
+        out,
         "$JS.ACK.{stream}.{consumer}.{}.{}.{}.{stored_time}.{}",
         d.deliveries, d.stream_seq, d.consumer_seq, d.pending
-    )
+    );
 }
 
 /// Reads an ack reply subject: (stream, consumer, stream seq).
@@ -757,7 +767,8 @@ mod tests {
             deliveries: 1,
             pending: 0,
         };
-        let subject = ack_subject("P", "W", &d, 1_796_613_139_215_944_397);
+        let mut subject = String::new();
+        write_ack_subject(&mut subject, "P", "W", &d, 1_796_613_139_215_944_397);
         assert_eq!(subject, "$JS.ACK.P.W.1.3.3.1796613139215944397.0");
         assert_eq!(parse_ack_subject(&subject), Some(("P", "W", 3)));
         assert_eq!(parse_ack_subject("$JS.ACK.P.W.1.3"), None);

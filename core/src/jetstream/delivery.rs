@@ -6,6 +6,7 @@
 //! unused. Everything sent goes to the account's outbox.
 
 use std::collections::VecDeque;
+use std::ops::Bound;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use super::advisory::{event_id, Advisory, MessageRef};
 use super::api::{AccountJetStream, StoreWrite};
 use super::config::Retention;
-use super::consumer::{ack_subject, parse_ack_subject, Ack};
+use super::consumer::{parse_ack_subject, write_ack_subject, Ack};
 use super::outbox::Outgoing;
 use crate::config::duration::format_duration;
 
@@ -219,21 +220,41 @@ impl AccountJetStream {
     /// is ready than one turn sends (serve again at once).
     pub fn serve(&mut self, now: u64, interest: &mut Interest<'_>) -> bool {
         let mut budget = SERVE_BUDGET;
-        let keys: Vec<Key> = self.consumers.keys().cloned().collect();
-        for key in &keys {
-            if let Some(entry) = self.consumers.get_mut(key) {
+        // Each consumer in key order, the key copied into a buffer kept
+        // from one turn to the next (serving may add or delete consumers).
+        let mut key = std::mem::take(&mut self.serving);
+        let mut first = true;
+        loop {
+            let next = if first {
+                self.consumers.keys().next()
+            } else {
+                self.consumers
+                    .range::<Key, _>((Bound::Excluded(&key), Bound::Unbounded))
+                    .next()
+                    .map(|(k, _)| k)
+            };
+            let Some(next) = next else {
+                break;
+            };
+            first = false;
+            key.0.clear();
+            key.0.push_str(&next.0);
+            key.1.clear();
+            key.1.push_str(&next.1);
+            if let Some(entry) = self.consumers.get_mut(&key) {
                 entry.consumer.expire(now);
             }
             let push = self
                 .consumers
-                .get(key)
+                .get(&key)
                 .is_some_and(|e| e.consumer.config().is_push());
             if push {
-                self.serve_push(key, now, interest, &mut budget);
+                self.serve_push(&key, now, interest, &mut budget);
             } else {
-                self.serve_pull(key, now, interest, &mut budget);
+                self.serve_pull(&key, now, interest, &mut budget);
             }
         }
+        self.serving = key;
         self.delete_idle(now);
         budget == 0
     }
@@ -249,9 +270,14 @@ impl AccountJetStream {
         now: u64,
         mut accept: impl FnMut(&Outgoing, u64) -> bool,
     ) -> Next {
+        // Filled in the buffers of a message sent before.
+        let mut out = self.spare.pop().unwrap_or_default();
+        let mut reply = self.spare_replies.pop().unwrap_or_default();
         let (Some(stream), Some(entry)) =
             (self.streams.get_mut(&key.0), self.consumers.get_mut(key))
         else {
+            self.spare.push(out);
+            self.spare_replies.push(reply);
             return Next::Nothing;
         };
         let store = stream.store_mut();
@@ -264,31 +290,33 @@ impl AccountJetStream {
             let Some(msg) = store.get(d.stream_seq) else {
                 return false;
             };
-            let (hdr, data) = if headers_only {
-                (headers_only_block(msg.hdr, msg.data.len()), Vec::new())
+            out.hdr.clear();
+            out.data.clear();
+            if headers_only {
+                out.hdr = headers_only_block(msg.hdr, msg.data.len());
             } else {
-                (msg.hdr.to_vec(), msg.data.to_vec())
-            };
-            let reply = ack_subject(&key.0, &key.1, d, msg.time);
-            let size = (msg.subject.len() + reply.len() + hdr.len() + data.len()) as u64;
+                out.hdr.extend_from_slice(msg.hdr);
+                out.data.extend_from_slice(msg.data);
+            }
+            write_ack_subject(&mut reply, &key.0, &key.1, d, msg.time);
+            let size = (msg.subject.len() + reply.len() + out.hdr.len() + out.data.len()) as u64;
             let ready = pacing.ready_at(d.stream_seq, size, msg.time, now);
             if ready > now {
                 *hold_until = ready;
                 return false;
             }
-            let out = Outgoing {
-                inbox: inbox.to_string(),
-                subject: msg.subject.to_vec(),
-                reply: Some(reply),
-                hdr,
-                data,
-            };
+            out.inbox.clear();
+            out.inbox.push_str(inbox);
+            out.subject.clear();
+            out.subject.extend_from_slice(msg.subject);
+            out.reply = Some(std::mem::take(&mut reply));
             if !accept(&out, size) {
+                reply = out.reply.take().unwrap_or_default();
                 return false;
             }
             pacing.sent(size, msg.time, now);
             *hold_until = 0;
-            sent = Some((out, size));
+            sent = Some(size);
             true
         });
         let deliveries = entry.consumer.config().max_deliver.max(0) as u64;
@@ -303,11 +331,16 @@ impl AccountJetStream {
                 now,
             );
         }
-        match sent {
-            Some((out, size)) => Next::Sent(out, size),
-            None if offered => Next::Declined,
-            None => Next::Nothing,
-        }
+        let Some(size) = sent else {
+            self.spare.push(out);
+            self.spare_replies.push(reply);
+            return if offered {
+                Next::Declined
+            } else {
+                Next::Nothing
+            };
+        };
+        Next::Sent(out, size)
     }
 
     fn serve_pull(&mut self, key: &Key, now: u64, interest: &mut Interest<'_>, budget: &mut usize) {
@@ -316,22 +349,24 @@ impl AccountJetStream {
         };
         let last = entry.consumer.delivered();
         let mut waiting = std::mem::take(&mut entry.waiting);
-        let mut kept = VecDeque::with_capacity(waiting.len());
-        for mut w in waiting.drain(..) {
+        let outbox = &mut self.outbox;
+        waiting.retain_mut(|w| {
             if w.expires.is_some_and(|e| e <= now) {
-                self.outbox.push(w.end("408 Request Timeout"));
-            } else if interest(&w.inbox, None) {
-                if let Some((every, due)) = &mut w.heartbeat {
-                    if *due <= now {
-                        self.outbox.push(Outgoing::heartbeat(&w.inbox, last, None));
-                        *due = now.saturating_add(*every);
-                    }
-                }
-                kept.push_back(w);
+                outbox.push(w.end("408 Request Timeout"));
+                return false;
             }
             // A request whose inbox lost interest is dropped silently.
-        }
-        let mut waiting = kept;
+            if !interest(&w.inbox, None) {
+                return false;
+            }
+            if let Some((every, due)) = &mut w.heartbeat {
+                if *due <= now {
+                    outbox.push(Outgoing::heartbeat(&w.inbox, last, None));
+                    *due = now.saturating_add(*every);
+                }
+            }
+            true
+        });
         let mut exhausted = false;
         while *budget > 0 && !waiting.is_empty() {
             let mut ended = Vec::new();
@@ -404,7 +439,9 @@ impl AccountJetStream {
             return;
         }
         let config = entry.consumer.config();
-        let deliver = config.deliver_subject.clone();
+        let mut deliver = std::mem::take(&mut self.serving_deliver);
+        deliver.clear();
+        deliver.push_str(&config.deliver_subject);
         let heartbeat = config.idle_heartbeat.max(0) as u64;
         while *budget > 0 {
             let entry = &self.consumers[key];
@@ -437,6 +474,7 @@ impl AccountJetStream {
             entry.last_sent = now;
             self.outbox.push(hb);
         }
+        self.serving_deliver = deliver;
     }
 
     /// Deletes the consumers unused for their `inactive_threshold`.

@@ -4,7 +4,7 @@
 
 /// One message of the server's own: sent to the subscribers of `inbox`,
 /// with `subject` on the MSG line (a stored message keeps its own subject).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outgoing {
     /// Whose subscribers receive it.
     pub inbox: String,
@@ -17,6 +17,18 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// Empties it for another message, keeping the room of its buffers
+    /// (a reply subject's buffer is handed to `replies`).
+    pub(super) fn recycle(&mut self, replies: &mut Vec<String>) {
+        self.inbox.clear();
+        self.subject.clear();
+        self.hdr.clear();
+        self.data.clear();
+        if let Some(reply) = self.reply.take() {
+            replies.push(reply);
+        }
+    }
+
     /// A status message (`NATS/1.0 <status>`, then `extra` header lines).
     pub(super) fn status(inbox: &str, status: &str, extra: &str) -> Outgoing {
         Outgoing {

@@ -186,14 +186,19 @@ impl Server {
             Some(js) => js.take_outbox(),
             None => return,
         };
-        self.send_outgoing(acc, out, now);
+        let out = self.send_outgoing(acc, out, now);
+        if let Some(js) = self.accounts[acc].jetstream.as_mut() {
+            js.give_back(out);
+        }
     }
 
     /// Delivers JetStream's messages in account `acc`: each to its inbox's
     /// subscribers, on its own subject.
-    fn send_outgoing(&mut self, acc: usize, out: Vec<Outgoing>, now: Time) {
-        for o in out {
-            let mut message = Vec::with_capacity(o.hdr.len() + o.data.len());
+    /// Returns them, sent.
+    fn send_outgoing(&mut self, acc: usize, out: Vec<Outgoing>, now: Time) -> Vec<Outgoing> {
+        let mut message = std::mem::take(&mut self.js_message);
+        for o in &out {
+            message.clear();
             message.extend_from_slice(&o.hdr);
             message.extend_from_slice(&o.data);
             let (mut hdr_size, mut size) = ([0u8; 20], [0u8; 20]);
@@ -208,6 +213,8 @@ impl Server {
             let matches = self.accounts[acc].sublist.matches(o.inbox.as_bytes());
             self.deliver_all(NO_PUBLISHER, &matches, &publish, now);
         }
+        self.js_message = message;
+        out
     }
 
     /// What account `acc`'s streams hold: memory, storage.

@@ -239,6 +239,8 @@ pub struct Server {
     store_queued: u64,
     /// The PubAck being written (its room reused from one to the next).
     pub_ack: Vec<u8>,
+    /// A JetStream message being sent: its header block and payload.
+    js_message: Vec<u8>,
     /// How file streams read their blocks back (set by the host).
     block_reader: Option<std::sync::Arc<dyn crate::jetstream::store::BlockReader>>,
     store_taken: u64,
@@ -350,6 +352,7 @@ impl Server {
             store_queued: 0,
             block_reader: None,
             pub_ack: Vec::new(),
+            js_message: Vec::new(),
             store_taken: 0,
             store_synced: 0,
             held_replies: VecDeque::new(),
