@@ -456,6 +456,25 @@ impl Sublist {
         result
     }
 
+    /// As [`Sublist::matches`], but a subject not in the cache is not added
+    /// to it: for subjects used once (JetStream's ack subjects carry
+    /// sequence numbers), which would only push others out.
+    pub fn matches_uncached(&mut self, subject: &[u8]) -> Arc<Matches> {
+        self.match_calls += 1;
+        if let Some(hit) = self.cache.get(subject) {
+            self.cache_hits += 1;
+            return Arc::clone(hit);
+        }
+        if subject::tokens(subject).any(<[u8]>::is_empty) {
+            return Arc::clone(&self.empty);
+        }
+        let result = self.collect(subject);
+        if result.plain.is_empty() && result.queues.is_empty() {
+            return Arc::clone(&self.empty);
+        }
+        Arc::new(result)
+    }
+
     /// Walks the trie for a publish subject. Iterative, with the `*`
     /// branches kept on an explicit stack, so deep subjects cannot overflow
     /// the call stack; each trie node is visited at most once.

@@ -93,6 +93,8 @@ pub struct AccountJetStream {
     /// (buffers reused from one turn to the next).
     pub(super) serving: (String, String),
     pub(super) serving_deliver: String,
+    /// The key of the consumer an ack is for (a buffer reused).
+    pub(super) ack_key: (String, String),
     /// Events made (advisory ids, flow-control subjects).
     pub(super) events: u64,
 }

@@ -308,8 +308,9 @@ impl Block {
         if at == NONE {
             return None;
         }
-        match log_format::record_at(&loaded.bytes, at as usize) {
-            Some((RecordRef::Msg(msg), _)) => Some(msg),
+        // Checked when the block was read back (or written here).
+        match log_format::checked_record_at(&loaded.bytes, at as usize) {
+            Some(RecordRef::Msg(msg)) => Some(msg),
             _ => None,
         }
     }

@@ -704,13 +704,15 @@ pub fn write_ack_subject(
 
 /// Reads an ack reply subject: (stream, consumer, stream seq).
 pub fn parse_ack_subject(subject: &str) -> Option<(&str, &str, u64)> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    match tokens.as_slice() {
-        ["$JS", "ACK", stream, consumer, _, sseq, _, _, _] => {
-            Some((stream, consumer, sseq.parse().ok()?))
-        }
-        _ => None,
+    let mut tokens = subject.split('.');
+    let mut next = || tokens.next();
+    let (js, ack, stream, consumer) = (next()?, next()?, next()?, next()?);
+    let (_deliveries, sseq) = (next()?, next()?);
+    let (_cseq, _time, _pending) = (next()?, next()?, next()?);
+    if (js, ack) != ("$JS", "ACK") || next().is_some() {
+        return None;
     }
+    Some((stream, consumer, sseq.parse().ok()?))
 }
 
 #[cfg(test)]

@@ -565,9 +565,28 @@ impl AccountJetStream {
         now: u64,
     ) -> Option<AckOutcome> {
         let (stream, name, seq) = parse_ack_subject(subject)?;
-        let key = (stream.to_string(), name.to_string());
         let ack = Ack::parse(body)?;
-        let entry = self.consumers.get_mut(&key)?;
+        // The key in a buffer kept from one ack to the next.
+        let mut key = std::mem::take(&mut self.ack_key);
+        key.0.clear();
+        key.0.push_str(stream);
+        key.1.clear();
+        key.1.push_str(name);
+        let outcome = self.ack_of(&key, seq, ack, reply, now);
+        self.ack_key = key;
+        outcome
+    }
+
+    /// [`Self::ack`] of consumer `key`'s delivery of `seq`.
+    fn ack_of(
+        &mut self,
+        key: &Key,
+        seq: u64,
+        ack: Ack,
+        reply: Option<&str>,
+        now: u64,
+    ) -> Option<AckOutcome> {
+        let entry = self.consumers.get_mut(key)?;
         let before = entry.consumer.pending_delivery(seq);
         let acked = entry.consumer.ack(seq, &ack, now);
         if let Some((consumer_seq, deliveries)) = before {
@@ -599,7 +618,7 @@ impl AccountJetStream {
         }
         self.remove_unneeded(&key.0, acked);
         if let (Ack::Next(request), Some(reply)) = (&ack, reply) {
-            self.add_pull_request(&key, request, reply, now);
+            self.add_pull_request(key, request, reply, now);
         }
         Some(AckOutcome {
             confirm: !matches!(ack, Ack::Next(_)),

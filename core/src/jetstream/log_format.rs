@@ -225,6 +225,18 @@ pub fn record_at(bytes: &[u8], at: usize) -> Option<(RecordRef<'_>, usize)> {
     }
 }
 
+/// The record at byte `at` of bytes whose checksums were already checked
+/// (a block read back, or written here): only its shape is looked at.
+pub fn checked_record_at(bytes: &[u8], at: usize) -> Option<RecordRef<'_>> {
+    let rest = bytes.get(at..)?;
+    let len = u32_at(rest.get(..4)?, 0) as usize;
+    let body = rest.get(8..4usize.checked_add(len)?)?;
+    if body.is_empty() {
+        return None;
+    }
+    parse_body(body)
+}
+
 fn parse_body(body: &[u8]) -> Option<RecordRef<'_>> {
     match (body[0], body.len()) {
         (KIND_MSG, n) if n >= 19 => {

@@ -141,7 +141,8 @@ impl Server {
     /// An acknowledgement published on `$JS.ACK.…`; an ack with a reply
     /// subject (ack sync) is confirmed with an empty message.
     fn jetstream_ack(&mut self, acc: usize, publish: &Publish<'_>, unix: u64, now: Time) -> bool {
-        let subject = String::from_utf8_lossy(publish.subject).into_owned();
+        // Borrowed from the input (ack subjects are ASCII), not copied.
+        let subject = String::from_utf8_lossy(publish.subject);
         let reply = publish.reply.map(String::from_utf8_lossy);
         let body = &publish.payload[publish.header_len..];
         let js = self.accounts[acc].jetstream.as_mut().expect("checked");

@@ -93,9 +93,14 @@ impl Server {
         let client = self.slots[publisher].client.as_mut().expect("live client");
         let acc = client.account;
         let generation = self.accounts[acc].sublist.generation();
+        let sublist = &mut self.accounts[acc].sublist;
         let matches = match client.last_publish.take_matches(acc, generation) {
             Some(matches) => matches,
-            None => self.accounts[acc].sublist.matches(publish.subject),
+            // Each ack subject is used once: not worth a place in the cache.
+            None if publish.subject.starts_with(b"$JS.ACK.") => {
+                sublist.matches_uncached(publish.subject)
+            }
+            None => sublist.matches(publish.subject),
         };
         let mut delivered = self.deliver_all(publisher, &matches, publish, now);
         if let Some(client) = self.slots[publisher].client.as_mut() {
