@@ -191,6 +191,91 @@ async fn a_file_stream_is_back_after_a_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_block_is_reported_and_cut_and_the_other_blocks_stay() {
+    if skip_on_reference("tenet's own file store") {
+        return;
+    }
+    let dir = store_dir("corrupt");
+    let dir_arg = dir.to_str().expect("utf-8 path").to_string();
+    // 300 messages of 10 kB: three blocks of 1 MiB and some.
+    let payload = |n: u64| format!("{n:05}").repeat(2_000);
+    {
+        let mut server = TestServer::start_with_args(&["-js", "-sd", &dir_arg]);
+        let js = jetstream::new(connect(&server, None).await);
+        js.create_stream(stream::Config {
+            name: "S".into(),
+            subjects: vec!["s".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream created");
+        for n in 1..=300u64 {
+            let ack = js.publish("s", payload(n).into()).await.unwrap();
+            assert_eq!(ack.await.unwrap().sequence, n);
+        }
+        server.signal(libc::SIGTERM);
+        assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    let stream_dir = dir.join("jetstream/$G/streams/S");
+    let block = stream_dir.join("2.blk");
+    let mut bytes = std::fs::read(&block).expect("a second block");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&block, &bytes).unwrap();
+    // Without its summary, the block is read at the restart.
+    std::fs::remove_file(stream_dir.join("2.idx")).expect("a closed block has a summary");
+
+    let mut server = TestServer::start_with_args(&["-js", "-sd", &dir_arg]);
+    assert!(
+        server.wait_for_log("Restored", Duration::from_secs(10)),
+        "{}",
+        server.logs()
+    );
+    let logs = server.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("block 2 ends in a checksum mismatch"))
+        .unwrap_or_else(|| panic!("the corruption is reported:\n{logs}"));
+    assert!(
+        line.contains("[WRN]") && line.contains("'$G > S'") && line.contains("after sequence"),
+        "{line}"
+    );
+    assert!(
+        stream_dir.join("2.blk.corrupt").exists(),
+        "the block as it was is kept"
+    );
+    let js = jetstream::new(connect(&server, None).await);
+    let mut stream = js.get_stream("S").await.expect("the stream is back");
+    let messages = stream.info().await.unwrap().state.messages;
+    let lost = 300 - messages;
+    assert!(
+        lost > 0 && lost < 100,
+        "only what followed the flip in block 2: {lost}"
+    );
+    // Every message of the other blocks, and of block 2 before the flip.
+    let mut kept = 0;
+    for seq in 1..=300u64 {
+        if let Ok(message) = stream.get_raw_message(seq).await {
+            assert_eq!(
+                &message.payload[..],
+                payload(seq).as_bytes(),
+                "message {seq}"
+            );
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, messages);
+    assert!(
+        stream.get_raw_message(300).await.is_ok(),
+        "the last block stays"
+    );
+    let ack = js.publish("s", "next".into()).await.unwrap().await.unwrap();
+    assert_eq!(ack.sequence, 301, "sequences go on");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runs a nats-py (Python) script against `url`; fails with its output.
 fn nats_py(script: &str, url: &str) -> String {
     let out = std::process::Command::new("python3")

@@ -1767,6 +1767,58 @@ mod tests {
             assert_eq!(restored.get(50), None);
         }
 
+        #[test]
+        fn a_block_found_corrupt_when_read_back_is_reported_and_given_up() {
+            let disk = Arc::new(Disk::default());
+            let files = BlockFiles {
+                reader: disk.clone(),
+                account: "A".into(),
+                stream: "S".into(),
+            };
+            let mut store = Store::on_disk(Accounting::Memory, Limits::default(), Some(files));
+            store.set_block_bytes(200);
+            for i in 0..40u64 {
+                store.store(b"a.1", b"", b"0123456789", 1_000 + i).unwrap();
+            }
+            disk.apply(store.take_writes());
+            // A bit flipped in the second block, behind its summary's back.
+            let (id, first, last) = {
+                let b = &store.blocks[1];
+                (b.id, b.first, b.last)
+            };
+            disk.0.lock().unwrap().get_mut(&id).unwrap()[30] ^= 1;
+            let mut restored = disk.restore(&Limits::default(), true);
+            assert_eq!(
+                restored.state().messages,
+                40,
+                "the summary is taken on trust"
+            );
+            assert_eq!(restored.get(first), None, "the block does not read back");
+            let problems = restored.take_problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            let lost = last - first + 1;
+            assert!(
+                problems[0].contains("'A > S'")
+                    && problems[0]
+                        .contains(&format!("block {id} no longer holds sequence {first}"))
+                    && problems[0].contains(&format!(
+                        "{lost} messages (sequences {first} to {last}) lost"
+                    )),
+                "{}",
+                problems[0]
+            );
+            let state = restored.state();
+            assert_eq!(state.messages, 40 - lost);
+            assert_eq!(state.last_seq, 40);
+            assert_eq!(restored.get(last + 1).map(|m| m.seq), Some(last + 1));
+            // Its file goes with the next writes.
+            let writes = restored.take_writes();
+            assert!(
+                writes.contains(&BlockWrite::Drop { block: id }),
+                "{writes:?}"
+            );
+        }
+
         fn live(store: &mut Store) -> Vec<(u64, Vec<u8>, usize)> {
             seqs(store)
                 .into_iter()
