@@ -11,6 +11,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use support::Sim;
 use tenet_core::jetstream::api::StoreWrite;
+use tenet_core::jetstream::log_format::last_state;
 use tenet_core::options::JetStreamOptions;
 use tenet_core::{ClientId, Options, Server};
 
@@ -347,7 +348,8 @@ fn an_unused_ephemeral_goes_after_its_inactive_threshold_with_an_advisory() {
 struct Disk {
     meta: BTreeMap<String, String>,
     blocks: BTreeMap<(String, u64), Vec<u8>>,
-    consumers: BTreeMap<(String, String), String>,
+    /// By (stream, consumer): the generation of its state file and the file.
+    consumers: BTreeMap<(String, String), (u64, Vec<u8>)>,
 }
 
 impl Disk {
@@ -373,12 +375,18 @@ impl Disk {
                     self.meta.remove(&stream);
                     self.blocks.retain(|(s, _), _| *s != stream);
                 }
+                // As the host: a new generation's file replaces the others.
                 StoreWrite::Consumer {
                     stream,
                     consumer,
-                    json,
+                    generation,
+                    bytes,
                 } => {
-                    self.consumers.insert((stream, consumer), json);
+                    let file = self.consumers.entry((stream, consumer)).or_default();
+                    if file.0 != generation {
+                        *file = (generation, Vec::new());
+                    }
+                    file.1.extend(bytes);
                 }
                 // Without a block reader, a restart reads every block.
                 StoreWrite::BlockSummary { .. } => {}
@@ -400,9 +408,10 @@ impl Disk {
             }
             sim.server.finish_restore("$G", &name).unwrap();
         }
-        for ((stream, _), state) in &self.consumers {
+        for ((stream, _), (generation, file)) in &self.consumers {
+            let state = last_state(file).expect("an intact state");
             sim.server
-                .restore_consumer("$G", stream, state.as_bytes(), sim.now)
+                .restore_consumer("$G", stream, state, *generation, sim.now)
                 .unwrap();
         }
         sim
@@ -771,4 +780,46 @@ fn a_batch_of_acks_writes_the_consumer_state_once() {
     assert_eq!(consumer_writes, 1);
     let info = api(&mut sim, a, "$JS.API.CONSUMER.INFO.S.p", "");
     assert!(info.contains(r#""num_ack_pending":0"#), "{info}");
+}
+
+#[test]
+fn a_consumer_state_file_rolls_over_to_a_new_generation_and_a_restart_reads_the_newest() {
+    let mut sim = js_server();
+    let a = sim.connect(CLIENT);
+    let c = sim.connect(CLIENT);
+    let mut disk = Disk::default();
+    stream(&mut sim, a, r#"{"name":"S","subjects":["s"]}"#);
+    consumer(
+        &mut sim,
+        a,
+        "p",
+        r#"{"durable_name":"p","ack_policy":"explicit"}"#,
+    );
+    sim.send(c, b"SUB ib 1\r\n");
+    let mut generations = std::collections::BTreeSet::new();
+    // One message, pulled and acked, at a time: a state written for each.
+    for n in 0..1500 {
+        publish(&mut sim, a, "s", None, format!("m{n}").as_bytes());
+        publish(&mut sim, c, "$JS.API.CONSUMER.MSG.NEXT.S.p", Some("ib"), b"1");
+        let got = messages(&sim.take(c));
+        let reply = got[0].reply.clone().expect("an ack subject");
+        sim.send(c, format!("PUB {reply} 0\r\n\r\n").as_bytes());
+        disk.take_writes(&mut sim.server);
+        generations.insert(disk.consumers[&("S".to_string(), "p".to_string())].0);
+    }
+    assert!(generations.len() > 1, "one file took every state: {generations:?}");
+    let (generation, file) = disk.consumers[&("S".to_string(), "p".to_string())].clone();
+    assert!(file.len() <= 256 * 1024, "a generation stays bounded");
+    let mut again = disk.restart();
+    let a = again.connect(CLIENT);
+    let info = api(&mut again, a, "$JS.API.CONSUMER.INFO.S.p", "");
+    assert!(info.contains(r#""ack_floor":{"consumer_seq":1500,"stream_seq":1500"#), "{info}");
+    // The next state starts the generation after the one read.
+    publish(&mut again, a, "s", None, b"after");
+    disk.take_writes(&mut again.server);
+    let c = again.connect(CLIENT);
+    again.send(c, b"SUB ib 1\r\n");
+    publish(&mut again, c, "$JS.API.CONSUMER.MSG.NEXT.S.p", Some("ib"), b"1");
+    disk.take_writes(&mut again.server);
+    assert_eq!(disk.consumers[&("S".to_string(), "p".to_string())].0, generation + 1);
 }

@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use tenet_core::jetstream::api::StoreWrite;
+use tenet_core::jetstream::log_format::last_state;
 use tenet_core::options::JetStreamOptions;
 use tenet_core::{ClientId, Event, Options, Peer, Server, Time};
 
@@ -232,7 +233,8 @@ struct Disk {
     meta: BTreeMap<String, String>,
     /// By (stream, block).
     blocks: BTreeMap<(String, u64), Vec<u8>>,
-    consumers: BTreeMap<(String, String), String>,
+    /// By (stream, consumer): the generation of its state file and the file.
+    consumers: BTreeMap<(String, String), (u64, Vec<u8>)>,
 }
 
 impl Disk {
@@ -264,12 +266,18 @@ impl Disk {
                     self.blocks.retain(|(s, _), _| *s != stream);
                     self.consumers.retain(|(s, _), _| *s != stream);
                 }
+                // As the host: a new generation's file replaces the others.
                 StoreWrite::Consumer {
                     stream,
                     consumer,
-                    json,
+                    generation,
+                    bytes,
                 } => {
-                    self.consumers.insert((stream, consumer), json);
+                    let file = self.consumers.entry((stream, consumer)).or_default();
+                    if file.0 != generation {
+                        *file = (generation, Vec::new());
+                    }
+                    file.1.extend(bytes);
                 }
                 // Without a block reader, a restart reads every block.
                 StoreWrite::BlockSummary { .. } => {}
@@ -752,11 +760,17 @@ impl Rig {
             }
             self.server.finish_restore("$G", &name).expect("restored");
         }
-        for ((stream, consumer), state) in &self.disk.consumers {
+        for ((stream, consumer), (generation, file)) in &self.disk.consumers {
+            let state = last_state(file).expect("a state file ends intact");
             let restored = self
                 .server
-                .restore_consumer("$G", stream, state.as_bytes(), self.now);
-            restored.unwrap_or_else(|e| panic!("consumer {stream} > {consumer}: {e}\n{state}"));
+                .restore_consumer("$G", stream, state, *generation, self.now);
+            restored.unwrap_or_else(|e| {
+                panic!(
+                    "consumer {stream} > {consumer}: {e}\n{}",
+                    String::from_utf8_lossy(state)
+                )
+            });
         }
         // Checked before anyone subscribes: nothing is delivered yet.
         self.connect();

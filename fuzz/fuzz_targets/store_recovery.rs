@@ -108,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(line.contains("Restored"), "{line}");
             if let Some(state) = consumer {
                 // Whatever the bytes, a consumer restores or says why.
-                if let Err(why) = server.restore_consumer("$G", "S", state, Time::ZERO) {
+                if let Err(why) = server.restore_consumer("$G", "S", state, 1, Time::ZERO) {
                     assert!(!why.is_empty());
                 }
             }

@@ -32,6 +32,9 @@ pub struct FileStore {
     root: PathBuf,
     /// The block each stream last appended to, open, by (account, stream).
     tails: HashMap<(String, String), (u64, File)>,
+    /// Durable consumers' state files, open, by (account, stream,
+    /// consumer): the generation and the file.
+    states: HashMap<(String, String, String), (u64, File)>,
     /// Files and directories changed since they were last handed to the syncer.
     changed: BTreeSet<PathBuf>,
     /// Dropped blocks, renamed aside, to remove once what changed before
@@ -82,6 +85,7 @@ impl FileStore {
         Ok(FileStore {
             root,
             tails: HashMap::new(),
+            states: HashMap::new(),
             removals: Vec::new(),
             sync: StoreSync::default(),
             changed: BTreeSet::new(),
@@ -211,33 +215,47 @@ impl FileStore {
             StoreWrite::Consumer {
                 stream,
                 consumer,
-                json,
+                generation,
+                bytes,
             } => {
                 let dir = self.stream_dir(account, stream).join("consumers");
-                fs::create_dir_all(&dir)?;
-                let file = dir.join(format!("{}.json", dir_name(consumer)));
-                let tmp = dir.join(format!("{}.json.tmp", dir_name(consumer)));
-                fs::write(&tmp, json)?;
-                fs::rename(&tmp, &file)?;
-                self.changed.insert(file);
-                self.changed.insert(dir);
+                let key = (account.to_string(), stream.clone(), consumer.clone());
+                let path = dir.join(state_file_name(consumer, *generation));
+                let open = self.states.get(&key).is_some_and(|(g, _)| g == generation);
+                if !open {
+                    fs::create_dir_all(&dir)?;
+                    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                    self.states.insert(key.clone(), (*generation, file));
+                    self.changed.insert(dir.clone());
+                    // The older states go once this one is written.
+                    for (_, old) in state_files(&dir, consumer)? {
+                        if old != path {
+                            self.retire(old)?;
+                        }
+                    }
+                }
+                let (_, file) = self.states.get_mut(&key).expect("opened");
+                file.write_all(bytes)?;
+                self.changed.insert(path);
                 Ok(())
             }
             StoreWrite::DeleteConsumer { stream, consumer } => {
-                let file = self
-                    .stream_dir(account, stream)
-                    .join("consumers")
-                    .join(format!("{}.json", dir_name(consumer)));
-                if let Some(dir) = file.parent() {
-                    self.changed.insert(dir.to_path_buf());
+                let key = (account.to_string(), stream.clone(), consumer.clone());
+                self.states.remove(&key);
+                let dir = self.stream_dir(account, stream).join("consumers");
+                self.changed.insert(dir.clone());
+                for (_, path) in state_files(&dir, consumer)? {
+                    match fs::remove_file(path) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
                 }
-                match fs::remove_file(file) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                    other => other,
-                }
+                Ok(())
             }
             StoreWrite::Delete { stream } => {
                 self.tails.remove(&(account.to_string(), stream.clone()));
+                self.states
+                    .retain(|(a, s, _), _| (a.as_str(), s) != (account, stream));
                 let dir = self.stream_dir(account, stream);
                 if let Some(streams) = dir.parent() {
                     self.changed.insert(streams.to_path_buf());
@@ -388,7 +406,28 @@ impl FileStore {
         Ok(())
     }
 
-    /// Gives the engine back the durable consumers of a restored stream.
+    /// Lets go of an older state file of a consumer: removed once what
+    /// replaces it is written, or with `sync_interval: always` renamed
+    /// aside at once (a restart still reads it if the newer one did not
+    /// reach the disk) and removed after the next sync.
+    fn retire(&mut self, path: PathBuf) -> io::Result<()> {
+        if self.sync != StoreSync::Always || self.syncer.is_none() || is_retired(&path) {
+            self.removals.push(path);
+            return Ok(());
+        }
+        let aside = dropped_path(&path);
+        match fs::rename(&path, &aside) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => {
+                self.removals.push(aside);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives the engine back the durable consumers of a restored stream:
+    /// each from the newest of its state files that holds an intact state.
     fn restore_consumers(
         &self,
         server: &mut Server,
@@ -397,27 +436,49 @@ impl FileStore {
         stream: &str,
         stream_dir: &Path,
     ) -> io::Result<()> {
-        let entries = match fs::read_dir(stream_dir.join("consumers")) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
+        let dir = stream_dir.join("consumers");
+        let mut by_consumer: std::collections::BTreeMap<String, Vec<(u64, PathBuf)>> =
+            std::collections::BTreeMap::new();
+        for (name, generation, path) in all_state_files(&dir)? {
+            by_consumer
+                .entry(name)
+                .or_default()
+                .push((generation, path));
+        }
         let now = tenet_core::Time::from_nanos(0);
-        for file in files {
-            let state = fs::read(&file)?;
-            match server.restore_consumer(account, stream, &state, now) {
-                Ok(line) => log(Level::Info, &format!("  {line}")),
-                Err(why) => {
+        for (_, mut files) in by_consumer {
+            // Newest first; a file renamed aside after one of its generation.
+            files.sort_by_key(|(generation, path)| {
+                (std::cmp::Reverse(*generation), is_retired(path))
+            });
+            for (generation, path) in files {
+                let bytes = fs::read(&path)?;
+                let state = if generation == 0 {
+                    // The state file of an earlier tenet: the JSON itself.
+                    Some(&bytes[..])
+                } else {
+                    tenet_core::jetstream::log_format::last_state(&bytes)
+                };
+                let Some(state) = state else {
                     let line = format!(
-                        "Could not restore the consumer in {}: {why}",
-                        file.display()
+                        "No intact consumer state in {}: an older one is used",
+                        path.display()
                     );
-                    log(Level::Error, &line);
+                    log(Level::Warn, &line);
+                    continue;
+                };
+                match server.restore_consumer(account, stream, state, generation, now) {
+                    Ok(line) => {
+                        log(Level::Info, &format!("  {line}"));
+                        break;
+                    }
+                    Err(why) => {
+                        let line = format!(
+                            "Could not restore the consumer in {}: {why}",
+                            path.display()
+                        );
+                        log(Level::Error, &line);
+                    }
                 }
             }
         }
@@ -439,6 +500,61 @@ fn block_path(dir: &Path, id: u64) -> PathBuf {
     } else {
         dir.join(format!("{id}.{BLOCK_EXT}"))
     }
+}
+
+/// A consumer's state file of generation `generation`.
+fn state_file_name(consumer: &str, generation: u64) -> String {
+    format!("{}.{generation}.{STATE_EXT}", dir_name(consumer))
+}
+
+const STATE_EXT: &str = "state";
+
+/// Whether a file was renamed aside to be removed.
+fn is_retired(path: &Path) -> bool {
+    path.as_os_str().to_string_lossy().ends_with(DROPPED)
+}
+
+/// The state files in a stream's consumer directory, as (consumer,
+/// generation, path): `<consumer>.<generation>.state` (and renamed aside,
+/// `.dropped`), and an earlier tenet's `<consumer>.json` as generation 0.
+fn all_state_files(dir: &Path) -> io::Result<Vec<(String, u64, PathBuf)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let file = file.strip_suffix(DROPPED).unwrap_or(file);
+        let found = if let Some(name) = file.strip_suffix(".json") {
+            Some((name, 0))
+        } else if let Some(rest) = file.strip_suffix(&format!(".{STATE_EXT}")) {
+            rest.rsplit_once('.')
+                .and_then(|(name, generation)| Some((name, generation.parse().ok()?)))
+        } else {
+            None
+        };
+        if let Some((name, generation)) = found {
+            if let Some(name) = from_dir_name(name) {
+                files.push((name, generation, path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The state files of one consumer, as (generation, path).
+fn state_files(dir: &Path, consumer: &str) -> io::Result<Vec<(u64, PathBuf)>> {
+    Ok(all_state_files(dir)?
+        .into_iter()
+        .filter(|(name, _, _)| name == consumer)
+        .map(|(_, generation, path)| (generation, path))
+        .collect())
 }
 
 /// The summary of block `id`, beside it.

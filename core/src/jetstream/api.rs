@@ -125,11 +125,17 @@ pub enum StoreWrite {
     },
     /// Remove the stream and everything stored for it.
     Delete { stream: String },
-    /// Create or replace a durable consumer's state ([`super::consumer::Snapshot`]).
+    /// Append a durable consumer's state (a record of
+    /// [`super::log_format`] holding its [`super::consumer::Snapshot`]) to
+    /// its state file of generation `generation`. A generation's first
+    /// write starts its file; once that is written (and, with
+    /// `sync_interval: always`, synced) the older generations go. A
+    /// restart reads the newest generation's last intact state.
     Consumer {
         stream: String,
         consumer: String,
-        json: String,
+        generation: u64,
+        bytes: Vec<u8>,
     },
     /// Remove a consumer's state.
     DeleteConsumer { stream: String, consumer: String },
@@ -360,10 +366,12 @@ impl AccountJetStream {
                 .get(stream)
                 .is_some_and(|s| s.config().storage == Storage::File);
             if file && entry.durable() {
+                let (generation, bytes) = entry.state_record();
                 writes.push(StoreWrite::Consumer {
                     stream: stream.clone(),
                     consumer: name.clone(),
-                    json: entry.snapshot_json(),
+                    generation,
+                    bytes,
                 });
             }
         }

@@ -43,7 +43,15 @@ pub struct ConsumerEntry {
     /// Since when nothing uses the consumer (no interest, no pull
     /// request); None while something does.
     pub(super) idle_since: Option<u64>,
+    /// A durable consumer of a file stream: the generation of its state
+    /// file and the bytes written to it (a full one starts the next).
+    pub(super) state_file: (u64, u64),
 }
+
+/// A consumer's state file takes new states until it holds this many bytes
+/// (or eight states, if more); then the next generation starts, and the
+/// host removes the old one.
+const STATE_FILE_FULL: u64 = 256 * 1024;
 
 /// Random consumer names for unnamed ephemerals: 8 characters, derived
 /// from the time and a counter (the engine's RNG is not reachable here;
@@ -76,7 +84,25 @@ impl ConsumerEntry {
             bound: false,
             last_sent: now,
             idle_since: Some(now),
+            state_file: (0, STATE_FILE_FULL),
         }
+    }
+
+    /// Its state as the record to write, and the generation of the state
+    /// file it goes to: appended to the current one, or a new one once
+    /// that holds enough (a restart also starts a new one).
+    pub(super) fn state_record(&mut self) -> (u64, Vec<u8>) {
+        let json = self.snapshot_json();
+        let mut bytes = Vec::with_capacity(json.len() + 16);
+        super::log_format::encode_state(&mut bytes, json.as_bytes());
+        let (generation, written) = &mut self.state_file;
+        let room = STATE_FILE_FULL.max(bytes.len() as u64 * 8);
+        if *written + bytes.len() as u64 > room {
+            *generation += 1;
+            *written = 0;
+        }
+        *written += bytes.len() as u64;
+        (*generation, bytes)
     }
 
     /// A push consumer notes whether its deliver subject (and group) has
@@ -550,11 +576,14 @@ impl AccountJetStream {
         self.consumer_count(stream)
     }
 
-    /// Brings back a durable consumer of `stream` from its state on disk.
+    /// Brings back a durable consumer of `stream` from its state on disk
+    /// (the JSON of its last state record, from its state file of
+    /// generation `generation`; its next state goes to a new generation).
     pub fn restore_consumer(
         &mut self,
         stream: &str,
         json: &[u8],
+        generation: u64,
         now: u64,
     ) -> Result<String, String> {
         let snapshot: super::consumer::Snapshot =
@@ -566,7 +595,8 @@ impl AccountJetStream {
         let created = snapshot.created;
         let consumer = Consumer::from_snapshot(snapshot, now);
         let last_seq = self.streams[stream].store().last_seq();
-        let entry = ConsumerEntry::new(consumer, created, last_seq, now);
+        let mut entry = ConsumerEntry::new(consumer, created, last_seq, now);
+        entry.state_file = (generation, STATE_FILE_FULL);
         self.consumers
             .insert((stream.to_string(), name.clone()), entry);
         Ok(name)

@@ -12,6 +12,8 @@
 //!   subject length · u32 header length · subject · header · payload`
 //!   (read, not written);
 //! - kind 2, a removal: `u64 seq` (of a message of the same block);
+//! - kind 5, a durable consumer's state (in its own file, not a block):
+//!   the JSON of its snapshot;
 //! - kind 3, the last sequence moved on with nothing stored (a compaction
 //!   past the end, a message an interest stream keeps for nobody, and the
 //!   first record of every block after the first): `u64 last · u64 time`.
@@ -20,6 +22,7 @@ const KIND_MSG_V1: u8 = 1;
 const KIND_MSG: u8 = 4;
 const KIND_REMOVED: u8 = 2;
 const KIND_SKIPPED: u8 = 3;
+const KIND_STATE: u8 = 5;
 
 /// The longest record accepted back: a larger length is corruption.
 const MAX_RECORD: usize = 64 * 1024 * 1024 + 70_000;
@@ -44,6 +47,8 @@ pub enum RecordRef<'a> {
     /// The stream's last sequence is now this, at this time (nothing
     /// stored up to it).
     Skipped(u64, u64),
+    /// A consumer's state.
+    State(&'a [u8]),
 }
 
 /// What is at an offset of a block's bytes.
@@ -148,12 +153,30 @@ pub fn encode_skipped(out: &mut Vec<u8>, last: u64, time: u64) {
     });
 }
 
+/// Appends a consumer's state record.
+pub fn encode_state(out: &mut Vec<u8>, state: &[u8]) {
+    encode_with(out, KIND_STATE, |out| out.extend_from_slice(state));
+}
+
+/// The last intact state record of a consumer's state file (a torn or
+/// corrupt end is left out), if any.
+pub fn last_state(bytes: &[u8]) -> Option<&[u8]> {
+    let mut last = None;
+    scan(bytes, |record, _| {
+        if let RecordRef::State(state) = record {
+            last = Some(state);
+        }
+    });
+    last
+}
+
 /// Appends `record`.
 pub fn encode(record: &RecordRef<'_>, out: &mut Vec<u8>) {
     match record {
         RecordRef::Msg(m) => encode_msg(out, m),
         RecordRef::Removed(seq) => encode_removed(out, *seq),
         RecordRef::Skipped(last, time) => encode_skipped(out, *last, *time),
+        RecordRef::State(state) => encode_state(out, state),
     }
 }
 
@@ -273,6 +296,7 @@ fn parse_body(body: &[u8]) -> Option<RecordRef<'_>> {
         }
         (KIND_REMOVED, 9) => Some(RecordRef::Removed(u64_at(body, 1))),
         (KIND_SKIPPED, 17) => Some(RecordRef::Skipped(u64_at(body, 1), u64_at(body, 9))),
+        (KIND_STATE, _) => Some(RecordRef::State(&body[1..])),
         _ => None,
     }
 }

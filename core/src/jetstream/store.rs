@@ -1211,6 +1211,8 @@ impl Store {
                 }
             }
             RecordRef::Removed(seq) => removed.push(seq),
+            // Not a block's record: nothing to take.
+            RecordRef::State(_) => {}
             RecordRef::Skipped(last, time) => {
                 self.blocks[i].saw(last, time);
                 if last >= self.last_seq {
@@ -1295,7 +1297,7 @@ impl Store {
             let (last, time) = match record {
                 RecordRef::Msg(m) => (m.seq, m.time),
                 RecordRef::Skipped(last, time) => (last, time),
-                RecordRef::Removed(_) => return,
+                RecordRef::Removed(_) | RecordRef::State(_) => return,
             };
             if last >= self.last_seq {
                 self.last_seq = last;

@@ -366,12 +366,15 @@ impl Server {
     }
 
     /// Brings back a durable consumer of `account`'s `stream` from its state
-    /// on disk (after the stream); returns the line to log, or why not.
+    /// on disk (after the stream): the JSON of the last intact state record
+    /// ([`crate::jetstream::log_format::last_state`]) of its newest state
+    /// file, of generation `generation`. Returns the line to log, or why not.
     pub fn restore_consumer(
         &mut self,
         account: &str,
         stream: &str,
         state: &[u8],
+        generation: u64,
         now: Time,
     ) -> Result<String, String> {
         let unix = self.unix_time(now);
@@ -384,7 +387,7 @@ impl Server {
             .jetstream
             .as_mut()
             .ok_or_else(|| format!("account {account:?} has no JetStream"))?;
-        let name = js.restore_consumer(stream, state, unix)?;
+        let name = js.restore_consumer(stream, state, generation, unix)?;
         Ok(format!("Restored consumer '{account} > {stream} > {name}'"))
     }
 
