@@ -389,7 +389,7 @@ impl Disk {
                     file.1.extend(bytes);
                 }
                 // Without a block reader, a restart reads every block.
-                StoreWrite::BlockSummary { .. } => {}
+                StoreWrite::BlockSummaries { .. } => {}
                 StoreWrite::DeleteConsumer { stream, consumer } => {
                     self.consumers.remove(&(stream, consumer));
                 }
@@ -800,26 +800,47 @@ fn a_consumer_state_file_rolls_over_to_a_new_generation_and_a_restart_reads_the_
     // One message, pulled and acked, at a time: a state written for each.
     for n in 0..1500 {
         publish(&mut sim, a, "s", None, format!("m{n}").as_bytes());
-        publish(&mut sim, c, "$JS.API.CONSUMER.MSG.NEXT.S.p", Some("ib"), b"1");
+        publish(
+            &mut sim,
+            c,
+            "$JS.API.CONSUMER.MSG.NEXT.S.p",
+            Some("ib"),
+            b"1",
+        );
         let got = messages(&sim.take(c));
         let reply = got[0].reply.clone().expect("an ack subject");
         sim.send(c, format!("PUB {reply} 0\r\n\r\n").as_bytes());
         disk.take_writes(&mut sim.server);
         generations.insert(disk.consumers[&("S".to_string(), "p".to_string())].0);
     }
-    assert!(generations.len() > 1, "one file took every state: {generations:?}");
+    assert!(
+        generations.len() > 1,
+        "one file took every state: {generations:?}"
+    );
     let (generation, file) = disk.consumers[&("S".to_string(), "p".to_string())].clone();
     assert!(file.len() <= 256 * 1024, "a generation stays bounded");
     let mut again = disk.restart();
     let a = again.connect(CLIENT);
     let info = api(&mut again, a, "$JS.API.CONSUMER.INFO.S.p", "");
-    assert!(info.contains(r#""ack_floor":{"consumer_seq":1500,"stream_seq":1500"#), "{info}");
+    assert!(
+        info.contains(r#""ack_floor":{"consumer_seq":1500,"stream_seq":1500"#),
+        "{info}"
+    );
     // The next state starts the generation after the one read.
     publish(&mut again, a, "s", None, b"after");
     disk.take_writes(&mut again.server);
     let c = again.connect(CLIENT);
     again.send(c, b"SUB ib 1\r\n");
-    publish(&mut again, c, "$JS.API.CONSUMER.MSG.NEXT.S.p", Some("ib"), b"1");
+    publish(
+        &mut again,
+        c,
+        "$JS.API.CONSUMER.MSG.NEXT.S.p",
+        Some("ib"),
+        b"1",
+    );
     disk.take_writes(&mut again.server);
-    assert_eq!(disk.consumers[&("S".to_string(), "p".to_string())].0, generation + 1);
+    assert_eq!(
+        disk.consumers[&("S".to_string(), "p".to_string())].0,
+        generation + 1
+    );
 }

@@ -74,7 +74,7 @@ impl Disk {
                 }
                 StoreWrite::Consumer { .. }
                 | StoreWrite::DeleteConsumer { .. }
-                | StoreWrite::BlockSummary { .. } => {}
+                | StoreWrite::BlockSummaries { .. } => {}
             }
         }
         self.taken = server.store_writes_taken();

@@ -243,7 +243,7 @@ impl Disk {
                 // Consumers' state is not part of these tests.
                 StoreWrite::Consumer { .. }
                 | StoreWrite::DeleteConsumer { .. }
-                | StoreWrite::BlockSummary { .. } => {}
+                | StoreWrite::BlockSummaries { .. } => {}
             }
         }
     }

@@ -280,7 +280,7 @@ impl Disk {
                     file.1.extend(bytes);
                 }
                 // Without a block reader, a restart reads every block.
-                StoreWrite::BlockSummary { .. } => {}
+                StoreWrite::BlockSummaries { .. } => {}
                 StoreWrite::DeleteConsumer { stream, consumer } => {
                     self.consumers.remove(&(stream, consumer));
                 }

@@ -32,6 +32,9 @@ pub struct FileStore {
     root: PathBuf,
     /// The block each stream last appended to, open, by (account, stream).
     tails: HashMap<(String, String), (u64, File)>,
+    /// Streams' summaries files, open, by (account, stream): the
+    /// generation and the file.
+    indexes: HashMap<(String, String), (u64, File)>,
     /// Durable consumers' state files, open, by (account, stream,
     /// consumer): the generation and the file.
     states: HashMap<(String, String, String), (u64, File)>,
@@ -86,6 +89,7 @@ impl FileStore {
             root,
             tails: HashMap::new(),
             states: HashMap::new(),
+            indexes: HashMap::new(),
             removals: Vec::new(),
             sync: StoreSync::default(),
             changed: BTreeSet::new(),
@@ -167,16 +171,31 @@ impl FileStore {
                 self.changed.insert(path);
                 Ok(())
             }
-            StoreWrite::BlockSummary {
+            StoreWrite::BlockSummaries {
                 stream,
-                block,
+                generation,
                 bytes,
             } => {
                 // A torn summary fails its checksum and the block is read
-                // instead: no need to write it aside first.
+                // instead: plain appends do.
                 let dir = self.stream_dir(account, stream);
-                let path = summary_path(&dir, *block);
-                fs::write(&path, bytes)?;
+                let key = (account.to_string(), stream.clone());
+                let path = dir.join(summaries_file_name(*generation));
+                let open = self.indexes.get(&key).is_some_and(|(g, _)| g == generation);
+                if !open {
+                    fs::create_dir_all(&dir)?;
+                    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                    self.indexes.insert(key.clone(), (*generation, file));
+                    self.changed.insert(dir.clone());
+                    // The new file holds every block's: the older go.
+                    for (_, old) in summaries_files(&dir)? {
+                        if old != path {
+                            self.retire(old)?;
+                        }
+                    }
+                }
+                let (_, file) = self.indexes.get_mut(&key).expect("opened");
+                file.write_all(bytes)?;
                 self.changed.insert(path);
                 Ok(())
             }
@@ -186,10 +205,6 @@ impl FileStore {
                     self.tails.remove(&key);
                 }
                 let dir = self.stream_dir(account, stream);
-                match fs::remove_file(summary_path(&dir, *block)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
                 let path = block_path(&dir, *block);
                 if self.sync == StoreSync::Always && self.syncer.is_some() {
                     // A power loss could keep the removal and lose the
@@ -256,6 +271,7 @@ impl FileStore {
                 self.tails.remove(&(account.to_string(), stream.clone()));
                 self.states
                     .retain(|(a, s, _), _| (a.as_str(), s) != (account, stream));
+                self.indexes.remove(&(account.to_string(), stream.clone()));
                 let dir = self.stream_dir(account, stream);
                 if let Some(streams) = dir.parent() {
                     self.changed.insert(streams.to_path_buf());
@@ -352,13 +368,15 @@ impl FileStore {
                         continue;
                     }
                 };
+                let summaries = read_summaries(&stream_dir)?;
                 for (block, dropped, path) in block_files(&stream_dir)? {
-                    if !dropped {
-                        if let Some(summary) = read_if_there(&summary_path(&stream_dir, block))? {
-                            let len = fs::metadata(&path)?.len();
-                            if server.restore_block_summary(&account, &name, block, &summary, len) {
-                                continue;
-                            }
+                    if let (false, Some((generation, summary))) = (dropped, summaries.get(&block)) {
+                        let len = fs::metadata(&path)?.len();
+                        let (summary, generation) = (&summary[..], *generation);
+                        if server
+                            .restore_block_summary(&account, &name, block, summary, len, generation)
+                        {
+                            continue;
                         }
                     }
                     let bytes = fs::read(&path)?;
@@ -557,20 +575,49 @@ fn state_files(dir: &Path, consumer: &str) -> io::Result<Vec<(u64, PathBuf)>> {
         .collect())
 }
 
-/// The summary of block `id`, beside it.
-fn summary_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("{id}.{SUMMARY_EXT}"))
+/// A stream's summaries file of generation `generation`.
+fn summaries_file_name(generation: u64) -> String {
+    format!("{SUMMARIES}.{generation}")
 }
 
-const SUMMARY_EXT: &str = "idx";
+const SUMMARIES: &str = "summaries";
 
-/// A file's bytes, or None when there is no such file.
-fn read_if_there(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// A stream's summaries files (and those renamed aside), as (generation,
+/// path), oldest first.
+fn summaries_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let name = name.strip_suffix(DROPPED).unwrap_or(name);
+        let generation = name
+            .strip_prefix(SUMMARIES)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|g| g.parse::<u64>().ok());
+        if let Some(generation) = generation {
+            files.push((generation, path));
+        }
     }
+    files.sort();
+    Ok(files)
+}
+
+/// Each block's latest summary in a stream's summaries files, with the
+/// generation of the file it is in (a torn or corrupt end of a file is
+/// left out: those blocks are read instead).
+fn read_summaries(dir: &Path) -> io::Result<HashMap<u64, (u64, Vec<u8>)>> {
+    let mut latest = HashMap::new();
+    for (generation, path) in summaries_files(dir)? {
+        let bytes = fs::read(&path)?;
+        tenet_core::jetstream::log_format::scan(&bytes, |record, _| {
+            if let tenet_core::jetstream::log_format::RecordRef::Summary(block, summary) = record {
+                latest.insert(block, (generation, summary.to_vec()));
+            }
+        });
+    }
+    Ok(latest)
 }
 
 /// Where a dropped block waits for its removal (`sync_interval: always`).

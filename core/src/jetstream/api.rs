@@ -115,12 +115,13 @@ pub enum StoreWrite {
     /// Remove block `block` of the stream (and its summary): nothing in
     /// it is live.
     DropBlock { stream: String, block: u64 },
-    /// Write the summary of block `block` beside it, replacing any
-    /// ([`super::block`]): a restart reads it instead of the block while
-    /// the block's file is as long as it says.
-    BlockSummary {
+    /// Append block summaries to the stream's summaries file of
+    /// generation `generation` ([`super::store::BlockWrite::Summaries`]):
+    /// a new generation's file holds every block's, and once it is
+    /// written (and with `sync_interval: always` synced) the older go.
+    BlockSummaries {
         stream: String,
-        block: u64,
+        generation: u64,
         bytes: Vec<u8>,
     },
     /// Remove the stream and everything stored for it.
@@ -333,9 +334,9 @@ impl AccountJetStream {
                         stream: name.clone(),
                         block,
                     },
-                    BlockWrite::Summary { block, bytes } => StoreWrite::BlockSummary {
+                    BlockWrite::Summaries { generation, bytes } => StoreWrite::BlockSummaries {
                         stream: name.clone(),
-                        block,
+                        generation,
                         bytes,
                     },
                 });
@@ -421,10 +422,12 @@ impl AccountJetStream {
         block: u64,
         summary: &[u8],
         file_len: u64,
+        generation: u64,
     ) -> bool {
-        self.streams
-            .get_mut(stream)
-            .is_some_and(|s| s.store_mut().restore_summary(block, summary, file_len))
+        self.streams.get_mut(stream).is_some_and(|s| {
+            s.store_mut()
+                .restore_summary(block, summary, file_len, generation)
+        })
     }
 
     /// Gives a restored stream a dropped block: only its sequences count.

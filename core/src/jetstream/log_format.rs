@@ -14,6 +14,8 @@
 //! - kind 2, a removal: `u64 seq` (of a message of the same block);
 //! - kind 5, a durable consumer's state (in its own file, not a block):
 //!   the JSON of its snapshot;
+//! - kind 6, a block's summary (in the stream's summaries file): `u64
+//!   block · the summary` ([`super::block`]);
 //! - kind 3, the last sequence moved on with nothing stored (a compaction
 //!   past the end, a message an interest stream keeps for nobody, and the
 //!   first record of every block after the first): `u64 last · u64 time`.
@@ -23,6 +25,7 @@ const KIND_MSG: u8 = 4;
 const KIND_REMOVED: u8 = 2;
 const KIND_SKIPPED: u8 = 3;
 const KIND_STATE: u8 = 5;
+const KIND_SUMMARY: u8 = 6;
 
 /// The longest record accepted back: a larger length is corruption.
 const MAX_RECORD: usize = 64 * 1024 * 1024 + 70_000;
@@ -49,6 +52,8 @@ pub enum RecordRef<'a> {
     Skipped(u64, u64),
     /// A consumer's state.
     State(&'a [u8]),
+    /// A block's summary: the block, the summary.
+    Summary(u64, &'a [u8]),
 }
 
 /// What is at an offset of a block's bytes.
@@ -158,6 +163,14 @@ pub fn encode_state(out: &mut Vec<u8>, state: &[u8]) {
     encode_with(out, KIND_STATE, |out| out.extend_from_slice(state));
 }
 
+/// Appends a block's summary record.
+pub fn encode_summary(out: &mut Vec<u8>, block: u64, summary: &[u8]) {
+    encode_with(out, KIND_SUMMARY, |out| {
+        out.extend_from_slice(&block.to_le_bytes());
+        out.extend_from_slice(summary);
+    });
+}
+
 /// The last intact state record of a consumer's state file (a torn or
 /// corrupt end is left out), if any.
 pub fn last_state(bytes: &[u8]) -> Option<&[u8]> {
@@ -177,6 +190,7 @@ pub fn encode(record: &RecordRef<'_>, out: &mut Vec<u8>) {
         RecordRef::Removed(seq) => encode_removed(out, *seq),
         RecordRef::Skipped(last, time) => encode_skipped(out, *last, *time),
         RecordRef::State(state) => encode_state(out, state),
+        RecordRef::Summary(block, summary) => encode_summary(out, *block, summary),
     }
 }
 
@@ -297,6 +311,7 @@ fn parse_body(body: &[u8]) -> Option<RecordRef<'_>> {
         (KIND_REMOVED, 9) => Some(RecordRef::Removed(u64_at(body, 1))),
         (KIND_SKIPPED, 17) => Some(RecordRef::Skipped(u64_at(body, 1), u64_at(body, 9))),
         (KIND_STATE, _) => Some(RecordRef::State(&body[1..])),
+        (KIND_SUMMARY, n) if n >= 9 => Some(RecordRef::Summary(u64_at(body, 1), &body[9..])),
         _ => None,
     }
 }

@@ -28,6 +28,10 @@ const LOADED_BLOCKS: usize = 1;
 /// A jump in sequence larger than this starts a new block (a block's gone
 /// set spans its whole range).
 const MAX_GAP: u64 = 1024;
+/// A summaries file takes new summaries until it holds this many bytes
+/// (or four times a rewrite of all of them); then the next generation
+/// starts with every block's current summary.
+const INDEX_FULL: u64 = 256 * 1024;
 /// How many removals a store remembers for its consumers' counts.
 const RECENT_REMOVALS: usize = 4096;
 
@@ -56,12 +60,14 @@ impl fmt::Debug for BlockFiles {
 pub enum BlockWrite {
     /// Append these records to block `block`'s file (created if new).
     Append { block: u64, bytes: Vec<u8> },
-    /// Remove block `block`'s file (and its summary): nothing in it is live.
+    /// Remove block `block`'s file: nothing in it is live.
     Drop { block: u64 },
-    /// Write block `block`'s summary beside it (replacing any): what a
-    /// restart reads instead of the block while the block's file is as
-    /// long as the summary says.
-    Summary { block: u64, bytes: Vec<u8> },
+    /// Append these block summaries (records of [`super::log_format`]) to
+    /// the stream's summaries file of generation `generation`: what a
+    /// restart reads instead of a block while the block's file is as long
+    /// as its latest summary says. A generation's first write starts its
+    /// file (with every block's summary); once written, the older go.
+    Summaries { generation: u64, bytes: Vec<u8> },
 }
 
 /// How a store counts a message's bytes (nats-server's two formulas).
@@ -183,6 +189,8 @@ struct OnDisk {
     drops: Vec<u64>,
     /// Blocks whose summary is to be written (closed, or let go of).
     summaries: Vec<u64>,
+    /// The summaries file: its generation and the bytes written to it.
+    index: (u64, u64),
     /// Whether a removal was recorded in a block since the last take.
     removals: bool,
     /// How to read evicted blocks back (none: nothing is evicted).
@@ -255,6 +263,7 @@ impl Store {
             disk: Some(OnDisk {
                 drops: Vec::new(),
                 summaries: Vec::new(),
+                index: (0, INDEX_FULL),
                 removals: false,
                 files,
             }),
@@ -1139,17 +1148,38 @@ impl Store {
             })
             .collect();
         let tail = self.blocks.back().map(|b| b.id);
-        for id in summaries {
-            if Some(id) == tail || drops.contains(&id) {
-                continue;
+        let closed = |b: &&mut Block| Some(b.id) != tail && !drops.contains(&b.id);
+        let subjects = &self.subjects;
+        let mut records = Vec::new();
+        let mut written = 0u64;
+        for block in self.blocks.iter_mut().filter(closed) {
+            if summaries.binary_search(&block.id).is_ok() {
+                block.summarised = block.len;
+                let summary = block.summary(|sid| &subjects[sid as usize].name);
+                log_format::encode_summary(&mut records, block.id, &summary);
+                written += 1;
             }
-            let Some(block) = self.blocks.iter_mut().find(|b| b.id == id) else {
-                continue;
-            };
-            block.summarised = block.len;
-            let subjects = &self.subjects;
-            let bytes = block.summary(|sid| &subjects[sid as usize].name);
-            writes.push(BlockWrite::Summary { block: id, bytes });
+        }
+        if let Some(per_block) = (records.len() as u64).checked_div(written) {
+            let closed_blocks = self.blocks.iter().filter(|b| Some(b.id) != tail).count() as u64;
+            let rewrite = per_block * closed_blocks;
+            let (generation, held) = &mut disk.index;
+            if *held + records.len() as u64 > INDEX_FULL.max(4 * rewrite) {
+                // A new file, with every closed block's summary.
+                records.clear();
+                for block in self.blocks.iter_mut().filter(closed) {
+                    block.summarised = block.len;
+                    let summary = block.summary(|sid| &subjects[sid as usize].name);
+                    log_format::encode_summary(&mut records, block.id, &summary);
+                }
+                *generation += 1;
+                *held = 0;
+            }
+            *held += records.len() as u64;
+            writes.push(BlockWrite::Summaries {
+                generation: *generation,
+                bytes: records,
+            });
         }
         writes.extend(drops.into_iter().map(|block| BlockWrite::Drop { block }));
         self.evict();
@@ -1211,8 +1241,8 @@ impl Store {
                 }
             }
             RecordRef::Removed(seq) => removed.push(seq),
-            // Not a block's record: nothing to take.
-            RecordRef::State(_) => {}
+            // Not a block's records: nothing to take.
+            RecordRef::State(_) | RecordRef::Summary(..) => {}
             RecordRef::Skipped(last, time) => {
                 self.blocks[i].saw(last, time);
                 if last >= self.last_seq {
@@ -1254,11 +1284,22 @@ impl Store {
         scan
     }
 
-    /// Restores block `id` from its summary instead of its records, when
-    /// the summary is intact and its file is `file_len` bytes long (as the
+    /// Restores block `id` from its summary (read from the summaries file
+    /// of generation `generation`) instead of its records, when the
+    /// summary is intact and its file is `file_len` bytes long (as the
     /// summary says) and the store can read blocks back; false when the
     /// block must be read instead ([`Store::restore_block`]).
-    pub fn restore_summary(&mut self, id: u64, summary: &[u8], file_len: u64) -> bool {
+    pub fn restore_summary(
+        &mut self,
+        id: u64,
+        summary: &[u8],
+        file_len: u64,
+        generation: u64,
+    ) -> bool {
+        if let Some(disk) = self.disk.as_mut() {
+            // The next summaries start the generation after it.
+            disk.index = (disk.index.0.max(generation), INDEX_FULL);
+        }
         if !self.reads_back() {
             return false;
         }
@@ -1297,7 +1338,7 @@ impl Store {
             let (last, time) = match record {
                 RecordRef::Msg(m) => (m.seq, m.time),
                 RecordRef::Skipped(last, time) => (last, time),
-                RecordRef::Removed(_) | RecordRef::State(_) => return,
+                RecordRef::Removed(_) | RecordRef::State(_) | RecordRef::Summary(..) => return,
             };
             if last >= self.last_seq {
                 self.last_seq = last;
@@ -1666,7 +1707,7 @@ mod tests {
         }
 
         /// Block files by id: what the store wrote, read back on demand;
-        /// and the blocks' summaries.
+        /// and the summaries files, by generation.
         #[derive(Default)]
         struct Disk(Mutex<BTreeMap<u64, Vec<u8>>>, Mutex<BTreeMap<u64, Vec<u8>>>);
 
@@ -1690,10 +1731,12 @@ mod tests {
                         }
                         BlockWrite::Drop { block } => {
                             files.remove(&block);
-                            self.1.lock().expect("disk").remove(&block);
                         }
-                        BlockWrite::Summary { block, bytes } => {
-                            self.1.lock().expect("disk").insert(block, bytes);
+                        // As the host: a new generation replaces the others.
+                        BlockWrite::Summaries { generation, bytes } => {
+                            let mut index = self.1.lock().expect("disk");
+                            index.retain(|&g, _| g == generation);
+                            index.entry(generation).or_default().extend(bytes);
                         }
                     }
                 }
@@ -1716,11 +1759,20 @@ mod tests {
                     stream: "S".into(),
                 };
                 let mut store = Store::on_disk(Accounting::Memory, limits.clone(), Some(reader));
+                let mut latest = BTreeMap::new();
+                for (&generation, bytes) in self.1.lock().expect("disk").iter() {
+                    log_format::scan(bytes, |record, _| {
+                        if let RecordRef::Summary(block, summary) = record {
+                            latest.insert(block, (generation, summary.to_vec()));
+                        }
+                    });
+                }
                 for (id, bytes) in files {
-                    let summary = self.1.lock().expect("disk").get(&id).cloned();
                     let len = bytes.len() as u64;
-                    if summaries && summary.is_some_and(|s| store.restore_summary(id, &s, len)) {
-                        continue;
+                    if let (true, Some((generation, summary))) = (summaries, latest.get(&id)) {
+                        if store.restore_summary(id, summary, len, *generation) {
+                            continue;
+                        }
                     }
                     let scan = store.restore_block(id, bytes);
                     assert_eq!(scan.problem, None);
@@ -1747,7 +1799,15 @@ mod tests {
             store.remove(50).unwrap();
             disk.apply(store.take_writes());
             let blocks = disk.0.lock().unwrap().len();
-            let summaries = disk.1.lock().unwrap().len();
+            let mut summarised = std::collections::BTreeSet::new();
+            for bytes in disk.1.lock().unwrap().values() {
+                log_format::scan(bytes, |record, _| {
+                    if let RecordRef::Summary(block, _) = record {
+                        summarised.insert(block);
+                    }
+                });
+            }
+            let summaries = summarised.len();
             assert!(blocks > 10, "{blocks} blocks");
             // Every closed block but the one with a removal since: summarised.
             assert!(
@@ -1767,6 +1827,46 @@ mod tests {
             assert_eq!(restored.next_seq_by_subject(b"b.2", 5), Some(8));
             assert_eq!(restored.get(77).map(|m| m.data), Some(&b"0123456789"[..]));
             assert_eq!(restored.get(50), None);
+        }
+
+        #[test]
+        fn the_summaries_file_rolls_over_with_every_block_in_the_new_one() {
+            let disk = Arc::new(Disk::default());
+            let files = BlockFiles {
+                reader: disk.clone(),
+                account: "A".into(),
+                stream: "S".into(),
+            };
+            // Old blocks go as new ones come: summaries of gone blocks
+            // pile up until a new generation starts.
+            let limits = Limits {
+                max_msgs: Some(500),
+                ..Limits::default()
+            };
+            let mut store = Store::on_disk(Accounting::Memory, limits.clone(), Some(files));
+            store.set_block_bytes(100);
+            for i in 0..20_000u64 {
+                store
+                    .store(SUBJECTS[(i % 4) as usize], b"", b"0123456789", i)
+                    .unwrap();
+                if i % 100 == 99 {
+                    disk.apply(store.take_writes());
+                }
+            }
+            disk.apply(store.take_writes());
+            let generations: Vec<u64> = disk.1.lock().unwrap().keys().copied().collect();
+            assert_eq!(generations.len(), 1, "the older generations went");
+            assert!(generations[0] > 1, "{generations:?}");
+            let held = disk.1.lock().unwrap()[&generations[0]].len() as u64;
+            assert!(held <= INDEX_FULL + 100_000, "{held} bytes of summaries");
+            let mut restored = disk.restore(&limits, true);
+            assert!(
+                restored.loaded_bytes() < 1_000,
+                "{}",
+                restored.loaded_bytes()
+            );
+            assert_eq!(restored.state(), store.state());
+            assert_eq!(restored.get(19_900).map(|m| m.seq), Some(19_900));
         }
 
         #[test]

@@ -438,10 +438,11 @@ impl Server {
         (valid_len, line)
     }
 
-    /// Gives a stream being restored the summary of one of its blocks
-    /// (written beside it) instead of the block, with the block file's
-    /// length; false when the summary does not do (torn, or the file grew
-    /// since) and the block must be given instead ([`Server::restore_block`]).
+    /// Gives a stream being restored the latest summary of one of its
+    /// blocks (a record of its summaries file of generation `generation`)
+    /// instead of the block, with the block file's length; false when the
+    /// summary does not do (torn, or the file grew since) and the block
+    /// must be given instead ([`Server::restore_block`]).
     pub fn restore_block_summary(
         &mut self,
         account: &str,
@@ -449,11 +450,14 @@ impl Server {
         block: u64,
         summary: &[u8],
         file_len: u64,
+        generation: u64,
     ) -> bool {
         self.account_index
             .get(account)
             .and_then(|&acc| self.accounts[acc].jetstream.as_mut())
-            .is_some_and(|js| js.restore_block_summary(stream, block, summary, file_len))
+            .is_some_and(|js| {
+                js.restore_block_summary(stream, block, summary, file_len, generation)
+            })
     }
 
     /// Gives a stream being restored a block that was dropped but not yet
