@@ -227,7 +227,12 @@ async fn a_corrupt_block_is_reported_and_cut_and_the_other_blocks_stay() {
     let mut summaries = 0;
     for entry in std::fs::read_dir(&stream_dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("summaries.") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("summaries.")
+        {
             std::fs::remove_file(path).unwrap();
             summaries += 1;
         }
