@@ -5,12 +5,19 @@
 # bench-perms.conf) and what an optimisation saves.
 #
 #   tests/bench/instructions.sh [--n 200000] [--configs "plain perms"] [--tests "pub pubsub fanout"]
+#   tests/bench/instructions.sh --js [--n 50000]
 #
 # For each configuration one tenet-mio runs under callgrind; for each test and
 # size (16 and 128 bytes) the counters are zeroed, nats-bench-harness (the
 # official nats.go bench package, built by ../shared/bench/build_tools.sh) runs
 # n messages, and the counters are dumped. Per message means per message
 # delivered (per message published for publish-only).
+#
+# --js: JetStream instead, on the configurations compare.sh uses for its
+# JetStream cells (plain, and an account whose permissions allow only its
+# subjects and the JetStream API), with nats-jsbench: asynchronous publish,
+# pull and push (each stores n messages, then consumes them), memory and
+# file, 16 bytes. Per message means per message stored (and consumed).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,8 +28,10 @@ CONFS="plain perms"
 TESTS="pub pubsub fanout"
 FANOUT=5
 PORT=14231
+JS=0
 while (($#)); do
   case $1 in
+    --js) JS=1; N=50000; shift;;
     --n) N=$2; shift 2;;
     --configs) CONFS=$2; shift 2;;
     --tests) TESTS=$2; shift 2;;
@@ -45,6 +54,61 @@ trap '[[ -n $VPID ]] && kill $VPID 2>/dev/null || true' EXIT
 
 # total instructions in the newest dump file of this run
 last_dump_total() { grep -h '^totals:' "$(ls -t "$WORK"/callgrind.out.* | head -1)" | awk '{ print $2 }'; }
+
+# js_conf CONF: compare.sh's JetStream configuration CONF, with its own store.
+js_conf() {
+  local file=$WORK/js-$1.conf dir=$WORK/store-$1
+  mkdir -p "$dir"
+  if [[ $1 == plain ]]; then
+    printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s" }\n' "$PORT" "$dir" >"$file"
+  else
+    cat >"$file" <<CONF
+listen: 127.0.0.1:$PORT
+jetstream { store_dir: "$dir" }
+accounts {
+  BENCH: {
+    jetstream: enabled
+    users = [{user: bench, password: benchpw, permissions: {
+      publish = { allow = ["bench.>", "_INBOX.>", "\$JS.API.>", "\$JS.ACK.>", "\$JS.FC.>"], deny = ["bench.secret.>"] }
+      subscribe = { allow = ["bench.*", "_INBOX.>"], deny = ["bench.secret"] }
+    }}]
+  }
+}
+CONF
+  fi
+  echo "$file"
+}
+
+if ((JS)); then
+  JSBENCH=/tmp/natsbench/nats-jsbench
+  [[ -x $JSBENCH ]] || bash "$SHARED/bench/build_tools.sh" >&2
+  echo "| config | mode | storage | messages | instructions | per message |"
+  echo "| --- | --- | --- | ---: | ---: | ---: |"
+  for conf in $CONFS; do
+    url="nats://127.0.0.1:$PORT"
+    [[ $conf == plain ]] || url="nats://bench:benchpw@127.0.0.1:$PORT"
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
+      "$ROOT/target/release/tenet-mio" -c "$(js_conf "$conf")" >"$WORK/server-$conf.log" 2>&1 &
+    VPID=$!
+    for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+    for mode in pub-async pull push; do
+      for storage in memory file; do
+        callgrind_control -z $VPID >/dev/null 2>&1
+        "$JSBENCH" -s "$url" -mode "$mode" -storage "$storage" -ms 16 -n "$N" -max 10m \
+          >"$WORK/$conf-$mode-$storage.txt" 2>&1 \
+          || { echo "nats-jsbench failed: $(tail -3 "$WORK/$conf-$mode-$storage.txt")" >&2; exit 1; }
+        callgrind_control -d $VPID >/dev/null 2>&1
+        sleep 0.5
+        total=$(last_dump_total)
+        echo "| $conf | $mode | $storage | $N | $total | $((total / N)) |"
+      done
+    done
+    kill $VPID; wait $VPID 2>/dev/null || true; VPID=""
+  done
+  echo
+  echo "_$(date -u '+%Y-%m-%d %H:%M UTC'), valgrind $(valgrind --version | cut -d- -f2), dumps in ${WORK}_"
+  exit 0
+fi
 
 echo "| config | test | size | messages | instructions | per message |"
 echo "| --- | --- | ---: | ---: | ---: | ---: |"

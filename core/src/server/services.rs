@@ -256,6 +256,9 @@ impl Server {
         };
         let allowed = match client.last_publish.allowed() {
             Some(allowed) => allowed,
+            // Each JetStream ack subject is used once: caching its decision
+            // would only push the others out.
+            None if subject.starts_with(b"$JS.ACK.") => perms.can_publish(subject),
             None => {
                 let allowed = client
                     .publish_cache
