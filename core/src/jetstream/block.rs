@@ -415,16 +415,6 @@ impl Block {
         index(self, seq, at as u32);
         true
     }
-
-    /// Where the message record of `seq` starts in the loaded bytes.
-    pub fn offset(&self, seq: u64) -> Option<usize> {
-        let loaded = self.loaded.as_ref()?;
-        if !self.covers(seq) {
-            return None;
-        }
-        let at = *loaded.offsets.get((seq - self.first) as usize)?;
-        (at != NONE).then_some(at as usize)
-    }
 }
 
 /// Reads a summary's little-endian fields in order.
