@@ -65,6 +65,8 @@ JS_N=$((200000 / SCALE)); JS_N_SYNC=$((5000 / SCALE))
 # and how long a restarted server gets to show them all.
 STORE_PORT=14240; STORE_N=$((1000000 / SCALE)); STORE_SMALL=16; STORE_BIG=1000; STORE_IDLE=5; STORE_WAIT=600
 CLK_TCK=$(getconf CLK_TCK)
+# shellcheck source=tests/bench/js_config.sh
+source "$ROOT/tests/bench/js_config.sh"
 
 if [[ ! -f $BENCH_SH ]]; then
   echo "compare.sh needs the benchmark harness, which is not in this repository: $BENCH_SH is missing." >&2
@@ -183,25 +185,8 @@ JS_RESULTS=$WORK/js.txt
 # js_conf WHO CONF PORT: a JetStream configuration file (plain, or an account
 # with permissions that allow the JetStream API) with its own store directory.
 js_conf() {
-  local who=$1 conf=$2 port=$3 file=$WORK/js-$1-$2.conf dir=$WORK/store-$1-$2
-  rm -rf "$dir"; mkdir -p "$dir"
-  if [[ $conf == plain ]]; then
-    printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s" }\n' "$port" "$dir" >"$file"
-  else
-    cat >"$file" <<CONF
-listen: 127.0.0.1:$port
-jetstream { store_dir: "$dir" }
-accounts {
-  BENCH: {
-    jetstream: enabled
-    users = [{user: bench, password: benchpw, permissions: {
-      publish = { allow = ["bench.>", "_INBOX.>", "\$JS.API.>", "\$JS.ACK.>", "\$JS.FC.>"], deny = ["bench.secret.>"] }
-      subscribe = { allow = ["bench.*", "_INBOX.>"], deny = ["bench.secret"] }
-    }}]
-  }
-}
-CONF
-  fi
+  local file=$WORK/js-$1-$2.conf
+  js_config "$2" "$3" "$file" "$WORK/store-$1-$2"
   echo "$file"
 }
 # One nats-jsbench cell, RUNS times on a fresh server each: appends

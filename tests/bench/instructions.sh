@@ -55,28 +55,12 @@ trap '[[ -n $VPID ]] && kill $VPID 2>/dev/null || true' EXIT
 # total instructions in the newest dump file of this run
 last_dump_total() { grep -h '^totals:' "$(ls -t "$WORK"/callgrind.out.* | head -1)" | awk '{ print $2 }'; }
 
+# shellcheck source=tests/bench/js_config.sh
+source "$ROOT/tests/bench/js_config.sh"
 # js_conf CONF: compare.sh's JetStream configuration CONF, with its own store.
 js_conf() {
-  local file=$WORK/js-$1.conf dir=$WORK/store-$1
-  mkdir -p "$dir"
-  if [[ $1 == plain ]]; then
-    printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s" }\n' "$PORT" "$dir" >"$file"
-  else
-    cat >"$file" <<CONF
-listen: 127.0.0.1:$PORT
-jetstream { store_dir: "$dir" }
-accounts {
-  BENCH: {
-    jetstream: enabled
-    users = [{user: bench, password: benchpw, permissions: {
-      publish = { allow = ["bench.>", "_INBOX.>", "\$JS.API.>", "\$JS.ACK.>", "\$JS.FC.>"], deny = ["bench.secret.>"] }
-      subscribe = { allow = ["bench.*", "_INBOX.>"], deny = ["bench.secret"] }
-    }}]
-  }
-}
-CONF
-  fi
-  echo "$file"
+  js_config "$1" "$PORT" "$WORK/js-$1.conf" "$WORK/store-$1"
+  echo "$WORK/js-$1.conf"
 }
 
 if ((JS)); then
