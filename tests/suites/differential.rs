@@ -1465,7 +1465,19 @@ fn differential() {
             ));
             continue;
         };
-        if let Some(live) = nats_answers.remove(&i) {
+        if let Some(mut live) = nats_answers.remove(&i) {
+            // nats-server's own timing varies (the order of its advisories
+            // under load): an answer unlike the recording is asked again
+            // twice before it counts as changed.
+            for _ in 0..2 {
+                if live.as_ref().is_ok_and(|l| l == want) {
+                    break;
+                }
+                let again = nats.as_ref().expect("a live answer came from it").clone();
+                live = run_all(&corpus, &[(i, again)], &nkeys)
+                    .pop()
+                    .expect("one answer");
+            }
             match live {
                 Ok(live) if &live == want => live_matches += 1,
                 Ok(live) => failures.push(format!(
