@@ -1742,6 +1742,15 @@ mod tests {
                 }
             }
 
+            /// How a store (of account A's stream S) reads its blocks back from here.
+            fn files(self: &Arc<Self>) -> BlockFiles {
+                BlockFiles {
+                    reader: self.clone(),
+                    account: "A".into(),
+                    stream: "S".into(),
+                }
+            }
+
             /// A store rebuilt from the files, as at start-up: from the
             /// blocks' summaries where they still describe the blocks (and
             /// then reading blocks back from here), else from the blocks.
@@ -1753,12 +1762,8 @@ mod tests {
                     .iter()
                     .map(|(k, v)| (*k, v.clone()))
                     .collect();
-                let reader = BlockFiles {
-                    reader: self.clone(),
-                    account: "A".into(),
-                    stream: "S".into(),
-                };
-                let mut store = Store::on_disk(Accounting::Memory, limits.clone(), Some(reader));
+                let mut store =
+                    Store::on_disk(Accounting::Memory, limits.clone(), Some(self.files()));
                 let mut latest = BTreeMap::new();
                 for (&generation, bytes) in self.1.lock().expect("disk").iter() {
                     log_format::scan(bytes, |record, _| {
@@ -1785,11 +1790,7 @@ mod tests {
         #[test]
         fn a_restart_reads_summaries_not_blocks() {
             let disk = Arc::new(Disk::default());
-            let files = BlockFiles {
-                reader: disk.clone(),
-                account: "A".into(),
-                stream: "S".into(),
-            };
+            let files = disk.files();
             let mut store = Store::on_disk(Accounting::Memory, Limits::default(), Some(files));
             store.set_block_bytes(200);
             for i in 0..100u64 {
@@ -1832,11 +1833,7 @@ mod tests {
         #[test]
         fn the_summaries_file_rolls_over_with_every_block_in_the_new_one() {
             let disk = Arc::new(Disk::default());
-            let files = BlockFiles {
-                reader: disk.clone(),
-                account: "A".into(),
-                stream: "S".into(),
-            };
+            let files = disk.files();
             // Old blocks go as new ones come: summaries of gone blocks
             // pile up until a new generation starts.
             let limits = Limits {
@@ -1872,11 +1869,7 @@ mod tests {
         #[test]
         fn a_block_found_corrupt_when_read_back_is_reported_and_given_up() {
             let disk = Arc::new(Disk::default());
-            let files = BlockFiles {
-                reader: disk.clone(),
-                account: "A".into(),
-                stream: "S".into(),
-            };
+            let files = disk.files();
             let mut store = Store::on_disk(Accounting::Memory, Limits::default(), Some(files));
             store.set_block_bytes(200);
             for i in 0..40u64 {
@@ -2067,11 +2060,7 @@ mod tests {
                 let mut memory = Store::new(Accounting::Memory, limits.clone());
                 memory.set_block_bytes(block_bytes);
                 let disk = Arc::new(Disk::default());
-                let files = BlockFiles {
-                    reader: disk.clone(),
-                    account: "A".into(),
-                    stream: "S".into(),
-                };
+                let files = disk.files();
                 let mut file = Store::on_disk(Accounting::Memory, limits.clone(), Some(files));
                 file.set_block_bytes(block_bytes);
                 let mut msgs: Vec<Msg> = Vec::new();
