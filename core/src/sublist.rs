@@ -1,5 +1,6 @@
 //! Per-account subject trie mapping subjects to subscription keys, with a match cache.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
@@ -53,6 +54,36 @@ pub struct SublistStats {
 const CACHE_MAX: usize = 1024;
 /// Size the cache is cut down to when it is full, so sweeps are rare.
 const CACHE_SWEEP_TO: usize = 256;
+/// Slots of the filter of recently missed subjects (see [`RecentMisses`]).
+const RECENT_MISSES: usize = 128;
+
+/// The cache's admission rule: a subject enters the cache the second time
+/// it misses, so subjects used once (a request's unique reply inbox, a
+/// JetStream ack subject with its sequence numbers) never push out the
+/// subjects that repeat. A direct-mapped table of hashes of recent misses;
+/// a collision only makes a subject wait for one more sighting.
+#[derive(Debug)]
+struct RecentMisses {
+    hashes: Box<[u64; RECENT_MISSES]>,
+}
+
+impl RecentMisses {
+    fn new() -> Self {
+        RecentMisses {
+            hashes: Box::new([0; RECENT_MISSES]),
+        }
+    }
+
+    /// Whether `hash` missed recently; remembers it if not.
+    fn missed_before(&mut self, hash: u64) -> bool {
+        let slot = &mut self.hashes[(hash % RECENT_MISSES as u64) as usize];
+        if *slot == hash {
+            return true;
+        }
+        *slot = hash;
+        false
+    }
+}
 
 /// Queue subscriptions of one node sharing a queue name; `members` sorted.
 #[derive(Debug)]
@@ -221,6 +252,8 @@ struct Collector<'a> {
     /// need sorting and de-duplicating.
     plain_sources: usize,
     queues: Vec<(&'a [u8], &'a [SubKey])>,
+    /// Where the merged queue groups go.
+    room: Vec<QueueGroup>,
 }
 
 impl<'a> Collector<'a> {
@@ -240,7 +273,7 @@ impl<'a> Collector<'a> {
             self.plain.dedup();
         }
         self.queues.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut queues: Vec<QueueGroup> = Vec::new();
+        let mut queues = self.room;
         let mut merged = 0;
         for (name, members) in self.queues {
             match queues.last_mut() {
@@ -276,9 +309,13 @@ pub struct Sublist {
     generation: u64,
     cache_enabled: bool,
     cache: HashMap<Box<[u8]>, Arc<Matches>>,
+    recent_misses: RecentMisses,
     /// Shared answer for subjects that can match nothing, so rejecting them
     /// does not allocate.
     empty: Arc<Matches>,
+    /// The result of the last match that was not cached, refilled in place
+    /// by the next one once its users have let it go.
+    spare: Arc<Matches>,
     inserts: u64,
     removes: u64,
     match_calls: u64,
@@ -306,7 +343,9 @@ impl Sublist {
             generation: 0,
             cache_enabled: enabled,
             cache: HashMap::new(),
+            recent_misses: RecentMisses::new(),
             empty: Arc::new(Matches::default()),
+            spare: Arc::new(Matches::default()),
             inserts: 0,
             removes: 0,
             match_calls: 0,
@@ -430,18 +469,27 @@ impl Sublist {
     }
 
     /// The subscriptions a message published on `subject` reaches. A subject
-    /// that is empty or has an empty token reaches nothing.
+    /// that is empty or has an empty token reaches nothing. A subject is
+    /// cached on its second miss ([`RecentMisses`]); until then its result
+    /// is built in a reused buffer and allocates nothing once warm.
     pub fn matches(&mut self, subject: &[u8]) -> Arc<Matches> {
         self.match_calls += 1;
         if let Some(hit) = self.cache.get(subject) {
             self.cache_hits += 1;
             return Arc::clone(hit);
         }
-        if subject::tokens(subject).any(<[u8]>::is_empty) {
+        if !subject::has_no_empty_token(subject) {
             return Arc::clone(&self.empty);
         }
-        let result = Arc::new(self.collect(subject));
-        if self.cache_enabled {
+        let admit = self.cache_enabled && {
+            let hash = self.cache.hasher().hash_one(subject);
+            self.recent_misses.missed_before(hash)
+        };
+        if !admit {
+            return self.matches_uncached(subject);
+        }
+        let result = Arc::new(self.collect(subject, Matches::default()));
+        {
             if self.cache.len() >= CACHE_MAX {
                 // Keep an arbitrary few; the subject being added makes up the rest.
                 let mut keep = CACHE_SWEEP_TO - 1;
@@ -456,33 +504,39 @@ impl Sublist {
         result
     }
 
-    /// As [`Sublist::matches`], but a subject not in the cache is not added
-    /// to it: for subjects used once (JetStream's ack subjects carry
-    /// sequence numbers), which would only push others out.
-    pub fn matches_uncached(&mut self, subject: &[u8]) -> Arc<Matches> {
-        self.match_calls += 1;
-        if let Some(hit) = self.cache.get(subject) {
-            self.cache_hits += 1;
-            return Arc::clone(hit);
+    /// A well-formed subject's result without the cache, built in
+    /// [`Sublist::spare`] when nobody else holds it.
+    fn matches_uncached(&mut self, subject: &[u8]) -> Arc<Matches> {
+        let reused = Arc::get_mut(&mut self.spare).map(std::mem::take);
+        let result = self.collect(subject, reused.unwrap_or_default());
+        let empty = result.is_empty();
+        match Arc::get_mut(&mut self.spare) {
+            Some(spare) => *spare = result,
+            None if empty => return Arc::clone(&self.empty),
+            None => self.spare = Arc::new(result),
         }
-        if subject::tokens(subject).any(<[u8]>::is_empty) {
+        if empty {
             return Arc::clone(&self.empty);
         }
-        let result = self.collect(subject);
-        if result.plain.is_empty() && result.queues.is_empty() {
-            return Arc::clone(&self.empty);
-        }
-        Arc::new(result)
+        Arc::clone(&self.spare)
     }
 
     /// Walks the trie for a publish subject. Iterative, with the `*`
     /// branches kept on an explicit stack, so deep subjects cannot overflow
     /// the call stack; each trie node is visited at most once.
-    fn collect(&self, subject: &[u8]) -> Matches {
+    /// The result goes into `room`'s vectors (emptied first).
+    fn collect(&self, subject: &[u8], room: Matches) -> Matches {
+        let Matches {
+            mut plain,
+            mut queues,
+        } = room;
+        plain.clear();
+        queues.clear();
         let mut out = Collector {
-            plain: Vec::new(),
+            plain,
             plain_sources: 0,
             queues: Vec::new(),
+            room: queues,
         };
         let mut pending: Vec<(&Level, &[u8])> = Vec::new();
         let mut next = Some((&self.root, subject));
@@ -761,9 +815,37 @@ mod tests {
     }
 
     #[test]
+    fn subjects_used_once_stay_out_of_the_cache() {
+        let mut sl = Sublist::new();
+        sl.insert(b"_INBOX.abc.*", None, k(1));
+        sl.insert(b"_INBOX.abc.*", Some(b"q"), k(2));
+        sl.insert(b"hot", None, k(3));
+        sl.matches(b"hot");
+        sl.matches(b"hot");
+        let held = sl.matches(b"_INBOX.abc.0");
+        for i in 1..3000u32 {
+            let s = format!("_INBOX.abc.{i}");
+            let m = sl.matches(s.as_bytes());
+            assert_eq!(plain(&m), [1]);
+            assert_eq!(&*m.queues[0].members, [k(2)]);
+            assert_eq!(plain(&sl.matches(b"hot")), [3]);
+        }
+        assert_eq!(sl.cache_len(), 1, "only the repeated subject is cached");
+        // A result someone still holds is never refilled for another subject.
+        assert_eq!(plain(&held), [1]);
+        sl.insert(b"_INBOX.abc.0", None, k(4));
+        sl.matches(b"_INBOX.abc.5");
+        assert_eq!(plain(&held), [1]);
+        assert!(sl.matches(b"nothing.here").is_empty());
+    }
+
+    #[test]
     fn cache_is_coherent_and_bounded() {
         let mut sl = Sublist::new();
         sl.insert(b"foo.bar", None, k(1));
+        // A subject is cached on its second miss.
+        assert_eq!(plain(&sl.matches(b"foo.bar")), [1]);
+        assert_eq!(sl.cache_len(), 0);
         let first = sl.matches(b"foo.bar");
         assert_eq!(sl.cache_len(), 1);
         let again = sl.matches(b"foo.bar");
@@ -785,6 +867,7 @@ mod tests {
         sl.insert(b"many.>", None, k(4));
         for i in 0..5000u32 {
             let s = format!("many.{i}");
+            assert_eq!(plain(&sl.matches(s.as_bytes())), [4]);
             assert_eq!(plain(&sl.matches(s.as_bytes())), [4]);
             assert!(sl.cache_len() <= CACHE_MAX);
         }

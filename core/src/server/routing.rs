@@ -96,10 +96,6 @@ impl Server {
         let sublist = &mut self.accounts[acc].sublist;
         let matches = match client.last_publish.take_matches(acc, generation) {
             Some(matches) => matches,
-            // Each ack subject is used once: not worth a place in the cache.
-            None if publish.subject.starts_with(b"$JS.ACK.") => {
-                sublist.matches_uncached(publish.subject)
-            }
             None => sublist.matches(publish.subject),
         };
         let mut delivered = self.deliver_all(publisher, &matches, publish, now);
@@ -200,7 +196,7 @@ impl Server {
             _ => (&b"MSG "[..], &publish.payload[publish.header_len..], None),
         };
         let size: &[u8] = if publish.header_len > 0 && header_size.is_none() {
-            decimal(payload.len(), &mut size_buf)
+            decimal(payload.len() as u64, &mut size_buf)
         } else {
             publish.size_token
         };
