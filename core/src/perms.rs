@@ -68,18 +68,28 @@ impl Permissions {
     /// an entry `foo.*` or `foo.>`, not by `foo.bar`), and a subject with an
     /// empty token matches no entry, as in [`crate::subject::subject_matches`].
     pub fn can_publish(&self, subject: &[u8]) -> bool {
+        self.publish_decision(subject).0
+    }
+
+    /// [`Self::can_publish`], and how much of `subject` decided it:
+    /// `Some(n)` when the decision is the same for every well-formed subject
+    /// that starts with `subject[..n]` (which ends with a `.`) and has more
+    /// tokens; `None` when it took the whole subject.
+    pub fn publish_decision(&self, subject: &[u8]) -> (bool, Option<usize>) {
         if !well_formed(subject) {
-            return self.publish_allow.is_none();
+            return (self.publish_allow.is_none(), None);
         }
+        let mut reach = Reach::default();
         if let Some(allow) = &self.publish_allow {
-            if !allow.visit_matches(subject, |_| true) {
-                return false;
+            if !allow.visit_matches(subject, &mut reach, |_| true) {
+                return (false, reach.prefix());
             }
         }
-        match &self.publish_deny {
-            Some(deny) => !deny.visit_matches(subject, |_| true),
-            None => true,
-        }
+        let denied = self
+            .publish_deny
+            .as_ref()
+            .is_some_and(|deny| deny.visit_matches(subject, &mut reach, |_| true));
+        (!denied, reach.prefix())
     }
 
     /// Whether publishing is restricted at all (false => skip all checks; the fast path).
@@ -156,20 +166,25 @@ impl Permissions {
             return false;
         }
         if let Some(deny) = &self.subscribe_deny {
-            if deny.trie.visit_matches(subject, |e| deny.applies(e, queue)) {
+            if deny
+                .trie
+                .visit_matches(subject, &mut Reach::default(), |e| deny.applies(e, queue))
+            {
                 return true;
             }
         }
         match (queue, &self.subscribe_allow) {
             (Some(q), Some(allow)) if allow.has_queues => {
                 let mut grouped = false;
-                let ok = allow.trie.visit_matches(subject, |e| match allow.queue(e) {
-                    Some(p) => {
-                        grouped = true;
-                        queue_matches(p, q)
-                    }
-                    None => false,
-                });
+                let ok = allow
+                    .trie
+                    .visit_matches(subject, &mut Reach::default(), |e| match allow.queue(e) {
+                        Some(p) => {
+                            grouped = true;
+                            queue_matches(p, q)
+                        }
+                        None => false,
+                    });
                 grouped && !ok
             }
             _ => false,
@@ -184,7 +199,40 @@ impl Permissions {
 
 /// Whether `subject` has no empty token; one that has matches no entry.
 fn well_formed(subject: &[u8]) -> bool {
-    !tokens(subject).any(<[u8]>::is_empty)
+    crate::subject::has_no_empty_token(subject)
+}
+
+/// How far into a subject a trie walk looked (see
+/// [`Permissions::publish_decision`]).
+#[derive(Debug, Default)]
+struct Reach {
+    /// Bytes of the subject the walk depended on: whole tokens with the
+    /// separator after them.
+    bytes: usize,
+    /// The walk depended on where the subject ends.
+    end: bool,
+}
+
+impl Reach {
+    /// The walk looked at `token`, starting at byte `at`, followed by more
+    /// tokens (`more`) or not.
+    fn token(&mut self, at: usize, token: &[u8], more: bool) {
+        if more {
+            self.bytes = self.bytes.max(at + token.len() + 1);
+        } else {
+            self.end = true;
+        }
+    }
+
+    /// The walk depended on the tokens before byte `at` and on there being
+    /// more from `at` on.
+    fn before(&mut self, at: usize) {
+        self.bytes = self.bytes.max(at);
+    }
+
+    fn prefix(&self) -> Option<usize> {
+        (!self.end).then_some(self.bytes)
+    }
 }
 
 /// The allow and deny lists of an optional permission.
@@ -358,17 +406,26 @@ impl PatternTrie {
     /// Reports each entry matching the literal, [`well_formed`] `subject` to
     /// `visit` until it returns true; returns whether it did. Allocates nothing
     /// unless more than a handful of `*` branches are pending at once.
-    fn visit_matches(&self, subject: &[u8], mut visit: impl FnMut(usize) -> bool) -> bool {
+    /// `reach` records how much of the subject the walk looked at.
+    fn visit_matches(
+        &self,
+        subject: &[u8],
+        reach: &mut Reach,
+        mut visit: impl FnMut(usize) -> bool,
+    ) -> bool {
         let mut pending = Pending::new();
         let mut next = Some((ROOT, subject));
         while let Some((mut id, mut rest)) = next.take().or_else(|| pending.pop()) {
             // Follow the literal path here; `*` branches wait on `pending`.
             loop {
+                let at = subject.len() - rest.len();
                 let node = &self.nodes[id];
                 if node.fwc.iter().any(|&e| visit(e)) {
+                    reach.before(at);
                     return true;
                 }
                 let (tok, tail) = split_first_token(rest);
+                reach.token(at, tok, tail.is_some());
                 if let Some(pwc) = node.pwc {
                     let child = &self.nodes[pwc];
                     match tail {
@@ -499,16 +556,30 @@ const PUBLISH_CACHE_MAX: usize = 128;
 /// How many are evicted when the cache is full (nats-server's `pruneSize`).
 const PUBLISH_CACHE_EVICT: usize = 32;
 
-/// Per-connection cache of publish decisions (nats-server: 128 entries, evict ~32 when full).
+/// Decisions settled by a prefix a connection keeps (see [`PublishCache`]).
+const PREFIX_SLOTS: usize = 4;
+
+/// Per-connection cache of publish decisions: decisions a subject's prefix
+/// settled, then whole subjects (nats-server: 128 entries, evict ~32 when
+/// full).
 ///
-/// Cache only [`Permissions::can_publish`] results, never reply-tracking ones;
-/// clear it when the connection's permissions change.
+/// A decision that depended only on a prefix (`$JS.ACK.` under an allow
+/// entry `$JS.ACK.>`) is kept by that prefix, in one of a few slots, and
+/// answers every later subject under it: subjects used once (ack subjects
+/// with their sequence numbers) then cost neither a trie walk nor a place
+/// among the whole subjects.
 ///
+/// Caches only [`Permissions::publish_decision`] results, never
+/// reply-tracking ones; clear it when the connection's permissions change.
 /// The engine asks it only when the subject differs from the connection's
 /// last one ([`crate::memo::PublishMemo`] answers repeats).
 #[derive(Debug, Default)]
 pub struct PublishCache {
     map: HashMap<Box<[u8]>, bool>,
+    /// (prefix ending in `.`, decision); buffers reused when replaced.
+    prefixes: Vec<(Vec<u8>, bool)>,
+    /// The prefix slot replaced next once all are used.
+    next_prefix: usize,
 }
 
 impl PublishCache {
@@ -517,17 +588,38 @@ impl PublishCache {
         Self::default()
     }
 
-    /// The decision for `subject`: the cached one, else `decide()`'s, which is
-    /// then cached. Allocates only when a new subject is cached.
-    pub fn decide(&mut self, subject: &[u8], decide: impl FnOnce() -> bool) -> bool {
-        match self.get(subject) {
-            Some(allowed) => allowed,
-            None => {
-                let allowed = decide();
-                self.insert(subject, allowed);
-                allowed
-            }
+    /// `perms`' decision for publishing to `subject`, from the cache when it
+    /// has it. Allocates only when a new subject or prefix is cached.
+    pub fn decide(&mut self, subject: &[u8], perms: &Permissions) -> bool {
+        if let Some(allowed) = self.by_prefix(subject).or_else(|| self.get(subject)) {
+            return allowed;
         }
+        let (allowed, prefix) = perms.publish_decision(subject);
+        match prefix {
+            Some(len) => self.insert_prefix(&subject[..len], allowed),
+            None => self.insert(subject, allowed),
+        }
+        allowed
+    }
+
+    /// The decision a cached prefix of `subject` settled.
+    fn by_prefix(&self, subject: &[u8]) -> Option<bool> {
+        self.prefixes.iter().find_map(|(prefix, allowed)| {
+            let rest = subject.strip_prefix(&prefix[..])?;
+            well_formed(rest).then_some(*allowed)
+        })
+    }
+
+    fn insert_prefix(&mut self, prefix: &[u8], allowed: bool) {
+        if self.prefixes.len() < PREFIX_SLOTS {
+            self.prefixes.push((prefix.to_vec(), allowed));
+            return;
+        }
+        let slot = &mut self.prefixes[self.next_prefix];
+        slot.0.clear();
+        slot.0.extend_from_slice(prefix);
+        slot.1 = allowed;
+        self.next_prefix = (self.next_prefix + 1) % PREFIX_SLOTS;
     }
 
     /// The cached decision for `subject`. Never allocates.
@@ -556,6 +648,8 @@ impl PublishCache {
     /// Forgets every decision.
     pub fn clear(&mut self) {
         self.map.clear();
+        self.prefixes.clear();
+        self.next_prefix = 0;
     }
 
     /// Number of cached decisions.
@@ -899,7 +993,7 @@ mod tests {
         assert!(can_pub(&p, &subject));
         let trie = p.publish_allow.as_ref().map(|t| {
             let mut seen = 0;
-            t.visit_matches(subject.as_bytes(), |_| {
+            t.visit_matches(subject.as_bytes(), &mut Reach::default(), |_| {
                 seen += 1;
                 false
             });
@@ -1071,6 +1165,37 @@ mod tests {
     }
 
     // --- publish cache ---------------------------------------------------------
+
+    #[test]
+    fn subjects_under_a_deciding_prefix_share_one_decision() {
+        let p = Permissions::compile(&PermissionsConfig {
+            publish: Some(SubjectPermission {
+                allow: vec!["$JS.ACK.>".into(), "bench.*".into()],
+                deny: vec!["$JS.ACK.secret.>".into()],
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            p.publish_decision(b"$JS.ACK.S.C.1.2.3.4.0"),
+            (true, Some(10))
+        );
+        assert_eq!(p.publish_decision(b"$JS.ACK.secret.C.1"), (false, Some(15)));
+        assert_eq!(p.publish_decision(b"bench.x"), (true, None));
+        assert_eq!(p.publish_decision(b"other.x"), (false, Some(6)));
+        let mut cache = PublishCache::new();
+        for i in 0..1000 {
+            let ack = format!("$JS.ACK.S.C.1.{i}.{i}.17.0");
+            assert!(cache.decide(ack.as_bytes(), &p));
+        }
+        assert!(cache.is_empty(), "ack subjects are decided by their prefix");
+        // A malformed subject under a known prefix is decided afresh.
+        assert!(!cache.decide(b"$JS.ACK.S..1", &p));
+        assert!(!cache.decide(b"$JS.ACK.secret.C.2", &p));
+        assert!(cache.decide(b"bench.x", &p));
+        assert_eq!(cache.len(), 2);
+        cache.clear();
+        assert_eq!(cache.by_prefix(b"$JS.ACK.S.C.1"), None);
+    }
 
     #[test]
     fn publish_cache_is_bounded_and_evicts_a_batch() {
@@ -1551,7 +1676,7 @@ mod model_tests {
             let trie = trie_of(&patterns);
             let mut seen = BTreeSet::new();
             if well_formed(subject.as_bytes()) {
-                trie.visit_matches(subject.as_bytes(), |e| {
+                trie.visit_matches(subject.as_bytes(), &mut Reach::default(), |e| {
                     assert!(seen.insert(e));
                     false
                 });
@@ -1560,6 +1685,33 @@ mod model_tests {
                 .filter(|&i| subject_matches(patterns[i].as_bytes(), subject.as_bytes()))
                 .collect();
             prop_assert_eq!(seen, want);
+        }
+
+        /// A decision settled by a prefix holds for every subject under it,
+        /// and the connection cache answers as the permissions do.
+        #[test]
+        fn prefix_decisions_hold_for_every_subject_under_the_prefix(
+            allow in prop::collection::vec(pattern(), 0..4),
+            deny in prop::collection::vec(pattern(), 0..4),
+            subjects in prop::collection::vec((literal_subject(), literal_subject()), 1..20),
+        ) {
+            let p = Permissions::compile(&PermissionsConfig {
+                publish: Some(SubjectPermission { allow, deny }),
+                ..Default::default()
+            });
+            let mut cache = PublishCache::new();
+            for (s, tail) in &subjects {
+                let (allowed, prefix) = p.publish_decision(s.as_bytes());
+                prop_assert_eq!(allowed, p.can_publish(s.as_bytes()));
+                prop_assert_eq!(cache.decide(s.as_bytes(), &p), allowed, "{}", s);
+                if let Some(n) = prefix {
+                    prop_assert!(n == 0 || s.as_bytes()[n - 1] == b'.', "{} {}", s, n);
+                    let other = format!("{}{tail}", &s[..n]);
+                    prop_assert_eq!(p.can_publish(other.as_bytes()), allowed, "{} -> {}", s, other);
+                    prop_assert_eq!(cache.decide(other.as_bytes(), &p), allowed, "{}", other);
+                }
+                prop_assert_eq!(cache.decide(tail.as_bytes(), &p), p.can_publish(tail.as_bytes()));
+            }
         }
 
         #[test]
@@ -1647,7 +1799,7 @@ mod model_tests {
             for i in picks {
                 let s = &u[i % u.len()];
                 // The engine's path: last decision, then the map, then the rules.
-                let decided = cache.decide(s, || p.can_publish(s));
+                let decided = cache.decide(s, &p);
                 prop_assert_eq!(decided, p.can_publish(s));
                 prop_assert!(cache.len() <= 128);
             }

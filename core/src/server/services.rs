@@ -256,13 +256,8 @@ impl Server {
         };
         let allowed = match client.last_publish.allowed() {
             Some(allowed) => allowed,
-            // Each JetStream ack subject is used once: caching its decision
-            // would only push the others out.
-            None if subject.starts_with(b"$JS.ACK.") => perms.can_publish(subject),
             None => {
-                let allowed = client
-                    .publish_cache
-                    .decide(subject, || perms.can_publish(subject));
+                let allowed = client.publish_cache.decide(subject, perms);
                 client.last_publish.set_allowed(allowed);
                 allowed
             }
