@@ -95,6 +95,8 @@ pub struct AccountJetStream {
     pub(super) serving_deliver: String,
     /// The key of the consumer an ack is for (a buffer reused).
     pub(super) ack_key: (String, String),
+    /// The sequences an ack acknowledged (a buffer reused).
+    pub(super) acked: Vec<u64>,
     /// Events made (advisory ids, flow-control subjects).
     pub(super) events: u64,
 }

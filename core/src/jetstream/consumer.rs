@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
 use super::store::Store;
+use crate::proto::encode::decimal;
 use crate::subject::subject_matches;
 
 /// A message delivered but not acknowledged.
@@ -621,28 +622,25 @@ impl Consumer {
         }
     }
 
-    /// An acknowledgement of stream sequence `seq` at `now`; returns the
-    /// stream sequences it acknowledged (the engine removes those of work
-    /// queue and interest streams).
-    pub fn ack(&mut self, seq: u64, ack: &Ack, now: u64) -> Vec<u64> {
+    /// An acknowledgement of stream sequence `seq` at `now`; puts the stream
+    /// sequences it acknowledged in `acked` (emptied first; the engine
+    /// removes those of work queue and interest streams).
+    pub fn ack(&mut self, seq: u64, ack: &Ack, now: u64, acked: &mut Vec<u64>) {
+        acked.clear();
         if !self.acks() {
-            return Vec::new();
+            return;
         }
         match ack {
             Ack::Ack | Ack::Term | Ack::Next(_) => {
-                let acked: Vec<u64> = if self.config.ack_policy == AckPolicy::All {
-                    self.pending.range(..=seq).map(|(&s, _)| s).collect()
-                } else {
-                    self.pending
-                        .contains_key(&seq)
-                        .then_some(seq)
-                        .into_iter()
-                        .collect()
-                };
+                if self.config.ack_policy == AckPolicy::All {
+                    acked.extend(self.pending.range(..=seq).map(|(&s, _)| s));
+                } else if self.pending.contains_key(&seq) {
+                    acked.push(seq);
+                }
                 if !acked.is_empty() {
                     self.last_acked = now;
                 }
-                for &s in &acked {
+                for &s in acked.iter() {
                     if let Some(p) = self.untrack(s) {
                         if p.deliveries > 1 {
                             self.redelivered = self.redelivered.saturating_sub(1);
@@ -650,7 +648,6 @@ impl Consumer {
                     }
                 }
                 self.advance_floor();
-                acked
             }
             Ack::Nak(delay) => {
                 self.reschedule(seq, now.saturating_add(*delay));
@@ -658,13 +655,11 @@ impl Consumer {
                     // Due at once, before new messages.
                     self.expire(now);
                 }
-                Vec::new()
             }
             Ack::InProgress => {
                 if let Some(wait) = self.pending.get(&seq).map(|p| self.ack_wait(p.deliveries)) {
                     self.reschedule(seq, now.saturating_add(wait));
                 }
-                Vec::new()
             }
         }
     }
@@ -693,26 +688,50 @@ pub fn write_ack_subject(
     d: &Delivery,
     stored_time: u64,
 ) {
-    use std::fmt::Write;
     out.clear();
-    let _ = write!(
-        out,
-        "$JS.ACK.{stream}.{consumer}.{}.{}.{}.{stored_time}.{}",
-        d.deliveries, d.stream_seq, d.consumer_seq, d.pending
-    );
+    out.push_str("$JS.ACK.");
+    out.push_str(stream);
+    out.push('.');
+    out.push_str(consumer);
+    let mut digits = [0u8; 20];
+    for n in [
+        d.deliveries,
+        d.stream_seq,
+        d.consumer_seq,
+        stored_time,
+        d.pending,
+    ] {
+        out.push('.');
+        // Decimal digits are ASCII.
+        out.extend(decimal(n, &mut digits).iter().map(|&b| char::from(b)));
+    }
 }
 
 /// Reads an ack reply subject: (stream, consumer, stream seq).
-pub fn parse_ack_subject(subject: &str) -> Option<(&str, &str, u64)> {
-    let mut tokens = subject.split('.');
+pub fn parse_ack_subject(subject: &[u8]) -> Option<(&str, &str, u64)> {
+    let rest = subject.strip_prefix(b"$JS.ACK.")?;
+    let mut tokens = rest.split(|&b| b == b'.');
     let mut next = || tokens.next();
-    let (js, ack, stream, consumer) = (next()?, next()?, next()?, next()?);
+    let (stream, consumer) = (next()?, next()?);
     let (_deliveries, sseq) = (next()?, next()?);
     let (_cseq, _time, _pending) = (next()?, next()?, next()?);
-    if (js, ack) != ("$JS", "ACK") || next().is_some() {
+    if next().is_some() {
         return None;
     }
-    Some((stream, consumer, sseq.parse().ok()?))
+    let name = |token| std::str::from_utf8(token).ok();
+    Some((name(stream)?, name(consumer)?, parse_decimal(sseq)?))
+}
+
+/// A decimal number of ASCII digits without sign or spaces, as Go's
+/// `strconv.ParseUint` reads it; `None` for anything else or an overflow.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 #[cfg(test)]
@@ -721,6 +740,13 @@ mod tests {
 
     use super::super::store::{Accounting, Limits};
     use super::*;
+
+    /// [`Consumer::ack`], returning the sequences it acknowledged.
+    fn ack(c: &mut Consumer, seq: u64, a: &Ack, now: u64) -> Vec<u64> {
+        let mut acked = Vec::new();
+        c.ack(seq, a, now, &mut acked);
+        acked
+    }
 
     fn store(subjects: &[&str]) -> Store {
         let mut s = Store::new(Accounting::File, Limits::default());
@@ -772,8 +798,23 @@ mod tests {
         let mut subject = String::new();
         write_ack_subject(&mut subject, "P", "W", &d, 1_796_613_139_215_944_397);
         assert_eq!(subject, "$JS.ACK.P.W.1.3.3.1796613139215944397.0");
-        assert_eq!(parse_ack_subject(&subject), Some(("P", "W", 3)));
-        assert_eq!(parse_ack_subject("$JS.ACK.P.W.1.3"), None);
+        assert_eq!(parse_ack_subject(subject.as_bytes()), Some(("P", "W", 3)));
+        let max = format!("$JS.ACK.P.W.1.{}.3.4.0", u64::MAX);
+        assert_eq!(
+            parse_ack_subject(max.as_bytes()),
+            Some(("P", "W", u64::MAX))
+        );
+        for bad in [
+            "$JS.ACK.P.W.1.3",
+            "$JS.ACK.P.W.1.3.3.4.0.9",
+            "$JS.ACK.P.W.1.+3.3.4.0",
+            "$JS.ACK.P.W.1..3.4.0",
+            "$JS.ACK.P.W.1.18446744073709551616.3.4.0",
+            "$JS.NAK.P.W.1.3.3.4.0",
+        ] {
+            assert_eq!(parse_ack_subject(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(parse_ack_subject(b"$JS.ACK.P\xff.W.1.3.3.4.0"), None);
     }
 
     #[test]
@@ -857,9 +898,9 @@ mod tests {
         let mut c = consumer(r#"{"ack_policy":"explicit","ack_wait":1000}"#, &mut s);
         assert_eq!(seqs(&mut c, &mut s, 0), [(1, 1), (2, 1), (3, 1)]);
         assert_eq!(c.num_ack_pending(), 3);
-        c.ack(2, &Ack::Ack, 10);
+        ack(&mut c, 2, &Ack::Ack, 10);
         assert_eq!(c.ack_floor(), (0, 0), "1 is still pending");
-        c.ack(1, &Ack::Ack, 10);
+        ack(&mut c, 1, &Ack::Ack, 10);
         assert_eq!(c.ack_floor(), (2, 2));
         // 3 times out and comes back as a second delivery with a new consumer seq.
         c.expire(1_000);
@@ -867,7 +908,7 @@ mod tests {
         let d = d.unwrap();
         assert_eq!((d.stream_seq, d.deliveries, d.consumer_seq), (3, 2, 4));
         assert_eq!(c.num_redelivered(), 1);
-        c.ack(3, &Ack::Ack, 1_001);
+        ack(&mut c, 3, &Ack::Ack, 1_001);
         assert_eq!((c.num_ack_pending(), c.num_redelivered()), (0, 0));
         assert_eq!(c.ack_floor(), (4, 3));
     }
@@ -877,15 +918,15 @@ mod tests {
         let mut s = store(&["a", "a", "a"]);
         let mut all = consumer(r#"{"ack_policy":"all","ack_wait":1000}"#, &mut s);
         seqs(&mut all, &mut s, 0);
-        assert_eq!(all.ack(2, &Ack::Ack, 5), [1, 2]);
+        assert_eq!(ack(&mut all, 2, &Ack::Ack, 5), [1, 2]);
         assert_eq!(all.num_ack_pending(), 1);
         let mut c = consumer(
             r#"{"ack_policy":"explicit","ack_wait":1000,"max_deliver":2}"#,
             &mut s,
         );
         seqs(&mut c, &mut s, 0);
-        c.ack(1, &Ack::Nak(500), 10);
-        c.ack(2, &Ack::Term, 10);
+        ack(&mut c, 1, &Ack::Nak(500), 10);
+        ack(&mut c, 2, &Ack::Term, 10);
         c.expire(100);
         assert_eq!(c.next(&mut s, 100).0, None, "the nak's delay is not over");
         c.expire(510);
@@ -909,7 +950,7 @@ mod tests {
         let mut s = store(&["a", "a", "a"]);
         let mut c = consumer(r#"{"ack_policy":"explicit","max_ack_pending":2}"#, &mut s);
         assert_eq!(seqs(&mut c, &mut s, 0), [(1, 1), (2, 1)]);
-        c.ack(1, &Ack::Ack, 1);
+        ack(&mut c, 1, &Ack::Ack, 1);
         assert_eq!(seqs(&mut c, &mut s, 1), [(3, 1)]);
     }
 
@@ -958,10 +999,10 @@ mod tests {
                         if c.pending.contains_key(&seq) {
                             acked.insert(seq);
                         }
-                        c.ack(seq, &Ack::Ack, now);
+                        ack(&mut c, seq, &Ack::Ack, now);
                     }
-                    3 => { c.ack(seq % (n as u64 + 1), &Ack::Nak(0), now); }
-                    _ => { c.ack(seq % (n as u64 + 1), &Ack::InProgress, now); }
+                    3 => { ack(&mut c, seq % (n as u64 + 1), &Ack::Nak(0), now); }
+                    _ => { ack(&mut c, seq % (n as u64 + 1), &Ack::InProgress, now); }
                 }
                 if let Some((&first, _)) = c.pending.iter().next() {
                     prop_assert!(c.ack_floor().1 < first);
@@ -974,7 +1015,7 @@ mod tests {
                 c.expire(now);
                 while let Some(d) = c.next(&mut s, now).0 {
                     acked.insert(d.stream_seq);
-                    c.ack(d.stream_seq, &Ack::Ack, now);
+                    ack(&mut c, d.stream_seq, &Ack::Ack, now);
                 }
             }
             prop_assert_eq!(acked.len(), n);

@@ -559,7 +559,7 @@ impl AccountJetStream {
     /// is not an ack of a known consumer.
     pub fn ack(
         &mut self,
-        subject: &str,
+        subject: &[u8],
         body: &[u8],
         reply: Option<&str>,
         now: u64,
@@ -588,7 +588,8 @@ impl AccountJetStream {
     ) -> Option<AckOutcome> {
         let entry = self.consumers.get_mut(key)?;
         let before = entry.consumer.pending_delivery(seq);
-        let acked = entry.consumer.ack(seq, &ack, now);
+        let mut acked = std::mem::take(&mut self.acked);
+        entry.consumer.ack(seq, &ack, now, &mut acked);
         if let Some((consumer_seq, deliveries)) = before {
             let message = MessageRef {
                 consumer_seq,
@@ -616,7 +617,8 @@ impl AccountJetStream {
                 _ => {}
             }
         }
-        self.remove_unneeded(&key.0, acked);
+        self.remove_unneeded(&key.0, &mut acked);
+        self.acked = acked;
         if let (Ack::Next(request), Some(reply)) = (&ack, reply) {
             self.add_pull_request(key, request, reply, now);
         }
@@ -627,31 +629,29 @@ impl AccountJetStream {
 
     /// Removes acknowledged messages a work queue or interest stream no
     /// longer needs.
-    fn remove_unneeded(&mut self, stream: &str, acked: Vec<u64>) {
+    /// `acked` (the acknowledged sequences) is used up as scratch.
+    fn remove_unneeded(&mut self, stream: &str, acked: &mut Vec<u64>) {
         let retention = self.streams.get(stream).map(|s| s.config().retention);
-        let gone: Vec<u64> = match retention {
+        match retention {
             // A work queue's message goes with its first ack.
-            Some(Retention::WorkQueue) => acked,
+            Some(Retention::WorkQueue) => {}
             // An interest stream's once every consumer that wants it is done.
             Some(Retention::Interest) => {
                 let store = self.streams.get_mut(stream).expect("checked").store_mut();
-                acked
-                    .into_iter()
-                    .filter(|&seq| {
-                        let Some(msg) = store.get(seq) else {
-                            return false;
-                        };
-                        self.consumers
-                            .iter()
-                            .filter(|((s, _), e)| s == stream && e.wants(msg.subject))
-                            .all(|(_, e)| e.consumer.done_with(seq))
-                    })
-                    .collect()
+                acked.retain(|&seq| {
+                    let Some(msg) = store.get(seq) else {
+                        return false;
+                    };
+                    self.consumers
+                        .iter()
+                        .filter(|((s, _), e)| s == stream && e.wants(msg.subject))
+                        .all(|(_, e)| e.consumer.done_with(seq))
+                });
             }
-            _ => Vec::new(),
-        };
+            _ => return,
+        }
         if let Some(s) = self.streams.get_mut(stream) {
-            for seq in gone {
+            for &seq in acked.iter() {
                 let _ = s.store_mut().remove(seq);
             }
         }

@@ -248,7 +248,7 @@ impl Stream {
                 out.extend_from_slice(b"{\"stream\":");
                 out.extend_from_slice(name);
                 out.extend_from_slice(b", \"seq\":");
-                out.extend_from_slice(decimal(*seq as usize, &mut digits));
+                out.extend_from_slice(decimal(*seq, &mut digits));
                 if let Stored::Duplicate(_) = stored {
                     out.extend_from_slice(b",\"duplicate\": true");
                 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// Writes `n` in decimal into `buf`, returning the digits.
-pub fn decimal(n: usize, buf: &mut [u8; 20]) -> &[u8] {
+pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     let mut n = n;
     loop {
@@ -113,10 +113,7 @@ mod tests {
         let mut buf = [0u8; 20];
         assert_eq!(decimal(0, &mut buf), b"0");
         assert_eq!(decimal(1048576, &mut buf), b"1048576");
-        assert_eq!(
-            decimal(usize::MAX, &mut buf),
-            usize::MAX.to_string().as_bytes()
-        );
+        assert_eq!(decimal(u64::MAX, &mut buf), u64::MAX.to_string().as_bytes());
     }
 
     #[test]

@@ -141,13 +141,12 @@ impl Server {
     /// An acknowledgement published on `$JS.ACK.…`; an ack with a reply
     /// subject (ack sync) is confirmed with an empty message.
     fn jetstream_ack(&mut self, acc: usize, publish: &Publish<'_>, unix: u64, now: Time) -> bool {
-        // Borrowed from the input (ack subjects are ASCII), not copied.
-        let subject = String::from_utf8_lossy(publish.subject);
+        // Borrowed from the input (reply subjects are ASCII), not copied.
         let reply = publish.reply.map(String::from_utf8_lossy);
         let body = &publish.payload[publish.header_len..];
         let js = self.accounts[acc].jetstream.as_mut().expect("checked");
         let before = js.usage();
-        let Some(outcome) = js.ack(&subject, body, reply.as_deref(), unix) else {
+        let Some(outcome) = js.ack(publish.subject, body, reply.as_deref(), unix) else {
             return false;
         };
         self.update_usage(acc, before);
@@ -206,8 +205,9 @@ impl Server {
             let publish = Publish {
                 subject: &o.subject,
                 reply: o.reply.as_deref().map(str::as_bytes),
-                header_size_token: (!o.hdr.is_empty()).then(|| decimal(o.hdr.len(), &mut hdr_size)),
-                size_token: decimal(message.len(), &mut size),
+                header_size_token: (!o.hdr.is_empty())
+                    .then(|| decimal(o.hdr.len() as u64, &mut hdr_size)),
+                size_token: decimal(message.len() as u64, &mut size),
                 header_len: o.hdr.len(),
                 payload: &message,
             };
@@ -580,8 +580,8 @@ impl Server {
         let publish = Publish {
             subject,
             reply: None,
-            header_size_token: Some(decimal(hdr.len(), &mut hdr_size)),
-            size_token: decimal(message.len(), &mut size),
+            header_size_token: Some(decimal(hdr.len() as u64, &mut hdr_size)),
+            size_token: decimal(message.len() as u64, &mut size),
             header_len: hdr.len(),
             payload: &message,
         };
@@ -596,7 +596,7 @@ impl Server {
             subject,
             reply: None,
             header_size_token: None,
-            size_token: decimal(payload.len(), &mut size),
+            size_token: decimal(payload.len() as u64, &mut size),
             header_len: 0,
             payload,
         };
