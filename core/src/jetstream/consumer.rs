@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
 use super::store::Store;
-use crate::proto::encode::decimal;
+use crate::proto::encode::push_decimal;
 use crate::subject::subject_matches;
 
 /// A message delivered but not acknowledged.
@@ -693,7 +693,6 @@ pub fn write_ack_subject(
     out.push_str(stream);
     out.push('.');
     out.push_str(consumer);
-    let mut digits = [0u8; 20];
     for n in [
         d.deliveries,
         d.stream_seq,
@@ -702,8 +701,7 @@ pub fn write_ack_subject(
         d.pending,
     ] {
         out.push('.');
-        // Decimal digits are ASCII.
-        out.extend(decimal(n, &mut digits).iter().map(|&b| char::from(b)));
+        push_decimal(out, n);
     }
 }
 

@@ -4,16 +4,37 @@ use serde::Serialize;
 
 /// Writes `n` in decimal into `buf`, returning the digits.
 pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    // Two digits per division: JetStream writes four numbers (one of 19
+    // digits) into every ack subject.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut i = buf.len();
     let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
     }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    &buf[i..]
+}
+
+/// Appends `n` in decimal to `out`.
+pub fn push_decimal(out: &mut String, n: u64) {
+    let mut buf = [0u8; 20];
+    let digits = decimal(n, &mut buf);
+    out.push_str(std::str::from_utf8(digits).expect("decimal digits are ASCII"));
 }
 
 /// Appends `s` quoted as Go's `%q` does (the form permission errors use).
@@ -113,6 +134,12 @@ mod tests {
         let mut buf = [0u8; 20];
         assert_eq!(decimal(0, &mut buf), b"0");
         assert_eq!(decimal(1048576, &mut buf), b"1048576");
+        for n in (0..2000).chain([99_999, 100_000, 1_796_613_139_215_944_397]) {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+        let mut s = String::from("x");
+        push_decimal(&mut s, 907);
+        assert_eq!(s, "x907");
         assert_eq!(decimal(u64::MAX, &mut buf), u64::MAX.to_string().as_bytes());
     }
 
