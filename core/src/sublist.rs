@@ -470,7 +470,7 @@ impl Sublist {
 
     /// The subscriptions a message published on `subject` reaches. A subject
     /// that is empty or has an empty token reaches nothing. A subject is
-    /// cached on its second miss ([`RecentMisses`]); until then its result
+    /// cached on its second miss (see `RecentMisses`); until then its result
     /// is built in a reused buffer and allocates nothing once warm.
     pub fn matches(&mut self, subject: &[u8]) -> Arc<Matches> {
         self.match_calls += 1;
