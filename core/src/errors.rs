@@ -127,6 +127,8 @@ pub enum CloseReason {
     NoRespondersRequiresHeaders,
     /// The server is shutting down.
     ServerShutdown,
+    /// The TLS handshake failed or took longer than its timeout.
+    TlsHandshakeError,
 }
 
 impl CloseReason {
@@ -150,6 +152,7 @@ impl CloseReason {
             CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::TlsHandshakeError => "TLS Handshake Failure",
         }
     }
 }

@@ -87,6 +87,7 @@ pub mod server;
 pub mod subject;
 pub mod sublist;
 pub mod time;
+pub mod tls;
 
 pub use account::{AccountStats, Accounts};
 pub use auth::{Auth, Users};

@@ -61,6 +61,10 @@ pub struct Options {
     pub no_header_support: bool,
     /// JetStream (`jetstream`, `-js`); `None` is off.
     pub jetstream: Option<JetStreamOptions>,
+    /// TLS for client connections (`tls {}`, `--tls*`); `None` is plaintext.
+    pub tls: Option<crate::tls::TlsOptions>,
+    /// With `tls`, plaintext clients are accepted too (`allow_non_tls`).
+    pub allow_non_tls: bool,
     /// How long a client's socket may accept no bytes while some are queued
     /// for it (`write_deadline`) before it is closed as a slow consumer.
     pub write_deadline: Duration,
@@ -107,6 +111,8 @@ impl Default for Options {
             max_sub_tokens: 0,
             no_header_support: false,
             jetstream: None,
+            tls: None,
+            allow_non_tls: false,
             write_deadline: Duration::from_secs(10),
             lame_duck_duration: Duration::from_secs(120),
             lame_duck_grace_period: Duration::from_secs(10),

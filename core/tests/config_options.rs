@@ -179,13 +179,13 @@ fn max_closed_clients_is_an_unknown_field_as_in_nats_server_2_9_10() {
 #[test]
 fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
     let (_, errors) =
-        read("cluster { port: 6222 }\njetstream: { domain: hub }\ntls { cert_file: x }\nprof_port: 6060\n");
+        read("cluster { port: 6222 }\njetstream: { domain: hub }\nmqtt { port: 1883 }\nprof_port: 6060\n");
     assert_eq!(
         messages(&errors),
         [
             "test.conf:1:0: \"cluster\" is not supported by tenet yet (it arrives with clustering)",
             "test.conf:2:14: jetstream \"domain\" is not supported by tenet yet",
-            "test.conf:3:1: \"tls\" is not supported by tenet yet (it arrives with TLS)",
+            "test.conf:3:1: \"mqtt\" is not supported by tenet yet (it arrives with MQTT)",
             "test.conf:4:1: \"prof_port\" is not supported by tenet yet (it arrives with profiling)",
         ]
         .map(String::from)
@@ -193,7 +193,7 @@ fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
 }
 
 #[test]
-fn monitoring_ports_are_read_and_https_is_refused_as_tls() {
+fn monitoring_ports_are_read_and_https_is_refused_until_it_is_built() {
     let port = |text: &str| {
         let (c, errors) = read(text);
         assert!(errors.is_empty(), "{:?}", messages(&errors));
@@ -216,8 +216,8 @@ fn monitoring_ports_are_read_and_https_is_refused_as_tls() {
         messages(&errors),
         [
             "test.conf:1:11: invalid monitoring port 70000 (use 1-65535, -1 for a random port, 0 for none)",
-            "test.conf:2:1: \"https_port\" is not supported by tenet yet (it arrives with TLS)",
-            "test.conf:3:1: \"https\" is not supported by tenet yet (it arrives with TLS)",
+            "test.conf:2:1: \"https_port\" is not supported by tenet yet (it arrives with monitoring over HTTPS)",
+            "test.conf:3:1: \"https\" is not supported by tenet yet (it arrives with monitoring over HTTPS)",
         ]
         .map(String::from)
     );
@@ -629,5 +629,45 @@ fn jetstream_on_the_system_account_is_refused() {
     assert!(
         format!("{error:?}").contains("Not allowed to enable JetStream on the system account"),
         "{error:?}"
+    );
+}
+
+#[test]
+fn the_tls_block_is_read_and_its_keys_tenet_lacks_are_refused_by_name() {
+    let (c, errors) = read(
+        "tls {\n  cert_file: \"s.pem\"\n  key_file: \"s.key\"\n  ca_file: \"ca.pem\"\n  verify: true\n  timeout: \"750ms\"\n}\nallow_non_tls: true\n",
+    );
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    let tls = c.server.tls.expect("tls");
+    assert_eq!(
+        (
+            &*tls.cert_file,
+            &*tls.key_file,
+            tls.ca_file.as_deref(),
+            tls.verify
+        ),
+        ("s.pem", "s.key", Some("ca.pem"), true)
+    );
+    assert_eq!(tls.timeout(), Duration::from_millis(750));
+    assert!(c.server.allow_non_tls);
+    let (c, _) = read("tls { cert_file: a, key_file: b, timeout: 3 }\n");
+    assert_eq!(c.server.tls.expect("tls").timeout(), Duration::from_secs(3));
+
+    let (_, errors) = read("tls { cert_file: a }\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:1:4: missing 'key_file' in TLS configuration"]
+    );
+    let (_, errors) = read(
+        "tls {\n  cert_file: a\n  key_file: b\n  verify_and_map: true\n  pinned_certs: []\n  colour: blue\n}\n",
+    );
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:4:3: tls \"verify_and_map\" is not supported by tenet yet",
+            "test.conf:5:3: tls \"pinned_certs\" is not supported by tenet yet",
+            "test.conf:6:3: error parsing tls config, unknown field [\"colour\"]",
+        ]
+        .map(String::from)
     );
 }

@@ -8,6 +8,7 @@ use tenet_core::config::options::{http_port_option, read_config, Config, SyslogA
 use tenet_core::config::parse::{parse_file, ConfigError, Resolver};
 use tenet_core::options::JetStreamOptions;
 use tenet_core::options::DEFAULT_PORT;
+use tenet_core::tls::TlsOptions;
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +97,14 @@ pub struct Flags {
     pub jetstream: Option<bool>,
     /// `-sd`: JetStream's store directory.
     pub store_dir: Option<String>,
+    /// `--tls`: TLS from the flags (`--tls=false`: no TLS at all).
+    pub tls: Option<bool>,
+    /// `--tlscert`, `--tlskey`, `--tlscacert`: the TLS files.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub tls_ca_cert: Option<String>,
+    /// `--tlsverify`: clients must present a certificate.
+    pub tls_verify: Option<bool>,
 }
 
 /// A command-line mistake; the binary prints it and exits with status 1.
@@ -147,6 +156,13 @@ Monitoring Options:
 JetStream Options:
     -js, --jetstream                 Enable JetStream functionality
     -sd, --store_dir <dir>           Set the storage directory
+
+TLS Options:
+    --tls                            Enable TLS, do not verify clients (default: false)
+    --tlscert <file>                 Server certificate file
+    --tlskey <file>                  Private key for server certificate
+    --tlsverify                      Enable TLS, verify client certificates
+    --tlscacert <file>               Client certificate CA for verification
 
 Common Options:
     -h, --help                       Show this message
@@ -200,6 +216,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             "r" | "remote_syslog" => flags.remote_syslog = Some(value("syslog address")?),
             "js" | "jetstream" => flags.jetstream = switch(&inline_value)?,
             "sd" | "store_dir" => flags.store_dir = Some(value("store directory")?),
+            "tls" => flags.tls = switch(&inline_value)?,
+            "tlsverify" => flags.tls_verify = switch(&inline_value)?,
+            "tlscert" => flags.tls_cert = Some(value("certificate file")?),
+            "tlskey" => flags.tls_key = Some(value("private key file")?),
+            "tlscacert" => flags.tls_ca_cert = Some(value("CA certificate file")?),
             "DV" => {
                 flags.debug = Some(true);
                 flags.trace = Some(true);
@@ -286,6 +307,17 @@ impl Flags {
             None => (Config::default(), Vec::new()),
         };
         self.apply(&mut config);
+        if let Err(message) = self.apply_tls(&mut config) {
+            errors.push(ConfigError { pos: None, message });
+        }
+        if let Some(tls) = config.server.tls.as_mut() {
+            if let Err(message) = tls.load_files(resolver) {
+                errors.push(ConfigError {
+                    pos: tls.pos.clone(),
+                    message,
+                });
+            }
+        }
         // -r is checked as the file's remote_syslog is (which read_config did).
         if self.remote_syslog.is_some() {
             if let Some(Err(message)) = config.remote_syslog.as_deref().map(SyslogAddress::parse) {
@@ -324,6 +356,40 @@ impl Flags {
         )
         .map_err(|e| vec![e])?;
         Ok((config, auth))
+    }
+
+    /// The `--tls*` flags, as nats-server takes them: any of them (but
+    /// `--tls=false`) replaces the file's `tls` block; `--tls=false` turns
+    /// TLS off.
+    fn apply_tls(&self, config: &mut Config) -> Result<(), String> {
+        if self.tls == Some(false) {
+            config.server.tls = None;
+            return Ok(());
+        }
+        let set = self.tls.is_some()
+            || self.tls_verify.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_key.is_some()
+            || self.tls_ca_cert.is_some();
+        if !set {
+            return Ok(());
+        }
+        let cert_file = self
+            .tls_cert
+            .clone()
+            .ok_or("TLS Server certificate must be present and valid")?;
+        let key_file = self
+            .tls_key
+            .clone()
+            .ok_or("TLS Server private key must be present and valid")?;
+        config.server.tls = Some(TlsOptions {
+            cert_file,
+            key_file,
+            ca_file: self.tls_ca_cert.clone(),
+            verify: self.tls_verify.unwrap_or(false),
+            ..TlsOptions::default()
+        });
+        Ok(())
     }
 
     /// Overrides what the file said with what the command line says.

@@ -19,6 +19,7 @@ use crate::options::{
     DEFAULT_RECONNECT_ERROR_REPORTS,
 };
 use crate::subject::is_valid_subject;
+use crate::tls::TlsOptions;
 
 /// Everything a configuration file sets.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -287,12 +288,10 @@ const NOT_YET: &[(&str, &str)] = &[
     ("resolver_tls", "operator mode"),
     ("resolver_preload", "operator mode"),
     ("resolver_pinned_accounts", "operator mode"),
-    ("tls", "TLS"),
-    ("ocsp", "TLS"),
-    ("allow_non_tls", "TLS"),
-    ("ocsp_cache", "TLS"),
-    ("https", "TLS"),
-    ("https_port", "TLS"),
+    ("ocsp", "OCSP stapling"),
+    ("ocsp_cache", "OCSP stapling"),
+    ("https", "monitoring over HTTPS"),
+    ("https_port", "monitoring over HTTPS"),
     ("default_js_domain", "JetStream domains"),
     ("mappings", "subject mappings"),
     ("maps", "subject mappings"),
@@ -344,6 +343,10 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             }
             "host" | "net" => host = r.string(&key.name, value),
             "jetstream" => r.jetstream(value, &mut config.server.jetstream),
+            "tls" => config.server.tls = r.tls(value),
+            "allow_non_tls" => {
+                config.server.allow_non_tls = r.boolean(&key.name, value).unwrap_or(false)
+            }
             "store_dir" | "storedir" => {
                 if let Some(dir) = r.string(&key.name, value) {
                     top_store_dir = Some((dir, value.pos.clone()));
@@ -803,6 +806,71 @@ impl Reader<'_> {
                 None
             }
         }
+    }
+
+    /// The `tls {}` block for client connections (file names only: the
+    /// host reads the files).
+    fn tls(&mut self, value: &Value) -> Option<TlsOptions> {
+        let ValueKind::Map(map) = &value.kind else {
+            self.wrong_type("tls", value, "a map");
+            return None;
+        };
+        let mut tls = TlsOptions {
+            pos: Some(value.pos.clone()),
+            ..TlsOptions::default()
+        };
+        let (mut cert, mut key) = (None, None);
+        let mut ok = true;
+        for (k, v) in map {
+            match k.name.to_ascii_lowercase().as_str() {
+                "cert_file" => cert = self.string(&k.name, v),
+                "key_file" => key = self.string(&k.name, v),
+                "ca_file" => tls.ca_file = self.string(&k.name, v),
+                "verify" => tls.verify = self.boolean(&k.name, v).unwrap_or(false),
+                "timeout" => tls.timeout = self.duration_or_seconds(&k.name, v),
+                name @ ("verify_and_map"
+                | "verify_cert_and_check_known_urls"
+                | "insecure"
+                | "cipher_suites"
+                | "curve_preferences"
+                | "pinned_certs"
+                | "connection_rate_limit"
+                | "handshake_first"
+                | "cert_store"
+                | "cert_match"
+                | "cert_match_by"
+                | "ocsp_peer") => {
+                    ok = false;
+                    let message = format!("tls {name:?} is not supported by tenet yet");
+                    self.error(&k.pos, message);
+                }
+                _ => {
+                    ok = false;
+                    let message = format!("error parsing tls config, unknown field [{:?}]", k.name);
+                    self.error(&k.pos, message);
+                }
+            }
+        }
+        match (cert, key) {
+            (Some(c), Some(k)) => (tls.cert_file, tls.key_file) = (c, k),
+            (Some(_), None) => {
+                self.error(&value.pos, "missing 'key_file' in TLS configuration".into());
+                return None;
+            }
+            (None, Some(_)) => {
+                self.error(
+                    &value.pos,
+                    "missing 'cert_file' in TLS configuration".into(),
+                );
+                return None;
+            }
+            (None, None) => {
+                let message = "tls without a cert_file and a key_file is not supported by tenet (nats-server starts and then fails every handshake)";
+                self.error(&value.pos, message.into());
+                return None;
+            }
+        }
+        ok.then_some(tls)
     }
 
     /// A duration string, or a number of seconds (nats-server accepts both).

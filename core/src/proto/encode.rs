@@ -90,6 +90,15 @@ pub struct Info<'a> {
     /// Clients must authenticate.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub auth_required: bool,
+    /// Clients must start TLS after this INFO.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_required: bool,
+    /// Clients must present a certificate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_verify: bool,
+    /// Clients may start TLS (`allow_non_tls`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_available: bool,
     /// Largest accepted payload.
     pub max_payload: u32,
     /// The server runs JetStream (said to every client, whatever its account).
@@ -168,6 +177,9 @@ mod tests {
             port: 4222,
             headers: true,
             auth_required: false,
+            tls_required: false,
+            tls_verify: false,
+            tls_available: false,
             max_payload: 1048576,
             jetstream: false,
             client_id: Some(3),

@@ -46,6 +46,11 @@ pub(super) struct Client {
     pub(super) headers: bool,
     pub(super) subs: BytesMap<SubKey>,
     pub(super) out: Outbound,
+    /// The TLS session of a client of a server with `tls` (the plaintext
+    /// of `out` is sealed into it when the runtime asks what to write).
+    pub(super) tls: Option<Box<crate::tls::TlsSession>>,
+    /// When its TLS handshake must have finished.
+    pub(super) tls_due: Option<Time>,
     pub(super) flush_queued: bool,
     pub(super) last_activity: Time,
     pub(super) ping_due: Time,
@@ -115,6 +120,14 @@ pub(super) struct Client {
     pub(super) out_bytes: u64,
 }
 
+impl Client {
+    /// Bytes queued for its socket: protocol bytes not yet sealed, and a
+    /// TLS client's sealed bytes not yet written.
+    pub(super) fn pending_len(&self) -> usize {
+        self.out.len() + self.tls.as_ref().map_or(0, |t| t.wire().len())
+    }
+}
+
 impl Server {
     // ----- inputs -------------------------------------------------------------
 
@@ -160,6 +173,8 @@ impl Server {
             headers: false,
             subs: BytesMap::new(),
             out: Outbound::default(),
+            tls: None,
+            tls_due: None,
             flush_queued: false,
             last_activity: now,
             ping_due,
@@ -219,6 +234,7 @@ impl Server {
                 self.timers
                     .push(Reverse((due, id.0, Timer::AuthTimeout as u8)));
             }
+            self.start_tls(index as usize, now);
         }
         id
     }
@@ -230,6 +246,14 @@ impl Server {
         };
         self.input_time = now;
         self.work = 0;
+        if self.client_ref(index).tls.is_some() {
+            return self.read_tls(index, data, now);
+        }
+        self.read_plain(index, data, now);
+    }
+
+    /// Protocol bytes from client `index` (decrypted first for a TLS client).
+    pub(super) fn read_plain(&mut self, index: usize, data: &[u8], now: Time) {
         let client = self.client_mut(index);
         client.last_activity = now;
         if client.waiting_job.is_some() || client.continue_due {
@@ -766,7 +790,7 @@ impl Server {
         }
         // A client that sends but never reads must not queue replies without
         // bound either (PONGs, errors, +OK).
-        if !client.closing && client.out.len() as u64 > self.opts.max_pending {
+        if !client.closing && client.pending_len() as u64 > self.opts.max_pending {
             self.slow_consumer(index);
         }
     }
@@ -794,6 +818,9 @@ impl Server {
             max_payload: client.max_payload,
             jetstream: self.opts.jetstream.is_some(),
             auth_required: self.users.auth_required(),
+            tls_required: self.tls.is_some() && !self.opts.allow_non_tls,
+            tls_verify: matches!(&self.tls, Some(Ok(t)) if t.verify()),
+            tls_available: self.tls.is_some() && self.opts.allow_non_tls,
             client_id: Some(client.cid),
             client_ip: Some(&client.peer.ip),
             nonce: (kind == InfoKind::Initial)

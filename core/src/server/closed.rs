@@ -313,7 +313,7 @@ impl Server {
             out_msgs: client.out_msgs,
             in_bytes: client.in_bytes,
             out_bytes: client.out_bytes,
-            pending_bytes: client.out.len(),
+            pending_bytes: client.pending_len(),
             port: client.peer.port,
             reason,
             text: text.into_boxed_str(),

@@ -52,6 +52,7 @@ mod routing;
 mod services;
 mod teardown;
 mod timers;
+mod tls;
 mod turns;
 
 pub use jobs::{Job, JobDone, JobId};
@@ -286,6 +287,11 @@ pub struct Server {
     teardowns: teardown::Teardowns,
     /// Work done for the input being processed, in [`turns`]' units.
     work: u64,
+    /// TLS for client connections (`tls`): the settings every new session
+    /// starts from, or why they could not be made.
+    tls: Option<Result<crate::tls::TlsAcceptor, String>>,
+    /// Plaintext decrypted from a TLS client's read (a buffer reused).
+    tls_plaintext: Vec<u8>,
 }
 
 impl Server {
@@ -314,6 +320,9 @@ impl Server {
             .clone()
             .unwrap_or_else(|| server_id.clone());
         let stall_high_water = (opts.max_pending / 4 * 3).min(STALL_HIGH_WATER) as usize;
+        // Checked when the configuration was loaded; an error here still
+        // refuses every connection rather than serve them in plaintext.
+        let tls = opts.tls.as_ref().map(crate::tls::TlsAcceptor::new);
         let accounts = accounts.instantiate(
             !opts.disable_sublist_cache,
             opts.jetstream.is_some(),
@@ -372,6 +381,8 @@ impl Server {
             closed: ClosedRing::default(),
             teardowns: Default::default(),
             work: 0,
+            tls,
+            tls_plaintext: Vec::new(),
         }
     }
 
@@ -460,8 +471,12 @@ impl Server {
         };
         let low_water = self.stall_high_water / 2;
         let client = self.slots[index].client.as_mut().expect("live");
-        client.out.consume(&mut self.pool, n);
-        if client.out.is_empty() {
+        match client.tls.as_mut() {
+            Some(tls) => tls.written(n),
+            None => client.out.consume(&mut self.pool, n),
+        }
+        let pending = client.pending_len();
+        if pending == 0 {
             client.write_blocked_since = None;
         } else if n > 0 && !client.flush_queued {
             // Progress, and more to write (a partial write, or more queued than
@@ -469,7 +484,7 @@ impl Server {
             client.flush_queued = true;
             self.events.push_back(Event::Flush(client.id));
         }
-        if !client.out.is_empty() && (n > 0 || client.write_blocked_since.is_none()) {
+        if pending != 0 && (n > 0 || client.write_blocked_since.is_none()) {
             // The runtime writes until the socket refuses: bytes still queued
             // mean the socket is full. `write_deadline` counts from the last
             // progress.
@@ -483,7 +498,7 @@ impl Server {
             }
         }
         let client = self.slots[index].client.as_mut().expect("live");
-        if client.out.len() <= low_water && !client.stalled_publishers.is_empty() {
+        if client.pending_len() <= low_water && !client.stalled_publishers.is_empty() {
             let stalled = std::mem::take(&mut client.stalled_publishers);
             for publisher in stalled {
                 self.resume(publisher);
@@ -529,17 +544,20 @@ impl Server {
     /// slices may hold less than everything queued ([`Server::outbound_len`]);
     /// report what was written with [`Server::handle_written`] and the engine
     /// asks for the rest with another [`Event::Flush`].
-    pub fn outbound<'a>(&'a self, id: ClientId, out: &mut [IoSlice<'a>]) -> usize {
-        match self.live_index(id) {
-            Some(index) => self.client_ref(index).out.slices(out),
-            None => 0,
+    pub fn outbound<'a>(&'a mut self, id: ClientId, out: &mut [IoSlice<'a>]) -> usize {
+        let Some(index) = self.live_index(id) else {
+            return 0;
+        };
+        if self.client_ref(index).tls.is_some() {
+            return self.tls_outbound(index, out);
         }
+        self.client_ref(index).out.slices(out)
     }
 
     /// Bytes queued for the client.
     pub fn outbound_len(&self, id: ClientId) -> usize {
         self.live_index(id)
-            .map_or(0, |i| self.client_ref(i).out.len())
+            .map_or(0, |i| self.client_ref(i).pending_len())
     }
 
     /// Whether the runtime should read from this client now. False once it is

@@ -468,7 +468,7 @@ impl Server {
             rtt: go_duration(c.rtt),
             uptime: uptime(clock.since(c.start)),
             idle: uptime(clock.since(c.last_activity)),
-            pending_bytes: c.out.len(),
+            pending_bytes: c.pending_len(),
             in_msgs: c.in_msgs,
             out_msgs: c.out_msgs,
             in_bytes: c.in_bytes,
@@ -677,7 +677,7 @@ impl Conn<'_> {
 
     fn pending(&self) -> usize {
         match self {
-            Conn::Open(c) => c.out.len(),
+            Conn::Open(c) => c.pending_len(),
             Conn::Closed(c) => c.pending_bytes,
         }
     }

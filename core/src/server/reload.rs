@@ -134,6 +134,10 @@ impl Server {
             .enumerate()
             .map(|(i, a)| (a.name.clone(), i))
             .collect();
+        if opts.tls != self.opts.tls {
+            // New connections use the new files; connected ones keep theirs.
+            self.tls = opts.tls.as_ref().map(crate::tls::TlsAcceptor::new);
+        }
         self.opts = opts;
         self.users = users;
         self.compiled_perms.clear();

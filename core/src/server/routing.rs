@@ -229,7 +229,7 @@ impl Server {
             client.flush_queued = true;
             self.events.push_back(Event::Flush(id));
         }
-        let queued = client.out.len();
+        let queued = client.pending_len();
         if let Some(line) = trace {
             self.log_client(index, Level::Trace, &line);
         }
@@ -321,7 +321,7 @@ impl Server {
                 "Slow Consumer Detected: WriteDeadline of {} exceeded with {} chunks of {} total bytes.",
                 format_duration(self.opts.write_deadline),
                 client.out.chunks(),
-                client.out.len()
+                client.pending_len()
             );
             self.stats.slow_consumers += 1;
             self.log_client(index, Level::Info, &line);

@@ -30,6 +30,8 @@ pub(super) enum Timer {
     Continue,
     /// Messages of streams with `max_age` are due to expire (server-wide).
     StreamExpiry,
+    /// A client's TLS handshake must have finished.
+    TlsHandshake,
 }
 
 /// The timer id of server-wide timers (no client has generation 0).
@@ -76,6 +78,8 @@ impl Server {
                     self.log_client(index, Level::Error, "Authentication Timeout");
                     self.close_with_error(index, ClientError::AuthenticationTimeout);
                 }
+            } else if kind == Timer::TlsHandshake as u8 {
+                self.tls_timer(index, due);
             } else if kind == Timer::Continue as u8 {
                 self.continue_input(index, now);
             } else if kind == Timer::WriteDeadline as u8 {
@@ -126,7 +130,7 @@ impl Server {
         let Some(since) = client.write_blocked_since else {
             return;
         };
-        if client.out.is_empty() {
+        if client.pending_len() == 0 {
             return;
         }
         if since + deadline > now {

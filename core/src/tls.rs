@@ -1,0 +1,351 @@
+//! TLS for client connections: rustls's sans-IO server side, between the
+//! bytes a client's socket carries and the protocol bytes the engine reads
+//! and writes.
+//!
+//! NATS starts in plaintext: the server's INFO goes out as it is (with
+//! `tls_required`), then the client starts the handshake. So a TLS client's
+//! session begins with that INFO already waiting in its [`TlsSession`]'s
+//! outgoing bytes, and everything after is encrypted. The engine drives the
+//! session (it owns the timers, the logs and the close reasons); runtimes
+//! only move bytes, so one implementation serves both and any embedder.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ServerConfig, ServerConnection, WebPkiClientVerifier};
+use rustls::RootCertStore;
+
+use crate::config::parse::Resolver;
+
+/// The cryptography under rustls: *ring*, which builds with nothing but a C
+/// compiler (aws-lc-rs needs cmake). rustls 0.23.48 deprecates it for its
+/// lack of post-quantum key exchange, which nats-server 2.9.10 (Go 1.19)
+/// does not offer either.
+#[allow(deprecated)]
+pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// nats-server's TLS handshake timeout when `timeout` is not set.
+pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `tls {}` block of a configuration (or the `--tls*` flags).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// The server's certificate chain, PEM (`cert_file`).
+    pub cert_file: String,
+    /// Its private key, PEM (`key_file`).
+    pub key_file: String,
+    /// The certificate authorities client certificates must chain to
+    /// (`ca_file`), PEM.
+    pub ca_file: Option<String>,
+    /// A client certificate signed by `ca_file` is required (`verify`).
+    pub verify: bool,
+    /// The handshake's time limit (`timeout`; 2 s by default).
+    pub timeout: Option<Duration>,
+    /// The files' contents: the core reads no files, the host fills these
+    /// in (and reads them again on a reload).
+    pub files: TlsFiles,
+    /// Where the block was written, for error messages.
+    pub pos: Option<crate::config::value::Pos>,
+}
+
+/// What the files of [`TlsOptions`] held when they were read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub ca: Option<Vec<u8>>,
+}
+
+impl TlsOptions {
+    /// The handshake's time limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TLS_TIMEOUT)
+    }
+
+    /// Reads the certificate, key and CA files through `resolver` (paths
+    /// relative to the working directory, as nats-server takes them) and
+    /// checks they make a working configuration.
+    pub fn load_files(&mut self, resolver: &dyn Resolver) -> Result<(), String> {
+        let read = |path: &str| {
+            resolver
+                .read(path, "")
+                .map(|(_, text)| text.into_bytes())
+                .map_err(|e| format!("open {path}: {e}"))
+        };
+        let pair_error = |e| format!("error parsing X509 certificate/key pair: {e}");
+        self.files.cert = read(&self.cert_file).map_err(pair_error)?;
+        self.files.key = read(&self.key_file).map_err(pair_error)?;
+        self.files.ca = self.ca_file.as_deref().map(read).transpose()?;
+        TlsAcceptor::new(self).map(drop)
+    }
+}
+
+/// A server's TLS settings made ready for connections: the rustls
+/// configuration built once from [`TlsOptions`] and shared by every session.
+#[derive(Clone, Debug)]
+pub struct TlsAcceptor {
+    config: Arc<ServerConfig>,
+    verify: bool,
+    timeout: Duration,
+}
+
+impl TlsAcceptor {
+    /// Checks the certificate, key and certificate authorities and builds
+    /// the configuration; the error names what is wrong (as nats-server
+    /// reports it at start-up).
+    pub fn new(opts: &TlsOptions) -> Result<TlsAcceptor, String> {
+        let provider = Arc::new(crypto_provider());
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&opts.files.cert)
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                format!(
+                    "error parsing X509 certificate/key pair: {}: {e}",
+                    opts.cert_file
+                )
+            })?;
+        if chain.is_empty() {
+            return Err(format!(
+                "error parsing X509 certificate/key pair: tls: failed to find any PEM data in certificate input ({})",
+                opts.cert_file
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&opts.files.key).map_err(|e| {
+            format!(
+                "error parsing X509 certificate/key pair: {}: {e}",
+                opts.key_file
+            )
+        })?;
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("error setting up TLS: {e}"))?;
+        let builder = match (&opts.files.ca, opts.verify) {
+            (Some(ca), true) => {
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    let cert = cert.map_err(|e| {
+                        format!(
+                            "failed to parse root ca certificate: {}: {e}",
+                            opts.ca_file.as_deref().unwrap_or_default()
+                        )
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        format!(
+                            "failed to parse root ca certificate: {}: {e}",
+                            opts.ca_file.as_deref().unwrap_or_default()
+                        )
+                    })?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .map_err(|e| format!("error setting up TLS client verification: {e}"))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            (None, true) => {
+                return Err(
+                    "tls verify needs a ca_file: tenet does not use the system's certificate authorities for client certificates"
+                        .to_string(),
+                )
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        let config = builder.with_single_cert(chain, key).map_err(|e| {
+            format!(
+                "error parsing X509 certificate/key pair: {} and {}: {e}",
+                opts.cert_file, opts.key_file
+            )
+        })?;
+        Ok(TlsAcceptor {
+            config: Arc::new(config),
+            verify: opts.verify,
+            timeout: opts.timeout(),
+        })
+    }
+
+    /// Whether clients must present a certificate (`tls_verify` in INFO).
+    pub fn verify(&self) -> bool {
+        self.verify
+    }
+
+    /// The handshake's time limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A new connection's session, with `plaintext` (the INFO) to go out
+    /// before the handshake.
+    pub(crate) fn session(&self, plaintext: Vec<u8>) -> Result<TlsSession, String> {
+        let conn = ServerConnection::new(Arc::clone(&self.config)).map_err(|e| e.to_string())?;
+        Ok(TlsSession {
+            conn,
+            wire: plaintext,
+            wire_sent: 0,
+            started: false,
+            handshaken: false,
+            close_notified: false,
+        })
+    }
+}
+
+/// What reading a client's bytes through its session gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TlsRead {
+    /// Fine (plaintext, if any, was appended).
+    Ok,
+    /// The handshake finished with these bytes.
+    Handshaken,
+    /// The client ended the session (`close_notify`).
+    Closed,
+    /// The bytes broke the protocol (the error); rustls's alert, if it
+    /// made one, waits on the wire.
+    Failed(String),
+}
+
+/// One client connection's TLS: the rustls session and the bytes waiting
+/// for the socket (ciphertext, after the plaintext INFO).
+pub(crate) struct TlsSession {
+    conn: ServerConnection,
+    /// Bytes for the socket; `wire_sent` of them were written.
+    wire: Vec<u8>,
+    wire_sent: usize,
+    /// A first byte that starts a handshake record came.
+    started: bool,
+    handshaken: bool,
+    close_notified: bool,
+}
+
+/// The first byte of a TLS handshake record (content type 22).
+pub const HANDSHAKE_RECORD: u8 = 0x16;
+
+impl std::fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("handshaken", &self.handshaken)
+            .field("wire", &(self.wire.len() - self.wire_sent))
+            .finish()
+    }
+}
+
+/// Room kept for the wire buffer once empty; more is given back.
+const WIRE_KEEP: usize = 64 * 1024;
+
+impl TlsSession {
+    /// Whether the handshake is done.
+    pub(crate) fn handshaken(&self) -> bool {
+        self.handshaken
+    }
+
+    /// Whether the client's first byte came (and started a handshake).
+    pub(crate) fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Takes `input` (bytes read from the socket) and appends what it
+    /// decrypts to `plaintext`.
+    pub(crate) fn read(&mut self, mut input: &[u8], plaintext: &mut Vec<u8>) -> TlsRead {
+        if !self.started {
+            let Some(&first) = input.first() else {
+                return TlsRead::Ok;
+            };
+            // Go's TLS (nats-server's) looks at the first byte and answers
+            // anything but a handshake record with no alert at all.
+            if first != HANDSHAKE_RECORD {
+                return TlsRead::Failed(
+                    "tls: first record does not look like a TLS handshake".to_string(),
+                );
+            }
+            self.started = true;
+        }
+        let mut outcome = TlsRead::Ok;
+        while !input.is_empty() {
+            if let Err(e) = self.conn.read_tls(&mut input) {
+                return self.failed(e.to_string());
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                return self.failed(e.to_string());
+            }
+            if !self.handshaken && !self.conn.is_handshaking() {
+                self.handshaken = true;
+                outcome = TlsRead::Handshaken;
+            }
+            if self.drain_plaintext(plaintext) {
+                self.queue_tls();
+                return TlsRead::Closed;
+            }
+        }
+        self.queue_tls();
+        outcome
+    }
+
+    /// Moves decrypted bytes to `plaintext`; true once the peer closed.
+    fn drain_plaintext(&mut self, plaintext: &mut Vec<u8>) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match self.conn.reader().read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => plaintext.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// The alert rustls prepared for `error` goes out before the close.
+    fn failed(&mut self, error: String) -> TlsRead {
+        self.queue_tls();
+        TlsRead::Failed(error)
+    }
+
+    /// Moves what rustls has to send to the wire buffer.
+    fn queue_tls(&mut self) {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.wire).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Encrypts `plaintext` (once the handshake is done); returns how many
+    /// bytes it took (all of them, unless rustls's buffer is full).
+    pub(crate) fn seal(&mut self, plaintext: &[u8]) -> usize {
+        if !self.handshaken || self.close_notified {
+            return 0;
+        }
+        let taken = self.conn.writer().write(plaintext).unwrap_or(0);
+        self.queue_tls();
+        taken
+    }
+
+    /// Ends the session with a `close_notify` (as Go's TLS does on close).
+    pub(crate) fn close_notify(&mut self) {
+        if self.handshaken && !self.close_notified {
+            self.close_notified = true;
+            self.conn.send_close_notify();
+            self.queue_tls();
+        }
+    }
+
+    /// The bytes waiting for the socket.
+    pub(crate) fn wire(&self) -> &[u8] {
+        &self.wire[self.wire_sent..]
+    }
+
+    /// `n` bytes of [`Self::wire`] were written.
+    pub(crate) fn written(&mut self, n: usize) {
+        self.wire_sent = (self.wire_sent + n).min(self.wire.len());
+        if self.wire_sent == self.wire.len() {
+            self.wire.clear();
+            self.wire_sent = 0;
+            if self.wire.capacity() > WIRE_KEEP {
+                self.wire.shrink_to(WIRE_KEEP);
+            }
+        }
+    }
+}

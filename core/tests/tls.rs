@@ -1,0 +1,340 @@
+//! TLS client connections through the engine on the fake clock: a rustls
+//! client in memory, certificates made by each test.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+use support::Sim;
+use tenet_core::config::MapResolver;
+use tenet_core::{ClientId, CloseReason, Peer, Server};
+
+/// A certificate authority and what it signs.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    /// A certificate for `names` (DNS names), as (PEM chain, PEM key).
+    fn issue(&self, names: &[&str], expired: bool) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "tenet test");
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn pem(&self) -> String {
+        self.cert.pem()
+    }
+}
+
+/// A server configured by `block` (a `tls {}` block and more), with the
+/// files it names held in memory.
+fn server(conf: &str, files: &[(&str, &str)]) -> Server {
+    let (mut opts, auth) = support::config(conf);
+    let resolver = MapResolver(
+        files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>(),
+    );
+    opts.tls
+        .as_mut()
+        .expect("a tls block")
+        .load_files(&resolver)
+        .expect("the TLS files work");
+    Server::with_auth(opts, auth, 1)
+}
+
+const TLS_CONF: &str = r#"tls { cert_file: "server.pem", key_file: "server.key" }"#;
+
+/// A server with TLS from CA `ca`'s certificate for localhost.
+fn tls_server(ca: &Ca, extra: &str) -> Sim {
+    let (cert, key) = ca.issue(&["localhost"], false);
+    let conf = format!("{TLS_CONF}\n{extra}");
+    Sim::with_server(server(
+        &conf,
+        &[("server.pem", &cert), ("server.key", &key)],
+    ))
+}
+
+/// A rustls client trusting `ca`, with an optional client certificate.
+fn tls_client(ca: &Ca, identity: Option<(String, String)>) -> ClientConnection {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(tenet_core::tls::crypto_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let name = ServerName::try_from("localhost").unwrap();
+    ClientConnection::new(Arc::new(config), name).unwrap()
+}
+
+/// Accepts a connection and returns it with the plaintext INFO it got.
+fn accept(sim: &mut Sim) -> (ClientId, String) {
+    let id = sim.server.accept(
+        Peer {
+            ip: "127.0.0.1".into(),
+            port: 1,
+        },
+        sim.now,
+    );
+    sim.pump();
+    (id, sim.take_str(id))
+}
+
+/// Runs the handshake, each flight of the client's bytes cut into pieces
+/// at `cuts` (offsets, wrapped to the flight's length).
+fn handshake(sim: &mut Sim, id: ClientId, client: &mut ClientConnection, cuts: &[usize]) {
+    for _ in 0..10 {
+        if !client.is_handshaking() {
+            return;
+        }
+        let mut flight = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut flight).unwrap();
+        }
+        send_cut(sim, id, &flight, cuts);
+        let answer = sim.take(id);
+        client.read_tls(&mut &answer[..]).unwrap();
+        client.process_new_packets().unwrap();
+    }
+    assert!(!client.is_handshaking(), "the handshake finished");
+}
+
+fn send_cut(sim: &mut Sim, id: ClientId, bytes: &[u8], cuts: &[usize]) {
+    let mut at = 0;
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| if bytes.is_empty() { 0 } else { c % bytes.len() })
+        .collect();
+    points.sort_unstable();
+    for point in points.into_iter().chain([bytes.len()]) {
+        if point > at {
+            sim.send(id, &bytes[at..point]);
+            at = point;
+        }
+    }
+}
+
+/// Sends `text` through the session and returns what came back, decrypted.
+fn exchange(sim: &mut Sim, id: ClientId, client: &mut ClientConnection, text: &str) -> String {
+    client.writer().write_all(text.as_bytes()).unwrap();
+    let mut wire = Vec::new();
+    while client.wants_write() {
+        client.write_tls(&mut wire).unwrap();
+    }
+    sim.send(id, &wire);
+    let answer = sim.take(id);
+    let mut input = &answer[..];
+    while !input.is_empty() {
+        client.read_tls(&mut input).unwrap();
+        client.process_new_packets().unwrap();
+    }
+    let mut plain = Vec::new();
+    let _ = client.reader().read_to_end(&mut plain);
+    String::from_utf8(plain).unwrap()
+}
+
+#[test]
+fn info_goes_out_in_plaintext_then_the_protocol_runs_over_tls() {
+    let ca = Ca::new("test CA");
+    let mut sim = tls_server(&ca, "");
+    let (id, info) = accept(&mut sim);
+    assert!(info.starts_with("INFO {"), "{info}");
+    assert!(info.contains(r#""tls_required":true"#), "{info}");
+    assert!(!info.contains("tls_verify") && !info.contains("tls_available"));
+    let mut client = tls_client(&ca, None);
+    handshake(&mut sim, id, &mut client, &[]);
+    let got = exchange(
+        &mut sim,
+        id,
+        &mut client,
+        "CONNECT {\"verbose\":false}\r\nSUB a 1\r\nPUB a 5\r\nhello\r\nPING\r\n",
+    );
+    assert_eq!(got, "MSG a 1 5\r\nhello\r\nPONG\r\n");
+    assert!(sim.closed.is_empty());
+}
+
+#[test]
+fn a_handshake_that_does_not_finish_in_time_is_closed_with_nothing_sent() {
+    let ca = Ca::new("test CA");
+    let mut sim = tls_server(&ca, "");
+    let (id, _) = accept(&mut sim);
+    // The client starts, then goes quiet.
+    let mut client = tls_client(&ca, None);
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).unwrap();
+    sim.send(id, &hello[..10]);
+    sim.advance(Duration::from_millis(1_999));
+    assert!(sim.closed.is_empty());
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(sim.closed.get(&id), Some(&CloseReason::TlsHandshakeError));
+    assert!(sim.take(id).is_empty(), "nothing after the INFO");
+    assert!(
+        sim.logs
+            .iter()
+            .any(|l| l.ends_with("TLS handshake timeout")),
+        "{:?}",
+        sim.logs
+    );
+}
+
+#[test]
+fn the_timeout_is_configurable() {
+    let ca = Ca::new("test CA");
+    let (cert, key) = ca.issue(&["localhost"], false);
+    let conf = r#"tls { cert_file: "server.pem", key_file: "server.key", timeout: 0.5 }"#;
+    let mut sim = Sim::with_server(server(conf, &[("server.pem", &cert), ("server.key", &key)]));
+    let (id, _) = accept(&mut sim);
+    sim.advance(Duration::from_millis(500));
+    assert_eq!(sim.closed.get(&id), Some(&CloseReason::TlsHandshakeError));
+}
+
+#[test]
+fn a_plaintext_client_on_a_tls_port_is_closed_without_an_answer() {
+    let ca = Ca::new("test CA");
+    let mut sim = tls_server(&ca, "");
+    let (id, _) = accept(&mut sim);
+    sim.send(id, b"CONNECT {}\r\nPING\r\n");
+    assert_eq!(sim.closed.get(&id), Some(&CloseReason::TlsHandshakeError));
+    assert!(sim.take(id).is_empty());
+    assert!(
+        sim.logs.iter().any(|l| l.ends_with(
+            "TLS handshake error: tls: first record does not look like a TLS handshake"
+        )),
+        "{:?}",
+        sim.logs
+    );
+}
+
+#[test]
+fn allow_non_tls_takes_both_kinds_of_client() {
+    let ca = Ca::new("test CA");
+    let mut sim = tls_server(&ca, "allow_non_tls: true");
+    let (plain, info) = accept(&mut sim);
+    assert!(info.contains(r#""tls_available":true"#), "{info}");
+    assert!(!info.contains("tls_required"), "{info}");
+    sim.send(plain, b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    assert_eq!(sim.take_str(plain), "PONG\r\n");
+
+    let (secure, _) = accept(&mut sim);
+    let mut client = tls_client(&ca, None);
+    handshake(&mut sim, secure, &mut client, &[]);
+    let got = exchange(&mut sim, secure, &mut client, "CONNECT {}\r\nPING\r\n");
+    assert_eq!(got, "+OK\r\nPONG\r\n");
+}
+
+#[test]
+fn verify_requires_a_certificate_of_the_ca() {
+    let ca = Ca::new("test CA");
+    let other = Ca::new("another CA");
+    let (cert, key) = ca.issue(&["localhost"], false);
+    let conf = r#"tls { cert_file: "server.pem", key_file: "server.key", ca_file: "ca.pem", verify: true }"#;
+    let ca_pem = ca.pem();
+    let files = [
+        ("server.pem", &*cert),
+        ("server.key", &*key),
+        ("ca.pem", &*ca_pem),
+    ];
+    let mut sim = Sim::with_server(server(conf, &files));
+
+    let (id, info) = accept(&mut sim);
+    assert!(info.contains(r#""tls_verify":true"#), "{info}");
+    let mut client = tls_client(&ca, Some(ca.issue(&["alice"], false)));
+    handshake(&mut sim, id, &mut client, &[]);
+    assert_eq!(
+        exchange(&mut sim, id, &mut client, "CONNECT {}\r\nPING\r\n"),
+        "+OK\r\nPONG\r\n"
+    );
+
+    for (name, identity) in [
+        ("no certificate", None),
+        ("another CA's", Some(other.issue(&["mallory"], false))),
+        ("expired", Some(ca.issue(&["old"], true))),
+    ] {
+        let (id, _) = accept(&mut sim);
+        let mut client = tls_client(&ca, identity);
+        for _ in 0..10 {
+            if sim.closed.contains_key(&id) {
+                break;
+            }
+            let mut flight = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut flight).unwrap();
+            }
+            sim.send(id, &flight);
+            let answer = sim.take(id);
+            let _ = client.read_tls(&mut &answer[..]);
+            if client.process_new_packets().is_err() {
+                break;
+            }
+        }
+        assert_eq!(
+            sim.closed.get(&id),
+            Some(&CloseReason::TlsHandshakeError),
+            "{name}"
+        );
+        assert!(
+            sim.logs.iter().any(|l| l.contains("TLS handshake error")),
+            "{name}: {:?}",
+            sim.logs
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// However the client's bytes are cut into reads, the handshake and the
+    /// protocol after it come out the same.
+    #[test]
+    fn any_split_of_the_handshake_works(cuts in prop::collection::vec(any::<usize>(), 0..6)) {
+        let ca = Ca::new("test CA");
+        let mut sim = tls_server(&ca, "");
+        let (id, _) = accept(&mut sim);
+        let mut client = tls_client(&ca, None);
+        handshake(&mut sim, id, &mut client, &cuts);
+        let got = exchange(&mut sim, id, &mut client, "CONNECT {\"verbose\":false}\r\nPING\r\n");
+        prop_assert_eq!(got, "PONG\r\n");
+    }
+}

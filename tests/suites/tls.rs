@@ -1,0 +1,265 @@
+//! TLS client connections on the real binary: async-nats over `tls://`,
+//! client certificates with `verify`, and raw sockets for what goes over
+//! the wire before and instead of a handshake. Certificates are made by
+//! each test (rcgen), never kept in the repository.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+use tenet_tests::{write_config_file, TestServer};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A certificate authority in a directory of its own, and what it signs.
+struct Pki {
+    dir: PathBuf,
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("tenet-tls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for the certificates");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} CA"));
+        let ca_key = KeyPair::generate().expect("a key");
+        let ca = params.self_signed(&ca_key).expect("a CA certificate");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+        Pki { dir, ca, ca_key }
+    }
+
+    /// Writes a certificate for `names` and its key as `<file>.pem` and
+    /// `<file>.key`; returns their paths.
+    fn issue(&self, file: &str, names: &[&str], expired: bool) -> (PathBuf, PathBuf) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("params");
+        params.distinguished_name.push(DnType::CommonName, file);
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let key = KeyPair::generate().expect("a key");
+        let cert = params
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .expect("a certificate");
+        let (cert_path, key_path) = (
+            self.dir.join(format!("{file}.pem")),
+            self.dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).expect("write");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write");
+        (cert_path, key_path)
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A server with `tls {}` from `pki`'s certificate for 127.0.0.1, plus `extra`
+/// keys inside the block and `outside` after it.
+fn tls_server(pki: &Pki, extra: &str, outside: &str) -> TestServer {
+    let (cert, key) = pki.issue("server", &["localhost", "127.0.0.1"], false);
+    let config = format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  {extra}\n}}\n{outside}\n",
+        path(&cert),
+        path(&key)
+    );
+    TestServer::with_config(&config, &[])
+}
+
+fn options(pki: &Pki) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(pki.ca_file())
+}
+
+async fn connect(
+    server: &TestServer,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, String> {
+    let url = format!("tls://127.0.0.1:{}", server.port());
+    match tokio::time::timeout(WAIT, options.connect(url)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_nats_publishes_subscribes_and_requests_over_tls() {
+    let pki = Pki::new("basic");
+    let server = tls_server(&pki, "", "");
+    let client = connect(&server, options(&pki))
+        .await
+        .expect("connects over TLS");
+    let mut sub = client.subscribe("tls.>").await.unwrap();
+    let mut service = client.subscribe("svc").await.unwrap();
+    client.flush().await.unwrap();
+    // More than one TLS record's worth, to cross record boundaries.
+    let big = vec![b'x'; 100_000];
+    client.publish("tls.a", big.clone().into()).await.unwrap();
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.payload.len(), big.len());
+    let responder = client.clone();
+    tokio::spawn(async move {
+        while let Some(request) = service.next().await {
+            if let Some(reply) = request.reply {
+                responder.publish(reply, "pong".into()).await.unwrap();
+            }
+        }
+    });
+    let answer = tokio::time::timeout(WAIT, client.request("svc", "ping".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&answer.payload[..], b"pong");
+}
+
+#[test]
+fn info_is_plaintext_and_a_client_that_does_not_upgrade_is_closed_without_an_answer() {
+    let pki = Pki::new("plain");
+    let server = tls_server(&pki, "", "");
+    let mut raw = TcpStream::connect(server.addr()).unwrap();
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    let mut info = Vec::new();
+    let mut byte = [0u8; 1];
+    while !info.ends_with(b"\r\n") {
+        raw.read_exact(&mut byte).unwrap();
+        info.push(byte[0]);
+    }
+    let info = String::from_utf8(info).unwrap();
+    assert!(
+        info.starts_with("INFO {") && info.contains(r#""tls_required":true"#),
+        "{info}"
+    );
+    use std::io::Write;
+    raw.write_all(b"CONNECT {}\r\nPING\r\n").unwrap();
+    let mut rest = Vec::new();
+    let read = raw.read_to_end(&mut rest);
+    assert!(read.is_ok() || rest.is_empty(), "{read:?}");
+    assert!(rest.is_empty(), "nothing but the close: {rest:?}");
+}
+
+#[test]
+fn a_handshake_that_never_comes_is_closed_at_the_timeout() {
+    let pki = Pki::new("timeout");
+    let mut server = tls_server(&pki, "timeout: 0.5", "");
+    let mut raw = TcpStream::connect(server.addr()).unwrap();
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    let start = Instant::now();
+    let mut all = Vec::new();
+    let _ = raw.read_to_end(&mut all);
+    let waited = start.elapsed();
+    assert!(String::from_utf8_lossy(&all).starts_with("INFO {"));
+    assert!(
+        !String::from_utf8_lossy(&all).contains("-ERR"),
+        "nothing but the INFO"
+    );
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert!(
+        server.wait_for_log("TLS handshake timeout", WAIT),
+        "{}",
+        server.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_takes_certificates_of_the_ca_and_refuses_the_others() {
+    let pki = Pki::new("verify");
+    let other = Pki::new("verify-other");
+    let ca = pki.ca_file();
+    let server = tls_server(
+        &pki,
+        &format!("ca_file: \"{}\"\n  verify: true", path(&ca)),
+        "",
+    );
+    let (cert, key) = pki.issue("alice", &["alice"], false);
+    let client = connect(&server, options(&pki).add_client_certificate(cert, key))
+        .await
+        .expect("a certificate of the CA is taken");
+    client.publish("x", "y".into()).await.unwrap();
+    client.flush().await.unwrap();
+
+    assert!(
+        connect(&server, options(&pki)).await.is_err(),
+        "no certificate"
+    );
+    let (cert, key) = other.issue("mallory", &["mallory"], false);
+    assert!(
+        connect(&server, options(&pki).add_client_certificate(cert, key))
+            .await
+            .is_err(),
+        "another CA's certificate"
+    );
+    let (cert, key) = pki.issue("old", &["old"], true);
+    assert!(
+        connect(&server, options(&pki).add_client_certificate(cert, key))
+            .await
+            .is_err(),
+        "an expired certificate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_non_tls_takes_plaintext_and_tls_clients() {
+    let pki = Pki::new("mixed");
+    let server = tls_server(&pki, "", "allow_non_tls: true");
+    let secure = connect(&server, options(&pki)).await.expect("TLS");
+    let plain = tokio::time::timeout(WAIT, async_nats::connect(server.url()))
+        .await
+        .unwrap()
+        .expect("plaintext");
+    let mut sub = plain.subscribe("m").await.unwrap();
+    plain.flush().await.unwrap();
+    secure.publish("m", "across".into()).await.unwrap();
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&msg.payload[..], b"across");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_flags_set_up_tls_without_a_file() {
+    let pki = Pki::new("flags");
+    let (cert, key) = pki.issue("server", &["127.0.0.1"], false);
+    let server = TestServer::start_with_args(&["--tlscert", path(&cert), "--tlskey", path(&key)]);
+    connect(&server, options(&pki))
+        .await
+        .expect("TLS from the flags");
+}
+
+#[test]
+fn a_missing_certificate_file_stops_the_start_naming_it() {
+    let config = write_config_file(
+        "tls { cert_file: \"/nonexistent/server.pem\", key_file: \"/nonexistent/server.key\" }\n",
+    );
+    let out = std::process::Command::new(tenet_tests::server_binary())
+        .args(["-t", "-c", path(&config)])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("/nonexistent/server.pem"), "{text}");
+}
