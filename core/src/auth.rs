@@ -18,6 +18,7 @@ use crate::account::{Accounts, GLOBAL_ACCOUNT};
 use crate::config::options::{AccountConfig, Authorization, Config, Permissions, User};
 use crate::config::{ConfigError, Pos};
 use crate::proto::ConnectOptions;
+use crate::tls_map::{self, CertIdentity};
 
 /// nats-server's authorization timeout when none (or zero) is configured.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -527,8 +528,9 @@ impl Users {
         &self,
         connect: &ConnectOptions,
         nonce: Option<&str>,
+        cert: Option<&CertIdentity>,
     ) -> Option<AuthUser<'_>> {
-        match self.check(connect, nonce) {
+        match self.check(connect, nonce, cert) {
             Verdict::Done(index) => self.identity(index?),
             Verdict::Bcrypt(check) => check.verify().then(|| self.identity(check.identity))?,
         }
@@ -542,9 +544,10 @@ impl Users {
         &self,
         connect: &ConnectOptions,
         nonce: Option<&str>,
+        cert: Option<&CertIdentity>,
         proven_hash: Option<&str>,
     ) -> Option<AuthUser<'_>> {
-        match self.check(connect, nonce) {
+        match self.check(connect, nonce, cert) {
             Verdict::Bcrypt(check) if Some(check.hash.as_str()) == proven_hash => {
                 self.identity(check.identity)
             }
@@ -565,7 +568,12 @@ impl Users {
     /// stored as a bcrypt hash is not verified here but returned as a
     /// [`BcryptCheck`], to run off the event loop (it takes tens of
     /// milliseconds by design). Every other check is made.
-    pub fn check(&self, connect: &ConnectOptions, nonce: Option<&str>) -> Verdict {
+    pub fn check(
+        &self,
+        connect: &ConnectOptions,
+        nonce: Option<&str>,
+        cert: Option<&CertIdentity>,
+    ) -> Verdict {
         if !self.enabled() {
             return Verdict::Done(Some(0));
         }
@@ -589,6 +597,11 @@ impl Users {
                 verify_signature(key, nonce?, sig).then_some(index)
             });
             return Verdict::Done(found);
+        }
+        // `verify_and_map`: the certificate names the user, whatever the
+        // CONNECT says.
+        if let (Some(cert), false) = (cert, self.by_name.is_empty()) {
+            return Verdict::Done(self.map_certificate(cert));
         }
         if let (Some(user), false) = (user, self.by_name.is_empty()) {
             let Some(&index) = self.by_name.get(user) else {
@@ -615,6 +628,28 @@ impl Users {
             }
             Credential::Nkey(_) | Credential::Anonymous => Verdict::Done(None),
         }
+    }
+
+    /// The user a client certificate stands for, by nats-server's rules
+    /// (see [`crate::tls_map`]).
+    fn map_certificate(&self, cert: &CertIdentity) -> Option<usize> {
+        let by_name = |name: &str| self.by_name.get(name).copied();
+        if let Some(index) = cert.names().find_map(by_name) {
+            return Some(index);
+        }
+        if let Some(dn) = &cert.dn {
+            let users: Vec<(usize, Vec<tls_map::Rdn>)> = self
+                .by_name
+                .iter()
+                .filter_map(|(name, &i)| Some((i, tls_map::parse_dn(name)?)))
+                .collect();
+            let equal = users.iter().find(|(_, u)| tls_map::dn_equal(u, dn));
+            let reordered = || users.iter().find(|(_, u)| tls_map::dn_rdns_match(u, dn));
+            if let Some((index, _)) = equal.or_else(reordered) {
+                return Some(*index);
+            }
+        }
+        cert.subject_names().iter().find_map(|s| by_name(s))
     }
 
     /// A secret compared at once, or a bcrypt hash to verify later.
@@ -800,7 +835,7 @@ mod tests {
 
     fn name_of(users: &Users, json: &str) -> Option<String> {
         users
-            .authenticate(&connect(json), None)
+            .authenticate(&connect(json), None, None)
             .map(|u| u.name.to_string())
     }
 
@@ -819,7 +854,7 @@ mod tests {
         assert!(u.enabled() && u.auth_required() && !u.needs_nonce());
         assert!(u.has_plaintext_passwords());
         let bob = u
-            .authenticate(&connect(r#"{"user":"bob","pass":"hunter2"}"#), None)
+            .authenticate(&connect(r#"{"user":"bob","pass":"hunter2"}"#), None, None)
             .unwrap();
         assert_eq!((bob.name, bob.index, bob.permissions), ("bob", 1, None));
         assert_eq!(
@@ -862,13 +897,13 @@ mod tests {
         // hash proven at login (a reload never sees a changed secret: the
         // CONNECT is the same one).
         let wrong = connect(r#"{"user":"alice","pass":"wrong"}"#);
-        assert!(u.reauthenticate(&wrong, None, Some(&hash)).is_some());
+        assert!(u.reauthenticate(&wrong, None, None, Some(&hash)).is_some());
         // A changed hash is verified: the old proof does not count.
         let other = bcrypt_2a("s3cr3t");
-        assert!(u.reauthenticate(&wrong, None, Some(&other)).is_none());
+        assert!(u.reauthenticate(&wrong, None, None, Some(&other)).is_none());
         let right = connect(r#"{"user":"alice","pass":"s3cr3t"}"#);
-        assert!(u.reauthenticate(&right, None, Some(&other)).is_some());
-        assert!(u.reauthenticate(&right, None, None).is_some());
+        assert!(u.reauthenticate(&right, None, None, Some(&other)).is_some());
+        assert!(u.reauthenticate(&right, None, None, None).is_some());
     }
 
     #[test]
@@ -906,7 +941,7 @@ mod tests {
             assert!(u.enabled() && u.auth_required());
             assert!(!u.has_plaintext_passwords());
             let who = u
-                .authenticate(&connect(r#"{"auth_token":"tok3n"}"#), None)
+                .authenticate(&connect(r#"{"auth_token":"tok3n"}"#), None, None)
                 .unwrap();
             assert_eq!((who.name, who.index), ("", 0));
             assert!(name_of(&u, r#"{"auth_token":"token"}"#).is_none());
@@ -1032,7 +1067,7 @@ mod tests {
                 sig,
                 ..ConnectOptions::default()
             };
-            u.authenticate(&c, nonce)
+            u.authenticate(&c, nonce, None)
                 .map(|a| (a.name.to_string(), a.index))
         };
         let url = BASE64URL_NOPAD.encode(&sig);
@@ -1070,7 +1105,7 @@ mod tests {
             r#"{{"nkey":"{}","user":"alice","pass":"pw"}}"#,
             stranger.public_key()
         ));
-        assert!(u.authenticate(&c, Some(&nonce)).is_none());
+        assert!(u.authenticate(&c, Some(&nonce), None).is_none());
     }
 
     #[test]
@@ -1130,7 +1165,7 @@ mod tests {
         assert!(u.needs_nonce() && !u.auth_required());
         assert_eq!(name_of(&u, "{}"), Some(public.clone()));
         let c = connect(&format!(r#"{{"nkey":"{public}"}}"#));
-        assert!(u.authenticate(&c, Some("nonce")).is_none());
+        assert!(u.authenticate(&c, Some("nonce"), None).is_none());
     }
 
     #[test]
@@ -1173,7 +1208,7 @@ mod tests {
             vec![(0, Some(&own)), (1, Some(&default)), (2, Some(&default))]
         );
         let alice = u
-            .authenticate(&connect(r#"{"user":"alice","pass":"pw"}"#), None)
+            .authenticate(&connect(r#"{"user":"alice","pass":"pw"}"#), None, None)
             .unwrap();
         assert_eq!(alice.permissions, Some(&own));
         // Without a default, users without permissions are unrestricted.
@@ -1197,13 +1232,13 @@ mod tests {
                 account: "$G",
             };
             for json in ["{}", r#"{"user":"x","pass":"y","auth_token":"z"}"#] {
-                assert_eq!(u.authenticate(&connect(json), None), Some(anonymous));
+                assert_eq!(u.authenticate(&connect(json), None, None), Some(anonymous));
             }
             assert_eq!(u.identities().collect::<Vec<_>>(), vec![anonymous]);
         }
         let none = Users::none();
         assert!(!none.enabled() && !none.needs_nonce() && !none.has_plaintext_passwords());
-        let anonymous = none.authenticate(&connect(r#"{"user":"x"}"#), Some("n"));
+        let anonymous = none.authenticate(&connect(r#"{"user":"x"}"#), Some("n"), None);
         assert_eq!(
             anonymous.map(|a| (a.name, a.index, a.permissions)),
             Some(("", 0, None))
@@ -1264,5 +1299,65 @@ mod tests {
         ] {
             assert!(!looks_like_bcrypt(no), "{no}");
         }
+    }
+
+    #[test]
+    fn a_certificate_maps_to_a_user_by_nats_server_rules() {
+        let u = users(&with_users(vec![
+            password_user("a@example.com", ""),
+            password_user("host.example.com", ""),
+            password_user("O=acme, CN=bob", ""),
+            password_user("CN=carol,OU=eng", ""),
+            password_user("CN=dave,DC=example,DC=com", ""),
+        ]));
+        let name = |cert: CertIdentity| {
+            let verdict = u.check(&connect(r#"{"user":"a@example.com"}"#), None, Some(&cert));
+            match verdict {
+                Verdict::Done(i) => i.map(|i| u.entries[i].name.clone()),
+                Verdict::Bcrypt(_) => panic!("no password is checked"),
+            }
+        };
+        let rdns = |pairs: &[(&str, &str)]| -> Vec<tls_map::Rdn> {
+            pairs
+                .iter()
+                .map(|(t, v)| vec![(t.to_string(), v.to_string())])
+                .collect()
+        };
+        // Email first, then DNS names.
+        let cert = CertIdentity {
+            emails: vec!["a@example.com".into()],
+            dns_names: vec!["host.example.com".into()],
+            ..CertIdentity::default()
+        };
+        assert_eq!(name(cert).as_deref(), Some("a@example.com"));
+        let cert = CertIdentity {
+            emails: vec!["other@example.com".into()],
+            dns_names: vec!["host.example.com".into()],
+            ..CertIdentity::default()
+        };
+        assert_eq!(name(cert).as_deref(), Some("host.example.com"));
+        // A distinguished name equal, then one with its RDNs reordered.
+        let cert = CertIdentity {
+            dn: Some(rdns(&[("CN", "carol"), ("OU", "eng")])),
+            ..CertIdentity::default()
+        };
+        assert_eq!(name(cert).as_deref(), Some("CN=carol,OU=eng"));
+        let cert = CertIdentity {
+            dn: Some(rdns(&[("CN", "bob"), ("O", "acme")])),
+            ..CertIdentity::default()
+        };
+        assert_eq!(name(cert).as_deref(), Some("O=acme, CN=bob"));
+        // The printed subject with its DCs, or alone.
+        let cert = CertIdentity {
+            subject: "CN=dave".into(),
+            domain_components: "DC=example,DC=com".into(),
+            ..CertIdentity::default()
+        };
+        assert_eq!(name(cert).as_deref(), Some("CN=dave,DC=example,DC=com"));
+        let cert = CertIdentity {
+            subject: "CN=nobody".into(),
+            ..CertIdentity::default()
+        };
+        assert_eq!(name(cert), None, "the CONNECT's user does not count");
     }
 }

@@ -88,6 +88,7 @@ pub mod subject;
 pub mod sublist;
 pub mod time;
 pub mod tls;
+pub mod tls_map;
 
 pub use account::{AccountStats, Accounts};
 pub use auth::{Auth, Users};

@@ -44,6 +44,8 @@ pub struct TlsOptions {
     pub ca_file: Option<String>,
     /// A client certificate signed by `ca_file` is required (`verify`).
     pub verify: bool,
+    /// The certificate names the user (`verify_and_map`; implies `verify`).
+    pub verify_and_map: bool,
     /// The handshake's time limit (`timeout`; 2 s by default).
     pub timeout: Option<Duration>,
     /// The files' contents: the core reads no files, the host fills these
@@ -91,6 +93,7 @@ impl TlsOptions {
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
     verify: bool,
+    map: bool,
     timeout: Duration,
 }
 
@@ -165,6 +168,7 @@ impl TlsAcceptor {
         Ok(TlsAcceptor {
             config: Arc::new(config),
             verify: opts.verify,
+            map: opts.verify_and_map,
             timeout: opts.timeout(),
         })
     }
@@ -172,6 +176,11 @@ impl TlsAcceptor {
     /// Whether clients must present a certificate (`tls_verify` in INFO).
     pub fn verify(&self) -> bool {
         self.verify
+    }
+
+    /// Whether the certificate names the user (`verify_and_map`).
+    pub fn map(&self) -> bool {
+        self.map
     }
 
     /// The handshake's time limit.
@@ -321,6 +330,12 @@ impl TlsSession {
         let taken = self.conn.writer().write(plaintext).unwrap_or(0);
         self.queue_tls();
         taken
+    }
+
+    /// What the client's certificate says about its holder.
+    pub(crate) fn peer_identity(&self) -> Option<crate::tls_map::CertIdentity> {
+        let cert = self.conn.peer_certificates()?.first()?;
+        crate::tls_map::CertIdentity::from_der(cert)
     }
 
     /// Ends the session with a `close_notify` (as Go's TLS does on close).

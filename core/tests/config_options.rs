@@ -659,12 +659,12 @@ fn the_tls_block_is_read_and_its_keys_tenet_lacks_are_refused_by_name() {
         ["test.conf:1:4: missing 'key_file' in TLS configuration"]
     );
     let (_, errors) = read(
-        "tls {\n  cert_file: a\n  key_file: b\n  verify_and_map: true\n  pinned_certs: []\n  colour: blue\n}\n",
+        "tls {\n  cert_file: a\n  key_file: b\n  cipher_suites: []\n  pinned_certs: []\n  colour: blue\n}\n",
     );
     assert_eq!(
         messages(&errors),
         [
-            "test.conf:4:3: tls \"verify_and_map\" is not supported by tenet yet",
+            "test.conf:4:3: tls \"cipher_suites\" is not supported by tenet yet",
             "test.conf:5:3: tls \"pinned_certs\" is not supported by tenet yet",
             "test.conf:6:3: error parsing tls config, unknown field [\"colour\"]",
         ]

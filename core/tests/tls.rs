@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
@@ -44,6 +44,11 @@ impl Ca {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         }
+        self.sign(params)
+    }
+
+    /// A certificate of `params`, as (PEM chain, PEM key).
+    fn sign(&self, params: CertificateParams) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -320,6 +325,83 @@ fn verify_requires_a_certificate_of_the_ca() {
             sim.logs
         );
     }
+}
+
+#[test]
+fn verify_and_map_logs_the_certificate_in_as_the_user_it_names() {
+    let ca = Ca::new("test CA");
+    let (cert, key) = ca.issue(&["localhost"], false);
+    let conf = r#"
+        tls { cert_file: "server.pem", key_file: "server.key", ca_file: "ca.pem", verify_and_map: true }
+        authorization {
+            users = [
+                { user: "alice@example.com", permissions: { publish: "alice.>" } }
+                { user: "CN=bob,O=acme", permissions: { publish: "bob.>" } }
+                { user: "carol.example.com", password: "not used" }
+            ]
+        }
+    "#;
+    let ca_pem = ca.pem();
+    let files = [
+        ("server.pem", &*cert),
+        ("server.key", &*key),
+        ("ca.pem", &*ca_pem),
+    ];
+    let mut sim = Sim::with_server(server(conf, &files));
+
+    let email = {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.subject_alt_names = vec![SanType::Rfc822Name("alice@example.com".try_into().unwrap())];
+        p.distinguished_name.push(DnType::CommonName, "whoever");
+        ca.sign(p)
+    };
+    // The subject is compared as a distinguished name.
+    let dn = {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::OrganizationName, "acme");
+        p.distinguished_name.push(DnType::CommonName, "bob");
+        ca.sign(p)
+    };
+    let dns = ca.issue(&["carol.example.com"], false);
+    let nobody = ca.issue(&["nobody.example.com"], false);
+
+    // Whatever the CONNECT says, the certificate decides.
+    let connect =
+        "CONNECT {\"verbose\":false,\"user\":\"carol.example.com\",\"pass\":\"not used\"}\r\n";
+    for (identity, allowed, denied) in [(email, "alice.x", "bob.x"), (dn, "bob.x", "alice.x")] {
+        let (id, _) = accept(&mut sim);
+        let mut client = tls_client(&ca, Some(identity));
+        handshake(&mut sim, id, &mut client, &[]);
+        let got = exchange(
+            &mut sim,
+            id,
+            &mut client,
+            &format!("{connect}PUB {allowed} 0\r\n\r\nPUB {denied} 0\r\n\r\nPING\r\n"),
+        );
+        assert_eq!(
+            got,
+            format!("-ERR 'Permissions Violation for Publish to \"{denied}\"'\r\nPONG\r\n")
+        );
+    }
+    let (id, _) = accept(&mut sim);
+    let mut client = tls_client(&ca, Some(dns));
+    handshake(&mut sim, id, &mut client, &[]);
+    assert_eq!(
+        exchange(&mut sim, id, &mut client, &format!("{connect}PING\r\n")),
+        "PONG\r\n"
+    );
+
+    let (id, _) = accept(&mut sim);
+    let mut client = tls_client(&ca, Some(nobody));
+    handshake(&mut sim, id, &mut client, &[]);
+    assert_eq!(
+        exchange(&mut sim, id, &mut client, &format!("{connect}PING\r\n")),
+        "-ERR 'Authorization Violation'\r\n"
+    );
+    assert_eq!(
+        sim.closed.get(&id),
+        Some(&CloseReason::AuthenticationViolation)
+    );
 }
 
 proptest! {

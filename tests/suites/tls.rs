@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 
 use tenet_tests::{write_config_file, TestServer};
 
@@ -48,6 +48,12 @@ impl Pki {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         }
+        self.sign(file, params)
+    }
+
+    /// Writes the certificate of `params` and its key as `<file>.pem` and
+    /// `<file>.key`; returns their paths.
+    fn sign(&self, file: &str, params: CertificateParams) -> (PathBuf, PathBuf) {
         let key = KeyPair::generate().expect("a key");
         let cert = params
             .signed_by(&key, &self.ca, &self.ca_key)
@@ -217,6 +223,66 @@ async fn verify_takes_certificates_of_the_ca_and_refuses_the_others() {
             .await
             .is_err(),
         "an expired certificate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_map_makes_the_certificate_the_user() {
+    let pki = Pki::new("map");
+    let ca = pki.ca_file();
+    let server = tls_server(
+        &pki,
+        &format!("ca_file: \"{}\"\n  verify_and_map: true", path(&ca)),
+        r#"authorization {
+  users = [
+    { user: "alice@example.com", permissions: { publish: "alice.>", subscribe: "_INBOX.>" } }
+    { user: "CN=bob,O=acme", permissions: { publish: "bob.>", subscribe: "_INBOX.>" } }
+  ]
+}"#,
+    );
+    let alice = {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.subject_alt_names = vec![SanType::Rfc822Name("alice@example.com".try_into().unwrap())];
+        pki.sign("alice", p)
+    };
+    let bob = {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::OrganizationName, "acme");
+        p.distinguished_name.push(DnType::CommonName, "bob");
+        pki.sign("bob", p)
+    };
+    for ((cert, key), mine, theirs) in [(alice, "alice.x", "bob.x"), (bob, "bob.x", "alice.x")] {
+        let (errors_tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+        let client = connect(
+            &server,
+            options(&pki)
+                .add_client_certificate(cert, key)
+                .event_callback(move |event| {
+                    let errors_tx = errors_tx.clone();
+                    async move {
+                        if let async_nats::Event::ServerError(e) = event {
+                            let _ = errors_tx.send(e.to_string());
+                        }
+                    }
+                }),
+        )
+        .await
+        .expect("the certificate's user logs in");
+        client.publish(mine, "ok".into()).await.unwrap();
+        client.publish(theirs, "no".into()).await.unwrap();
+        client.flush().await.unwrap();
+        let error = tokio::time::timeout(WAIT, errors.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(error.contains(theirs), "{mine}: {error}");
+    }
+    let (cert, key) = pki.issue("nobody", &["nobody.example.com"], false);
+    assert!(
+        connect(&server, options(&pki).add_client_certificate(cert, key))
+            .await
+            .is_err(),
+        "a certificate that names no user"
     );
 }
 

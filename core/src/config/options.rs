@@ -826,10 +826,13 @@ impl Reader<'_> {
                 "cert_file" => cert = self.string(&k.name, v),
                 "key_file" => key = self.string(&k.name, v),
                 "ca_file" => tls.ca_file = self.string(&k.name, v),
-                "verify" => tls.verify = self.boolean(&k.name, v).unwrap_or(false),
+                "verify" => tls.verify |= self.boolean(&k.name, v).unwrap_or(false),
+                "verify_and_map" => {
+                    tls.verify_and_map = self.boolean(&k.name, v).unwrap_or(false);
+                    tls.verify |= tls.verify_and_map;
+                }
                 "timeout" => tls.timeout = self.duration_or_seconds(&k.name, v),
-                name @ ("verify_and_map"
-                | "verify_cert_and_check_known_urls"
+                name @ ("verify_cert_and_check_known_urls"
                 | "insecure"
                 | "cipher_suites"
                 | "curve_preferences"

@@ -51,6 +51,8 @@ pub(super) struct Client {
     pub(super) tls: Option<Box<crate::tls::TlsSession>>,
     /// When its TLS handshake must have finished.
     pub(super) tls_due: Option<Time>,
+    /// With `verify_and_map`: the names its certificate carries.
+    pub(super) cert_identity: Option<Box<crate::tls_map::CertIdentity>>,
     pub(super) flush_queued: bool,
     pub(super) last_activity: Time,
     pub(super) ping_due: Time,
@@ -175,6 +177,7 @@ impl Server {
             out: Outbound::default(),
             tls: None,
             tls_due: None,
+            cert_identity: None,
             flush_queued: false,
             last_activity: now,
             ping_due,
@@ -363,7 +366,11 @@ impl Server {
             let client = self.client_ref(index);
             let identity = self
                 .users
-                .authenticate(&client.opts, client.nonce.as_deref())
+                .authenticate(
+                    &client.opts,
+                    client.nonce.as_deref(),
+                    client.cert_identity.as_deref(),
+                )
                 .map(|user| user.index);
             if self.authenticate(index, identity).is_none() {
                 return;
@@ -427,7 +434,11 @@ impl Server {
             return;
         }
         let client = self.client_ref(index);
-        match self.users.check(&client.opts, client.nonce.as_deref()) {
+        match self.users.check(
+            &client.opts,
+            client.nonce.as_deref(),
+            client.cert_identity.as_deref(),
+        ) {
             Verdict::Done(identity) => self.finish_connect(index, identity, now),
             Verdict::Bcrypt(check) => self.start_job(index, check),
         }

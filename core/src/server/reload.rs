@@ -158,6 +158,7 @@ impl Server {
                 .reauthenticate(
                     &client.opts,
                     client.nonce.as_deref(),
+                    client.cert_identity.as_deref(),
                     client.proven_hash.as_deref(),
                 )
                 .map(|u| (u.account.to_string(), u.index));
@@ -250,6 +251,7 @@ impl Server {
                     .reauthenticate(
                         &client.opts,
                         client.nonce.as_deref(),
+                        client.cert_identity.as_deref(),
                         client.proven_hash.as_deref(),
                     )
                     .map(|u| u.index)

@@ -82,8 +82,16 @@ impl Server {
         match outcome {
             TlsRead::Ok | TlsRead::Closed => {}
             TlsRead::Handshaken => {
+                let map = matches!(&self.tls, Some(Ok(t)) if t.map());
                 let client = self.client_mut(index);
                 client.tls_due = None;
+                if map {
+                    client.cert_identity = client
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.peer_identity())
+                        .map(Box::new);
+                }
                 self.log_client(index, Level::Debug, "TLS handshake complete");
                 self.start_auth_timer(index, now);
             }
