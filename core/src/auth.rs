@@ -58,7 +58,7 @@ impl Auth {
         flag_token: Option<&str>,
     ) -> Result<Auth, ConfigError> {
         let accounts = Accounts::from_config(config)?;
-        let users = Users::new(
+        let mut users = Users::new(
             config.authorization.as_ref(),
             &config.accounts,
             config.no_auth_user.as_deref(),
@@ -79,6 +79,16 @@ impl Auth {
                 message: e.message,
             }
         })?;
+        // With TLS, a login may take the handshake's time and a second more
+        // unless the block says otherwise (nats-server's default).
+        let explicit = config
+            .authorization
+            .as_ref()
+            .and_then(|a| a.timeout)
+            .is_some_and(|t| !t.is_zero());
+        if let (Some(tls), false) = (&config.server.tls, explicit) {
+            users.timeout = tls.timeout() + Duration::from_secs(1);
+        }
         Ok(Auth { users, accounts })
     }
 }

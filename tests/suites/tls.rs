@@ -329,3 +329,45 @@ fn a_missing_certificate_file_stops_the_start_naming_it() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("/nonexistent/server.pem"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_gives_new_connections_the_new_certificate_and_keeps_the_old_ones() {
+    let old = Pki::new("reload-old");
+    let new = Pki::new("reload-new");
+    let config = |pki: &Pki| {
+        let (cert, key) = pki.issue("server", &["127.0.0.1"], false);
+        format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\n",
+            path(&cert),
+            path(&key)
+        )
+    };
+    let file = write_config_file(&config(&old));
+    let mut server = TestServer::start_with_args(&["-c", path(&file)]);
+    let before = connect(&server, options(&old))
+        .await
+        .expect("the old certificate");
+    let mut sub = before.subscribe("still").await.unwrap();
+    before.flush().await.unwrap();
+
+    std::fs::write(&file, config(&new)).unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(
+        server.wait_for_log("Reloaded server configuration", WAIT),
+        "{}",
+        server.logs()
+    );
+    let after = connect(&server, options(&new))
+        .await
+        .expect("the new certificate");
+    assert!(
+        connect(&server, options(&old)).await.is_err(),
+        "a client trusting only the old CA"
+    );
+    after.publish("still", "up".into()).await.unwrap();
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&msg.payload[..], b"up", "the old connection stays");
+}
