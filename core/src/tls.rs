@@ -332,6 +332,23 @@ impl TlsSession {
         taken
     }
 
+    /// The negotiated protocol version and cipher suite, named as
+    /// nats-server's `/connz` names them (`1.3`, `TLS_AES_128_GCM_SHA256`).
+    pub(crate) fn description(&self) -> Option<(&'static str, String)> {
+        let version = match self.conn.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "1.3",
+            rustls::ProtocolVersion::TLSv1_2 => "1.2",
+            _ => "unknown",
+        };
+        let suite = format!("{:?}", self.conn.negotiated_cipher_suite()?.suite());
+        // rustls names TLS 1.3's suites `TLS13_...`, Go `TLS_...`.
+        let suite = match suite.strip_prefix("TLS13_") {
+            Some(rest) => format!("TLS_{rest}"),
+            None => suite,
+        };
+        Some((version, suite))
+    }
+
     /// What the client's certificate says about its holder.
     pub(crate) fn peer_identity(&self) -> Option<crate::tls_map::CertIdentity> {
         let cert = self.conn.peer_certificates()?.first()?;

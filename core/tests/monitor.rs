@@ -100,6 +100,7 @@ fn varz_reports_the_configuration_and_the_counters() {
             "max_control_line",
             "max_payload",
             "max_pending",
+            "tls_timeout",
             "write_deadline",
             "start",
             "now",

@@ -427,6 +427,48 @@ fn verify_and_map_logs_the_certificate_in_as_the_user_it_names() {
     );
 }
 
+#[test]
+fn monitoring_shows_the_tls_settings_and_each_connections_version_and_suite() {
+    let ca = Ca::new("test CA");
+    let mut sim = tls_server(&ca, "");
+    let get = |sim: &mut Sim, path: &str, query: &str| -> serde_json::Value {
+        let host = tenet_core::MonitorHost {
+            unix_nanos: 1_700_000_000_000_000_000,
+            mem: 0,
+            cpu: 0.0,
+            cores: 1,
+        };
+        let r = sim.server.monitor(path, query, sim.now, &host);
+        serde_json::from_str(&r.body).unwrap()
+    };
+    let varz = get(&mut sim, "/varz", "");
+    assert_eq!(varz["tls_required"], true);
+    assert_eq!(varz["tls_timeout"], 2.0);
+    assert!(varz.get("tls_verify").is_none());
+    let (id, _) = accept(&mut sim);
+    let mut client = tls_client(&ca, None);
+    handshake(&mut sim, id, &mut client, &[]);
+    exchange(&mut sim, id, &mut client, "CONNECT {}\r\nPING\r\n");
+    let connz = get(&mut sim, "/connz", "");
+    let conn = &connz["connections"][0];
+    assert_eq!(conn["tls_version"], "1.3");
+    assert!(
+        conn["tls_cipher_suite"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS_"),
+        "{conn}"
+    );
+    sim.disconnect(id);
+    let closed = get(&mut sim, "/connz", "state=closed");
+    let conn = &closed["connections"][0];
+    assert_eq!(conn["tls_version"], "1.3", "{closed}");
+    assert_eq!(
+        conn["tls_cipher_suite"],
+        connz["connections"][0]["tls_cipher_suite"]
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 

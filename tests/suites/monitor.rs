@@ -10,8 +10,7 @@
 //!
 //! - `/varz`: `cluster`, `gateway`, `leaf`, `mqtt`, `websocket`, `jetstream`
 //!   (tenet has no clustering, gateways, leaf nodes, MQTT, websockets or
-//!   JetStream); `tls_timeout` (no TLS); `gomaxprocs` (a Go runtime
-//!   figure).
+//!   JetStream); `gomaxprocs` (a Go runtime figure).
 //! - `/accountz?acc=<account>`: `imports` of an account that imports nothing
 //!   itself, and the `$SYS` account's `exports`: nats-server's system
 //!   services (`$SYS.REQ.ACCOUNT.PING.CONNZ`, ...), which tenet does not
@@ -19,8 +18,8 @@
 //! - `/connz`, `/subsz`: every field is produced, for open and closed
 //!   connections; the lists hold no internal subscriptions (nats-server's
 //!   system account and import subscriptions).
-//! - Fields nats-server writes only in cases tenet never has: `tls_version`, `tls_cipher_suite`,
-//!   `tls_peer_certs` (no TLS), `jwt`,
+//! - Fields nats-server writes only in cases tenet never has:
+//!   `tls_peer_certs` (not listed yet), `jwt`,
 //!   `issuer_key`, `name_tag`, `tags`, `decoded_jwt`,
 //!   `validation_result_jwt`, `revoked_user` (no operator mode),
 //!   `mqtt_client` (no MQTT), `mappings` (no subject mappings), `responses`

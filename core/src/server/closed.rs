@@ -25,9 +25,9 @@ use super::{Server, Subscription};
 /// Closed connections remembered, as nats-server's default (its
 /// `MaxClosedClients`); the oldest is forgotten first.
 ///
-/// What that costs: a [`ClosedClient`] is 144 bytes in place, plus one heap
+/// What that costs: a [`ClosedClient`] is 152 bytes in place, plus one heap
 /// block for its strings (the IP address, the client's name, language and
-/// version, the user and account names: typically 30 to 80 bytes, a 48 to
+/// version, the user and account names, the TLS version and cipher suite: typically 30 to 80 bytes, a 48 to
 /// 96-byte block), so a full ring of connections without subscriptions
 /// holds about 2 MB. A subscription kept with its connection adds 20 bytes
 /// plus its sid, subject and queue (nats-server keeps every subscription of
@@ -81,10 +81,13 @@ enum Text {
     /// The account the client was in, empty for `$G` (which nats-server
     /// never stores for a closed connection, so `acc=$G` finds none).
     Account,
+    /// The TLS version and cipher suite, empty without TLS.
+    TlsVersion,
+    TlsCipher,
 }
 
 impl Text {
-    const COUNT: usize = 6;
+    const COUNT: usize = 8;
 }
 
 /// A subscription of a closed connection, read from its record.
@@ -137,6 +140,11 @@ impl ClosedClient {
     /// Its account unless it is `$G`.
     pub(super) fn account(&self) -> Option<&str> {
         Some(self.text(Text::Account)).filter(|a| !a.is_empty())
+    }
+
+    /// The TLS version and cipher suite it used (empty without TLS).
+    pub(super) fn tls(&self) -> (&str, &str) {
+        (self.text(Text::TlsVersion), self.text(Text::TlsCipher))
     }
 
     /// The account name its subscriptions are listed with (`$G` included).
@@ -289,6 +297,11 @@ impl Server {
             GLOBAL_ACCOUNT => "",
             name => name,
         };
+        let (tls_version, tls_cipher) = client
+            .tls
+            .as_ref()
+            .and_then(|t| t.description())
+            .unwrap_or_default();
         let strings: [&str; Text::COUNT] = [
             &client.peer.ip,
             opts.name.as_deref().unwrap_or_default(),
@@ -296,6 +309,8 @@ impl Server {
             opts.version.as_deref().unwrap_or_default(),
             user,
             account,
+            tls_version,
+            &tls_cipher,
         ];
         let mut text = String::with_capacity(strings.iter().map(|s| s.len()).sum());
         let mut ends = [0u32; Text::COUNT];
@@ -353,7 +368,7 @@ mod tests {
     #[test]
     fn a_closed_connection_record_stays_small() {
         // The figure the cost estimate of MAX_CLOSED_CLIENTS rests on.
-        assert_eq!(std::mem::size_of::<ClosedClient>(), 144);
+        assert_eq!(std::mem::size_of::<ClosedClient>(), 152);
     }
 
     #[test]
@@ -415,14 +430,15 @@ mod tests {
     #[test]
     fn strings_read_back_by_field() {
         let mut closed = record(1);
-        closed.text = Box::from("10.0.0.1appgo1.2anonA");
-        closed.ends = [8, 11, 13, 16, 20, 21];
+        closed.text = Box::from("10.0.0.1appgo1.2anonA1.3TLS_X");
+        closed.ends = [8, 11, 13, 16, 20, 21, 24, 29];
         assert_eq!(
             (closed.ip(), closed.name(), closed.lang(), closed.version()),
             ("10.0.0.1", "app", "go", "1.2")
         );
         assert_eq!((closed.user(), closed.account()), (Some("anon"), Some("A")));
-        closed.ends = [8, 8, 8, 8, 8, 8];
+        assert_eq!(closed.tls(), ("1.3", "TLS_X"));
+        closed.ends = [8, 8, 8, 8, 8, 8, 8, 8];
         assert_eq!(
             (closed.name(), closed.user(), closed.account()),
             ("", None, None)

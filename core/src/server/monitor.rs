@@ -236,6 +236,8 @@ impl Server {
             host: &opts.host,
             port: self.port,
             auth_required: self.users.auth_required(),
+            tls_required: self.tls.is_some() && !opts.allow_non_tls,
+            tls_verify: matches!(&self.tls, Some(Ok(t)) if t.verify()),
             max_connections: opts.max_connections,
             ping_interval: duration_nanos(opts.ping_interval),
             ping_max: opts.ping_max,
@@ -247,6 +249,11 @@ impl Server {
             max_control_line: opts.max_control_line,
             max_payload: opts.max_payload,
             max_pending: opts.max_pending,
+            tls_timeout: opts
+                .tls
+                .as_ref()
+                .map_or(crate::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout())
+                .as_secs_f64(),
             write_deadline: duration_nanos(opts.write_deadline),
             start: clock.text(Time::ZERO),
             now: clock.text(clock.now),
@@ -455,6 +462,7 @@ impl Server {
         let account = self
             .account_of(c)
             .filter(|a| *a != crate::account::GLOBAL_ACCOUNT);
+        let tls = c.tls.as_ref().and_then(|t| t.description());
         ConnInfo {
             cid: c.cid,
             kind: "Client",
@@ -477,6 +485,8 @@ impl Server {
             name: c.opts.name.as_deref().unwrap_or_default(),
             lang: c.opts.lang.as_deref().unwrap_or_default(),
             version: c.opts.version.as_deref().unwrap_or_default(),
+            tls_version: tls.as_ref().map_or("", |t| t.0),
+            tls_cipher_suite: tls.map(|t| t.1.into()).unwrap_or_default(),
             authorized_user: if auth { c.user.as_deref() } else { None },
             account: if auth { account } else { None },
             subscriptions_list,
@@ -783,6 +793,8 @@ fn closed_info<'a>(
         name: c.name(),
         lang: c.lang(),
         version: c.version(),
+        tls_version: c.tls().0,
+        tls_cipher_suite: c.tls().1.into(),
         authorized_user: if auth { c.user() } else { None },
         account: if auth { c.account() } else { None },
         subscriptions_list,
@@ -803,6 +815,10 @@ struct Varz<'a> {
     port: u16,
     #[serde(skip_serializing_if = "is_false")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    tls_verify: bool,
     max_connections: u32,
     /// Nanoseconds, as Go encodes a duration.
     ping_interval: u64,
@@ -819,6 +835,9 @@ struct Varz<'a> {
     max_pending: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     jetstream: Option<VarzJetStream>,
+    /// Seconds (nats-server reports its default without TLS too).
+    #[serde(serialize_with = "go_float")]
+    tls_timeout: f64,
     /// Nanoseconds.
     write_deadline: u64,
     start: String,
@@ -1012,6 +1031,10 @@ struct ConnInfo<'a> {
     lang: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    tls_version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    tls_cipher_suite: std::borrow::Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorized_user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
