@@ -29,6 +29,61 @@ pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+/// The cipher suite Go calls `name`: `None` for a TLS 1.3 suite (always
+/// on), an error for a name Go does not know or a suite rustls does not
+/// offer (RC4, 3DES, CBC, RSA key exchange).
+pub fn cipher_suite(name: &str) -> Result<Option<rustls::SupportedCipherSuite>, String> {
+    use rustls::crypto::ring::cipher_suite as suite;
+    Ok(Some(match name {
+        "TLS_AES_128_GCM_SHA256" | "TLS_AES_256_GCM_SHA384" | "TLS_CHACHA20_POLY1305_SHA256" => {
+            return Ok(None)
+        }
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
+            suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        }
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        "TLS_RSA_WITH_RC4_128_SHA"
+        | "TLS_RSA_WITH_3DES_EDE_CBC_SHA"
+        | "TLS_RSA_WITH_AES_128_CBC_SHA"
+        | "TLS_RSA_WITH_AES_128_CBC_SHA256"
+        | "TLS_RSA_WITH_AES_256_CBC_SHA"
+        | "TLS_RSA_WITH_AES_256_GCM_SHA384"
+        | "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA"
+        | "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"
+        | "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"
+        | "TLS_ECDHE_RSA_WITH_RC4_128_SHA"
+        | "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA"
+        | "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"
+        | "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"
+        | "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"
+        | "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA" => {
+            return Err(format!(
+                "cipher suite {name} is not supported by tenet (rustls offers only ECDHE with AES-GCM or ChaCha20-Poly1305)"
+            ))
+        }
+        _ => return Err(format!("unrecognized cipher {name}")),
+    }))
+}
+
+/// The key exchange group Go calls `name` (`curve_preferences`).
+pub fn curve(name: &str) -> Result<&'static dyn rustls::crypto::SupportedKxGroup, String> {
+    use rustls::crypto::ring::kx_group;
+    match name {
+        "X25519" => Ok(kx_group::X25519),
+        "CurveP256" => Ok(kx_group::SECP256R1),
+        "CurveP384" => Ok(kx_group::SECP384R1),
+        "CurveP521" => Err(
+            "curve preference CurveP521 is not supported by tenet (rustls with ring has no P-521)"
+                .to_string(),
+        ),
+        _ => Err(format!("unrecognized curve preference {name}")),
+    }
+}
+
 /// nats-server's TLS handshake timeout when `timeout` is not set.
 pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -48,6 +103,14 @@ pub struct TlsOptions {
     pub verify_and_map: bool,
     /// The handshake's time limit (`timeout`; 2 s by default).
     pub timeout: Option<Duration>,
+    /// TLS 1.2 cipher suites, by Go's names (`cipher_suites`; TLS 1.3's
+    /// are always on, as in Go).
+    pub cipher_suites: Option<Vec<String>>,
+    /// Key exchange groups, by Go's names, in order (`curve_preferences`).
+    pub curve_preferences: Option<Vec<String>>,
+    /// Hex SHA-256 digests of the client certificates' public keys
+    /// (`pinned_certs`): only those may connect.
+    pub pinned_certs: Option<Vec<String>>,
     /// The files' contents: the core reads no files, the host fills these
     /// in (and reads them again on a reload).
     pub files: TlsFiles,
@@ -95,6 +158,7 @@ pub struct TlsAcceptor {
     verify: bool,
     map: bool,
     timeout: Duration,
+    pinned: Option<Vec<String>>,
 }
 
 impl TlsAcceptor {
@@ -102,7 +166,19 @@ impl TlsAcceptor {
     /// the configuration; the error names what is wrong (as nats-server
     /// reports it at start-up).
     pub fn new(opts: &TlsOptions) -> Result<TlsAcceptor, String> {
-        let provider = Arc::new(crypto_provider());
+        let mut provider = crypto_provider();
+        if let Some(names) = &opts.cipher_suites {
+            let tls12 = names
+                .iter()
+                .map(|n| cipher_suite(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            provider.cipher_suites.retain(|s| s.tls13().is_some());
+            provider.cipher_suites.extend(tls12.into_iter().flatten());
+        }
+        if let Some(names) = &opts.curve_preferences {
+            provider.kx_groups = names.iter().map(|n| curve(n)).collect::<Result<_, _>>()?;
+        }
+        let provider = Arc::new(provider);
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&opts.files.cert)
             .collect::<Result<_, _>>()
             .map_err(|e| {
@@ -170,6 +246,7 @@ impl TlsAcceptor {
             verify: opts.verify,
             map: opts.verify_and_map,
             timeout: opts.timeout(),
+            pinned: opts.pinned_certs.clone(),
         })
     }
 
@@ -181,6 +258,18 @@ impl TlsAcceptor {
     /// Whether the certificate names the user (`verify_and_map`).
     pub fn map(&self) -> bool {
         self.map
+    }
+
+    /// Whether a finished handshake's client certificate may connect
+    /// (`pinned_certs`; any, without pins).
+    pub(crate) fn pinned(&self, session: &TlsSession) -> bool {
+        let Some(pins) = &self.pinned else {
+            return true;
+        };
+        let Some(key) = session.peer_public_key_digest() else {
+            return false;
+        };
+        pins.contains(&key)
     }
 
     /// The handshake's time limit.
@@ -347,6 +436,15 @@ impl TlsSession {
             None => suite,
         };
         Some((version, suite))
+    }
+
+    /// The hex SHA-256 of the client certificate's SubjectPublicKeyInfo.
+    fn peer_public_key_digest(&self) -> Option<String> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let der = self.conn.peer_certificates()?.first()?;
+        let (_, cert) = X509Certificate::from_der(der).ok()?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
+        Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// What the client's certificate says about its holder.

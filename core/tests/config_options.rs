@@ -658,15 +658,45 @@ fn the_tls_block_is_read_and_its_keys_tenet_lacks_are_refused_by_name() {
         messages(&errors),
         ["test.conf:1:4: missing 'key_file' in TLS configuration"]
     );
+    let (c, errors) = read(
+        "tls {\n  cert_file: a\n  key_file: b\n  insecure: true\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256]\n  curve_preferences: [X25519, CurveP384]\n  pinned_certs: [\"ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789\"]\n}\n",
+    );
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    let tls = c.server.tls.expect("tls");
+    assert_eq!(tls.cipher_suites.as_deref().map(<[String]>::len), Some(2));
+    assert_eq!(
+        tls.curve_preferences,
+        Some(vec!["X25519".to_string(), "CurveP384".to_string()])
+    );
+    assert_eq!(
+        tls.pinned_certs,
+        Some(vec![
+            "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789".to_string()
+        ])
+    );
+
     let (_, errors) = read(
-        "tls {\n  cert_file: a\n  key_file: b\n  cipher_suites: []\n  pinned_certs: []\n  colour: blue\n}\n",
+        "tls {\n  cert_file: a\n  key_file: b\n  cipher_suites: []\n  curve_preferences: [CurveP521]\n  verify_cert_and_check_known_urls: true\n  colour: blue\n}\n",
     );
     assert_eq!(
         messages(&errors),
         [
-            "test.conf:4:3: tls \"cipher_suites\" is not supported by tenet yet",
-            "test.conf:5:3: tls \"pinned_certs\" is not supported by tenet yet",
-            "test.conf:6:3: error parsing tls config, unknown field [\"colour\"]",
+            "test.conf:4:18: error parsing tls config, 'cipher_suites' cannot be empty",
+            "test.conf:5:23: curve preference CurveP521 is not supported by tenet (rustls with ring has no P-521)",
+            "test.conf:6:3: tls \"verify_cert_and_check_known_urls\" is not supported by tenet yet",
+            "test.conf:7:3: error parsing tls config, unknown field [\"colour\"]",
+        ]
+        .map(String::from)
+    );
+    let (_, errors) = read(
+        "tls {\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n  pinned_certs: [abc]\n}\ntls { cert_file: a, key_file: b, cipher_suites: [TLS_NONE] }\n",
+    );
+    assert_eq!(
+        messages(&errors),
+        [
+            "test.conf:4:19: cipher suite TLS_RSA_WITH_AES_128_CBC_SHA is not supported by tenet (rustls offers only ECDHE with AES-GCM or ChaCha20-Poly1305)",
+            "test.conf:5:18: error parsing tls config, 'pinned_certs' key abc does not look like hex-encoded sha256 of DER encoded SubjectPublicKeyInfo",
+            "test.conf:7:50: unrecognized cipher TLS_NONE",
         ]
         .map(String::from)
     );

@@ -91,15 +91,28 @@ fn tls_server(ca: &Ca, extra: &str) -> Sim {
 
 /// A rustls client trusting `ca`, with an optional client certificate.
 fn tls_client(ca: &Ca, identity: Option<(String, String)>) -> ClientConnection {
+    tls_client_with(ca, identity, tenet_core::tls::crypto_provider(), false)
+}
+
+/// [`tls_client`] with its cryptography (and only TLS 1.2 if `tls12`).
+fn tls_client_with(
+    ca: &Ca,
+    identity: Option<(String, String)>,
+    provider: rustls::crypto::CryptoProvider,
+    tls12: bool,
+) -> ClientConnection {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
         .unwrap();
-    let provider = Arc::new(tenet_core::tls::crypto_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider));
+    let builder = if tls12 {
+        builder.with_protocol_versions(&[&rustls::version::TLS12])
+    } else {
+        builder.with_safe_default_protocol_versions()
+    }
+    .unwrap()
+    .with_root_certificates(roots);
     let config = match identity {
         Some((cert, key)) => {
             let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
@@ -467,6 +480,112 @@ fn monitoring_shows_the_tls_settings_and_each_connections_version_and_suite() {
         conn["tls_cipher_suite"],
         connz["connections"][0]["tls_cipher_suite"]
     );
+}
+
+/// Runs a handshake that may fail; true if it finished.
+fn try_handshake(sim: &mut Sim, id: ClientId, client: &mut ClientConnection) -> bool {
+    for _ in 0..10 {
+        let mut flight = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut flight).unwrap();
+        }
+        sim.send(id, &flight);
+        if sim.closed.contains_key(&id) {
+            return false;
+        }
+        if !client.is_handshaking() {
+            return true;
+        }
+        let answer = sim.take(id);
+        if client.read_tls(&mut &answer[..]).is_err() || client.process_new_packets().is_err() {
+            return false;
+        }
+    }
+    false
+}
+
+#[test]
+fn pinned_certs_admit_only_the_pinned_public_keys() {
+    let ca = Ca::new("test CA");
+    let key = KeyPair::generate().unwrap();
+    let pinned = {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "pinned");
+        let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, &key.public_key_der());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let (cert, server_key) = ca.issue(&["localhost"], false);
+    let conf = format!(
+        r#"tls {{ cert_file: "server.pem", key_file: "server.key", ca_file: "ca.pem", verify: true, pinned_certs: ["{hex}"] }}"#
+    );
+    let ca_pem = ca.pem();
+    let files = [
+        ("server.pem", &*cert),
+        ("server.key", &*server_key),
+        ("ca.pem", &*ca_pem),
+    ];
+    let mut sim = Sim::with_server(server(&conf, &files));
+
+    let (id, _) = accept(&mut sim);
+    let mut client = tls_client(&ca, Some(pinned));
+    handshake(&mut sim, id, &mut client, &[]);
+    assert_eq!(
+        exchange(&mut sim, id, &mut client, "CONNECT {}\r\nPING\r\n"),
+        "+OK\r\nPONG\r\n"
+    );
+
+    let (id, _) = accept(&mut sim);
+    let mut client = tls_client(&ca, Some(ca.issue(&["other"], false)));
+    let _ = try_handshake(&mut sim, id, &mut client);
+    assert_eq!(sim.closed.get(&id), Some(&CloseReason::TlsHandshakeError));
+    assert!(
+        sim.logs
+            .iter()
+            .any(|l| l.ends_with("TLS handshake error: certificate not pinned")),
+        "{:?}",
+        sim.logs
+    );
+}
+
+#[test]
+fn cipher_suites_and_curve_preferences_limit_what_a_client_may_use() {
+    use rustls::crypto::ring::{cipher_suite, kx_group};
+    let ca = Ca::new("test CA");
+    let (cert, key) = ca.issue(&["localhost"], false);
+    let conf = r#"tls { cert_file: "server.pem", key_file: "server.key", cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384], curve_preferences: [CurveP384] }"#;
+    let mut sim = Sim::with_server(server(conf, &[("server.pem", &cert), ("server.key", &key)]));
+    let client_with =
+        |suites: Vec<rustls::SupportedCipherSuite>,
+         groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>| {
+            let mut provider = tenet_core::tls::crypto_provider();
+            provider.cipher_suites = suites;
+            provider.kx_groups = groups;
+            tls_client_with(&ca, None, provider, true)
+        };
+    // TLS 1.2 with the listed suite and curve.
+    let (id, _) = accept(&mut sim);
+    let mut client = client_with(
+        vec![cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384],
+        vec![kx_group::SECP384R1],
+    );
+    assert!(try_handshake(&mut sim, id, &mut client));
+    // Another suite, or another curve: refused.
+    let (id, _) = accept(&mut sim);
+    let mut client = client_with(
+        vec![cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256],
+        vec![kx_group::SECP384R1],
+    );
+    assert!(!try_handshake(&mut sim, id, &mut client));
+    assert_eq!(sim.closed.get(&id), Some(&CloseReason::TlsHandshakeError));
+    let (id, _) = accept(&mut sim);
+    let mut client = client_with(
+        vec![cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384],
+        vec![kx_group::X25519],
+    );
+    assert!(!try_handshake(&mut sim, id, &mut client));
+    assert_eq!(sim.closed.get(&id), Some(&CloseReason::TlsHandshakeError));
 }
 
 proptest! {

@@ -832,11 +832,23 @@ impl Reader<'_> {
                     tls.verify |= tls.verify_and_map;
                 }
                 "timeout" => tls.timeout = self.duration_or_seconds(&k.name, v),
+                // nats-server takes it and it means nothing for the client
+                // port (it only skips checking a server's certificate).
+                "insecure" => {
+                    let _ = self.boolean(&k.name, v);
+                }
+                "cipher_suites" => {
+                    tls.cipher_suites = self.tls_names(v, "cipher_suites", |name| {
+                        crate::tls::cipher_suite(name).map(drop)
+                    })
+                }
+                "curve_preferences" => {
+                    tls.curve_preferences = self.tls_names(v, "curve_preferences", |name| {
+                        crate::tls::curve(name).map(drop)
+                    })
+                }
+                "pinned_certs" => tls.pinned_certs = self.pinned_certs(v),
                 name @ ("verify_cert_and_check_known_urls"
-                | "insecure"
-                | "cipher_suites"
-                | "curve_preferences"
-                | "pinned_certs"
                 | "connection_rate_limit"
                 | "handshake_first"
                 | "cert_store"
@@ -874,6 +886,55 @@ impl Reader<'_> {
             }
         }
         ok.then_some(tls)
+    }
+
+    /// A non-empty list of names for `key` of a `tls` block, each checked by
+    /// `check` (its error is reported at the name).
+    fn tls_names(
+        &mut self,
+        value: &Value,
+        key: &str,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> Option<Vec<String>> {
+        let ValueKind::Array(items) = &value.kind else {
+            self.wrong_type(key, value, "a list of names");
+            return None;
+        };
+        if items.is_empty() {
+            let message = format!("error parsing tls config, '{key}' cannot be empty");
+            self.error(&value.pos, message);
+            return None;
+        }
+        let mut names = Vec::new();
+        for item in items {
+            let name = self.string(key, item)?;
+            if let Err(message) = check(&name) {
+                self.error(&item.pos, message);
+                return None;
+            }
+            names.push(name);
+        }
+        Some(names)
+    }
+
+    /// `pinned_certs`: hex SHA-256 digests of SubjectPublicKeyInfo.
+    fn pinned_certs(&mut self, value: &Value) -> Option<Vec<String>> {
+        let ValueKind::Array(items) = &value.kind else {
+            let message = "error parsing tls config, expected 'pinned_certs' to be a list of hex-encoded sha256 of DER encoded SubjectPublicKeyInfo";
+            self.error(&value.pos, message.to_string());
+            return None;
+        };
+        let mut pins = Vec::new();
+        for item in items {
+            let entry = self.string("pinned_certs", item)?.to_ascii_lowercase();
+            if entry.len() != 64 || !entry.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let message = format!("error parsing tls config, 'pinned_certs' key {entry} does not look like hex-encoded sha256 of DER encoded SubjectPublicKeyInfo");
+                self.error(&item.pos, message);
+                return None;
+            }
+            pins.push(entry);
+        }
+        (!pins.is_empty()).then_some(pins)
     }
 
     /// A duration string, or a number of seconds (nats-server accepts both).

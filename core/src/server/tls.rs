@@ -82,6 +82,20 @@ impl Server {
         match outcome {
             TlsRead::Ok | TlsRead::Closed => {}
             TlsRead::Handshaken => {
+                let pinned = match (&self.tls, &self.client_ref(index).tls) {
+                    (Some(Ok(acceptor)), Some(session)) => acceptor.pinned(session),
+                    _ => true,
+                };
+                if !pinned {
+                    self.log_client(
+                        index,
+                        Level::Error,
+                        "TLS handshake error: certificate not pinned",
+                    );
+                    self.shut_client(index, CloseReason::TlsHandshakeError, true);
+                    self.tls_plaintext = plaintext;
+                    return;
+                }
                 let map = matches!(&self.tls, Some(Ok(t)) if t.map());
                 let client = self.client_mut(index);
                 client.tls_due = None;
