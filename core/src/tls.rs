@@ -229,17 +229,22 @@ impl TlsAcceptor {
             }
             (None, true) => {
                 return Err(
-                    "tls verify needs a ca_file: tenet does not use the system's certificate authorities for client certificates"
+                    "tls verify without a ca_file (client certificates checked against the system's certificate authorities) is not supported by tenet"
                         .to_string(),
                 )
             }
             _ => builder.with_no_client_auth(),
         };
-        let config = builder.with_single_cert(chain, key).map_err(|e| {
-            format!(
+        let config = builder.with_single_cert(chain, key).map_err(|e| match e {
+            // Go takes keys ring refuses (RSA under 2048 bits, P-521).
+            rustls::Error::General(_) => format!(
+                "the private key {} is not supported by tenet (rustls with ring takes RSA keys of 2048 bits or more, ECDSA P-256 and P-384, and Ed25519): {e}",
+                opts.key_file
+            ),
+            _ => format!(
                 "error parsing X509 certificate/key pair: {} and {}: {e}",
                 opts.cert_file, opts.key_file
-            )
+            ),
         })?;
         Ok(TlsAcceptor {
             config: Arc::new(config),
