@@ -162,7 +162,8 @@ fn every_fence_is_tagged_with_a_known_kind() {
 /// Writes `config` to a file, runs `-t -c <file>` and returns what the server
 /// said, or why the file is not valid.
 fn check_config(config: &str) -> Result<(), String> {
-    let path = write_config_file(config);
+    let config = with_certificates(config);
+    let path = write_config_file(&config);
     let (status, text) = run_binary(&["-t", "-c", &path.to_string_lossy()]);
     let _ = std::fs::remove_file(&path);
     let binary = server_binary()
@@ -178,6 +179,34 @@ fn check_config(config: &str) -> Result<(), String> {
     } else {
         Err(format!("{status}: {}", text.trim_end()))
     }
+}
+
+/// `config` with its `certs/` files (the TLS example's) made for the test:
+/// a certificate authority, and a server certificate for 127.0.0.1.
+fn with_certificates(config: &str) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    if !config.contains("\"certs/") {
+        return config.to_string();
+    }
+    let dir = std::env::temp_dir().join(format!("tenet-readme-certs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for certificates");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("a key");
+    let ca = ca_params.self_signed(&ca_key).expect("a CA");
+    let key = KeyPair::generate().expect("a key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("a certificate");
+    for (name, pem) in [
+        ("ca.pem", ca.pem()),
+        ("server-cert.pem", cert.pem()),
+        ("server-key.pem", key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(name), pem).expect("write");
+    }
+    config.replace("\"certs/", &format!("\"{}/", dir.display()))
 }
 
 #[test]
