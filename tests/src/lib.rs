@@ -919,3 +919,22 @@ pub fn run_binary(args: &[&str]) -> (ExitStatus, String) {
     );
     (out.status, text)
 }
+
+/// Runs a nats-py (Python) script with `args` (CI installs nats-py); fails
+/// the test with everything it printed unless it succeeds. Returns what it
+/// printed on standard output.
+pub fn nats_py(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs (CI installs it with nats-py)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the nats-py script failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions};
 
-use tenet_tests::{skip_on_reference, TestServer};
+use tenet_tests::{nats_py, skip_on_reference, TestServer};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -289,23 +289,6 @@ async fn a_corrupt_block_is_reported_and_cut_and_the_other_blocks_stay() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs a nats-py (Python) script against `url`; fails with its output.
-fn nats_py(script: &str, url: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(url)
-        .output()
-        .expect("python3 runs (CI installs it with nats-py)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "the nats-py script failed:\n{text}");
-    text
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_py_publishes_with_acks_into_a_file_stream_that_survives_a_restart() {
     if skip_on_reference("tenet's own file store") {
@@ -333,7 +316,7 @@ asyncio.run(main())
     {
         let mut server = TestServer::with_config(&config, &[]);
         let url = format!("nats://127.0.0.1:{}", server.port());
-        assert!(nats_py(script, &url).contains("acked 10"));
+        assert!(nats_py(script, &[&url]).contains("acked 10"));
         server.signal(libc::SIGTERM);
         assert!(
             server.wait_exit(Duration::from_secs(10)).is_some(),
@@ -675,7 +658,7 @@ async def main():
     await tom.close()
 asyncio.run(main())
 "#;
-    assert!(nats_py(script, &url).contains("tom acked 3"));
+    assert!(nats_py(script, &[&url]).contains("tom acked 3"));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

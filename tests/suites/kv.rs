@@ -265,21 +265,10 @@ asyncio.run(main(sys.argv[1]))
 #[test]
 fn nats_py_key_value_and_object_store() {
     let (server, dir) = server("py");
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(NATS_PY)
-        .arg(server.url())
-        .output()
-        .expect("python3 runs (CI installs it with nats-py)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "the nats-py script failed:\n{text}");
+    let stdout = tenet_tests::nats_py(NATS_PY, &[&server.url()]);
     // What nats-py shows against nats-server 2.9.10 too.
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        stdout,
         "put 1\nget b'1' 1\ncreate existing: KeyWrongLastSequenceError\nupdate 2\n\
          stale update: KeyWrongLastSequenceError\nget deleted: KeyNotFoundError\n\
          keys ['b', 'c']\nhistory 3\nwatch initial b'y'\nwatch update b'z'\n\

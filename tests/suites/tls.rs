@@ -371,3 +371,38 @@ async fn a_reload_gives_new_connections_the_new_certificate_and_keeps_the_old_on
         .unwrap();
     assert_eq!(&msg.payload[..], b"up", "the old connection stays");
 }
+
+/// nats-py over TLS: a subscription, a publish and a request.
+const NATS_PY_TLS: &str = r#"
+import asyncio, ssl, sys
+import nats
+
+async def main():
+    ctx = ssl.create_default_context(cafile=sys.argv[2])
+    nc = await nats.connect(sys.argv[1], tls=ctx, connect_timeout=5)
+    got = asyncio.get_running_loop().create_future()
+    async def on_msg(msg):
+        if not got.done():
+            got.set_result(msg.data)
+    await nc.subscribe("py.tls", cb=on_msg)
+    async def on_request(msg):
+        await msg.respond(b"pong")
+    await nc.subscribe("py.svc", cb=on_request)
+    await nc.flush()
+    await nc.publish("py.tls", b"secret")
+    print("got", (await asyncio.wait_for(got, 5)).decode())
+    answer = await nc.request("py.svc", b"ping", timeout=5)
+    print("answer", answer.data.decode())
+    await nc.close()
+
+asyncio.run(main())
+"#;
+
+#[test]
+fn nats_py_talks_over_tls() {
+    let pki = Pki::new("py");
+    let server = tls_server(&pki, "", "");
+    let url = format!("tls://127.0.0.1:{}", server.port());
+    let out = tenet_tests::nats_py(NATS_PY_TLS, &[&url, path(&pki.ca_file())]);
+    assert_eq!(out, "got secret\nanswer pong\n");
+}
