@@ -84,6 +84,38 @@ pub fn curve(name: &str) -> Result<&'static dyn rustls::crypto::SupportedKxGroup
     }
 }
 
+/// A handshake error as nats-server 2.9.10 (Go 1.19) words it where the
+/// cause is the same (a client certificate missing, of an unknown
+/// authority, or out of its validity); rustls's words otherwise.
+fn go_error_text(error: &rustls::Error) -> String {
+    use rustls::CertificateError as Cert;
+    let at = |t: &rustls::pki_types::UnixTime| crate::time::rfc3339(t.as_secs() * 1_000_000_000);
+    let verify = "tls: failed to verify client certificate: x509:";
+    match error {
+        rustls::Error::NoCertificatesPresented => {
+            "tls: client didn't provide a certificate".to_string()
+        }
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            Cert::UnknownIssuer => format!("{verify} certificate signed by unknown authority"),
+            Cert::ExpiredContext { time, not_after } => format!(
+                "{verify} certificate has expired or is not yet valid: current time {} is after {}",
+                at(time),
+                at(not_after)
+            ),
+            Cert::NotValidYetContext { time, not_before } => format!(
+                "{verify} certificate has expired or is not yet valid: current time {} is before {}",
+                at(time),
+                at(not_before)
+            ),
+            Cert::Expired | Cert::NotValidYet => {
+                format!("{verify} certificate has expired or is not yet valid")
+            }
+            _ => error.to_string(),
+        },
+        _ => error.to_string(),
+    }
+}
+
 /// nats-server's TLS handshake timeout when `timeout` is not set.
 pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -372,7 +404,7 @@ impl TlsSession {
                 return self.failed(e.to_string());
             }
             if let Err(e) = self.conn.process_new_packets() {
-                return self.failed(e.to_string());
+                return self.failed(go_error_text(&e));
             }
             if !self.handshaken && !self.conn.is_handshaking() {
                 self.handshaken = true;

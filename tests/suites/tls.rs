@@ -194,7 +194,7 @@ async fn verify_takes_certificates_of_the_ca_and_refuses_the_others() {
     let pki = Pki::new("verify");
     let other = Pki::new("verify-other");
     let ca = pki.ca_file();
-    let server = tls_server(
+    let mut server = tls_server(
         &pki,
         &format!("ca_file: \"{}\"\n  verify: true", path(&ca)),
         "",
@@ -210,6 +210,15 @@ async fn verify_takes_certificates_of_the_ca_and_refuses_the_others() {
         connect(&server, options(&pki)).await.is_err(),
         "no certificate"
     );
+    // The log lines nats-server 2.9.10 writes.
+    assert!(
+        server.wait_for_log(
+            "TLS handshake error: tls: client didn't provide a certificate",
+            WAIT
+        ),
+        "{}",
+        server.logs()
+    );
     let (cert, key) = other.issue("mallory", &["mallory"], false);
     assert!(
         connect(&server, options(&pki).add_client_certificate(cert, key))
@@ -217,12 +226,30 @@ async fn verify_takes_certificates_of_the_ca_and_refuses_the_others() {
             .is_err(),
         "another CA's certificate"
     );
+    assert!(
+        server.wait_for_log(
+            "TLS handshake error: tls: failed to verify client certificate: x509: certificate signed by unknown authority",
+            WAIT
+        ),
+        "{}",
+        server.logs()
+    );
     let (cert, key) = pki.issue("old", &["old"], true);
     assert!(
         connect(&server, options(&pki).add_client_certificate(cert, key))
             .await
             .is_err(),
         "an expired certificate"
+    );
+    assert!(
+        server.wait_for_log(" is after 2001-01-01T00:00:00Z", WAIT),
+        "{}",
+        server.logs()
+    );
+    assert!(
+        server.logs().contains("TLS handshake error: tls: failed to verify client certificate: x509: certificate has expired or is not yet valid: current time "),
+        "{}",
+        server.logs()
     );
 }
 
