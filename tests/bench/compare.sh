@@ -3,7 +3,7 @@
 # nats-server, side by side, in one run: every row of the performance table in
 # the README, with the ratios.
 #
-#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--runtime mio|async-std] [--only "throughput idle subs js store"]
+#   tests/bench/compare.sh [--runs N] [--quick] [--nats PATH] [--runtime mio|async-std] [--only "throughput idle subs js store tls"]
 #
 # - Throughput and latency: ../shared/bench/bench.sh (the official nats.go bench
 #   package) on bench-plain.conf and bench-perms.conf, one cell at a time on each
@@ -14,6 +14,9 @@
 # - Memory with 10,000 idle connections, and 1,000,000 subscriptions over 100,000
 #   subjects (time to subscribe, memory, delivery rate of publishes to random
 #   subscribed subjects): tests/src/bin/tenet-load.rs, each server fresh.
+# - TLS (--only tls, not in the default set): the bench.sh cells over tls://
+#   (bench-plain.conf with a tls block; a CA and certificate made with
+#   openssl), and 10,000 idle TLS connections (tenet-load idle --tls-ca).
 # - JetStream (--only js, not in the default set): ../shared/bench nats-jsbench
 #   (the official nats.go JetStream API): synchronous publish, asynchronous
 #   publish with a window, pull and push consume; memory and file; 16 and 128
@@ -130,11 +133,13 @@ RESULTS=$WORK/results.txt
 : >"$RESULTS"
 cell() {
   local who=$1 pid=$2 port=$3 conf=$4 test=$5 size=$6 url raw t0 t1 c0 c1 msgs rate p50="" p99=""
+  local tls_args=()
   url="nats://127.0.0.1:$port"
   [[ $conf == perms ]] && url="nats://bench:benchpw@127.0.0.1:$port"
+  [[ $conf == tls ]] && { url="tls://127.0.0.1:$port"; tls_args=(--tlsca "$WORK/tls/ca.pem"); }
   raw=$WORK/raw-$who-$conf-$test-$size.csv
   c0=$(cpu_ticks "$pid"); m0=$(machine_ticks); t0=$(date +%s.%N)
-  "$BENCH_SH" --url "$url" --tests "$test" --sizes "$size" --runs "$RUNS" --raw "$raw" \
+  "$BENCH_SH" --url "$url" "${tls_args[@]}" --tests "$test" --sizes "$size" --runs "$RUNS" --raw "$raw" \
     --n-pub "$N_PUB" --n-sub "$N_SUB" --n-fan "$N_FAN" --fanout "$FANOUT" --rtt-n "$RTT_N" \
     --label "$who-$conf" >"$WORK/table-$who-$conf-$test-$size.md" 2>>"$WORK/bench.log" \
     || { echo "bench.sh failed for $who $conf $test $size (see $WORK/bench.log)" >&2; exit 1; }
@@ -178,6 +183,46 @@ if [[ " $ONLY " == *" throughput "* ]]; then
     done
   done
   for p in "${PID[@]}"; do stop "$p"; done
+fi
+
+# tls_setup: a CA and a server certificate for 127.0.0.1 (openssl), and a
+# configuration with bench-plain.conf's settings and a tls block.
+tls_setup() {
+  local dir=$WORK/tls
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/ca.key" \
+    -out "$dir/ca.pem" -days 2 -subj "/CN=compare.sh CA" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/server.key" \
+    -out "$dir/server.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$dir/ext.cnf"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -out "$dir/server.pem" -days 2 -extfile "$dir/ext.cnf" 2>/dev/null
+  { cat "$CONFIGS/bench-plain.conf"; printf '\ntls { cert_file: "%s", key_file: "%s" }\n' "$dir/server.pem" "$dir/server.key"; } >"$WORK/bench-tls.conf"
+}
+
+IDLE_TLS_T="" IDLE_TLS_N=""
+if [[ " $ONLY " == *" tls "* ]]; then
+  echo "== TLS: bench.sh cells over tls://, and $IDLE_CONNS idle TLS connections" >&2
+  command -v openssl >/dev/null || { echo "the tls cells need openssl (apt-get install openssl)" >&2; exit 2; }
+  tls_setup
+  declare -A TPID TPORT
+  port=$TENET_PORT
+  for who in tenet nats; do
+    start $who $port "$WORK/bench-tls.conf"
+    TPID[$who]=$SPID; TPORT[$who]=$port; port=$((port + 1))
+  done
+  for size in 16 128; do
+    for test in pub pubsub fanout rtt; do
+      for who in tenet nats; do
+        cell $who "${TPID[$who]}" "${TPORT[$who]}" tls $test $size
+      done
+    done
+  done
+  for who in tenet nats; do stop "${TPID[$who]}"; done
+  start tenet $TENET_PORT "$WORK/bench-tls.conf"; pid=$SPID
+  IDLE_TLS_T=$("$LOAD" idle --addr 127.0.0.1:$TENET_PORT --pid "$pid" --conns $IDLE_CONNS --tls-ca "$WORK/tls/ca.pem"); stop "$pid"
+  start nats $NATS_PORT "$WORK/bench-tls.conf"; pid=$SPID
+  IDLE_TLS_N=$("$LOAD" idle --addr 127.0.0.1:$NATS_PORT --pid "$pid" --conns $IDLE_CONNS --tls-ca "$WORK/tls/ca.pem"); stop "$pid"
 fi
 
 JS_RESULTS=$WORK/js.txt
@@ -352,7 +397,7 @@ if [[ -s $RESULTS ]]; then
   echo
   echo "| config | test | size | tenet msgs/s | nats msgs/s | ratio | tenet CPU ns/msg (busy, rest) | nats CPU ns/msg (busy, rest) | CPU ratio |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for conf in plain perms; do
+  for conf in plain perms tls; do
     for test in pub pubsub fanout; do
       for size in 16 128; do
         tr=$(get tenet $conf $test $size 5); nr=$(get nats $conf $test $size 5)
@@ -368,7 +413,7 @@ if [[ -s $RESULTS ]]; then
   echo
   echo "| config | request/reply | size | tenet p50 / p99 µs | nats p50 / p99 µs | p50 ratio | p99 ratio | tenet CPU ns/msg | nats CPU ns/msg | CPU ratio |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for conf in plain perms; do
+  for conf in plain perms tls; do
     for size in 16 128; do
       t50=$(get tenet $conf rtt $size 8); n50=$(get nats $conf rtt $size 8)
       [[ -n $t50 ]] || continue
@@ -377,9 +422,11 @@ if [[ -s $RESULTS ]]; then
       echo "| $conf | closed loop | $size | $t50 / $t99 | $n50 / $n99 | $(ratio "$t50" "$n50")x | $(ratio "$t99" "$n99")x | $tc | $nc | $(ratio "$tc" "$nc")x |"
     done
   done
+  [[ -n $(get tenet plain pub 16 5) ]] && {
   echo
   echo "| tenet: perms / plain | size | msgs/s ratio | CPU ns/msg ratio |"
   echo "| --- | ---: | ---: | ---: |"
+  }
   for test in pub pubsub fanout; do
     for size in 16 128; do
       pr=$(get tenet perms $test $size 5); lr=$(get tenet plain $test $size 5)
@@ -388,7 +435,7 @@ if [[ -s $RESULTS ]]; then
     done
   done
 fi
-if [[ -n $IDLE_T || -n $SUBS_T ]]; then
+if [[ -n $IDLE_T || -n $SUBS_T || -n $IDLE_TLS_T ]]; then
   echo
   echo "| load | measure | tenet | nats-server | ratio |"
   echo "| --- | --- | ---: | ---: | ---: |"
@@ -397,6 +444,11 @@ if [[ -n $IDLE_T ]]; then
   t=$(field "$IDLE_T" rss_after_kib); n=$(field "$IDLE_N" rss_after_kib)
   echo "| $IDLE_CONNS idle connections | resident memory MiB | $((t / 1024)) | $((n / 1024)) | $(ratio "$t" "$n")x |"
   echo "| $IDLE_CONNS idle connections | bytes per connection | $(field "$IDLE_T" per_conn_bytes) | $(field "$IDLE_N" per_conn_bytes) | $(ratio "$(field "$IDLE_T" per_conn_bytes)" "$(field "$IDLE_N" per_conn_bytes)")x |"
+fi
+if [[ -n $IDLE_TLS_T ]]; then
+  t=$(field "$IDLE_TLS_T" rss_after_kib); n=$(field "$IDLE_TLS_N" rss_after_kib)
+  echo "| $IDLE_CONNS idle TLS connections | resident memory MiB | $((t / 1024)) | $((n / 1024)) | $(ratio "$t" "$n")x |"
+  echo "| $IDLE_CONNS idle TLS connections | bytes per connection | $(field "$IDLE_TLS_T" per_conn_bytes) | $(field "$IDLE_TLS_N" per_conn_bytes) | $(ratio "$(field "$IDLE_TLS_T" per_conn_bytes)" "$(field "$IDLE_TLS_N" per_conn_bytes)")x |"
 fi
 if [[ -n $SUBS_T ]]; then
   t=$(field "$SUBS_T" rss_after_kib); n=$(field "$SUBS_N" rss_after_kib)

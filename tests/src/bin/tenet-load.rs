@@ -5,7 +5,7 @@
 //! measured by the same client:
 //!
 //! ```text
-//! tenet-load idle --addr 127.0.0.1:14222 --pid PID [--conns 10000]
+//! tenet-load idle --addr 127.0.0.1:14222 --pid PID [--conns 10000] [--tls-ca CA.pem]
 //! tenet-load subs --addr 127.0.0.1:14222 --pid PID [--subjects 100000] [--subs 1000000]
 //!                 [--conns 10] [--publishes 200000]
 //! tenet-load stream-wait --addr 127.0.0.1:14240 --pid PID --stream JSBENCH --messages 1000000
@@ -81,6 +81,8 @@ struct Flags {
     values: HashMap<String, u64>,
     stream: Option<String>,
     since: Option<f64>,
+    /// idle: connect over TLS, trusting this CA (PEM).
+    tls_ca: Option<String>,
 }
 
 impl Flags {
@@ -95,6 +97,7 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
     let mut values = HashMap::new();
     let mut stream = None;
     let mut since = None;
+    let mut tls_ca = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let name = flag
@@ -105,6 +108,7 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
             "addr" => addr = Some(value.clone()),
             "pid" => pid = Some(value.parse().map_err(|_| format!("bad pid {value:?}"))?),
             "stream" => stream = Some(value.clone()),
+            "tls-ca" => tls_ca = Some(value.clone()),
             "since" => {
                 since = Some(
                     value
@@ -127,6 +131,7 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
         values,
         stream,
         since,
+        tls_ca,
     })
 }
 
@@ -157,6 +162,64 @@ fn raise_fd_limit() {
 }
 
 /// A connected, logged-in client: INFO read, CONNECT + PING sent, PONG seen.
+/// A connection's stream, plain or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// A TLS client configuration trusting the CA in `ca_file`.
+fn tls_config(ca_file: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca_file).map_err(|e| format!("{ca_file}: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(tenet_core::tls::crypto_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A client over TLS: the INFO read in plaintext, then the handshake, then
+/// CONNECT and PING through the session.
+fn connect_tls(
+    addr: &str,
+    config: &Arc<rustls::ClientConfig>,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(PHASE_LIMIT))
+        .map_err(|e| e.to_string())?;
+    // The INFO, byte by byte: nothing of the handshake may be read with it.
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).map_err(|e| e.to_string())?;
+        line.push(byte[0]);
+    }
+    if !line.starts_with(b"INFO ") {
+        return Err(format!(
+            "expected INFO, got {:?}",
+            String::from_utf8_lossy(&line)
+        ));
+    }
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string();
+    let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
+    let conn =
+        rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    tls.write_all(CONNECT).map_err(|e| e.to_string())?;
+    tls.flush().map_err(|e| e.to_string())?;
+    wait_for_pong(&mut BufReader::new(&mut tls))?;
+    Ok(tls)
+}
+
 fn connect(addr: &str) -> Result<TcpStream, String> {
     connect_with(addr, CONNECT)
 }
@@ -199,20 +262,25 @@ fn wait_for_pong(reader: &mut impl BufRead) -> Result<(), String> {
 fn idle(flags: &Flags) -> Result<String, String> {
     raise_fd_limit();
     let conns = flags.number("conns", 10_000) as usize;
+    let tls = flags.tls_ca.as_deref().map(tls_config).transpose()?;
     let before = rss_kib(flags.pid)?;
     let start = Instant::now();
-    let mut open = Vec::with_capacity(conns);
+    let mut open: Vec<Box<dyn ReadWrite>> = Vec::with_capacity(conns);
     for i in 0..conns {
-        open.push(connect(&flags.addr).map_err(|e| format!("connection {i}: {e}"))?);
+        let stream: Result<Box<dyn ReadWrite>, String> = match &tls {
+            Some(config) => connect_tls(&flags.addr, config).map(|s| Box::new(s) as _),
+            None => connect(&flags.addr).map(|s| Box::new(s) as _),
+        };
+        let stream = stream.map_err(|e| format!("connection {i}: {e}"))?;
+        open.push(stream);
     }
     let connect_secs = start.elapsed().as_secs_f64();
     thread::sleep(SETTLE);
     let after = rss_kib(flags.pid)?;
     // Every connection is still alive: one more round trip on each of a sample.
-    for stream in open.iter().step_by((conns / 100).max(1)) {
-        (&*stream)
-            .write_all(b"PING\r\n")
-            .map_err(|e| e.to_string())?;
+    for stream in open.iter_mut().step_by((conns / 100).max(1)) {
+        stream.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
+        stream.flush().map_err(|e| e.to_string())?;
         wait_for_pong(&mut BufReader::new(stream))?;
     }
     Ok(format!(
