@@ -54,6 +54,9 @@ pub struct Options {
     /// `None` serves no monitoring (nats-server's `0`), `Some(0)` any free
     /// port (nats-server's `-1`).
     pub http_port: Option<u16>,
+    /// The monitoring port speaks HTTPS (`https_port`, `https`), with the
+    /// `tls` block's certificate.
+    pub https: bool,
     /// Most tokens a SUB subject may have (`max_sub_tokens`); `0` means unlimited.
     pub max_sub_tokens: u8,
     /// Turn header support off (`no_header_support`): INFO says `headers: false`,
@@ -108,6 +111,7 @@ impl Default for Options {
             disable_sublist_cache: false,
             http_host: None,
             http_port: None,
+            https: false,
             max_sub_tokens: 0,
             no_header_support: false,
             jetstream: None,

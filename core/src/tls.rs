@@ -187,6 +187,9 @@ impl TlsOptions {
 #[derive(Clone, Debug)]
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
+    /// The same certificate for monitoring over HTTPS (no client
+    /// certificates asked for).
+    https_config: Option<Arc<ServerConfig>>,
     verify: bool,
     map: bool,
     timeout: Duration,
@@ -267,6 +270,13 @@ impl TlsAcceptor {
             }
             _ => builder.with_no_client_auth(),
         };
+        // Monitoring over HTTPS asks no client for a certificate.
+        let https_config = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("error setting up TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(chain.clone(), key.clone_key())
+            .ok();
         let config = builder.with_single_cert(chain, key).map_err(|e| match e {
             // Go takes keys ring refuses (RSA under 2048 bits, P-521).
             rustls::Error::General(_) => format!(
@@ -280,6 +290,7 @@ impl TlsAcceptor {
         })?;
         Ok(TlsAcceptor {
             config: Arc::new(config),
+            https_config: https_config.map(Arc::new),
             verify: opts.verify,
             map: opts.verify_and_map,
             timeout: opts.timeout(),
@@ -314,24 +325,37 @@ impl TlsAcceptor {
         self.timeout
     }
 
+    /// A session for a monitoring connection over HTTPS.
+    pub fn https_session(&self) -> Option<TlsSession> {
+        let config = self.https_config.as_ref()?;
+        let conn = ServerConnection::new(Arc::clone(config)).ok()?;
+        Some(TlsSession::with(conn, Vec::new()))
+    }
+
     /// A new connection's session, with `plaintext` (the INFO) to go out
     /// before the handshake.
     pub(crate) fn session(&self, plaintext: Vec<u8>) -> Result<TlsSession, String> {
         let conn = ServerConnection::new(Arc::clone(&self.config)).map_err(|e| e.to_string())?;
-        Ok(TlsSession {
+        Ok(TlsSession::with(conn, plaintext))
+    }
+}
+
+impl TlsSession {
+    fn with(conn: ServerConnection, plaintext: Vec<u8>) -> TlsSession {
+        TlsSession {
             conn,
             wire: plaintext,
             wire_sent: 0,
             started: false,
             handshaken: false,
             close_notified: false,
-        })
+        }
     }
 }
 
 /// What reading a client's bytes through its session gave.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum TlsRead {
+pub enum TlsRead {
     /// Fine (plaintext, if any, was appended).
     Ok,
     /// The handshake finished with these bytes.
@@ -345,7 +369,7 @@ pub(crate) enum TlsRead {
 
 /// One client connection's TLS: the rustls session and the bytes waiting
 /// for the socket (ciphertext, after the plaintext INFO).
-pub(crate) struct TlsSession {
+pub struct TlsSession {
     conn: ServerConnection,
     /// Bytes for the socket; `wire_sent` of them were written.
     wire: Vec<u8>,
@@ -373,7 +397,7 @@ const WIRE_KEEP: usize = 64 * 1024;
 
 impl TlsSession {
     /// Whether the handshake is done.
-    pub(crate) fn handshaken(&self) -> bool {
+    pub fn handshaken(&self) -> bool {
         self.handshaken
     }
 
@@ -384,7 +408,7 @@ impl TlsSession {
 
     /// Takes `input` (bytes read from the socket) and appends what it
     /// decrypts to `plaintext`.
-    pub(crate) fn read(&mut self, mut input: &[u8], plaintext: &mut Vec<u8>) -> TlsRead {
+    pub fn read(&mut self, mut input: &[u8], plaintext: &mut Vec<u8>) -> TlsRead {
         if !self.started {
             let Some(&first) = input.first() else {
                 return TlsRead::Ok;
@@ -449,7 +473,7 @@ impl TlsSession {
 
     /// Encrypts `plaintext` (once the handshake is done); returns how many
     /// bytes it took (all of them, unless rustls's buffer is full).
-    pub(crate) fn seal(&mut self, plaintext: &[u8]) -> usize {
+    pub fn seal(&mut self, plaintext: &[u8]) -> usize {
         if !self.handshaken || self.close_notified {
             return 0;
         }
@@ -491,7 +515,7 @@ impl TlsSession {
     }
 
     /// Ends the session with a `close_notify` (as Go's TLS does on close).
-    pub(crate) fn close_notify(&mut self) {
+    pub fn close_notify(&mut self) {
         if self.handshaken && !self.close_notified {
             self.close_notified = true;
             self.conn.send_close_notify();
@@ -500,12 +524,12 @@ impl TlsSession {
     }
 
     /// The bytes waiting for the socket.
-    pub(crate) fn wire(&self) -> &[u8] {
+    pub fn wire(&self) -> &[u8] {
         &self.wire[self.wire_sent..]
     }
 
     /// `n` bytes of [`Self::wire`] were written.
-    pub(crate) fn written(&mut self, n: usize) {
+    pub fn written(&mut self, n: usize) {
         self.wire_sent = (self.wire_sent + n).min(self.wire.len());
         if self.wire_sent == self.wire.len() {
             self.wire.clear();

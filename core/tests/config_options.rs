@@ -193,7 +193,7 @@ fn keys_tenet_does_not_implement_yet_stop_the_start_and_say_why() {
 }
 
 #[test]
-fn monitoring_ports_are_read_and_https_is_refused_until_it_is_built() {
+fn monitoring_ports_are_read_http_or_https() {
     let port = |text: &str| {
         let (c, errors) = read(text);
         assert!(errors.is_empty(), "{:?}", messages(&errors));
@@ -211,15 +211,35 @@ fn monitoring_ports_are_read_and_https_is_refused_until_it_is_built() {
     // Without its own host, monitoring listens where clients do.
     let (c, _) = read("host: 10.0.0.1\nhttp_port: 8222\n");
     assert_eq!(c.server.http_host(), "10.0.0.1");
-    let (_, errors) = read("http_port: 70000\nhttps_port: 8443\nhttps: 8443\n");
+    let https = |text: &str| {
+        let (c, errors) = read(text);
+        assert!(errors.is_empty(), "{:?}", messages(&errors));
+        (
+            c.server.http_host.clone(),
+            c.server.http_port,
+            c.server.https,
+        )
+    };
+    assert_eq!(https("https_port: 8443\n"), (None, Some(8443), true));
+    assert_eq!(
+        https("https: \"127.0.0.1:8444\"\n"),
+        (Some("127.0.0.1".to_string()), Some(8444), true)
+    );
+    assert_eq!(https("https_port: -1\n"), (None, Some(0), true));
+    assert_eq!(https("http_port: 0\nhttps_port: 0\n"), (None, None, false));
+    let (_, errors) = read("http_port: 70000\nhttps_port: 70001\n");
     assert_eq!(
         messages(&errors),
         [
             "test.conf:1:11: invalid monitoring port 70000 (use 1-65535, -1 for a random port, 0 for none)",
-            "test.conf:2:1: \"https_port\" is not supported by tenet yet (it arrives with monitoring over HTTPS)",
-            "test.conf:3:1: \"https\" is not supported by tenet yet (it arrives with monitoring over HTTPS)",
+            "test.conf:2:13: invalid monitoring port 70001 (use 1-65535, -1 for a random port, 0 for none)",
         ]
         .map(String::from)
+    );
+    let (_, errors) = read("http_port: 8222\nhttps_port: 8443\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:2:13: can't specify both HTTP (8222) and HTTPs (8443) ports"]
     );
 }
 

@@ -8,12 +8,119 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tenet_core::tls::{TlsRead, TlsSession};
 use tenet_core::{MonitorHost, MonitorResponse};
 
 /// The largest request header read; a longer one is refused (431).
 pub const MAX_REQUEST: usize = 16 * 1024;
 /// How long a monitoring client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One monitoring connection, sans-IO: the request read (decrypted first
+/// over HTTPS) and the answer queued for the socket (sealed over HTTPS).
+/// A runtime feeds it what it reads, answers the request it yields, and
+/// writes [`HttpExchange::output`] until [`HttpExchange::done`].
+pub struct HttpExchange {
+    tls: Option<TlsSession>,
+    request: Vec<u8>,
+    /// The answer over plain HTTP; `sent` of it written.
+    out: Vec<u8>,
+    sent: usize,
+    answered: bool,
+}
+
+/// What a read gave an [`HttpExchange`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Read more.
+    More,
+    /// The request is complete (or refused): answer it with
+    /// [`HttpExchange::answer`].
+    Request(Request),
+    /// The peer closed or broke TLS: close the connection.
+    Close,
+}
+
+impl HttpExchange {
+    /// A connection, over HTTPS when `tls` is a session
+    /// ([`tenet_core::Server::monitor_tls`]).
+    pub fn new(tls: Option<TlsSession>) -> HttpExchange {
+        HttpExchange {
+            tls,
+            request: Vec::new(),
+            out: Vec::new(),
+            sent: 0,
+            answered: false,
+        }
+    }
+
+    /// Bytes read from the socket; an empty slice means it was closed.
+    pub fn input(&mut self, bytes: &[u8]) -> Step {
+        if bytes.is_empty() || self.answered {
+            return if self.answered {
+                Step::More
+            } else {
+                Step::Close
+            };
+        }
+        match &mut self.tls {
+            Some(tls) => match tls.read(bytes, &mut self.request) {
+                TlsRead::Failed(_) | TlsRead::Closed => return Step::Close,
+                TlsRead::Ok | TlsRead::Handshaken => {}
+            },
+            None => self.request.extend_from_slice(bytes),
+        }
+        match parse_request(&self.request) {
+            Request::Partial => Step::More,
+            request => Step::Request(request),
+        }
+    }
+
+    /// The answer, as [`response_bytes`] made it.
+    pub fn answer(&mut self, bytes: Vec<u8>) {
+        self.answered = true;
+        match &mut self.tls {
+            Some(tls) => {
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    let n = tls.seal(rest);
+                    if n == 0 {
+                        break;
+                    }
+                    rest = &rest[n..];
+                }
+                tls.close_notify();
+            }
+            None => self.out = bytes,
+        }
+    }
+
+    /// Whether the request was answered (nothing more needs reading).
+    pub fn answered(&self) -> bool {
+        self.answered
+    }
+
+    /// Bytes to write to the socket now (the TLS handshake's, or the answer).
+    pub fn output(&self) -> &[u8] {
+        match &self.tls {
+            Some(tls) => tls.wire(),
+            None => &self.out[self.sent..],
+        }
+    }
+
+    /// `n` bytes of [`HttpExchange::output`] were written.
+    pub fn written(&mut self, n: usize) {
+        match &mut self.tls {
+            Some(tls) => tls.written(n),
+            None => self.sent = (self.sent + n).min(self.out.len()),
+        }
+    }
+
+    /// Answered and all written: shut the socket.
+    pub fn done(&self) -> bool {
+        self.answered && self.output().is_empty()
+    }
+}
 
 /// What the bytes read so far hold.
 #[derive(Debug, PartialEq, Eq)]

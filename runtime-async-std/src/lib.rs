@@ -93,6 +93,8 @@ enum Input {
         query: String,
         reply: Sender<MonitorResponse>,
     },
+    /// A new monitoring connection asks for its TLS session (HTTPS).
+    MonitorTls(Sender<Option<tenet_core::tls::TlsSession>>),
 }
 
 /// What the engine task shares with one connection's reader and writer.
@@ -382,19 +384,40 @@ async fn pause_after(backoff: &mut AcceptBackoff, error: &io::Error, tx: &Sender
     }
 }
 
-/// One monitoring connection: read the request, ask the engine, answer, close.
+/// Writes what `exchange` has for the socket; false if the socket failed.
+async fn write_out(stream: &mut TcpStream, exchange: &mut http::HttpExchange) -> bool {
+    while !exchange.output().is_empty() {
+        match stream.write(exchange.output()).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => exchange.written(n),
+        }
+    }
+    true
+}
+
+/// One monitoring connection: read the request (through TLS with HTTPS),
+/// ask the engine, answer, close.
 async fn serve_http(mut stream: TcpStream, tx: Sender<Input>) {
+    let (reply, session) = bounded(1);
+    if tx.send(Input::MonitorTls(reply)).await.is_err() {
+        return;
+    }
+    let Ok(session) = session.recv().await else {
+        return;
+    };
+    let mut exchange = http::HttpExchange::new(session);
     let read = async {
-        let mut request = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            match http::parse_request(&request) {
-                http::Request::Partial => {}
-                done => return Some(done),
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            match exchange.input(&buf[..n]) {
+                http::Step::More => {}
+                http::Step::Close => return None,
+                http::Step::Request(request) => return Some(request),
             }
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
+            // The TLS handshake's answer.
+            if !write_out(&mut stream, &mut exchange).await {
+                return None;
             }
         }
     };
@@ -414,9 +437,9 @@ async fn serve_http(mut stream: TcpStream, tx: Sender<Input>) {
         http::Request::Refused(answer) => (answer, false),
         http::Request::Partial => return,
     };
-    let bytes = http::response_bytes(&answer, head);
+    exchange.answer(http::response_bytes(&answer, head));
     let write = async {
-        let _ = stream.write_all(&bytes).await;
+        let _ = write_out(&mut stream, &mut exchange).await;
         let _ = stream.flush().await;
     };
     let _ = async_std::future::timeout(http::REQUEST_TIMEOUT, write).await;
@@ -724,6 +747,9 @@ impl Engine {
                 let host = self.usage.sample();
                 let answer = self.server.monitor(&path, &query, now, &host);
                 let _ = reply.try_send(answer);
+            }
+            Input::MonitorTls(reply) => {
+                let _ = reply.try_send(self.server.monitor_tls());
             }
             Input::Control(Control::Stop) => return true,
             Input::JobDone(done) => self.server.handle_job_done(done, now),

@@ -123,9 +123,7 @@ impl Pacing {
 /// A monitoring connection: its request so far, then its response.
 struct HttpConn {
     stream: TcpStream,
-    request: Vec<u8>,
-    response: Vec<u8>,
-    written: usize,
+    exchange: http::HttpExchange,
     /// Closed if the request is not complete by then.
     deadline: Instant,
 }
@@ -434,9 +432,7 @@ impl EventLoop {
                     if registered.is_ok() {
                         let conn = HttpConn {
                             stream,
-                            request: Vec::new(),
-                            response: Vec::new(),
-                            written: 0,
+                            exchange: http::HttpExchange::new(self.server.monitor_tls()),
                             deadline: Instant::now() + http::REQUEST_TIMEOUT,
                         };
                         self.http_conns.insert(token, conn);
@@ -468,50 +464,46 @@ impl EventLoop {
 
     /// One step of a monitoring connection; false once it is done with.
     fn advance_http(&mut self, conn: &mut HttpConn) -> bool {
-        if conn.response.is_empty() {
-            let mut buf = [0u8; 4096];
-            let mut eof = false;
-            loop {
-                match conn.stream.read(&mut buf) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        conn.request.extend_from_slice(&buf[..n]);
-                        if conn.request.len() > http::MAX_REQUEST {
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return false,
-                }
-            }
-            match http::parse_request(&conn.request) {
-                http::Request::Partial => return !eof,
-                http::Request::Refused(answer) => {
-                    conn.response = http::response_bytes(&answer, false);
-                }
-                http::Request::Get { path, query, head } => {
+        let mut buf = [0u8; 4096];
+        while !conn.exchange.answered() {
+            let n = match conn.stream.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            };
+            match conn.exchange.input(&buf[..n]) {
+                http::Step::More => {}
+                http::Step::Close => return false,
+                http::Step::Request(http::Request::Get { path, query, head }) => {
                     let host = self.usage.sample();
                     let answer = self.server.monitor(&path, &query, self.now(), &host);
-                    conn.response = http::response_bytes(&answer, head);
+                    conn.exchange.answer(http::response_bytes(&answer, head));
                 }
+                http::Step::Request(http::Request::Refused(answer)) => {
+                    conn.exchange.answer(http::response_bytes(&answer, false));
+                }
+                http::Step::Request(http::Request::Partial) => {}
             }
         }
-        while conn.written < conn.response.len() {
-            match conn.stream.write(&conn.response[conn.written..]) {
+        // The TLS handshake's bytes, then the answer.
+        while !conn.exchange.output().is_empty() {
+            match conn.stream.write(conn.exchange.output()) {
                 Ok(0) => return false,
-                Ok(n) => conn.written += n,
+                Ok(n) => conn.exchange.written(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The answer is ready; only a slow reader delays it now.
-                    conn.deadline = Instant::now() + http::REQUEST_TIMEOUT;
+                    if conn.exchange.answered() {
+                        // The answer is ready; only a slow reader delays it now.
+                        conn.deadline = Instant::now() + http::REQUEST_TIMEOUT;
+                    }
                     return true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }
+        }
+        if !conn.exchange.done() {
+            return true;
         }
         let _ = conn.stream.shutdown(Shutdown::Write);
         false

@@ -409,3 +409,82 @@ fn nats_py_talks_over_tls() {
     let out = tenet_tests::nats_py(NATS_PY_TLS, &[&url, path(&pki.ca_file())]);
     assert_eq!(out, "got secret\nanswer pong\n");
 }
+
+/// A GET over HTTPS to `127.0.0.1:port`, trusting `pki`; the response.
+fn https_get(pki: &Pki, port: u16, target: &str) -> Result<String, String> {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::Write;
+    let pem = std::fs::read(pki.ca_file()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        tenet_core::tls::crypto_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(tls, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    // The server ends with close_notify (or a plain close, as Go's may).
+    let _ = tls.read_to_end(&mut response);
+    String::from_utf8(response).map_err(|e| e.to_string())
+}
+
+#[test]
+fn monitoring_is_served_over_https() {
+    let pki = Pki::new("https");
+    let port = tenet_tests::free_port();
+    let server = tls_server(&pki, "", &format!("https: \"127.0.0.1:{port}\""));
+    let mut response = Err(String::new());
+    for _ in 0..50 {
+        response = https_get(&pki, port, "/varz");
+        if response.as_ref().is_ok_and(|r| !r.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let response = response.expect("an answer over HTTPS");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let body = &response[response.find("\r\n\r\n").expect("a header") + 4..];
+    let varz: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(varz["https_port"], port);
+    assert_eq!(varz["http_port"], 0);
+    assert_eq!(varz["tls_required"], true);
+    assert_eq!(varz["port"], server.port());
+    // Plain HTTP on the HTTPS port gets no monitoring answer.
+    let mut raw = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    use std::io::Write;
+    raw.write_all(b"GET /varz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    assert!(!String::from_utf8_lossy(&answer).contains("server_id"));
+}
+
+#[test]
+fn https_needs_the_tls_block() {
+    if tenet_tests::skip_on_reference("nats-server finds this only when it starts monitoring") {
+        return;
+    }
+    let config = write_config_file("https_port: 8443\n");
+    let out = std::process::Command::new(tenet_tests::server_binary())
+        .args(["-t", "-c", path(&config)])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("TLS cert and key required for HTTPS"),
+        "{text}"
+    );
+}

@@ -290,8 +290,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("resolver_pinned_accounts", "operator mode"),
     ("ocsp", "OCSP stapling"),
     ("ocsp_cache", "OCSP stapling"),
-    ("https", "monitoring over HTTPS"),
-    ("https_port", "monitoring over HTTPS"),
     ("default_js_domain", "JetStream domains"),
     ("mappings", "subject mappings"),
     ("maps", "subject mappings"),
@@ -317,6 +315,7 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
     let mut port: Option<(i64, Pos)> = None;
     let mut host: Option<String> = None;
     let mut http_port: Option<(i64, Pos)> = None;
+    let mut https_port: Option<(i64, Pos)> = None;
     let mut top_store_dir: Option<(String, Pos)> = None;
     for (key, value) in &parsed.map {
         match key.name.to_ascii_lowercase().as_str() {
@@ -341,6 +340,18 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             "http_port" | "monitor_port" => {
                 http_port = r.int(&key.name, value).map(|p| (p, value.pos.clone()))
             }
+            "https" => match r.host_port(value) {
+                Some((h, Some(p))) => {
+                    config.server.http_host = h.or(config.server.http_host.take());
+                    https_port = Some((p, value.pos.clone()));
+                }
+                Some((_, None)) => r.error(
+                    &value.pos,
+                    "https: expected \"host:port\" or a port number".to_string(),
+                ),
+                None => {}
+            },
+            "https_port" => https_port = r.int(&key.name, value).map(|p| (p, value.pos.clone())),
             "host" | "net" => host = r.string(&key.name, value),
             "jetstream" => r.jetstream(value, &mut config.server.jetstream),
             "tls" => config.server.tls = r.tls(value),
@@ -506,7 +517,8 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             }
         };
     }
-    if let Some((p, pos)) = http_port {
+    if let Some((p, pos)) = &http_port {
+        let (p, pos) = (*p, pos.clone());
         config.server.http_port = match http_port_option(p) {
             Ok(port) => port,
             Err(message) => {
@@ -514,6 +526,21 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
                 None
             }
         };
+    }
+    // One monitoring port: HTTP or HTTPS, as nats-server.
+    if let Some((p, pos)) = https_port.filter(|(p, _)| *p != 0) {
+        if let (Some((http, _)), true) = (&http_port, config.server.http_port.is_some()) {
+            let message = format!("can't specify both HTTP ({http}) and HTTPs ({p}) ports");
+            r.error(&pos, message);
+        } else {
+            match http_port_option(p) {
+                Ok(port) => {
+                    config.server.http_port = port;
+                    config.server.https = true;
+                }
+                Err(message) => r.error(&pos, message),
+            }
+        }
     }
     if config.server.max_payload as u64 > config.server.max_pending {
         r.errors.push(ConfigError {

@@ -63,6 +63,16 @@ const HTML: &str = "text/html; charset=utf-8";
 const DEFAULT_LIMIT: usize = 1024;
 
 impl Server {
+    /// A new monitoring connection's TLS session, when the monitoring port
+    /// speaks HTTPS (`https_port`); the runtime passes its bytes through it
+    /// ([`crate::tls::TlsSession`]).
+    pub fn monitor_tls(&self) -> Option<crate::tls::TlsSession> {
+        match (&self.tls, self.opts.https) {
+            (Some(Ok(acceptor)), true) => acceptor.https_session(),
+            _ => None,
+        }
+    }
+
     /// Answers a monitoring request: `path` as requested (`/connz`), `query`
     /// the text after `?` (may be empty). `now` is the engine's time and
     /// `host.unix_nanos` the wall-clock time of the same instant; times in
@@ -242,9 +252,9 @@ impl Server {
             ping_interval: duration_nanos(opts.ping_interval),
             ping_max: opts.ping_max,
             http_host: opts.http_host(),
-            http_port,
+            http_port: if opts.https { 0 } else { http_port },
             http_base_path: &opts.http_base_path,
-            https_port: 0,
+            https_port: if opts.https { http_port } else { 0 },
             auth_timeout: self.users.timeout().as_secs_f64(),
             max_control_line: opts.max_control_line,
             max_payload: opts.max_payload,
