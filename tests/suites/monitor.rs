@@ -677,22 +677,6 @@ fn a_base_path_moves_every_endpoint_under_it() {
 }
 
 #[test]
-fn https_is_refused_until_tls_exists() {
-    if skip_on_reference("tenet refuses https_port: it has no TLS") {
-        return;
-    }
-    let config = tenet_tests::write_config_file("https_port: 8443\n");
-    let path = config.to_string_lossy().into_owned();
-    let (status, output) = tenet_tests::run_binary(&["-c", &path]);
-    let _ = std::fs::remove_file(&config);
-    assert!(!status.success());
-    assert!(
-        output.contains("\"https_port\" is not supported by tenet yet (it arrives with TLS)"),
-        "{output}"
-    );
-}
-
-#[test]
 fn token_logins_are_not_shown() {
     if skip_on_reference("nats-server 2.9.10 shows the token itself as authorized_user") {
         return;
