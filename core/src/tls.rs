@@ -20,6 +20,23 @@ use rustls::RootCertStore;
 
 use crate::config::parse::Resolver;
 
+/// A client certificate as `/connz` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeerCert {
+    /// The subject as Go prints it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    /// Hex SHA-256 of its SubjectPublicKeyInfo.
+    pub spki_sha256: String,
+    /// Hex SHA-256 of the whole certificate.
+    pub cert_sha256: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The cryptography under rustls: *ring*, which builds with nothing but a C
 /// compiler (aws-lc-rs needs cmake). rustls 0.23.48 deprecates it for its
 /// lack of post-quantum key exchange, which nats-server 2.9.10 (Go 1.19)
@@ -504,8 +521,27 @@ impl TlsSession {
         use x509_parser::prelude::{FromDer, X509Certificate};
         let der = self.conn.peer_certificates()?.first()?;
         let (_, cert) = X509Certificate::from_der(der).ok()?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
-        Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+        Some(sha256_hex(cert.public_key().raw))
+    }
+
+    /// The client's certificates as nats-server lists them in `/connz`
+    /// (`tls_peer_certs`).
+    pub(crate) fn peer_certs(&self) -> Vec<PeerCert> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let Some(chain) = self.conn.peer_certificates() else {
+            return Vec::new();
+        };
+        chain
+            .iter()
+            .filter_map(|der| {
+                let (_, cert) = X509Certificate::from_der(der).ok()?;
+                Some(PeerCert {
+                    subject: crate::tls_map::go_name_string(cert.subject()),
+                    spki_sha256: sha256_hex(cert.public_key().raw),
+                    cert_sha256: sha256_hex(der),
+                })
+            })
+            .collect()
     }
 
     /// What the client's certificate says about its holder.

@@ -107,7 +107,7 @@ fn ldap_type_name(oid: &str) -> Option<&'static str> {
 
 /// `name` as Go's `pkix.Name.String()` (RFC 2253 order: last RDN first;
 /// unnamed types as `OID=#<hex of the DER value>`).
-fn go_name_string(name: &X509Name<'_>) -> String {
+pub(crate) fn go_name_string(name: &X509Name<'_>) -> String {
     let rdns: Vec<_> = name.iter_rdn().collect();
     let mut out = String::new();
     for (i, rdn) in rdns.iter().rev().enumerate() {

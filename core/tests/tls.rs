@@ -321,12 +321,40 @@ fn verify_requires_a_certificate_of_the_ca() {
 
     let (id, info) = accept(&mut sim);
     assert!(info.contains(r#""tls_verify":true"#), "{info}");
-    let mut client = tls_client(&ca, Some(ca.issue(&["alice"], false)));
+    let alice = ca.issue(&["alice"], false);
+    let alice_der = CertificateDer::from_pem_slice(alice.0.as_bytes()).unwrap();
+    let mut client = tls_client(&ca, Some(alice));
     handshake(&mut sim, id, &mut client, &[]);
     assert_eq!(
         exchange(&mut sim, id, &mut client, "CONNECT {}\r\nPING\r\n"),
         "+OK\r\nPONG\r\n"
     );
+    // `/connz?auth=1` lists the client's certificate as nats-server does.
+    let host = tenet_core::MonitorHost {
+        unix_nanos: 1_700_000_000_000_000_000,
+        mem: 0,
+        cpu: 0.0,
+        cores: 1,
+    };
+    let connz = |sim: &mut Sim, query: &str| -> serde_json::Value {
+        serde_json::from_str(&sim.server.monitor("/connz", query, sim.now, &host).body).unwrap()
+    };
+    let listed = connz(&mut sim, "auth=1");
+    let certs = &listed["connections"][0]["tls_peer_certs"];
+    let hex = |bytes: &[u8]| -> String {
+        ring::digest::digest(&ring::digest::SHA256, bytes)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(certs[0]["subject"], "CN=tenet test", "{listed}");
+    assert_eq!(certs[0]["cert_sha256"], hex(&alice_der), "{listed}");
+    assert_eq!(certs[0]["spki_sha256"].as_str().unwrap().len(), 64);
+    assert!(connz(&mut sim, "")
+        .to_string()
+        .find("tls_peer_certs")
+        .is_none());
 
     for (identity, log) in [
         (None, "TLS handshake error: tls: client didn't provide a certificate"),

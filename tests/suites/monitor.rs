@@ -18,8 +18,7 @@
 //! - `/connz`, `/subsz`: every field is produced, for open and closed
 //!   connections; the lists hold no internal subscriptions (nats-server's
 //!   system account and import subscriptions).
-//! - Fields nats-server writes only in cases tenet never has:
-//!   `tls_peer_certs` (not listed yet), `jwt`,
+//! - Fields nats-server writes only in cases tenet never has: `jwt`,
 //!   `issuer_key`, `name_tag`, `tags`, `decoded_jwt`,
 //!   `validation_result_jwt`, `revoked_user` (no operator mode),
 //!   `mqtt_client` (no MQTT), `mappings` (no subject mappings), `responses`

@@ -497,6 +497,11 @@ impl Server {
             version: c.opts.version.as_deref().unwrap_or_default(),
             tls_version: tls.as_ref().map_or("", |t| t.0),
             tls_cipher_suite: tls.map(|t| t.1.into()).unwrap_or_default(),
+            // As nats-server: with `auth=1`, for open connections.
+            tls_peer_certs: match (&c.tls, auth) {
+                (Some(session), true) => session.peer_certs(),
+                _ => Vec::new(),
+            },
             authorized_user: if auth { c.user.as_deref() } else { None },
             account: if auth { account } else { None },
             subscriptions_list,
@@ -805,6 +810,7 @@ fn closed_info<'a>(
         version: c.version(),
         tls_version: c.tls().0,
         tls_cipher_suite: c.tls().1.into(),
+        tls_peer_certs: Vec::new(),
         authorized_user: if auth { c.user() } else { None },
         account: if auth { c.account() } else { None },
         subscriptions_list,
@@ -1045,6 +1051,8 @@ struct ConnInfo<'a> {
     tls_version: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     tls_cipher_suite: std::borrow::Cow<'a, str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tls_peer_certs: Vec<crate::tls::PeerCert>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorized_user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
