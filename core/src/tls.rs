@@ -357,19 +357,6 @@ impl TlsAcceptor {
     }
 }
 
-impl TlsSession {
-    fn with(conn: ServerConnection, plaintext: Vec<u8>) -> TlsSession {
-        TlsSession {
-            conn,
-            wire: plaintext,
-            wire_sent: 0,
-            started: false,
-            handshaken: false,
-            close_notified: false,
-        }
-    }
-}
-
 /// What reading a client's bytes through its session gave.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TlsRead {
@@ -384,8 +371,9 @@ pub enum TlsRead {
     Failed(String),
 }
 
-/// One client connection's TLS: the rustls session and the bytes waiting
-/// for the socket (ciphertext, after the plaintext INFO).
+/// One connection's TLS: the rustls session and the bytes waiting for the
+/// socket (ciphertext, after a NATS client's plaintext INFO). Monitoring
+/// over HTTPS uses it too ([`TlsAcceptor::https_session`]).
 pub struct TlsSession {
     conn: ServerConnection,
     /// Bytes for the socket; `wire_sent` of them were written.
@@ -413,6 +401,17 @@ impl std::fmt::Debug for TlsSession {
 const WIRE_KEEP: usize = 64 * 1024;
 
 impl TlsSession {
+    fn with(conn: ServerConnection, plaintext: Vec<u8>) -> TlsSession {
+        TlsSession {
+            conn,
+            wire: plaintext,
+            wire_sent: 0,
+            started: false,
+            handshaken: false,
+            close_notified: false,
+        }
+    }
+
     /// Whether the handshake is done.
     pub fn handshaken(&self) -> bool {
         self.handshaken
