@@ -54,9 +54,10 @@ pub struct Options {
     /// `None` serves no monitoring (nats-server's `0`), `Some(0)` any free
     /// port (nats-server's `-1`).
     pub http_port: Option<u16>,
-    /// The monitoring port speaks HTTPS (`https_port`, `https`), with the
-    /// `tls` block's certificate.
-    pub https: bool,
+    /// HTTPS monitoring port (`https_port`, `https`), with the `tls`
+    /// block's certificate; as `http_port`. nats-server refuses to start
+    /// with both ports set, or this one without `tls` ([`Options::monitor`]).
+    pub https_port: Option<u16>,
     /// Most tokens a SUB subject may have (`max_sub_tokens`); `0` means unlimited.
     pub max_sub_tokens: u8,
     /// Turn header support off (`no_header_support`): INFO says `headers: false`,
@@ -111,7 +112,7 @@ impl Default for Options {
             disable_sublist_cache: false,
             http_host: None,
             http_port: None,
-            https: false,
+            https_port: None,
             max_sub_tokens: 0,
             no_header_support: false,
             jetstream: None,
@@ -131,6 +132,30 @@ impl Options {
     /// The interface monitoring listens on: `http_host`, else `host`.
     pub fn http_host(&self) -> &str {
         self.http_host.as_deref().unwrap_or(&self.host)
+    }
+
+    /// The monitoring port to bind and whether it speaks HTTPS (`None`: no
+    /// monitoring), or why monitoring cannot start, in nats-server's words.
+    pub fn monitor(&self) -> Result<Option<(u16, bool)>, String> {
+        let shown = |p: u16| if p == 0 { -1 } else { i32::from(p) };
+        match (self.http_port, self.https_port) {
+            (Some(http), Some(https)) => Err(format!(
+                "can't specify both HTTP ({}) and HTTPs ({}) ports",
+                shown(http),
+                shown(https)
+            )),
+            (Some(http), None) => Ok(Some((http, false))),
+            (None, Some(_)) if self.tls.is_none() => {
+                Err("TLS cert and key required for HTTPS".to_string())
+            }
+            (None, Some(https)) => Ok(Some((https, true))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether the monitoring port speaks HTTPS.
+    pub fn https(&self) -> bool {
+        matches!(self.monitor(), Ok(Some((_, true))))
     }
 }
 

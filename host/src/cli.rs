@@ -310,10 +310,6 @@ impl Flags {
         if let Err(message) = self.apply_tls(&mut config) {
             errors.push(ConfigError { pos: None, message });
         }
-        if config.server.https && config.server.tls.is_none() {
-            let message = "TLS cert and key required for HTTPS".to_string();
-            errors.push(ConfigError { pos: None, message });
-        }
         if let Some(tls) = config.server.tls.as_mut() {
             if let Err(message) = tls.load_files(resolver) {
                 errors.push(ConfigError {
@@ -330,10 +326,7 @@ impl Flags {
         }
         if let Some(port) = self.http_port {
             match http_port_option(port) {
-                Ok(port) => {
-                    config.server.http_port = port;
-                    config.server.https = false;
-                }
+                Ok(port) => config.server.http_port = port,
                 Err(message) => errors.push(ConfigError { pos: None, message }),
             }
         }

@@ -82,13 +82,19 @@ impl std::fmt::Display for MonitorBindError {
 impl std::error::Error for MonitorBindError {}
 
 /// Binds the client listener described by `opts` (and the monitoring one,
-/// with `http_port`) and builds the engine for them, seeded from the clock
+/// with `http_port` or `https_port`) and builds the engine for them, seeded from the clock
 /// and the process id: the part every runtime shares.
 pub fn bind_engine(opts: Options, auth: Auth) -> io::Result<Bound> {
     // Backlogs as large as the kernel allows (std's is 128), as nats-server's.
     let listener = crate::accept::listen(opts.host.as_str(), opts.port.unwrap_or(0))?;
     let local_addr = listener.local_addr()?;
-    let http = match opts.http_port {
+    let monitor = opts.monitor().map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            MonitorBindError(format!("Can't start monitoring: {e}")),
+        )
+    })?;
+    let http = match monitor.map(|(port, _)| port) {
         Some(port) => {
             let http = crate::accept::listen(opts.http_host(), port).map_err(|e| {
                 let addr = crate::http::host_port(opts.http_host(), port);

@@ -471,20 +471,23 @@ fn monitoring_is_served_over_https() {
 }
 
 #[test]
-fn https_needs_the_tls_block() {
-    if tenet_tests::skip_on_reference("nats-server finds this only when it starts monitoring") {
-        return;
+fn https_needs_the_tls_block_and_no_http_port() {
+    // `-t` calls both files valid; the start refuses them, as nats-server.
+    for (config, why) in [
+        ("https_port: 8443\n", "TLS cert and key required for HTTPS"),
+        (
+            "http_port: 8222\nhttps_port: 8443\n",
+            "can't specify both HTTP (8222) and HTTPs (8443) ports",
+        ),
+    ] {
+        let file = write_config_file(config);
+        let (status, text) = tenet_tests::run_binary(&["-t", "-c", path(&file)]);
+        assert!(status.success(), "{text}");
+        let (status, text) = tenet_tests::run_binary(&["-c", path(&file)]);
+        assert!(!status.success(), "{text}");
+        assert!(
+            text.contains(&format!("Can't start monitoring: {why}")),
+            "{text}"
+        );
     }
-    let config = write_config_file("https_port: 8443\n");
-    let out = std::process::Command::new(tenet_tests::server_binary())
-        .args(["-t", "-c", path(&config)])
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
-    assert!(
-        text.contains("TLS cert and key required for HTTPS"),
-        "{text}"
-    );
 }

@@ -517,8 +517,7 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             }
         };
     }
-    if let Some((p, pos)) = &http_port {
-        let (p, pos) = (*p, pos.clone());
+    if let Some((p, pos)) = http_port {
         config.server.http_port = match http_port_option(p) {
             Ok(port) => port,
             Err(message) => {
@@ -527,20 +526,16 @@ pub fn read_config(parsed: &Parsed) -> (Config, Vec<ConfigError>) {
             }
         };
     }
-    // One monitoring port: HTTP or HTTPS, as nats-server.
-    if let Some((p, pos)) = https_port.filter(|(p, _)| *p != 0) {
-        if let (Some((http, _)), true) = (&http_port, config.server.http_port.is_some()) {
-            let message = format!("can't specify both HTTP ({http}) and HTTPs ({p}) ports");
-            r.error(&pos, message);
-        } else {
-            match http_port_option(p) {
-                Ok(port) => {
-                    config.server.http_port = port;
-                    config.server.https = true;
-                }
-                Err(message) => r.error(&pos, message),
+    // Both ports, or HTTPS without TLS, stop the start (not `-t`), as in
+    // nats-server: see `Options::monitor`.
+    if let Some((p, pos)) = https_port {
+        config.server.https_port = match http_port_option(p) {
+            Ok(port) => port,
+            Err(message) => {
+                r.error(&pos, message);
+                None
             }
-        }
+        };
     }
     if config.server.max_payload as u64 > config.server.max_pending {
         r.errors.push(ConfigError {

@@ -67,7 +67,7 @@ impl Server {
     /// speaks HTTPS (`https_port`); the runtime passes its bytes through it
     /// ([`crate::tls::TlsSession`]).
     pub fn monitor_tls(&self) -> Option<crate::tls::TlsSession> {
-        match (&self.tls, self.opts.https) {
+        match (&self.tls, self.opts.https()) {
             (Some(Ok(acceptor)), true) => acceptor.https_session(),
             _ => None,
         }
@@ -234,7 +234,7 @@ impl Server {
         let opts = &self.opts;
         let stats = self.stats;
         let http_port = match self.http_port {
-            0 => opts.http_port.unwrap_or(0),
+            0 => opts.monitor().ok().flatten().map_or(0, |(port, _)| port),
             bound => bound,
         };
         Varz {
@@ -252,9 +252,9 @@ impl Server {
             ping_interval: duration_nanos(opts.ping_interval),
             ping_max: opts.ping_max,
             http_host: opts.http_host(),
-            http_port: if opts.https { 0 } else { http_port },
+            http_port: if opts.https() { 0 } else { http_port },
             http_base_path: &opts.http_base_path,
-            https_port: if opts.https { http_port } else { 0 },
+            https_port: if opts.https() { http_port } else { 0 },
             auth_timeout: self.users.timeout().as_secs_f64(),
             max_control_line: opts.max_control_line,
             max_payload: opts.max_payload,

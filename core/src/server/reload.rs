@@ -82,6 +82,11 @@ impl Server {
                 config_http_port(opts.http_port),
             ),
             (
+                "https_port",
+                config_http_port(self.opts.https_port),
+                config_http_port(opts.https_port),
+            ),
+            (
                 "max_sub_tokens",
                 self.opts.max_sub_tokens.to_string(),
                 opts.max_sub_tokens.to_string(),
