@@ -14,6 +14,9 @@ use crate::time::Time;
 use crate::tls::{TlsRead, HANDSHAKE_RECORD};
 use crate::Level;
 
+/// How far ahead of the socket a TLS client's bytes are sealed.
+const SEAL_AHEAD: usize = 64 * 1024;
+
 impl Server {
     /// A new client's TLS session, when the server has TLS: what the client
     /// was sent so far (its INFO) goes out in plaintext, and the handshake
@@ -150,7 +153,11 @@ impl Server {
         let client = self.slots[index].client.as_mut().expect("live client");
         let session = client.tls.as_mut().expect("a TLS client");
         if session.handshaken() {
-            loop {
+            // Sealed ahead of the socket by at most SEAL_AHEAD: the wire
+            // buffer stays small and reused (sealing megabytes at once
+            // grew it past the allocator's mmap threshold and paid page
+            // faults on every burst).
+            while session.wire().len() < SEAL_AHEAD {
                 let mut slices = [IoSlice::new(&[]); 16];
                 let n = client.out.slices(&mut slices);
                 if n == 0 {
@@ -158,7 +165,8 @@ impl Server {
                 }
                 let mut taken = 0;
                 for slice in &slices[..n] {
-                    let sealed = session.seal(slice);
+                    let room = SEAL_AHEAD.saturating_sub(session.wire().len());
+                    let sealed = session.seal(&slice[..slice.len().min(room)]);
                     taken += sealed;
                     if sealed < slice.len() {
                         break;
