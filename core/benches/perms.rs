@@ -22,6 +22,7 @@ fn config() -> PermissionsConfig {
                 "_INBOX.>",
             ]),
             deny: list(&["bench.secret.>"]),
+            ..Default::default()
         }),
         ..Default::default()
     }

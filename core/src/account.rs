@@ -30,8 +30,8 @@ use crate::config::options::{AccountConfig, AccountLimits, Config, Export, Impor
 use crate::config::parse::ConfigError;
 use crate::config::value::Pos;
 use crate::subject::{
-    is_literal, is_subset, is_valid_literal_subject, is_valid_subject, subjects_collide,
-    wildcard_signature,
+    is_literal, is_subset, is_valid_literal_subject, is_valid_subject, map_subject,
+    subjects_collide, tokens, wildcard_signature,
 };
 use crate::sublist::{Matches, SubKey, Sublist};
 use crate::time::Time;
@@ -103,6 +103,8 @@ pub(crate) struct ExportInfo {
     /// Accounts allowed to import it; `None` = public.
     pub accounts: Option<Vec<String>>,
     pub response: ResponseType,
+    /// Where the export was written.
+    pub pos: Option<Pos>,
 }
 
 /// Where a stream import puts the exporter's subject in the importer.
@@ -122,6 +124,8 @@ pub(crate) struct StreamRoute {
     pub importer: usize,
     pub source: Box<[u8]>,
     pub target: Target,
+    /// Where the import was written.
+    pub pos: Option<Pos>,
 }
 
 /// Requests published in the importer on `local` go to `exporter` on `remote`.
@@ -132,6 +136,26 @@ pub(crate) struct ServiceRoute {
     pub remote: Box<[u8]>,
     pub response: ResponseType,
     pub threshold: Duration,
+    /// Where the import was written.
+    pub pos: Option<Pos>,
+}
+
+/// A way messages cross from one account into another: what the permission
+/// audit follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crossing {
+    /// The account the message is published in.
+    pub from: usize,
+    /// Its subject there (a pattern when any subject it matches crosses).
+    pub from_subject: String,
+    /// The account it is delivered in.
+    pub to: usize,
+    /// Its subject there.
+    pub to_subject: String,
+    /// A service import (a request), else a stream import.
+    pub service: bool,
+    /// Where the import was written.
+    pub pos: Option<Pos>,
 }
 
 impl Default for Accounts {
@@ -219,6 +243,7 @@ impl Accounts {
                     accounts: export.accounts.clone(),
                     response: ResponseType::parse(export.response_type.as_deref())
                         .unwrap_or(ResponseType::Singleton),
+                    pos: export.pos.clone(),
                 });
                 if !export.service {
                     let subject = export.subject.as_bytes().to_vec();
@@ -413,6 +438,7 @@ impl Accounts {
                 threshold: export
                     .response_threshold
                     .unwrap_or(DEFAULT_RESPONSE_THRESHOLD),
+                pos: import.pos.clone(),
             });
             Ok((exporter, local_pattern))
         } else {
@@ -444,6 +470,7 @@ impl Accounts {
                 importer,
                 source: subject.as_bytes().into(),
                 target,
+                pos: import.pos.clone(),
             };
             let local = route.local_pattern();
             self.specs[exporter].stream_routes.push(route);
@@ -461,14 +488,12 @@ impl Accounts {
     ) -> Vec<Account> {
         self.specs
             .iter()
-            .map(|spec| Account {
+            .enumerate()
+            .map(|(index, spec)| Account {
                 jetstream: match &spec.jetstream {
-                    _ if !jetstream => None,
+                    _ if !jetstream || !self.has_jetstream(index) => None,
                     Some(limits) => Some(AccountJetStream::new(limits.clone())),
-                    None if spec.name == GLOBAL_ACCOUNT && !self.configured => {
-                        Some(AccountJetStream::default())
-                    }
-                    None => None,
+                    None => Some(AccountJetStream::default()),
                 },
                 name: spec.name.clone(),
                 sublist: Sublist::with_cache(cache),
@@ -507,6 +532,254 @@ impl StreamRoute {
             Target::Map(to) => to.to_vec(),
         }
     }
+
+    /// Appends the importer's subject for a message published on `subject`
+    /// (which `source` matches).
+    pub(crate) fn map_into(&self, subject: &[u8], out: &mut Vec<u8>) {
+        match &self.target {
+            Target::Same => out.extend_from_slice(subject),
+            Target::Prefix(prefix) => {
+                out.extend_from_slice(prefix);
+                out.push(b'.');
+                out.extend_from_slice(subject);
+            }
+            Target::Map(to) => map_subject(&self.source, to, subject, out),
+        }
+    }
+
+    /// The exporter's subject a message delivered on `local` (which
+    /// [`Self::local_pattern`] matches) was published on; the source pattern
+    /// when every subject it matches maps there.
+    fn source_of(&self, local: &[u8]) -> Vec<u8> {
+        match &self.target {
+            Target::Same => local.to_vec(),
+            Target::Prefix(prefix) => local[prefix.len() + 1..].to_vec(),
+            Target::Map(to) if is_literal(to) => self.source.to_vec(),
+            Target::Map(to) => {
+                let mut out = Vec::new();
+                map_subject(to, &self.source, local, &mut out);
+                out
+            }
+        }
+    }
+}
+
+impl ServiceRoute {
+    /// Appends the exporter's subject for a request published on `subject`
+    /// (which `local` matches).
+    pub(crate) fn map_into(&self, subject: &[u8], out: &mut Vec<u8>) {
+        if is_literal(&self.remote) {
+            out.extend_from_slice(&self.remote);
+        } else {
+            map_subject(&self.local, &self.remote, subject, out);
+        }
+    }
+
+    /// The importer's subject a request delivered on `remote` (which the
+    /// route's remote pattern matches) was published on; the local pattern
+    /// when every subject it matches maps there.
+    fn local_of(&self, remote: &[u8]) -> Vec<u8> {
+        if is_literal(&self.remote) {
+            self.local.to_vec()
+        } else {
+            let mut out = Vec::new();
+            map_subject(&self.remote, &self.local, remote, &mut out);
+            out
+        }
+    }
+}
+
+impl Accounts {
+    /// The index of the account called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.name == name)
+    }
+
+    /// The name of account `index`.
+    pub fn name(&self, index: usize) -> &str {
+        &self.specs[index].name
+    }
+
+    /// Whether account `index` has JetStream on a server with JetStream:
+    /// its configuration enables it, or no `accounts` block exists and it is `$G`.
+    pub fn has_jetstream(&self, index: usize) -> bool {
+        let spec = &self.specs[index];
+        spec.jetstream.is_some() || (spec.name == GLOBAL_ACCOUNT && !self.configured)
+    }
+
+    /// Stream imports that deliver into account `index`: (exporter, route).
+    pub(crate) fn stream_imports_of(
+        &self,
+        index: usize,
+    ) -> impl Iterator<Item = (usize, &StreamRoute)> {
+        self.specs
+            .iter()
+            .enumerate()
+            .flat_map(move |(exporter, spec)| {
+                spec.stream_routes
+                    .iter()
+                    .filter(move |r| r.importer == index)
+                    .map(move |r| (exporter, r))
+            })
+    }
+
+    /// Its exports as configured.
+    pub(crate) fn exports(&self, index: usize) -> &[ExportInfo] {
+        &self.specs[index].exports
+    }
+
+    /// Where a message published on `subject` (a pattern: every subject it
+    /// matches) in account `acc` is also delivered, as the engine routes it:
+    /// once per stream import of a matching subject, and along the first
+    /// service import of a matching subject from account to account.
+    pub fn crossings_from(&self, acc: usize, subject: &[u8]) -> Vec<Crossing> {
+        let mut out = Vec::new();
+        for route in &self.specs[acc].stream_routes {
+            if let Some(sent) = narrower(subject, &route.source) {
+                let mut to = Vec::new();
+                route.map_into(&sent, &mut to);
+                out.push(Crossing::new(
+                    acc,
+                    &sent,
+                    route.importer,
+                    &to,
+                    false,
+                    &route.pos,
+                ));
+            }
+        }
+        let (mut at, mut current) = (acc, subject.to_vec());
+        let hops: usize = self.specs.iter().map(|s| s.service_routes.len()).sum();
+        for _ in 0..hops {
+            let Some((route, sent)) = self.specs[at]
+                .service_routes
+                .iter()
+                .find_map(|r| narrower(&current, &r.local).map(|s| (r, s)))
+            else {
+                break;
+            };
+            let mut remote = Vec::new();
+            route.map_into(&sent, &mut remote);
+            out.push(Crossing::new(
+                at,
+                &sent,
+                route.exporter,
+                &remote,
+                true,
+                &route.pos,
+            ));
+            (at, current) = (route.exporter, remote);
+        }
+        out
+    }
+
+    /// Where messages delivered on `subject` (a pattern) in account `acc` can
+    /// be published in other accounts: the inverse of [`Self::crossings_from`],
+    /// following service imports back through every account that requests
+    /// through another.
+    pub fn crossings_into(&self, acc: usize, subject: &[u8]) -> Vec<Crossing> {
+        let mut out = Vec::new();
+        for (exporter, spec) in self.specs.iter().enumerate() {
+            for route in spec.stream_routes.iter().filter(|r| r.importer == acc) {
+                if let Some(delivered) = narrower(subject, &route.local_pattern()) {
+                    let source = route.source_of(&delivered);
+                    out.push(Crossing::new(
+                        exporter, &source, acc, &delivered, false, &route.pos,
+                    ));
+                }
+            }
+        }
+        let mut pending = vec![(acc, subject.to_vec())];
+        let mut budget: usize = self.specs.iter().map(|s| s.service_routes.len()).sum();
+        while let Some((at, current)) = pending.pop() {
+            for (importer, spec) in self.specs.iter().enumerate() {
+                for route in spec.service_routes.iter().filter(|r| r.exporter == at) {
+                    let Some(delivered) = narrower(&current, &route.remote) else {
+                        continue;
+                    };
+                    if budget == 0 {
+                        return out;
+                    }
+                    budget -= 1;
+                    let local = route.local_of(&delivered);
+                    out.push(Crossing::new(
+                        importer, &local, at, &delivered, true, &route.pos,
+                    ));
+                    pending.push((importer, local));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Crossing {
+    fn new(
+        from: usize,
+        from_subject: &[u8],
+        to: usize,
+        to_subject: &[u8],
+        service: bool,
+        pos: &Option<Pos>,
+    ) -> Crossing {
+        Crossing {
+            from,
+            from_subject: String::from_utf8_lossy(from_subject).into_owned(),
+            to,
+            to_subject: String::from_utf8_lossy(to_subject).into_owned(),
+            service,
+            pos: pos.clone(),
+        }
+    }
+}
+
+/// The subjects both patterns match, as one pattern: `a` where `route`
+/// covers it, `route` where it covers `a`, else none that is exact (the
+/// narrower of two overlapping patterns is taken token by token).
+fn narrower(a: &[u8], route: &[u8]) -> Option<Vec<u8>> {
+    if is_subset(a, route) {
+        Some(a.to_vec())
+    } else if is_subset(route, a) {
+        Some(route.to_vec())
+    } else if subjects_collide(a, route) {
+        Some(intersection(a, route))
+    } else {
+        None
+    }
+}
+
+/// Token by token, the narrower of two colliding patterns (`foo.*.>` and
+/// `*.bar.baz` give `foo.bar.baz`).
+fn intersection(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let (mut x, mut y) = (tokens(a), tokens(b));
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let (tx, ty) = (x.next(), y.next());
+        let token: &[u8] = match (tx, ty) {
+            (None, _) | (_, None) => break,
+            (Some(b">"), Some(t)) => {
+                push_token(&mut out, t);
+                y.clone().for_each(|t| push_token(&mut out, t));
+                break;
+            }
+            (Some(t), Some(b">")) => {
+                push_token(&mut out, t);
+                x.clone().for_each(|t| push_token(&mut out, t));
+                break;
+            }
+            (Some(b"*"), Some(t)) | (Some(t), Some(b"*")) => t,
+            (Some(t), Some(_)) => t,
+        };
+        push_token(&mut out, token);
+    }
+    out
+}
+
+fn push_token(out: &mut Vec<u8>, token: &[u8]) {
+    if !out.is_empty() {
+        out.push(b'.');
+    }
+    out.extend_from_slice(token);
 }
 
 /// One import, for cycle detection.

@@ -182,6 +182,37 @@ struct Entry {
     credential: Credential,
     permissions: Option<Permissions>,
     account: String,
+    /// The permissions are its block's `default_permissions`.
+    defaulted: bool,
+    /// Where the identity was configured.
+    pos: Option<Pos>,
+}
+
+/// How an identity logs in, and where it and its permissions come from: what
+/// the permission audit reports about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdentityOrigin<'a> {
+    /// How it logs in.
+    pub login: Login,
+    /// Its permissions are its block's `default_permissions`, not its own.
+    pub defaulted: bool,
+    /// Where it was configured (`None` for flags and the anonymous identity).
+    pub pos: Option<&'a Pos>,
+}
+
+/// How an identity logs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Login {
+    /// A password kept in plain text in the configuration.
+    PlainPassword,
+    /// A bcrypt-hashed password.
+    BcryptPassword,
+    /// The `authorization` block's token.
+    Token,
+    /// An nkey signature.
+    Nkey,
+    /// No credentials: authentication is off.
+    Anonymous,
 }
 
 #[derive(Clone)]
@@ -228,6 +259,8 @@ impl Users {
                 credential: Credential::Anonymous,
                 permissions: None,
                 account: GLOBAL_ACCOUNT.to_string(),
+                defaulted: false,
+                pos: None,
             }],
             by_name: BTreeMap::new(),
             by_nkey: BTreeMap::new(),
@@ -333,12 +366,16 @@ impl Users {
                 credential: Credential::Password(password.unwrap_or("").to_string()),
                 permissions: default.clone(),
                 account: GLOBAL_ACCOUNT.to_string(),
+                defaulted: default.is_some(),
+                pos: auth.pos.clone(),
             }),
             (None, Some(token)) => Some(Entry {
                 name: String::new(),
                 credential: Credential::Token(token.to_string()),
                 permissions: default.clone(),
                 account: GLOBAL_ACCOUNT.to_string(),
+                defaulted: default.is_some(),
+                pos: auth.pos.clone(),
             }),
             (None, None) => None,
         };
@@ -357,6 +394,8 @@ impl Users {
                 credential: Credential::Anonymous,
                 permissions: default.clone(),
                 account: GLOBAL_ACCOUNT.to_string(),
+                defaulted: default.is_some(),
+                pos: None,
             });
         }
 
@@ -388,6 +427,7 @@ impl Users {
     ) -> Result<(), String> {
         let index = self.entries.len();
         let permissions = u.permissions.clone().or_else(|| default.clone());
+        let defaulted = u.permissions.is_none() && default.is_some();
         let entry = match (&u.name, &u.nkey) {
             (Some(name), None) => {
                 if name.is_empty() {
@@ -404,6 +444,8 @@ impl Users {
                     credential: Credential::Password(password),
                     permissions,
                     account: account.to_string(),
+                    defaulted,
+                    pos: u.pos.clone(),
                 }
             }
             (None, Some(nkey)) => {
@@ -420,6 +462,8 @@ impl Users {
                     credential: Credential::Nkey(key),
                     permissions,
                     account: account.to_string(),
+                    defaulted,
+                    pos: u.pos.clone(),
                 }
             }
             (Some(_), Some(_)) => {
@@ -520,6 +564,21 @@ impl Users {
             permissions: e.permissions.as_ref(),
             index,
             account: &e.account,
+        })
+    }
+
+    /// How identity `index` logs in and where it was configured.
+    pub fn origin(&self, index: usize) -> Option<IdentityOrigin<'_>> {
+        self.entries.get(index).map(|e| IdentityOrigin {
+            login: match &e.credential {
+                Credential::Password(p) if looks_like_bcrypt(p) => Login::BcryptPassword,
+                Credential::Password(_) => Login::PlainPassword,
+                Credential::Token(_) => Login::Token,
+                Credential::Nkey(_) => Login::Nkey,
+                Credential::Anonymous => Login::Anonymous,
+            },
+            defaulted: e.defaulted,
+            pos: e.pos.as_ref(),
         })
     }
 
@@ -834,6 +893,7 @@ mod tests {
             publish: Some(SubjectPermission {
                 allow: vec![subject.into()],
                 deny: vec![],
+                ..Default::default()
             }),
             ..Permissions::default()
         }

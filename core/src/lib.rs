@@ -71,6 +71,7 @@
 //!   reads a clock.
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod bytes_map;
 pub mod config;

@@ -17,6 +17,19 @@ use crate::config::options::{
 use crate::subject::{is_valid_subject, split_first_token, tokens, FWC, PWC};
 use crate::time::Time;
 
+/// The queue group nats-server keeps for itself: no client may join it.
+pub const RESERVED_QUEUE: &[u8] = b"_sys_";
+
+/// Subjects no client may publish to, whatever its permissions (gateway replies).
+const RESERVED_PUBLISH_PREFIXES: [&[u8]; 1] = [b"_GR_."];
+
+/// Whether `subject` is one no client may publish to, whatever its permissions.
+pub fn is_reserved_publish(subject: &[u8]) -> bool {
+    RESERVED_PUBLISH_PREFIXES
+        .iter()
+        .any(|p| subject.starts_with(p))
+}
+
 /// Compiled permissions of one user; immutable, shared by its connections (Arc).
 #[derive(Debug)]
 pub struct Permissions {
@@ -191,10 +204,84 @@ impl Permissions {
         }
     }
 
+    /// The entries a publish decision on `subject` rests on: every allow and
+    /// every deny entry that matches it (see [`Self::publish_decision`] for the
+    /// decision itself).
+    pub fn publish_grounds(&self, subject: &[u8]) -> Grounds {
+        let mut grounds = Grounds::default();
+        if !well_formed(subject) {
+            return grounds;
+        }
+        let mut reach = Reach::default();
+        if let Some(allow) = &self.publish_allow {
+            allow.visit_matches(subject, &mut reach, |e| {
+                grounds.allow.push(e);
+                false
+            });
+        }
+        if let Some(deny) = &self.publish_deny {
+            deny.visit_matches(subject, &mut reach, |e| {
+                grounds.deny.push(e);
+                false
+            });
+        }
+        grounds
+    }
+
+    /// The entries a SUB decision on `subject` in `queue` rests on (see
+    /// [`Self::can_subscribe`] for the decision itself): allow entries that
+    /// cover the pattern and admit the group, deny entries that cover it, and
+    /// deny entries that only overlap it (which filter deliveries).
+    pub fn subscribe_grounds(&self, subject: &[u8], queue: Option<&[u8]>) -> Grounds {
+        let mut grounds = Grounds::default();
+        if let Some(allow) = &self.subscribe_allow {
+            allow.trie.visit_related(subject, Relation::Covers, |e| {
+                let admits = match (allow.queue(e), queue) {
+                    (None, _) => true,
+                    (Some(pattern), Some(q)) => queue_matches(pattern, q),
+                    (Some(_), None) => false,
+                };
+                if admits {
+                    grounds.allow.push(e);
+                }
+                false
+            });
+        }
+        if let Some(deny) = &self.subscribe_deny {
+            deny.trie.visit_related(subject, Relation::Overlaps, |e| {
+                if deny.applies(e, queue) {
+                    grounds.filtered_by.push(e);
+                }
+                false
+            });
+            deny.trie.visit_related(subject, Relation::Covers, |e| {
+                if deny.applies(e, queue) {
+                    grounds.deny.push(e);
+                }
+                false
+            });
+            grounds.filtered_by.retain(|e| !grounds.deny.contains(e));
+        }
+        grounds
+    }
+
     /// The `allow_responses` rule, if any (build a [`ReplyTracker`] from it).
     pub fn responses(&self) -> Option<ResponsePermission> {
         self.responses
     }
+}
+
+/// The configured entries a decision rests on, as indices into the allow and
+/// deny lists it was taken on (publish or subscribe).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grounds {
+    /// Allow entries that admit the subject.
+    pub allow: Vec<usize>,
+    /// Deny entries that refuse it.
+    pub deny: Vec<usize>,
+    /// Deny entries that only overlap a wildcard SUB: it is accepted, and
+    /// what they match is not delivered to it.
+    pub filtered_by: Vec<usize>,
 }
 
 /// Whether `subject` has no empty token; one that has matches no entry.
@@ -811,6 +898,7 @@ mod tests {
         Some(SubjectPermission {
             allow: list(allow),
             deny: list(deny),
+            ..Default::default()
         })
     }
 
@@ -871,6 +959,7 @@ mod tests {
             publish: rule(&[], &[]),
             subscribe: rule(&[], &[]),
             allow_responses: None,
+            ..Default::default()
         });
         assert!(!p.restricts_publish());
         assert!(can_pub(&p, "foo.bar"));
@@ -1172,6 +1261,7 @@ mod tests {
             publish: Some(SubjectPermission {
                 allow: vec!["$JS.ACK.>".into(), "bench.*".into()],
                 deny: vec!["$JS.ACK.secret.>".into()],
+                ..Default::default()
             }),
             ..Default::default()
         });
@@ -1544,6 +1634,7 @@ mod model_tests {
             subscribe: Some(SubjectPermission {
                 allow: texts(allow),
                 deny: texts(deny),
+                ..Default::default()
             }),
             ..Default::default()
         })
@@ -1696,7 +1787,7 @@ mod model_tests {
             subjects in prop::collection::vec((literal_subject(), literal_subject()), 1..20),
         ) {
             let p = Permissions::compile(&PermissionsConfig {
-                publish: Some(SubjectPermission { allow, deny }),
+                publish: Some(SubjectPermission { allow, deny, ..Default::default() }),
                 ..Default::default()
             });
             let mut cache = PublishCache::new();
@@ -1722,7 +1813,7 @@ mod model_tests {
             subjects in prop::collection::vec(literal_subject(), 1..20),
         ) {
             let p = Permissions::compile(&PermissionsConfig {
-                publish: Some(SubjectPermission { allow: allow.clone(), deny: deny.clone() }),
+                publish: Some(SubjectPermission { allow: allow.clone(), deny: deny.clone(), ..Default::default() }),
                 allow_responses: responses.then(ResponsePermission::default),
                 ..Default::default()
             });
@@ -1741,7 +1832,7 @@ mod model_tests {
             sub in pattern(),
         ) {
             let p = Permissions::compile(&PermissionsConfig {
-                subscribe: Some(SubjectPermission { allow: allow.clone(), deny: Vec::new() }),
+                subscribe: Some(SubjectPermission { allow: allow.clone(), deny: Vec::new(), ..Default::default() }),
                 ..Default::default()
             });
             let u = universe(4);
@@ -1791,7 +1882,7 @@ mod model_tests {
             picks in prop::collection::vec(0usize..363, 1..600),
         ) {
             let p = Permissions::compile(&PermissionsConfig {
-                publish: Some(SubjectPermission { allow, deny }),
+                publish: Some(SubjectPermission { allow, deny, ..Default::default() }),
                 ..Default::default()
             });
             let u = universe(5);

@@ -278,12 +278,14 @@ impl PermSpec {
             (!allow.is_empty() || !deny.is_empty()).then(|| SubjectPermission {
                 allow: allow.to_vec(),
                 deny: deny.to_vec(),
+                ..Default::default()
             })
         };
         Permissions {
             publish: list(&self.pub_allow, &self.pub_deny),
             subscribe: list(&self.sub_allow, &self.sub_deny),
             allow_responses: None,
+            ..Default::default()
         }
     }
 }

@@ -24,6 +24,7 @@ fn perm(allow: &[&str], deny: &[&str]) -> Option<SubjectPermission> {
     Some(SubjectPermission {
         allow: allow.iter().map(|s| s.to_string()).collect(),
         deny: deny.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     })
 }
 
@@ -291,11 +292,13 @@ fn seed_configuration_parses_to_the_expected_users_and_permissions() {
         publish: perm(&[">"], &[]),
         subscribe: perm(&[">"], &[]),
         allow_responses: None,
+        ..Default::default()
     };
     let requestor = Permissions {
         publish: perm(&["req.foo", "req.bar"], &[]),
         subscribe: perm(&["_INBOX.>"], &[]),
         allow_responses: None,
+        ..Default::default()
     };
     assert_eq!(
         users,
@@ -311,7 +314,8 @@ fn seed_configuration_parses_to_the_expected_users_and_permissions() {
         Some(Permissions {
             publish: perm(&["SANDBOX.*"], &[]),
             subscribe: perm(&["PUBLIC.>", "_INBOX.>"], &[]),
-            allow_responses: None
+            allow_responses: None,
+            ..Default::default()
         })
     );
 }

@@ -320,12 +320,13 @@ fn allow_responses_entries_expire_on_the_engines_clock() {
             publish: None,
             subscribe: Some(SubjectPermission {
                 allow: vec!["req".into()],
-                deny: vec![],
+                ..Default::default()
             }),
             allow_responses: Some(ResponsePermission {
                 max: Some(1),
                 expires: Some(Duration::from_millis(100)),
             }),
+            ..Default::default()
         }),
         ..User::default()
     };

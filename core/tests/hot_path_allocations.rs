@@ -101,12 +101,15 @@ fn restricted_users() -> Users {
         publish: Some(SubjectPermission {
             allow: list(&["bench.>", "metrics.*"]),
             deny: list(&["bench.secret"]),
+            ..Default::default()
         }),
         subscribe: Some(SubjectPermission {
             allow: list(&["bench.*", ">"]),
             deny: list(&["bench.secret"]),
+            ..Default::default()
         }),
         allow_responses: None,
+        ..Default::default()
     };
     let user = User {
         name: Some("u".into()),

@@ -3,6 +3,7 @@
 //! Parsing records only the flags that were given, so that they can override a
 //! configuration file afterwards, as nats-server's do.
 
+use tenet_core::audit::Operation;
 use tenet_core::auth::Auth;
 use tenet_core::config::options::{http_port_option, read_config, Config, SyslogAddress};
 use tenet_core::config::parse::{parse_file, ConfigError, Resolver};
@@ -105,6 +106,31 @@ pub struct Flags {
     pub tls_ca_cert: Option<String>,
     /// `--tlsverify`: clients must present a certificate.
     pub tls_verify: Option<bool>,
+    /// `--explain` or `--who`: answer a permission question and exit.
+    pub question: Option<Question>,
+    /// `--account`: the account `--who` asks about.
+    pub account: Option<String>,
+    /// `--format json`: audit answers and `-t` warnings as JSON.
+    pub json: bool,
+    /// `--strict`: `-t` fails when the configuration has warnings.
+    pub strict: bool,
+}
+
+/// A permission question (see `tenet_core::audit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Question {
+    /// `--explain USER pub|sub SUBJECT [QUEUE]`.
+    Explain {
+        user: String,
+        operation: Operation,
+        subject: String,
+        queue: Option<String>,
+    },
+    /// `--who pub|sub SUBJECT`.
+    Who {
+        operation: Operation,
+        subject: String,
+    },
 }
 
 /// A command-line mistake; the binary prints it and exits with status 1.
@@ -164,6 +190,14 @@ TLS Options:
     --tlsverify                      Enable TLS, verify client certificates
     --tlscacert <file>               Client certificate CA for verification
 
+Permission Audit Options:
+    --explain <user> pub|sub <subject> [<queue>]
+                                     Explain whether the user may publish or subscribe, and why
+    --who pub|sub <subject>          List the users who may publish to or receive the subject
+    --account <account>              With --who: only this account
+    --format text|json               Answers and -t warnings as text (default) or JSON
+    --strict                         With -t: exit 1 when the configuration has warnings
+
 Common Options:
     -h, --help                       Show this message
     -v, --version                    Show version
@@ -175,7 +209,7 @@ Common Options:
 /// `-flag=value` and the `--` forms, like nats-server's (Go's flag package).
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliError> {
     let mut flags = Flags::default();
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
     while let Some(arg) = args.next() {
         let (flag, inline_value) = match arg.split_once('=') {
             Some((f, v)) if arg.starts_with('-') => (f.to_string(), Some(v.to_string())),
@@ -241,6 +275,40 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
                         .map_err(|_| CliError(format!("invalid monitoring port: {port:?}")))?,
                 );
             }
+            "explain" => {
+                let user = value("user")?;
+                let operation = operation(args.next())?;
+                let subject = args
+                    .next()
+                    .ok_or_else(|| CliError("--explain needs a subject".into()))?;
+                let queue = args.next_if(|q| !q.starts_with('-'));
+                flags.question = Some(Question::Explain {
+                    user,
+                    operation,
+                    subject,
+                    queue,
+                });
+            }
+            "who" => {
+                let operation = operation(inline_value.clone().or_else(|| args.next()))?;
+                let subject = args
+                    .next()
+                    .ok_or_else(|| CliError("--who needs a subject".into()))?;
+                flags.question = Some(Question::Who { operation, subject });
+            }
+            "account" => flags.account = Some(value("account")?),
+            "format" => {
+                flags.json = match value("text or json")?.as_str() {
+                    "json" => true,
+                    "text" => false,
+                    other => {
+                        return Err(CliError(format!(
+                            "invalid value {other:?} for {flag}: text or json"
+                        )))
+                    }
+                }
+            }
+            "strict" => flags.strict = switch(&inline_value)?.unwrap_or(true),
             "sl" | "signal" => {
                 let spec = value("signal")?;
                 return parse_signal(&spec);
@@ -251,6 +319,16 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
         }
     }
     Ok(Command::Run(Box::new(flags)))
+}
+
+/// `pub` or `sub` after `--explain USER` or `--who`.
+fn operation(word: Option<String>) -> Result<Operation, CliError> {
+    word.as_deref().and_then(Operation::parse).ok_or_else(|| {
+        CliError(format!(
+            "expected pub or sub, got {}",
+            word.map_or("nothing".to_string(), |w| format!("{w:?}"))
+        ))
+    })
 }
 
 /// `reload`, `stop`, `quit` or `term`, optionally `=<pid or pid file>`.

@@ -11,10 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
+use tenet_core::audit::Audit;
 use tenet_core::config::options::Config;
 use tenet_core::Auth;
 use tenet_core::{Level, Options, Server};
 
+use crate::audit;
 use crate::cli::{self, Command, Flags};
 use crate::config_files::FsResolver;
 use crate::log::{LogOutput, LogTarget, Logger};
@@ -158,6 +160,9 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
     // The same checks for -t and for start-up: a file -t calls valid starts.
     let (config, auth) = match flags.load(&FsResolver, &env) {
         Ok(loaded) => loaded,
+        Err(errors) if flags.check_config || flags.question.is_some() => {
+            return audit::report_errors(binary, &errors, flags.json);
+        }
         Err(errors) => {
             for error in errors {
                 eprintln!("{binary}: {error}");
@@ -165,12 +170,15 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let jetstream = config.server.jetstream.is_some();
+    if let Some(question) = &flags.question {
+        let account = flags.account.as_deref();
+        return audit::answer(binary, question, account, &auth, jetstream, flags.json);
+    }
+    let warnings = Audit::new(&auth, jetstream).warnings();
     if flags.check_config {
         return match &flags.config_file {
-            Some(file) => {
-                println!("{binary}: configuration file {file} is valid");
-                ExitCode::SUCCESS
-            }
+            Some(file) => audit::check(binary, file, &warnings, flags.json, flags.strict),
             None => {
                 eprintln!("{binary}: -t needs a configuration file (-c FILE)");
                 ExitCode::from(1)
@@ -192,11 +200,9 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
         }
     };
     let (mut log, loop_log, mut signal_log) = (output.logger(), output.logger(), output.logger());
-    if auth.users.has_plaintext_passwords() {
-        log(
-            Level::Warn,
-            "Plaintext passwords detected, use nkeys or bcrypt",
-        );
+    // The permission audit's warnings (nats-server's plaintext password line among them).
+    for warning in &warnings {
+        log(Level::Warn, &warning.log_line());
     }
     let opts = config.server.clone();
     let runtime = match R::bind(opts.clone(), auth, loop_log) {
@@ -277,7 +283,12 @@ pub fn main<R: Runtime>(binary: &str) -> ExitCode {
                             switch,
                         )) => {
                             let (mut log, syslog_now) = (output.logger(), syslog_now.clone());
+                            let jetstream = opts.jetstream.is_some();
+                            let warnings = Audit::new(&auth, jetstream).warnings();
                             let applied: Applied = Box::new(move || {
+                                for warning in &warnings {
+                                    log(Level::Warn, &warning.log_line());
+                                }
                                 // As nats-server: these lines still go to the old target.
                                 let mut now = syslog_now.lock().unwrap_or_else(|e| e.into_inner());
                                 for line in now.reloaded(&syslog) {

@@ -9,6 +9,7 @@
 //! [`Runtime`] and its binary's `main` is one call to [`main`].
 
 pub mod accept;
+pub mod audit;
 pub mod cli;
 pub mod config_files;
 pub mod driver;

@@ -161,7 +161,9 @@ pub struct User {
 }
 
 /// Publish and subscribe permissions.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Equality compares what the permissions allow, not where they were written.
+#[derive(Clone, Debug, Default)]
 pub struct Permissions {
     /// `publish`; `None` = unrestricted.
     pub publish: Option<SubjectPermission>,
@@ -169,16 +171,44 @@ pub struct Permissions {
     pub subscribe: Option<SubjectPermission>,
     /// `allow_responses`.
     pub allow_responses: Option<ResponsePermission>,
+    /// Where the permissions were given (the map, or the `$VARIABLE` reference).
+    pub written_at: Option<Pos>,
+    /// Where `allow_responses` was written.
+    pub allow_responses_at: Option<Pos>,
 }
 
+impl PartialEq for Permissions {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.publish, &self.subscribe, self.allow_responses)
+            == (&other.publish, &other.subscribe, other.allow_responses)
+    }
+}
+
+impl Eq for Permissions {}
+
 /// Allow and deny lists of subjects (subscribe entries may carry a queue: `"foo q"`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Equality compares the entries, not where they were written.
+#[derive(Clone, Debug, Default)]
 pub struct SubjectPermission {
     /// Subjects allowed; empty means everything (nats-server's rule).
     pub allow: Vec<String>,
     /// Subjects denied; deny wins over allow.
     pub deny: Vec<String>,
+    /// Where each `allow` entry was written (same order; empty when the
+    /// permission was built in code rather than read from a file).
+    pub allow_at: Vec<Pos>,
+    /// Where each `deny` entry was written, as `allow_at`.
+    pub deny_at: Vec<Pos>,
 }
+
+impl PartialEq for SubjectPermission {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.allow, &self.deny) == (&other.allow, &other.deny)
+    }
+}
+
+impl Eq for SubjectPermission {}
 
 /// `allow_responses`: replies allowed to requests this user received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1116,7 +1146,10 @@ impl Reader<'_> {
 
     fn permissions(&mut self, value: &Value) -> Option<Permissions> {
         let map = self.map("permissions", value)?;
-        let mut perms = Permissions::default();
+        let mut perms = Permissions {
+            written_at: Some(value.pos.clone()),
+            ..Permissions::default()
+        };
         for (key, v) in map {
             match key.name.to_ascii_lowercase().as_str() {
                 "publish" | "pub" | "import" => perms.publish = self.subject_permission(v, false),
@@ -1124,7 +1157,8 @@ impl Reader<'_> {
                     perms.subscribe = self.subject_permission(v, true)
                 }
                 "allow_responses" | "publish_allow_responses" => {
-                    perms.allow_responses = self.allow_responses(v)
+                    perms.allow_responses = self.allow_responses(v);
+                    perms.allow_responses_at = Some(key.pos.clone());
                 }
                 _ => self.unknown_in(key, "permissions"),
             }
@@ -1143,8 +1177,8 @@ impl Reader<'_> {
             ValueKind::Map(map) => {
                 for (key, v) in map {
                     match key.name.to_ascii_lowercase().as_str() {
-                        "allow" => perm.allow = self.subjects(v, queues_allowed),
-                        "deny" => perm.deny = self.subjects(v, queues_allowed),
+                        "allow" => (perm.allow, perm.allow_at) = self.subjects(v, queues_allowed),
+                        "deny" => (perm.deny, perm.deny_at) = self.subjects(v, queues_allowed),
                         _ => {
                             let message = format!(
                                 "Unknown field name {:?} parsing subject permissions, only 'allow' or 'deny' are permitted",
@@ -1155,17 +1189,18 @@ impl Reader<'_> {
                     }
                 }
             }
-            _ => perm.allow = self.subjects(value, queues_allowed),
+            _ => (perm.allow, perm.allow_at) = self.subjects(value, queues_allowed),
         }
         Some(perm)
     }
 
-    fn subjects(&mut self, value: &Value, queues_allowed: bool) -> Vec<String> {
+    /// The valid entries of a subject list, and where each was written.
+    fn subjects(&mut self, value: &Value, queues_allowed: bool) -> (Vec<String>, Vec<Pos>) {
         let items: Vec<&Value> = match &value.kind {
             ValueKind::Array(list) => list.iter().collect(),
             _ => vec![value],
         };
-        let mut out = Vec::new();
+        let (mut out, mut at) = (Vec::new(), Vec::new());
         for item in items {
             let Some(text) = self.string("subject", item) else {
                 continue;
@@ -1188,8 +1223,9 @@ impl Reader<'_> {
                 continue;
             }
             out.push(text);
+            at.push(item.pos.clone());
         }
-        out
+        (out, at)
     }
 
     fn allow_responses(&mut self, value: &Value) -> Option<ResponsePermission> {

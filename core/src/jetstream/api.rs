@@ -543,40 +543,40 @@ impl AccountJetStream {
         server: &ServerShare,
         interest: &mut Interest<'_>,
     ) -> Option<String> {
-        let tokens: Vec<&str> = api.split('.').collect();
-        let answer = match tokens.as_slice() {
-            ["INFO"] => {
+        let answer = match ApiCall::parse(api)? {
+            ApiCall::AccountInfo => {
                 // Counted after it is answered, as nats-server does.
                 let answer = self.account_info();
                 self.api_total += 1;
                 return Some(answer);
             }
-            ["STREAM", "CREATE", name] => self.create(name, body, now, server),
-            ["STREAM", "UPDATE", name] => self.update(name, body, server.duplicate_window, now),
-            ["STREAM", "INFO", name] => self.info(name, body),
-            ["STREAM", "NAMES"] => self.names(body),
-            ["STREAM", "LIST"] => self.list(body),
-            ["STREAM", "DELETE", name] => self.delete(name, body, now),
-            ["STREAM", "PURGE", name] => self.purge(name, body),
-            ["STREAM", "MSG", "GET", name] => self.msg_get(name, body),
-            ["STREAM", "MSG", "DELETE", name] => self.msg_delete(name, body),
-            ["CONSUMER", "CREATE", stream] => {
-                self.consumer_create(stream, None, None, body, now, interest)
-            }
-            ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
-                let filter = (!filter.is_empty()).then(|| filter.join("."));
-                self.consumer_create(stream, Some(name), filter.as_deref(), body, now, interest)
-            }
-            ["CONSUMER", "DURABLE", "CREATE", stream, durable] => {
+            ApiCall::StreamCreate(name) => self.create(name, body, now, server),
+            ApiCall::StreamUpdate(name) => self.update(name, body, server.duplicate_window, now),
+            ApiCall::StreamInfo(name) => self.info(name, body),
+            ApiCall::StreamNames => self.names(body),
+            ApiCall::StreamList => self.list(body),
+            ApiCall::StreamDelete(name) => self.delete(name, body, now),
+            ApiCall::StreamPurge(name) => self.purge(name, body),
+            ApiCall::StreamMsgGet(name) => self.msg_get(name, body),
+            ApiCall::StreamMsgDelete(name) => self.msg_delete(name, body),
+            ApiCall::ConsumerCreate {
+                stream,
+                name,
+                filter,
+            } => self.consumer_create(stream, name, filter, body, now, interest),
+            ApiCall::ConsumerDurableCreate { stream, durable } => {
                 self.consumer_create_durable(stream, durable, body, now, interest)
             }
-            ["CONSUMER", "INFO", stream, name] => {
-                self.consumer_info(stream, name, body, now, interest)
+            ApiCall::ConsumerInfo { stream, consumer } => {
+                self.consumer_info(stream, consumer, body, now, interest)
             }
-            ["CONSUMER", "NAMES", stream] => self.consumer_names(stream, body),
-            ["CONSUMER", "LIST", stream] => self.consumer_list(stream, body, now, interest),
-            ["CONSUMER", "DELETE", stream, name] => self.consumer_delete(stream, name, body, now),
-            _ => return None,
+            ApiCall::ConsumerNames(stream) => self.consumer_names(stream, body),
+            ApiCall::ConsumerList(stream) => self.consumer_list(stream, body, now, interest),
+            ApiCall::ConsumerDelete { stream, consumer } => {
+                self.consumer_delete(stream, consumer, body, now)
+            }
+            // Served by the engine before a request gets here.
+            ApiCall::ConsumerNext { .. } | ApiCall::DirectGet { .. } => return None,
         };
         self.api_total += 1;
         match answer {
@@ -1153,14 +1153,13 @@ impl AccountJetStream {
 /// request's own response type carrying error 10039; None where nats-server
 /// answers nothing.
 pub fn not_enabled_answer(api: &str) -> Option<String> {
-    let tokens: Vec<&str> = api.split('.').collect();
     let paged = [("total", "0"), ("offset", "0"), ("limit", "0")];
-    let (name, extra): (&str, &[(&str, &str)]) = match tokens.as_slice() {
-        ["INFO"] => ("account_info", &[]),
-        ["STREAM", "CREATE", _] => ("stream_create", &[]),
-        ["STREAM", "UPDATE", _] => ("stream_update", &[]),
-        ["STREAM", "INFO", _] => ("stream_info", &paged),
-        ["STREAM", "NAMES"] => (
+    let (name, extra): (&str, &[(&str, &str)]) = match ApiCall::parse(api)? {
+        ApiCall::AccountInfo => ("account_info", &[]),
+        ApiCall::StreamCreate(_) => ("stream_create", &[]),
+        ApiCall::StreamUpdate(_) => ("stream_update", &[]),
+        ApiCall::StreamInfo(_) => ("stream_info", &paged),
+        ApiCall::StreamNames => (
             "stream_names",
             &[
                 ("total", "0"),
@@ -1169,7 +1168,7 @@ pub fn not_enabled_answer(api: &str) -> Option<String> {
                 ("streams", "null"),
             ],
         ),
-        ["STREAM", "LIST"] => (
+        ApiCall::StreamList => (
             "stream_list",
             &[
                 ("total", "0"),
@@ -1178,14 +1177,167 @@ pub fn not_enabled_answer(api: &str) -> Option<String> {
                 ("streams", "[]"),
             ],
         ),
-        ["STREAM", "DELETE", _] => ("stream_delete", &[]),
-        ["STREAM", "PURGE", _] => ("stream_purge", &[("purged", "0")]),
-        ["STREAM", "MSG", "GET", _] => ("stream_msg_get", &[]),
-        ["STREAM", "MSG", "DELETE", _] => ("stream_msg_delete", &[]),
+        ApiCall::StreamDelete(_) => ("stream_delete", &[]),
+        ApiCall::StreamPurge(_) => ("stream_purge", &[("purged", "0")]),
+        ApiCall::StreamMsgGet(_) => ("stream_msg_get", &[]),
+        ApiCall::StreamMsgDelete(_) => ("stream_msg_delete", &[]),
         _ => return None,
     };
     let answer = error_answer(name, &ApiError::not_enabled_for_account(), extra);
     Some(answer.unwrap_or_else(|json| json))
+}
+
+/// A `$JS.API` request by what it asks for: read once from its subject by
+/// the engine, which serves it, and by the permission audit, which names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiCall<'a> {
+    /// `INFO`: the account's JetStream usage and limits.
+    AccountInfo,
+    /// `STREAM.CREATE.<stream>`.
+    StreamCreate(&'a str),
+    /// `STREAM.UPDATE.<stream>`.
+    StreamUpdate(&'a str),
+    /// `STREAM.INFO.<stream>`.
+    StreamInfo(&'a str),
+    /// `STREAM.NAMES`.
+    StreamNames,
+    /// `STREAM.LIST`.
+    StreamList,
+    /// `STREAM.DELETE.<stream>`.
+    StreamDelete(&'a str),
+    /// `STREAM.PURGE.<stream>`.
+    StreamPurge(&'a str),
+    /// `STREAM.MSG.GET.<stream>`.
+    StreamMsgGet(&'a str),
+    /// `STREAM.MSG.DELETE.<stream>`.
+    StreamMsgDelete(&'a str),
+    /// `CONSUMER.CREATE.<stream>[.<consumer>[.<filter>]]`.
+    ConsumerCreate {
+        stream: &'a str,
+        name: Option<&'a str>,
+        filter: Option<&'a str>,
+    },
+    /// `CONSUMER.DURABLE.CREATE.<stream>.<durable>`.
+    ConsumerDurableCreate { stream: &'a str, durable: &'a str },
+    /// `CONSUMER.INFO.<stream>.<consumer>`.
+    ConsumerInfo { stream: &'a str, consumer: &'a str },
+    /// `CONSUMER.NAMES.<stream>`.
+    ConsumerNames(&'a str),
+    /// `CONSUMER.LIST.<stream>`.
+    ConsumerList(&'a str),
+    /// `CONSUMER.DELETE.<stream>.<consumer>`.
+    ConsumerDelete { stream: &'a str, consumer: &'a str },
+    /// `CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request.
+    ConsumerNext { stream: &'a str, consumer: &'a str },
+    /// `DIRECT.GET.<stream>[.<subject>]`.
+    DirectGet {
+        stream: &'a str,
+        subject: Option<&'a str>,
+    },
+}
+
+/// What follows the first `n` tokens of `subject`, if anything does.
+fn after_tokens(subject: &str, n: usize) -> Option<&str> {
+    subject.splitn(n + 1, '.').nth(n)
+}
+
+impl<'a> ApiCall<'a> {
+    /// Reads the part of a subject after `$JS.API.`; `None` for a subject
+    /// the API does not answer.
+    pub fn parse(api: &'a str) -> Option<ApiCall<'a>> {
+        let mut parts = api.splitn(6, '.');
+        let mut next = || parts.next();
+        let (a, b, c, d, e, rest) = (next(), next(), next(), next(), next(), next());
+        Some(match (a?, b, c, d, e, rest) {
+            ("INFO", None, ..) => ApiCall::AccountInfo,
+            ("STREAM", Some("NAMES"), None, ..) => ApiCall::StreamNames,
+            ("STREAM", Some("LIST"), None, ..) => ApiCall::StreamList,
+            ("STREAM", Some("MSG"), Some("GET"), Some(n), None, _) => ApiCall::StreamMsgGet(n),
+            ("STREAM", Some("MSG"), Some("DELETE"), Some(n), None, _) => {
+                ApiCall::StreamMsgDelete(n)
+            }
+            ("STREAM", Some(op), Some(n), None, ..) => match op {
+                "CREATE" => ApiCall::StreamCreate(n),
+                "UPDATE" => ApiCall::StreamUpdate(n),
+                "INFO" => ApiCall::StreamInfo(n),
+                "DELETE" => ApiCall::StreamDelete(n),
+                "PURGE" => ApiCall::StreamPurge(n),
+                _ => return None,
+            },
+            ("CONSUMER", Some("CREATE"), Some(stream), name, ..) => ApiCall::ConsumerCreate {
+                stream,
+                name,
+                // Everything after the consumer's name.
+                filter: after_tokens(api, 4),
+            },
+            ("CONSUMER", Some("DURABLE"), Some("CREATE"), Some(stream), Some(durable), None) => {
+                ApiCall::ConsumerDurableCreate { stream, durable }
+            }
+            ("CONSUMER", Some("MSG"), Some("NEXT"), Some(stream), Some(consumer), None) => {
+                ApiCall::ConsumerNext { stream, consumer }
+            }
+            ("CONSUMER", Some("NAMES"), Some(stream), None, ..) => ApiCall::ConsumerNames(stream),
+            ("CONSUMER", Some("LIST"), Some(stream), None, ..) => ApiCall::ConsumerList(stream),
+            ("CONSUMER", Some(op), Some(stream), Some(consumer), None, _) => match op {
+                "INFO" => ApiCall::ConsumerInfo { stream, consumer },
+                "DELETE" => ApiCall::ConsumerDelete { stream, consumer },
+                _ => return None,
+            },
+            ("DIRECT", Some("GET"), Some(stream), ..) => ApiCall::DirectGet {
+                stream,
+                subject: after_tokens(api, 3),
+            },
+            _ => return None,
+        })
+    }
+
+    /// What the request does, in words: "create stream ORDERS".
+    pub fn describe(&self) -> String {
+        match *self {
+            ApiCall::AccountInfo => "read the account's JetStream usage and limits".into(),
+            ApiCall::StreamCreate(s) => format!("create stream {s}"),
+            ApiCall::StreamUpdate(s) => format!("update stream {s}"),
+            ApiCall::StreamInfo(s) => format!("read the configuration and state of stream {s}"),
+            ApiCall::StreamNames => "list the names of the account's streams".into(),
+            ApiCall::StreamList => "list the account's streams".into(),
+            ApiCall::StreamDelete(s) => format!("delete stream {s}"),
+            ApiCall::StreamPurge(s) => format!("purge stream {s}"),
+            ApiCall::StreamMsgGet(s) => format!("read a message of stream {s}"),
+            ApiCall::StreamMsgDelete(s) => format!("delete a message of stream {s}"),
+            ApiCall::ConsumerCreate {
+                stream,
+                name,
+                filter,
+            } => {
+                let mut text = match name {
+                    Some(name) => format!("create consumer {name} on stream {stream}"),
+                    None => format!("create an ephemeral consumer on stream {stream}"),
+                };
+                if let Some(filter) = filter {
+                    text.push_str(&format!(" filtered by {filter}"));
+                }
+                text
+            }
+            ApiCall::ConsumerDurableCreate { stream, durable } => {
+                format!("create durable consumer {durable} on stream {stream}")
+            }
+            ApiCall::ConsumerInfo { stream, consumer } => {
+                format!("read consumer {consumer} of stream {stream}")
+            }
+            ApiCall::ConsumerNames(s) => format!("list the names of stream {s}'s consumers"),
+            ApiCall::ConsumerList(s) => format!("list stream {s}'s consumers"),
+            ApiCall::ConsumerDelete { stream, consumer } => {
+                format!("delete consumer {consumer} of stream {stream}")
+            }
+            ApiCall::ConsumerNext { stream, consumer } => {
+                format!("pull messages from consumer {consumer} of stream {stream}")
+            }
+            ApiCall::DirectGet { stream, subject } => match subject {
+                Some(subject) => format!("read stream {stream}'s last message on {subject}"),
+                None => format!("read a message of stream {stream} directly"),
+            },
+        }
+    }
 }
 
 /// A stored message as MSG.GET answers it.

@@ -11,7 +11,7 @@ use crate::auth::{encode_nonce, Verdict};
 use crate::errors::{subscription_violation, ClientError, CloseReason};
 use crate::memo::PublishMemo;
 use crate::outbound::Outbound;
-use crate::perms::{Permissions, PublishCache, ReplyTracker, SubscribeDecision};
+use crate::perms::{Permissions, PublishCache, ReplyTracker, SubscribeDecision, RESERVED_QUEUE};
 use crate::proto::encode::Info;
 use crate::proto::{ConnectOptions, Op, ParseError, Parser};
 use crate::subject::is_valid_subject;
@@ -25,9 +25,6 @@ use super::{ClientId, Event, Level, Peer, Server, Slot, Subscription, PROTOCOL_V
 
 /// Permission violations logged per client and second, at most.
 const VIOLATION_LOGS_PER_SECOND: u32 = 10;
-
-/// The queue group name nats-server reserves for itself.
-const RESERVED_QUEUE: &[u8] = b"_sys_";
 
 pub(super) struct Client {
     pub(super) id: ClientId,

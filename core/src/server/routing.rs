@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::account::SERVICE_REPLY_PREFIX;
 use crate::config::duration::format_duration;
 use crate::errors::{publish_violation, reply_violation, ClientError, CloseReason};
+use crate::perms::is_reserved_publish;
 use crate::proto::encode::decimal;
 use crate::proto::Publish;
 use crate::subject::{is_valid_literal_subject, subject_matches};
@@ -26,9 +27,6 @@ pub(super) const STALL_HIGH_WATER: u64 = 1024 * 1024;
 /// Longest a publisher stays paused by one stall before it is read again anyway
 /// (a receiver that never drains then runs into `max_pending` and is dropped).
 const STALL_MAX: Duration = Duration::from_millis(10);
-
-/// Subjects clients may not publish to (gateway replies).
-const RESERVED_PUBLISH_PREFIXES: [&[u8]; 1] = [b"_GR_."];
 
 /// Reply prefixes clients may not use: service-import, JetStream-ack and gateway replies.
 const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
@@ -53,9 +51,7 @@ impl Server {
         }
         // The subject's permission first, then reserved names, as nats-server orders them.
         if !self.publish_allowed(index, publish.subject, now)
-            || RESERVED_PUBLISH_PREFIXES
-                .iter()
-                .any(|p| publish.subject.starts_with(p))
+            || is_reserved_publish(publish.subject)
         {
             let text = publish_violation(publish.subject);
             self.send_error_text(index, &text);

@@ -3,9 +3,8 @@
 
 use std::cmp::Reverse;
 
-use crate::account::{PendingResponse, ResponseType, Target, SERVICE_REPLY_PREFIX};
+use crate::account::{PendingResponse, ResponseType, SERVICE_REPLY_PREFIX};
 use crate::proto::Publish;
-use crate::subject::{is_literal, map_subject};
 use crate::time::Time;
 
 use super::timers::{Timer, SERVER_TIMER};
@@ -31,15 +30,7 @@ impl Server {
         for &key in &routes.plain {
             let route = self.accounts[acc].streams_out.get(key);
             let start = buf.len();
-            match &route.target {
-                Target::Same => buf.extend_from_slice(publish.subject),
-                Target::Prefix(prefix) => {
-                    buf.extend_from_slice(prefix);
-                    buf.push(b'.');
-                    buf.extend_from_slice(publish.subject);
-                }
-                Target::Map(to) => map_subject(&route.source, to, publish.subject, &mut buf),
-            }
+            route.map_into(publish.subject, &mut buf);
             spans.push((route.importer, start, buf.len()));
         }
         let mut delivered = false;
@@ -91,11 +82,7 @@ impl Server {
             let route = self.accounts[at].services_in.get(key);
             let (exporter, response, threshold) = (route.exporter, route.response, route.threshold);
             let mut remote = Vec::with_capacity(route.remote.len());
-            if is_literal(&route.remote) {
-                remote.extend_from_slice(&route.remote);
-            } else {
-                map_subject(&route.local, &route.remote, &subject, &mut remote);
-            }
+            route.map_into(&subject, &mut remote);
             let service_reply = reply.take().map(|reply| {
                 let expires = now + threshold;
                 let pending = PendingResponse {
