@@ -247,7 +247,10 @@ fn every_user_reading_the_shared_inbox_space_is_warned_at_the_rule() {
     );
     // greeter has no permissions (it reads everything): it is warned too.
     assert!(
-        messages.iter().any(|m| m.starts_with("greeter can read the replies of joe, pam: it has no subscribe")),
+        messages
+            .iter()
+            .any(|m| m
+                .starts_with("greeter can read the replies of joe, pam: no subscribe allow list")),
         "{messages:?}"
     );
     for w in &replies {

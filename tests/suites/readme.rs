@@ -787,6 +787,10 @@ enum Check {
     NeedsHarness,
     /// The session of a `console` block, replayed over TCP.
     Session,
+    /// A permission audit command, run on the configurations the README
+    /// saves under the names it uses; its output must be the `text` block
+    /// after it.
+    Audit,
 }
 
 /// Every command of the README (`sh` lines, `console` `$` lines) and its check.
@@ -794,6 +798,20 @@ const COMMANDS: &[(&str, Check)] = &[
     ("cargo run --release -p tenet-mio -- -p 4222", Check::Server),
     ("cargo test --workspace", Check::Ci(&["cargo test --workspace"])),
     ("nc -C 127.0.0.1 4222", Check::Session),
+    ("tenet-mio -t -c shared-inbox.conf", Check::Audit),
+    (
+        "tenet-mio --who sub _INBOX.abc --account '$G' -c shared-inbox.conf",
+        Check::Audit,
+    ),
+    ("tenet-mio -t --strict -c private-inbox.conf", Check::Audit),
+    (
+        "tenet-mio --explain pam sub '_INBOX_joe.>' -c private-inbox.conf",
+        Check::Audit,
+    ),
+    (
+        "tenet-mio --explain Tom pub '$JS.API.CONSUMER.MSG.NEXT.student.tom' -c multi-tenant.conf",
+        Check::Audit,
+    ),
     ("cargo run --release -p tenet-async-std -- -p 4222", Check::Server),
     (
         "curl -s 'http://127.0.0.1:8222/connz?auth=1&subs=1&sort=msgs_from&limit=10'",
@@ -1183,4 +1201,95 @@ fn a_benchmark_script_without_its_harness_says_so() {
             "`{command}`: {text}"
         );
     }
+}
+
+/// Splits a README command into words: spaces separate them, single quotes
+/// keep what they enclose (all the audit commands need).
+fn shell_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let (mut word, mut quoted, mut any) = (String::new(), false, false);
+    for c in command.chars() {
+        match c {
+            '\'' => (quoted, any) = (!quoted, true),
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn the_audit_commands_print_what_the_readme_shows() {
+    if skip_on_reference("nats-server has no permission audit") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "tenet-readme-audit-{}-{}",
+        runtime_binary_name(),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, phrase) in [
+        (
+            "shared-inbox.conf",
+            "Without a `publish` list the service may",
+        ),
+        (
+            "private-inbox.conf",
+            "Give each user an inbox prefix of their own",
+        ),
+        ("multi-tenant.conf", "The setup tenet was built for"),
+    ] {
+        std::fs::write(dir.join(name), block_after(phrase, "conf").text).unwrap();
+    }
+    let section = README.find("## Auditing permissions").expect("the section");
+    let end = section
+        + README[section..]
+            .find("\n## TLS")
+            .expect("the next section");
+    let blocks = blocks();
+    let mut checked = 0;
+    for (i, block) in blocks.iter().enumerate() {
+        if block.tag != "sh" || block.offset < section || block.offset > end {
+            continue;
+        }
+        let mut output = String::new();
+        for command in block.text.lines() {
+            assert!(matches!(check_of(command), Check::Audit), "{command}");
+            let words = shell_words(command);
+            assert_eq!(words[0], "tenet-mio", "{command}");
+            let out = Command::new(server_binary())
+                .args(&words[1..])
+                .current_dir(&dir)
+                .output()
+                .expect("run the binary");
+            // Warnings (stderr) come before the verdict line (stdout).
+            output.push_str(&String::from_utf8_lossy(&out.stderr));
+            output.push_str(&String::from_utf8_lossy(&out.stdout));
+            checked += 1;
+        }
+        let shown = blocks[i + 1..]
+            .iter()
+            .find(|b| b.tag == "text")
+            .expect("a text block after the commands");
+        let output = output.replace(runtime_binary_name(), "tenet-mio");
+        assert_eq!(
+            output, shown.text,
+            "README line {}: the output differs",
+            block.line
+        );
+    }
+    assert_eq!(checked, 5, "the audit commands the README shows");
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -164,7 +164,7 @@ fn replies_others_read(audit: &Audit<'_>, found: &mut Vec<Warning>) {
             many => format!("the replies of {}", many.join(", ")),
         };
         let what = if rule_text.is_empty() {
-            "it has no subscribe permissions".to_string()
+            "no subscribe allow list restricts it".to_string()
         } else {
             format!("it may subscribe to {rule_text:?}")
         };
@@ -230,13 +230,19 @@ fn readable(audit: &Audit<'_>, reader: usize, space: &str) -> Option<(String, Op
             .filter(|(_, e)| !e.contains(' '))
             .map(|(i, e)| (e.clone(), list.allow_at.get(i).cloned()))
             .collect(),
+        // No allow list: "" stands for "everything".
         None => vec![(
-            ">".to_string(),
+            String::new(),
             audit.config_of(reader).and_then(|c| c.written_at.clone()),
         )],
     };
     allows.into_iter().find(|(entry, _)| {
-        let (e, s) = (entry.as_bytes(), space.as_bytes());
+        let e = if entry.is_empty() {
+            &b">"[..]
+        } else {
+            entry.as_bytes()
+        };
+        let s = space.as_bytes();
         if !subjects_collide(e, s) {
             return false;
         }
