@@ -738,3 +738,19 @@ fn the_tls_block_is_read_and_its_keys_tenet_lacks_are_refused_by_name() {
         .map(String::from)
     );
 }
+
+#[test]
+fn a_duration_too_long_for_a_number_of_seconds_is_an_error_not_a_panic() {
+    // Found by the config fuzz target: Duration::from_secs_f64 panicked.
+    let (_, errors) = read("authorization { token: abc, timeout 1000000000000000000000.5 }\n");
+    assert_eq!(
+        messages(&errors),
+        ["test.conf:1:36: timeout: 1000000000000000000000 seconds is too long"]
+    );
+    let (c, errors) = read("authorization { token: abc, timeout 2.5 }\n");
+    assert!(errors.is_empty(), "{:?}", messages(&errors));
+    assert_eq!(
+        c.authorization.unwrap().timeout,
+        Some(Duration::from_millis(2500))
+    );
+}

@@ -993,7 +993,13 @@ impl Reader<'_> {
     fn duration_or_seconds(&mut self, key: &str, value: &Value) -> Option<Duration> {
         match &value.kind {
             ValueKind::Integer(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
-            ValueKind::Float(f) if *f >= 0.0 && f.is_finite() => Some(Duration::from_secs_f64(*f)),
+            ValueKind::Float(f) if *f >= 0.0 => match Duration::try_from_secs_f64(*f) {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.error(&value.pos, format!("{key}: {f} seconds is too long"));
+                    None
+                }
+            },
             ValueKind::String(s) => match parse_duration(s) {
                 Ok(d) => Some(d),
                 Err(e) => {
