@@ -4,7 +4,7 @@
 //! by [`Permissions::compile`] and decided by the calls a live PUB or SUB
 //! makes ([`Permissions::publish_decision`], [`Permissions::can_subscribe`],
 //! the reserved names), and messages cross accounts along the routes the
-//! engine follows ([`Accounts::crossings_from`]). The audit adds only *why*:
+//! engine follows ([`crate::Accounts::crossings_from`]). The audit adds only *why*:
 //! which configured entry decided, and where it was written.
 
 mod report;
