@@ -411,6 +411,7 @@ impl<'a> Audit<'a> {
                     reasons.push(no_allow_reason(
                         "publish",
                         subject,
+                        None,
                         list,
                         config.and_then(|c| c.written_at.as_ref()),
                     ));
@@ -488,7 +489,13 @@ impl<'a> Audit<'a> {
                 );
             }
             (SubscribeDecision::Denied, list) => {
-                reasons.push(no_allow_reason("subscribe", subject, list, written_at));
+                reasons.push(no_allow_reason(
+                    "subscribe",
+                    subject,
+                    queue,
+                    list,
+                    written_at,
+                ));
                 if let Some(list) = list {
                     reasons.extend(partial_allow_reasons(list, subject, queue));
                 }
@@ -718,20 +725,21 @@ fn entry_reason(what: &str, list: &SubjectPermission, entry: usize, allow: bool)
 fn no_allow_reason(
     kind: &str,
     subject: &str,
+    queue: Option<&str>,
     list: Option<&SubjectPermission>,
     written_at: Option<&Pos>,
 ) -> Reason {
     match list.filter(|l| !l.allow.is_empty()) {
         Some(list) => {
-            let verb = if kind == "subscribe" {
-                "covers"
-            } else {
-                "matches"
+            let what = match (kind, queue) {
+                ("subscribe", None) => format!("admits {subject:?} without a queue group"),
+                ("subscribe", Some(q)) => format!("admits {subject:?} in queue group {q:?}"),
+                _ => format!("matches {subject:?}"),
             };
             let entries: Vec<String> = list.allow.iter().map(|e| format!("{e:?}")).collect();
             Reason::new(
                 format!(
-                    "no {kind} allow entry {verb} {subject:?} (the allow list: {})",
+                    "no {kind} allow entry {what} (the allow list: {})",
                     entries.join(", ")
                 ),
                 list.allow_at.first(),
