@@ -279,9 +279,14 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
                 let user = value("user")?;
                 let operation = operation(args.next())?;
                 let subject = args
-                    .next()
+                    .next_if(|s| !s.starts_with('-'))
                     .ok_or_else(|| CliError("--explain needs a subject".into()))?;
                 let queue = args.next_if(|q| !q.starts_with('-'));
+                if queue.is_some() && operation == Operation::Publish {
+                    return Err(CliError(
+                        "--explain USER pub SUBJECT takes no queue group".into(),
+                    ));
+                }
                 flags.question = Some(Question::Explain {
                     user,
                     operation,
@@ -292,7 +297,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             "who" => {
                 let operation = operation(inline_value.clone().or_else(|| args.next()))?;
                 let subject = args
-                    .next()
+                    .next_if(|s| !s.starts_with('-'))
                     .ok_or_else(|| CliError("--who needs a subject".into()))?;
                 flags.question = Some(Question::Who { operation, subject });
             }
@@ -654,6 +659,45 @@ mod tests {
             .unwrap_err()
             .0
             .contains("invalid boolean"));
+    }
+
+    #[test]
+    fn audit_questions_are_read_with_their_words() {
+        let f = flags(&["--explain", "pam", "sub", "_INBOX.>", "q", "-c", "x.conf"]).unwrap();
+        assert_eq!(
+            f.question,
+            Some(Question::Explain {
+                user: "pam".into(),
+                operation: Operation::Subscribe,
+                subject: "_INBOX.>".into(),
+                queue: Some("q".into()),
+            })
+        );
+        assert_eq!(f.config_file.as_deref(), Some("x.conf"));
+        let f = flags(&["--who", "pub", "a.b", "--account", "A", "--format", "json"]).unwrap();
+        assert_eq!(
+            f.question,
+            Some(Question::Who {
+                operation: Operation::Publish,
+                subject: "a.b".into(),
+            })
+        );
+        assert_eq!((f.account.as_deref(), f.json), (Some("A"), true));
+        assert!(flags(&["-t", "--strict"]).unwrap().strict);
+        let error = |args: &[&str]| flags(args).unwrap_err().0;
+        assert_eq!(
+            error(&["--explain", "joe", "pub", "-c", "x.conf"]),
+            "--explain needs a subject"
+        );
+        assert_eq!(
+            error(&["--explain", "joe", "pub", "foo", "q"]),
+            "--explain USER pub SUBJECT takes no queue group"
+        );
+        assert_eq!(
+            error(&["--who", "send", "foo"]),
+            "expected pub or sub, got \"send\""
+        );
+        assert!(error(&["--format", "yaml"]).contains("text or json"));
     }
 
     #[test]

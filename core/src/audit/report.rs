@@ -93,11 +93,15 @@ impl WhoAnswer {
             .map_or(" in any account".to_string(), |a| {
                 format!(" in account {a}")
             });
-        let mut out = format!(
-            "{} user(s) {verb} {:?}{place}\n",
-            self.reaches.len(),
-            self.subject
-        );
+        // A user reached both directly and through an import counts once.
+        let mut users: Vec<(&str, &str)> = self
+            .reaches
+            .iter()
+            .map(|r| (r.user.as_str(), r.account.as_str()))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut out = format!("{} user(s) {verb} {:?}{place}\n", users.len(), self.subject);
         if let Some(js) = &self.jetstream {
             out.push_str(&format!("({js})\n"));
         }
