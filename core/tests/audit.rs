@@ -437,3 +437,20 @@ accounts {
         .unwrap()
         .starts_with("JetStream acknowledgement for consumer worker of stream orders"));
 }
+
+#[test]
+fn a_reply_warning_names_five_users_and_counts_the_rest() {
+    let users: String = (0..8)
+        .map(|i| format!("    {{user: u{i}, password: \"$2b$04$gTq2e0umeQ/YnpKzdPV2menebp8ZL9ZDJ0HJy01pMfoyJlLDT5186\", permissions: $R}}\n"))
+        .collect();
+    let text = format!(
+        "authorization {{\n  R = {{publish: \"svc.*\", subscribe: \"_INBOX.>\"}}\n  users = [\n{users}  ]\n}}\n"
+    );
+    let (_, auth) = config(&text);
+    let warnings = Audit::new(&auth, false).warnings();
+    assert_eq!(warnings.len(), 8, "{warnings:#?}");
+    assert_eq!(
+        warnings[0].message,
+        "u0 can read the replies of u1, u2, u3, u4, u5 and 2 others: it may subscribe to \"_INBOX.>\""
+    );
+}

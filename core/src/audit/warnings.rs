@@ -3,6 +3,8 @@
 //! A warning never changes what the server does; each names where the rule
 //! was written and how to fix it.
 
+use std::collections::BTreeMap;
+
 use crate::account::GLOBAL_ACCOUNT;
 use crate::auth::Login;
 use crate::config::options::SubjectPermission;
@@ -134,33 +136,49 @@ pub(super) fn find(audit: &Audit<'_>) -> Vec<Warning> {
 /// user there who makes requests.
 fn replies_others_read(audit: &Audit<'_>, found: &mut Vec<Warning>) {
     let users = &audit.auth.users;
-    let all: Vec<usize> = users.identities().map(|u| u.index).collect();
-    for &reader in &all {
-        let account = users.identity(reader).expect("exists").account;
-        let mut victims = Vec::new();
-        let mut rule_at = None;
-        let mut rule_text = String::new();
-        for &requester in &all {
-            if requester == reader || users.identity(requester).expect("exists").account != account
-            {
+    // Each account's distinct reply spaces, with the requesters whose
+    // replies arrive there: readers are checked once per space, not once
+    // per requester.
+    let mut spaces: BTreeMap<(&str, String), Vec<usize>> = BTreeMap::new();
+    for user in users.identities() {
+        for space in reply_space(audit, user.index) {
+            spaces
+                .entry((user.account, space))
+                .or_default()
+                .push(user.index);
+        }
+    }
+    for reader in users.identities() {
+        let allows = subscribe_allows(audit, reader.index);
+        let mut victims: Vec<usize> = Vec::new();
+        let mut rule: Option<(String, Option<Pos>)> = None;
+        for ((account, space), requesters) in &spaces {
+            if *account != reader.account || requesters.iter().all(|&r| r == reader.index) {
                 continue;
             }
-            for space in reply_space(audit, requester) {
-                if let Some((entry, at)) = readable(audit, reader, &space) {
-                    victims.push(audit.display_name(requester));
-                    if rule_at.is_none() {
-                        (rule_at, rule_text) = (at, entry);
-                    }
-                    break;
-                }
+            if let Some(entry) = readable(audit, reader.index, &allows, space) {
+                victims.extend(requesters.iter().filter(|&&r| r != reader.index));
+                rule.get_or_insert(entry);
             }
         }
-        if victims.is_empty() {
+        let Some((rule_text, rule_at)) = rule else {
             continue;
-        }
-        let reader_name = audit.display_name(reader);
-        let whose = match victims.as_slice() {
+        };
+        victims.sort_unstable();
+        victims.dedup();
+        let names: Vec<String> = victims
+            .iter()
+            .take(NAMED_VICTIMS)
+            .map(|&v| audit.display_name(v))
+            .collect();
+        let reader_name = audit.display_name(reader.index);
+        let whose = match names.as_slice() {
             [one] => format!("{one}'s replies"),
+            _ if victims.len() > NAMED_VICTIMS => format!(
+                "the replies of {} and {} others",
+                names.join(", "),
+                victims.len() - NAMED_VICTIMS
+            ),
             many => format!("the replies of {}", many.join(", ")),
         };
         let what = if rule_text.is_empty() {
@@ -170,7 +188,7 @@ fn replies_others_read(audit: &Audit<'_>, found: &mut Vec<Warning>) {
         };
         found.push(Warning {
             kind: WarningKind::ReadsOthersReplies,
-            at: rule_at.or_else(|| users.origin(reader).and_then(|o| o.pos.cloned())),
+            at: rule_at.or_else(|| users.origin(reader.index).and_then(|o| o.pos.cloned())),
             message: format!("{reader_name} can read {whose}: {what}"),
             fix: format!(
                 "give each user an inbox prefix of its own: subscribe \"_INBOX_{reader_name}.>\" for {reader_name} (and the client's custom inbox prefix \"_INBOX_{reader_name}\"), as in the README's private-inbox section"
@@ -178,6 +196,9 @@ fn replies_others_read(audit: &Audit<'_>, found: &mut Vec<Warning>) {
         });
     }
 }
+
+/// How many users a reply warning names before it counts the rest.
+const NAMED_VICTIMS: usize = 5;
 
 /// The subjects replies to `index`'s requests arrive on, if it makes
 /// requests: the inbox-like entries of its subscribe allow list, else
@@ -215,14 +236,14 @@ fn reply_space(audit: &Audit<'_>, index: usize) -> Vec<String> {
     Vec::new()
 }
 
-/// Whether `reader` may subscribe to some subject in `space`: the entry
-/// that lets it and where it was written ("" when it is unrestricted).
-fn readable(audit: &Audit<'_>, reader: usize, space: &str) -> Option<(String, Option<Pos>)> {
-    let Some(perms) = audit.compiled[reader].as_ref() else {
-        return Some((String::new(), None));
-    };
-    let list = audit.config_of(reader).and_then(|c| c.subscribe.as_ref());
-    let allows: Vec<(String, Option<Pos>)> = match list.filter(|l| !l.allow.is_empty()) {
+/// A user's plain subscribe allow entries and where each was written; one
+/// entry "" (everything) when no allow list restricts it.
+fn subscribe_allows(audit: &Audit<'_>, index: usize) -> Vec<(String, Option<Pos>)> {
+    let config = audit.config_of(index);
+    match config
+        .and_then(|c| c.subscribe.as_ref())
+        .filter(|l| !l.allow.is_empty())
+    {
         Some(list) => list
             .allow
             .iter()
@@ -230,26 +251,38 @@ fn readable(audit: &Audit<'_>, reader: usize, space: &str) -> Option<(String, Op
             .filter(|(_, e)| !e.contains(' '))
             .map(|(i, e)| (e.clone(), list.allow_at.get(i).cloned()))
             .collect(),
-        // No allow list: "" stands for "everything".
-        None => vec![(
-            String::new(),
-            audit.config_of(reader).and_then(|c| c.written_at.clone()),
-        )],
+        None => vec![(String::new(), config.and_then(|c| c.written_at.clone()))],
+    }
+}
+
+/// Whether `reader`, with these allow entries, may subscribe to some
+/// subject in `space`: the entry that lets it ("" when it is unrestricted).
+fn readable(
+    audit: &Audit<'_>,
+    reader: usize,
+    allows: &[(String, Option<Pos>)],
+    space: &str,
+) -> Option<(String, Option<Pos>)> {
+    let Some(perms) = audit.compiled[reader].as_ref() else {
+        return Some((String::new(), None));
     };
-    allows.into_iter().find(|(entry, _)| {
-        let e = if entry.is_empty() {
-            &b">"[..]
-        } else {
-            entry.as_bytes()
-        };
-        let s = space.as_bytes();
-        if !subjects_collide(e, s) {
-            return false;
-        }
-        // The part of the reply space the entry reaches, as a SUB.
-        let shared = if is_subset(s, e) { s } else { e };
-        perms.can_subscribe(shared, None) != SubscribeDecision::Denied
-    })
+    allows
+        .iter()
+        .find(|(entry, _)| {
+            let e = if entry.is_empty() {
+                &b">"[..]
+            } else {
+                entry.as_bytes()
+            };
+            let s = space.as_bytes();
+            if !subjects_collide(e, s) {
+                return false;
+            }
+            // The part of the reply space the entry reaches, as a SUB.
+            let shared = if is_subset(s, e) { s } else { e };
+            perms.can_subscribe(shared, None) != SubscribeDecision::Denied
+        })
+        .cloned()
 }
 
 /// Allow entries a deny covers, denies outside every allow, duplicates, and
