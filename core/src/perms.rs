@@ -396,9 +396,11 @@ impl EntrySet {
 }
 
 /// Whether queue `name` matches the queue `pattern` of a permission entry,
-/// token by token like a subject (`*` one token, `>` one or more). A queue name
-/// is opaque, so its `*`/`>` tokens are literal and its empty tokens are
-/// tokens like any other (a deny of `*.prod` also covers group `.prod`).
+/// token by token like a subject (`*` one token, `>` one or more), as
+/// nats-server decides it: the name equals the pattern, or every name the
+/// name could stand for is one the pattern admits. So a `*` admits any one
+/// token but a `>` (group `v1.>` is refused under `v1.*`), and empty tokens
+/// are tokens like any other (a deny of `*.prod` also covers group `.prod`).
 fn queue_matches(pattern: &[u8], name: &[u8]) -> bool {
     let mut pats = tokens(pattern);
     let mut names = tokens(name);
@@ -406,7 +408,7 @@ fn queue_matches(pattern: &[u8], name: &[u8]) -> bool {
         match (pats.next(), names.next()) {
             (None, None) => return true,
             (Some([FWC]), Some(_)) => return true,
-            (Some([PWC]), Some(_)) => {}
+            (Some([PWC]), Some(n)) if n != [FWC] => {}
             (Some(p), Some(n)) if p == n => {}
             _ => return false,
         }
@@ -1562,7 +1564,8 @@ mod model_tests {
             match (p.split_first(), n.split_first()) {
                 (None, None) => true,
                 (Some((&">", _)), Some(_)) => true,
-                (Some((&"*", pr)), Some((_, nr))) => go(pr, nr),
+                // `*` admits one token, but not a name's `>` (which stands for more).
+                (Some((&"*", pr)), Some((nt, nr))) if *nt != ">" => go(pr, nr),
                 (Some((pt, pr)), Some((nt, nr))) => pt == nt && go(pr, nr),
                 _ => false,
             }

@@ -398,6 +398,10 @@ fn queue_group_entries() {
         // Wildcard queue names in entries.
         ("qux", Some("v1.a"), true),
         ("qux", Some("v2"), false),
+        // A group name with wildcards: `v1.*` is the entry's own name, but
+        // `v1.>` stands for more than `v1.*` admits (nats-server refuses it).
+        ("qux", Some("v1.*"), true),
+        ("qux", Some("v1.>"), false),
         // deny `> *.prod`: any subject, groups matching *.prod.
         ("bar", Some("east.prod"), false),
         ("bar", Some("east.dev"), true),
