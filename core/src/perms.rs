@@ -391,7 +391,7 @@ impl EntrySet {
     /// Whether deny entry `entry` concerns a SUB in group `queue` (plain entries concern all).
     fn applies(&self, entry: usize, queue: Option<&[u8]>) -> bool {
         self.queue(entry)
-            .is_none_or(|p| queue.is_some_and(|q| queue_matches(p, q)))
+            .is_none_or(|p| queue.is_some_and(|q| queue_may_match(p, q)))
     }
 }
 
@@ -409,6 +409,24 @@ fn queue_matches(pattern: &[u8], name: &[u8]) -> bool {
             (None, None) => return true,
             (Some([FWC]), Some(_)) => return true,
             (Some([PWC]), Some(n)) if n != [FWC] => {}
+            (Some(p), Some(n)) if p == n => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether a deny entry's queue `pattern` concerns group `name`, erring on
+/// the side of denying: the name's tokens are taken literally, so a `*` of
+/// the pattern also matches a name's `>` (a deny of `*.prod` covers group
+/// `>.prod`, which nats-server lets through).
+fn queue_may_match(pattern: &[u8], name: &[u8]) -> bool {
+    let mut pats = tokens(pattern);
+    let mut names = tokens(name);
+    loop {
+        match (pats.next(), names.next()) {
+            (None, None) => return true,
+            (Some([FWC]), Some(_)) => return true,
+            (Some([PWC]), Some(_)) => {}
             (Some(p), Some(n)) if p == n => {}
             _ => return false,
         }
@@ -1558,6 +1576,23 @@ mod model_tests {
             .any(|u| subject_matches(sub, u) && subject_matches(entry, u))
     }
 
+    /// Deny-side queue match, written independently of `queue_may_match`:
+    /// the name's tokens are literal, `*` takes any one of them.
+    fn naive_queue_may_match(pattern: &str, name: &str) -> bool {
+        fn go(p: &[&str], n: &[&str]) -> bool {
+            match (p.split_first(), n.split_first()) {
+                (None, None) => true,
+                (Some((&">", _)), Some(_)) => true,
+                (Some((&"*", pr)), Some((_, nr))) => go(pr, nr),
+                (Some((pt, pr)), Some((nt, nr))) => pt == nt && go(pr, nr),
+                _ => false,
+            }
+        }
+        let p: Vec<&str> = pattern.split('.').collect();
+        let n: Vec<&str> = name.split('.').collect();
+        go(&p, &n)
+    }
+
     /// Queue pattern match, written independently of `queue_matches`.
     fn naive_queue_match(pattern: &str, name: &str) -> bool {
         fn go(p: &[&str], n: &[&str]) -> bool {
@@ -1624,7 +1659,7 @@ mod model_tests {
     }
 
     fn queue_name() -> impl Strategy<Value = String> {
-        prop::collection::vec(prop::sample::select(vec!["x", "y", "z", "*"]), 1..=2)
+        prop::collection::vec(prop::sample::select(vec!["x", "y", "z", "*", ">"]), 1..=2)
             .prop_map(|t| t.join("."))
     }
 
@@ -1646,6 +1681,14 @@ mod model_tests {
     fn queue_ok(e: &Entry, queue: Option<&str>) -> bool {
         match (&e.queue, queue) {
             (Some(p), Some(q)) => naive_queue_match(p, q),
+            _ => false,
+        }
+    }
+
+    /// A deny entry's queue concerns the group (tokens taken literally).
+    fn deny_queue_ok(e: &Entry, queue: Option<&str>) -> bool {
+        match (&e.queue, queue) {
+            (Some(p), Some(q)) => naive_queue_may_match(p, q),
             _ => false,
         }
     }
@@ -1679,7 +1722,7 @@ mod model_tests {
                     .any(|e| e.queue.is_some() && !queue_ok(e, queue) && overlaps(e));
             }
         }
-        let applies = |e: &&Entry| e.queue.is_none() || queue_ok(e, queue);
+        let applies = |e: &&Entry| e.queue.is_none() || deny_queue_ok(e, queue);
         if deny.iter().filter(applies).any(covers) {
             return SubscribeDecision::Denied;
         }
@@ -1714,7 +1757,7 @@ mod model_tests {
         let denied = deny
             .iter()
             .filter(m)
-            .any(|e| e.queue.is_none() || queue_ok(e, queue));
+            .any(|e| e.queue.is_none() || deny_queue_ok(e, queue));
         !allowed || denied
     }
 
@@ -1908,6 +1951,10 @@ mod model_tests {
             prop_assert_eq!(
                 queue_matches(pattern.as_bytes(), name.as_bytes()),
                 naive_queue_match(&pattern, &name)
+            );
+            prop_assert_eq!(
+                queue_may_match(pattern.as_bytes(), name.as_bytes()),
+                naive_queue_may_match(&pattern, &name)
             );
         }
     }

@@ -89,7 +89,7 @@ const DIFFERENCES: &[(&str, &str)] = &[
     ),
     (
         "queue-permissions-wildcard-groups-and-denies",
-        "queue permissions with wildcards in the group name, and deny `foo` + `foo v2`",
+        "queue denies: a group name with wildcards, and deny `foo` + `foo v2`",
     ),
     (
         "auth-timeout-as-a-duration-string",
