@@ -219,10 +219,12 @@ fuzz_target!(|data: &[u8]| {
         publish: Some(SubjectPermission {
             allow: texts(&pub_allow),
             deny: texts(&pub_deny),
+            ..Default::default()
         }),
         subscribe: Some(SubjectPermission {
             allow: texts(&sub_allow),
             deny: texts(&sub_deny),
+            ..Default::default()
         }),
         ..Default::default()
     };
