@@ -395,38 +395,33 @@ impl EntrySet {
     }
 }
 
-/// Whether queue `name` matches the queue `pattern` of a permission entry,
+/// Whether queue `name` matches the queue `pattern` of an allow entry,
 /// token by token like a subject (`*` one token, `>` one or more), as
 /// nats-server decides it: the name equals the pattern, or every name the
 /// name could stand for is one the pattern admits. So a `*` admits any one
 /// token but a `>` (group `v1.>` is refused under `v1.*`), and empty tokens
-/// are tokens like any other (a deny of `*.prod` also covers group `.prod`).
+/// are tokens like any other.
 fn queue_matches(pattern: &[u8], name: &[u8]) -> bool {
-    let mut pats = tokens(pattern);
-    let mut names = tokens(name);
-    loop {
-        match (pats.next(), names.next()) {
-            (None, None) => return true,
-            (Some([FWC]), Some(_)) => return true,
-            (Some([PWC]), Some(n)) if n != [FWC] => {}
-            (Some(p), Some(n)) if p == n => {}
-            _ => return false,
-        }
-    }
+    queue_tokens_match(pattern, name, false)
 }
 
 /// Whether a deny entry's queue `pattern` concerns group `name`, erring on
 /// the side of denying: the name's tokens are taken literally, so a `*` of
 /// the pattern also matches a name's `>` (a deny of `*.prod` covers group
-/// `>.prod`, which nats-server lets through).
+/// `>.prod`, which nats-server lets through; and group `.prod`).
 fn queue_may_match(pattern: &[u8], name: &[u8]) -> bool {
+    queue_tokens_match(pattern, name, true)
+}
+
+/// The walk of both: `literal_fwc` lets a pattern's `*` take a name's `>`.
+fn queue_tokens_match(pattern: &[u8], name: &[u8], literal_fwc: bool) -> bool {
     let mut pats = tokens(pattern);
     let mut names = tokens(name);
     loop {
         match (pats.next(), names.next()) {
             (None, None) => return true,
             (Some([FWC]), Some(_)) => return true,
-            (Some([PWC]), Some(_)) => {}
+            (Some([PWC]), Some(n)) if literal_fwc || n != [FWC] => {}
             (Some(p), Some(n)) if p == n => {}
             _ => return false,
         }

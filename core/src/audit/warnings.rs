@@ -395,22 +395,25 @@ fn duplicate(
     }
 }
 
-/// nats-server's warning, at the first user with a plain password.
+/// nats-server's warning, when nats-server would give it
+/// ([`crate::Users::has_plaintext_passwords`]), at the first user with a
+/// plain password.
 fn plaintext_passwords(audit: &Audit<'_>, found: &mut Vec<Warning>) {
     let users = &audit.auth.users;
-    let first = users
+    if !users.has_plaintext_passwords() {
+        return;
+    }
+    let at = users
         .identities()
         .filter_map(|u| users.origin(u.index))
-        .find(|o| o.login == Login::PlainPassword);
-    if let Some(origin) = first {
-        found.push(Warning {
-            kind: WarningKind::PlaintextPassword,
-            at: origin.pos.cloned(),
-            message: "Plaintext passwords detected, use nkeys or bcrypt".into(),
-            fix: "store bcrypt hashes (`nats server passwd` makes one) or give the users nkeys"
-                .into(),
-        });
-    }
+        .find(|o| o.login == Login::PlainPassword)
+        .and_then(|o| o.pos.cloned());
+    found.push(Warning {
+        kind: WarningKind::PlaintextPassword,
+        at,
+        message: "Plaintext passwords detected, use nkeys or bcrypt".into(),
+        fix: "store bcrypt hashes (`nats server passwd` makes one) or give the users nkeys".into(),
+    });
 }
 
 /// Users without any permissions in an account where others are restricted.
